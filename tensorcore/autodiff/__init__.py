@@ -1,0 +1,1 @@
+"""Reverse-mode automatic differentiation: GradientTape, Variable, custom gradients."""

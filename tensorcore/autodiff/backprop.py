@@ -1,0 +1,61 @@
+"""Reverse accumulation over a tape's entries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tensorcore.errors import GradientError
+
+
+def backprop(entries: list, targets: list, seeds: list | None, sources: list, zero_unconnected: bool) -> list:
+    """Walk ``entries`` backwards from ``targets``; return the gradient of each source."""
+    from tensorcore.ops import creation, elementwise
+
+    grads: dict[int, Any] = {}
+    for i, t in enumerate(targets):
+        seed = creation.ones_like(t) if seeds is None else seeds[i]
+        _accumulate(grads, t, seed, elementwise.add)
+    wanted = {id(s) for s in sources}
+    for entry in reversed(entries):
+        out_grads = [grads.get(id(o)) for o in entry.outputs]
+        if all(g is None for g in out_grads):
+            continue
+        _check_versions(entry)
+        out_grads = [
+            creation.zeros_like(o) if g is None else g for o, g in zip(entry.outputs, out_grads)
+        ]
+        in_grads = entry.op.grad(entry, *out_grads)
+        for x, g, needed in zip(entry.inputs, in_grads, entry.needs_grad):
+            if needed and g is not None:
+                _accumulate(grads, x, g, elementwise.add)
+        # A source's gradient is final once every entry after it is processed; other
+        # intermediate gradients are dropped as soon as their producer has used them.
+        for o in entry.outputs:
+            if id(o) not in wanted:
+                grads.pop(id(o), None)
+    result = []
+    for s in sources:
+        g = grads.get(id(s))
+        if g is None and zero_unconnected:
+            g = creation.zeros_like(s)
+        result.append(g)
+    return result
+
+
+def _accumulate(grads: dict[int, Any], x: Any, g: Any, add: Any) -> None:
+    if tuple(g.shape) != tuple(x.shape):
+        raise GradientError(
+            f"gradient of shape {tuple(g.shape)} does not match its tensor's shape {tuple(x.shape)}"
+        )
+    prev = grads.get(id(x))
+    grads[id(x)] = g if prev is None else add(prev, g)
+
+
+def _check_versions(entry: Any) -> None:
+    for i, (x, version) in enumerate(zip(entry.inputs, entry.versions)):
+        if version is not None and x._version != version:
+            raise GradientError(
+                f"input {i} of {entry.op.name!r} (variable {getattr(x, 'name', '')!r}) was assigned "
+                "after the op was recorded, so its gradient would be wrong; compute gradients "
+                "before updating variables"
+            )

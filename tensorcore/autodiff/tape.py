@@ -1,0 +1,176 @@
+"""GradientTape: records the ops run on watched tensors, then plays them back in reverse.
+
+Recording is decided per op by :func:`record`, which dispatch calls only while at least one
+tape is recording. A tape records an op when one of its inputs is watched: a tensor given
+to ``watch()``, a trainable Variable (unless ``watch_accessed_variables=False``), or the
+floating-point output of an op the tape recorded. Gradient functions are written with
+tensorcore ops, so an outer tape records the gradient computation of an inner one, which
+gives second-order gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from tensorcore.errors import GradientError
+
+# The tapes recording now, innermost last. Dispatch reads this list on every op.
+recording: list[GradientTape] = []
+
+
+class Entry:
+    """One recorded op: what the gradient function receives as ``ctx``."""
+
+    __slots__ = ("op", "inputs", "attrs", "outputs", "needs_grad", "versions")
+
+    def __init__(self, op: Any, inputs: tuple, attrs: dict, outputs: tuple, needs_grad: tuple, versions: tuple) -> None:
+        self.op, self.inputs, self.attrs, self.outputs = op, inputs, attrs, outputs
+        self.needs_grad, self.versions = needs_grad, versions
+
+    @property
+    def output(self) -> Any:
+        """The single output of a one-output op."""
+        return self.outputs[0]
+
+
+def record(op: Any, inputs: tuple, attrs: dict, outputs: tuple) -> None:
+    """Record ``op`` on every recording tape that watches one of its inputs."""
+    if op.grad is None:
+        return
+    for tape in recording:
+        tape._record(op, inputs, attrs, outputs)
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """Stop every tape from recording inside the block (``custom_gradient`` uses it)."""
+    saved = recording[:]
+    recording.clear()
+    try:
+        yield
+    finally:
+        recording[:] = saved
+
+
+class GradientTape:
+    """Records operations for automatic differentiation (TensorFlow's ``tf.GradientTape``).
+
+    >>> with tc.GradientTape() as tape:
+    ...     y = tc.sum(w * x)
+    >>> (dw,) = tape.gradient(y, [w])
+    """
+
+    def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True) -> None:
+        self.persistent = persistent
+        self.watch_accessed_variables = watch_accessed_variables
+        self._watched: dict[int, Any] = {}  # id -> tensor, for tensors whose gradient flows
+        self._entries: list[Entry] = []
+        self._variables: dict[int, Any] = {}
+        self._used = False
+
+    def __enter__(self) -> GradientTape:
+        if self in recording:
+            raise RuntimeError("this GradientTape is already recording")
+        recording.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        recording.remove(self)
+
+    def watch(self, tensor: Any) -> None:
+        """Watch a tensor (or a list of them) so gradients can be taken with respect to it."""
+        for t in tensor if isinstance(tensor, (list, tuple)) else (tensor,):
+            if t.dtype.kind != "f":
+                raise GradientError(f"can only watch floating-point tensors, got {t.dtype}")
+            self._watched[id(t)] = t
+
+    @contextmanager
+    def stop_recording(self) -> Iterator[None]:
+        """Temporarily stop this tape from recording."""
+        if self not in recording:
+            raise RuntimeError("stop_recording() needs the tape to be recording")
+        index = recording.index(self)
+        recording.remove(self)
+        try:
+            yield
+        finally:
+            recording.insert(index, self)
+
+    def reset(self) -> None:
+        """Forget everything recorded and watched so far."""
+        self._watched.clear()
+        self._entries.clear()
+        self._variables.clear()
+
+    def watched_variables(self) -> tuple:
+        """The variables this tape watched, in the order first accessed."""
+        return tuple(self._variables.values())
+
+    def _is_watched(self, x: Any) -> bool:
+        if id(x) in self._watched:
+            return True
+        if self.watch_accessed_variables and getattr(x, "trainable", False):
+            self._watched[id(x)] = x
+            self._variables[id(x)] = x
+            return True
+        return False
+
+    def _record(self, op: Any, inputs: tuple, attrs: dict, outputs: tuple) -> None:
+        needs = tuple(self._is_watched(x) for x in inputs)
+        if not any(needs):
+            return
+        versions = tuple(getattr(x, "_version", None) for x in inputs)
+        self._entries.append(Entry(op, inputs, attrs, outputs, needs, versions))
+        for out in outputs:
+            if out.dtype.kind == "f":
+                self._watched[id(out)] = out
+
+    def gradient(
+        self,
+        target: Any,
+        sources: Any,
+        output_gradients: Any = None,
+        unconnected_gradients: str = "none",
+    ) -> Any:
+        """Gradients of ``target`` (summed if it is a list) with respect to ``sources``.
+
+        ``sources`` is a tensor or a list/tuple of them; the result has the same structure.
+        A source that this tape never watched raises ``GradientError``. A watched source
+        that ``target`` does not depend on gets ``None`` (or zeros with
+        ``unconnected_gradients="zero"``).
+        """
+        from tensorcore.autodiff.backprop import backprop
+
+        if self._used and not self.persistent:
+            raise GradientError(
+                "gradient() was already called on this non-persistent GradientTape; "
+                "use GradientTape(persistent=True) to compute several gradients"
+            )
+        if unconnected_gradients not in ("none", "zero"):
+            raise ValueError(f"unconnected_gradients must be 'none' or 'zero', not {unconnected_gradients!r}")
+        self._used = True
+        single = not isinstance(sources, (list, tuple))
+        flat_sources = [sources] if single else list(sources)
+        for i, s in enumerate(flat_sources):
+            if id(s) not in self._watched:
+                raise GradientError(
+                    f"gradient source {i} ({_describe(s)}) was not watched by this tape; "
+                    "call tape.watch(x) before using it, or make it a trainable tc.Variable"
+                )
+        targets = list(target) if isinstance(target, (list, tuple)) else [target]
+        seeds = None
+        if output_gradients is not None:
+            seeds = list(output_gradients) if isinstance(output_gradients, (list, tuple)) else [output_gradients]
+        grads = backprop(self._entries, targets, seeds, flat_sources, unconnected_gradients == "zero")
+        if not self.persistent:
+            self.reset()
+        if single:
+            return grads[0]
+        return type(sources)(grads) if isinstance(sources, tuple) else grads
+
+
+def _describe(x: Any) -> str:
+    shape = getattr(x, "shape", None)
+    return f"{type(x).__name__} {getattr(x, 'dtype', '?')}{list(shape) if shape is not None else ''}"

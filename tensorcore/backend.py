@@ -1,0 +1,73 @@
+"""The backend contract: what a device backend provides to tensorcore.
+
+A backend is one class, registered under the entry-point group ``tensorcore.backends``
+(built-in backends are registered there by tensorcore's own ``pyproject.toml``, exactly as a
+third-party package would). ``docs/backends.md`` explains each method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from tensorcore.device import Device
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """One device a backend can run on, as listed by ``tc.devices()``.
+
+    ``tc.devices(all=True)`` also lists each unavailable backend as a DeviceInfo with
+    ``device=None`` and the ``reason`` it is unavailable.
+    """
+
+    device: Device | None
+    name: str
+    memory_bytes: int | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    backend: str = ""
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.backend and self.device is not None:
+            object.__setattr__(self, "backend", self.device.type)
+
+    @property
+    def available(self) -> bool:
+        """Whether this device can be used."""
+        return self.device is not None
+
+
+class Backend:
+    """Base class of a device backend. Subclasses set ``name`` and override the methods.
+
+    Arrays are the backend library's own (``np.ndarray``, ``pyopencl.array.Array``,
+    ``cupy.ndarray``): they must expose ``.shape`` and ``.dtype`` (a NumPy dtype).
+    Work may be asynchronous: only ``to_numpy`` and ``synchronize`` must wait for it.
+    """
+
+    name: ClassVar[str]
+    #: Native kernels: op name -> callable(*arrays, **attrs) returning an array or a tuple.
+    kernels: ClassVar[Mapping[str, Callable[..., Any]]] = {}
+
+    def devices(self) -> list[DeviceInfo]:
+        """The devices of this backend available on this machine, index order."""
+        raise NotImplementedError
+
+    def from_numpy(self, array: np.ndarray, index: int) -> Any:
+        """Copy a host array to device ``index`` (asynchronously where the device allows)."""
+        raise NotImplementedError
+
+    def to_numpy(self, data: Any) -> np.ndarray:
+        """Copy a device array to the host, waiting for pending work on it."""
+        raise NotImplementedError
+
+    def synchronize(self, index: int) -> None:
+        """Wait until all work queued on device ``index`` has finished."""
+
+    def memory_stats(self, index: int) -> dict[str, int]:
+        """Bytes ``in_use``, ``cached`` (held by the pool, free) and ``peak`` on the device."""
+        return {}

@@ -1,0 +1,228 @@
+"""Eager dispatch: the one path every op takes.
+
+``apply(op, inputs, attrs)`` chooses the device (the innermost ``tc.device`` scope, else the
+inputs' device, else the default), moves inputs that live elsewhere (soft placement) or
+raises (strict), finds the kernel of that device's backend, runs it, wraps the result and
+records it on any recording GradientTape. An op with no kernel on the device runs its
+composite form there if it has one, otherwise on ``cpu`` (soft) or raises (strict).
+
+This is eager mode's hot loop: it avoids per-call allocation beyond the result tensor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tensorcore import placement, registry
+from tensorcore.autodiff import tape as _tape
+from tensorcore.device import Device, default_device
+from tensorcore.device import _state as _scope_state
+from tensorcore.errors import OpError, OutOfMemoryError, PlacementError
+from tensorcore.ops.registry import Op, Spec
+from tensorcore.tensor import Tensor
+
+_EMPTY: dict[str, Any] = {}
+_new = object.__new__
+_recording = _tape.recording  # the list of recording tapes; empty almost always
+_ops_per_device = placement.ops_per_device
+_pstate = placement.state
+_CPU = Device("cpu")
+_SCALARS = (int, float, bool)
+
+
+def wrap(data: Any, dev: Device) -> Tensor:
+    """A new Tensor around backend array ``data`` on ``dev`` (no copy)."""
+    t = _new(Tensor)
+    t._data = data
+    t._device = dev
+    return t
+
+
+def apply(op: Op, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> Any:
+    """Run ``op`` eagerly on ``inputs`` (Tensors or Python scalars) with keyword ``attrs``."""
+    # Fast path: one or two inputs, no scope, all tensors on one device. Unrolled on
+    # purpose: this is the per-op cost of eager mode (see benchmarks/eager.py).
+    n = len(inputs)
+    if n == 2 and _scope_state.scope is None:
+        a, b = inputs
+        if isinstance(a, Tensor):
+            dev = a._device
+            if isinstance(b, Tensor):
+                args = (a._data, b._data) if b._device is dev else None
+            else:
+                args = (a._data, b) if type(b) in _SCALARS else None
+        elif isinstance(b, Tensor) and type(a) in _SCALARS:
+            dev = b._device
+            args = (a, b._data)
+        else:
+            args = None
+    elif n == 1 and _scope_state.scope is None and isinstance(inputs[0], Tensor):
+        dev = inputs[0]._device
+        args = (inputs[0]._data,)
+    else:
+        args = None
+    if args is None:
+        inputs, dev = _place(op, inputs)
+        args = tuple(x._data if isinstance(x, Tensor) else x for x in inputs)
+    if op.float_only:
+        _check_float(op, inputs)
+    kernel = op.kernels.get(dev.type)
+    if kernel is None:
+        return _without_kernel(op, inputs, attrs, dev)
+    try:
+        out = kernel(*args, **attrs) if attrs else kernel(*args)
+    except (OpError, PlacementError, OutOfMemoryError):
+        raise
+    except Exception as exc:
+        raise _explain(op, inputs, attrs, dev, exc) from exc
+    try:
+        _ops_per_device[dev] += 1
+    except KeyError:
+        _ops_per_device[dev] = 1
+    if _pstate.log_every_op:
+        placement.log_op(op.name, dev)
+    if op.n_outputs == 1:
+        result = _new(Tensor)
+        result._data = out
+        result._device = dev
+        if _recording:
+            _tape.record(op, inputs, attrs, (result,))
+        return result
+    results = tuple(wrap(o, dev) for o in out)
+    if _recording:
+        _tape.record(op, inputs, attrs, results)
+    return results
+
+
+def _place(op: Op, inputs: tuple) -> tuple[tuple, Device]:
+    """The general placement rule: scope, else the inputs' device, else the default."""
+    dev = _scope_state.scope
+    devices = [x._device for x in inputs if isinstance(x, Tensor)]
+    if not devices and inputs:
+        from tensorcore.ops.creation import asarray  # e.g. tc.add(1, 2): make the first a tensor
+
+        inputs = (asarray(inputs[0]),) + tuple(inputs[1:])
+        devices = [inputs[0]._device]
+    inputs = tuple(x if isinstance(x, Tensor) or type(x) in _SCALARS else _as_tensor(x) for x in inputs)
+    devices = [x._device for x in inputs if isinstance(x, Tensor)]
+    if dev is None:
+        # Inputs on several devices: an accelerator wins over cpu, else the first input's.
+        dev = next((d for d in devices if d.type != "cpu"), devices[0]) if devices else default_device()
+    if any(d is not dev for d in devices):
+        inputs = _gather(op, inputs, dev)
+    return inputs, dev
+
+
+def _as_tensor(x: Any) -> Tensor:
+    from tensorcore.ops.creation import asarray
+
+    return asarray(x)
+
+
+def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> None:
+    """Run an in-place op (its kernel writes into ``target``'s buffer; not recorded on tapes).
+
+    The kernel must validate before it writes, so a failed op leaves ``target`` unchanged.
+    """
+    dev = target._device
+    if any(isinstance(x, Tensor) and x._device is not dev for x in inputs):
+        inputs = _gather(op, inputs, dev)
+    kernel = op.kernels.get(dev.type)
+    if kernel is None:
+        raise PlacementError(
+            f"in-place op {op.name!r} has no kernel on {dev} (kernels exist for: "
+            f"{', '.join(sorted(op.kernels))}); in-place ops cannot fall back to cpu"
+        )
+    args = [x._data if isinstance(x, Tensor) else x for x in inputs]
+    try:
+        kernel(target._data, *args, **attrs)
+    except (OpError, PlacementError, OutOfMemoryError):
+        raise
+    except Exception as exc:
+        raise _explain(op, (target, *inputs), attrs, dev, exc) from exc
+    _ops_per_device[dev] = _ops_per_device.get(dev, 0) + 1
+
+
+def transfer(x: Tensor, dev: Device) -> Tensor:
+    """Copy ``x`` to ``dev`` through the host; differentiable; counted in placement stats."""
+    if x._device is dev:
+        return x
+    src = registry.get_backend(x._device.type)
+    dst = registry.get_backend(dev.type)
+    host = src.to_numpy(x._data)
+    placement.bytes_copied[0] += host.nbytes
+    out = wrap(dst.from_numpy(host, dev.index), dev)
+    if _recording:
+        _tape.record(TRANSFER, (x,), {"device": dev}, (out,))
+    return out
+
+
+def _transfer_grad(ctx: Any, g: Tensor) -> tuple[Tensor]:
+    return (transfer(g, ctx.inputs[0]._device),)
+
+
+# Cross-device copies are recorded on tapes like any op, so gradients flow back across them.
+TRANSFER = Op("transfer", lambda x, device: x, grad=_transfer_grad, doc="Copy between devices.")
+
+
+def _gather(op: Op, inputs: tuple, dev: Device) -> tuple:
+    """Soft placement: copy inputs that live off ``dev`` onto it (strict: raise)."""
+    devices = [x._device for x in inputs if isinstance(x, Tensor)]
+    placement.cross_device(op.name, list(dict.fromkeys(devices + [dev])), dev)
+    return tuple(transfer(x, dev) if isinstance(x, Tensor) else x for x in inputs)
+
+
+def _without_kernel(op: Op, inputs: tuple, attrs: dict[str, Any], dev: Device) -> Any:
+    """No kernel on ``dev``: run the composite form there, else fall back to cpu (soft)."""
+    if op.composite is not None:
+        return op.composite(*inputs, **attrs)
+    placement.kernel_missing(op.name, dev, list(op.kernels))
+    outer = _scope_state.scope
+    _scope_state.scope = _CPU
+    try:
+        with _tape.paused():  # the op is recorded once below, on the inputs the user gave
+            out = apply(op, tuple(transfer(x, _CPU) if isinstance(x, Tensor) else x for x in inputs), attrs)
+        outs = out if isinstance(out, tuple) else (out,)
+        outs = tuple(transfer(o, dev) for o in outs)
+    finally:
+        _scope_state.scope = outer
+    if _recording:
+        _tape.record(op, inputs, attrs, outs)
+    return outs if isinstance(out, tuple) else outs[0]
+
+
+def _check_float(op: Op, inputs: tuple) -> None:
+    for i, x in enumerate(inputs):
+        if isinstance(x, Tensor) and x._data.dtype.kind != "f":
+            raise OpError(
+                f"{op.name}: input {i} has dtype {x._data.dtype}, but {op.name} needs a "
+                f"floating-point tensor (float32 or float64); cast it with astype() first"
+            )
+
+
+def describe(x: Any) -> str:
+    """A short description of an op input for error messages: ``float32[2, 3] on cpu:0``."""
+    if isinstance(x, Tensor):
+        return f"{x.dtype}{list(x.shape)} on {x._device}"
+    return repr(x)
+
+
+def spec_of(x: Any) -> Any:
+    """The :class:`Spec` of a tensor (shape and dtype), or the Python scalar itself."""
+    return Spec(tuple(x._data.shape), x._data.dtype) if isinstance(x, Tensor) else x
+
+
+def _explain(op: Op, inputs: tuple, attrs: dict[str, Any], dev: Device, exc: Exception) -> Exception:
+    """Turn a kernel failure into an error naming the op, its inputs and what was expected."""
+    if isinstance(exc, MemoryError):
+        return exc
+    if op.infer is not None:
+        try:
+            op.infer(*(spec_of(x) for x in inputs), **attrs)
+        except OpError as rule_error:
+            return rule_error
+        except Exception:  # a rule that cannot judge these inputs explains nothing
+            pass
+    given = ", ".join(describe(x) for x in inputs)
+    extra = f" with {attrs}" if attrs else ""
+    return OpError(f"{op.name} failed on {dev} for inputs ({given}){extra}: {exc}")

@@ -1,0 +1,128 @@
+"""Data types and the Array API type-promotion rules.
+
+Tensorcore's dtype objects are NumPy's ``np.dtype`` instances: every backend library
+(NumPy, PyOpenCL, CuPy) already speaks them, so reading ``x.dtype`` costs nothing and
+needs no translation table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+bool = np.dtype("bool")  # noqa: A001 - the Array API names this dtype `bool`
+int8 = np.dtype("int8")
+int16 = np.dtype("int16")
+int32 = np.dtype("int32")
+int64 = np.dtype("int64")
+uint8 = np.dtype("uint8")
+uint16 = np.dtype("uint16")
+uint32 = np.dtype("uint32")
+uint64 = np.dtype("uint64")
+float16 = np.dtype("float16")
+float32 = np.dtype("float32")
+float64 = np.dtype("float64")
+
+SIGNED = (int8, int16, int32, int64)
+UNSIGNED = (uint8, uint16, uint32, uint64)
+INTEGER = SIGNED + UNSIGNED
+FLOATING = (float16, float32, float64)
+ALL = (bool,) + INTEGER + FLOATING
+
+DEFAULT_FLOAT = float32
+DEFAULT_INT = int64
+DEFAULT_INDEX = int64
+
+_KINDS = {
+    "bool": (bool,),
+    "signed integer": SIGNED,
+    "unsigned integer": UNSIGNED,
+    "integral": INTEGER,
+    "real floating": FLOATING,
+    "complex floating": (),
+    "numeric": INTEGER + FLOATING,
+}
+
+
+def as_dtype(dtype: object) -> np.dtype:
+    """Return the tensorcore dtype for ``dtype`` (a dtype, its name, or a NumPy type)."""
+    try:
+        dt = np.dtype(dtype)  # type: ignore[call-overload]
+    except TypeError:
+        dt = None
+    if dt is None or dt not in ALL:
+        names = ", ".join(d.name for d in ALL)
+        raise TypeError(f"unsupported dtype {dtype!r}; expected one of: {names}")
+    return dt
+
+
+def dtype_of(x: object) -> np.dtype:
+    """The dtype of a tensor, or ``x`` itself read as a dtype."""
+    dt = getattr(x, "dtype", None)
+    return as_dtype(x) if dt is None else dt
+
+
+def isdtype(dtype: np.dtype, kind: object) -> bool:
+    """Array API ``isdtype``: whether ``dtype`` is of ``kind`` (a dtype, kind name, or tuple)."""
+    if isinstance(kind, tuple):
+        return any(isdtype(dtype, k) for k in kind)
+    if isinstance(kind, str):
+        if kind not in _KINDS:
+            raise ValueError(f"unknown dtype kind {kind!r}; expected one of {sorted(_KINDS)}")
+        return dtype in _KINDS[kind]
+    return dtype == as_dtype(kind)
+
+
+def _build_promotion_table() -> dict[tuple[np.dtype, np.dtype], np.dtype]:
+    """The Array API's promotion lattice: within a kind only; no int/float mixing."""
+    table: dict[tuple[np.dtype, np.dtype], np.dtype] = {(bool, bool): bool}
+    for group in (SIGNED, UNSIGNED, FLOATING):
+        for a in group:
+            for b in group:
+                table[a, b] = max(a, b, key=lambda d: d.itemsize)
+    for u in UNSIGNED:
+        for s in SIGNED:
+            if s.itemsize > u.itemsize:
+                wide = s
+            elif u.itemsize < 8:
+                wide = np.dtype(f"int{u.itemsize * 16}")
+            else:
+                continue  # uint64 with a signed int has no integer result
+            table[u, s] = table[s, u] = wide
+    return table
+
+
+_PROMOTION = _build_promotion_table()
+
+
+def result_type(*arrays_and_dtypes: object) -> np.dtype:
+    """Array API ``result_type``: promote dtypes (and the dtypes of tensors) pairwise."""
+    dtypes = [dtype_of(x) for x in arrays_and_dtypes]
+    if not dtypes:
+        raise ValueError("result_type needs at least one array or dtype")
+    out = dtypes[0]
+    for dt in dtypes[1:]:
+        try:
+            out = _PROMOTION[out, dt]
+        except KeyError:
+            raise TypeError(
+                f"no Array API type promotion between {out} and {dt}; "
+                "cast one of them explicitly with astype()"
+            ) from None
+    return out
+
+
+def can_cast(from_: object, to: object, /) -> bool:
+    """Array API ``can_cast``: whether promotion from ``from_`` to ``to`` is lossless."""
+    src = dtype_of(from_)
+    dst = as_dtype(to)
+    return _PROMOTION.get((src, dst)) == dst
+
+
+def finfo(type: object, /) -> np.finfo:  # noqa: A002 - Array API argument name
+    """Machine limits of a floating dtype (NumPy's ``finfo``, which has the spec's fields)."""
+    return np.finfo(dtype_of(type))
+
+
+def iinfo(type: object, /) -> np.iinfo:  # noqa: A002
+    """Machine limits of an integer dtype."""
+    return np.iinfo(dtype_of(type))

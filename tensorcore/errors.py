@@ -1,0 +1,31 @@
+"""Exception types raised by tensorcore, each naming what was wrong and what would be right."""
+
+from __future__ import annotations
+
+
+class PlacementError(RuntimeError):
+    """An op or tensor cannot be placed where it was asked to be (strict placement)."""
+
+
+class DeviceUnavailableError(PlacementError):
+    """A well-formed device that this machine cannot provide (e.g. ``cuda`` with no GPU)."""
+
+
+class OutOfMemoryError(MemoryError):
+    """A device allocation failed even after the backend freed its cached blocks."""
+
+    def __init__(self, device: object, requested: int, in_use: int, detail: str = "") -> None:
+        self.device, self.requested, self.in_use = device, requested, in_use
+        msg = (
+            f"out of memory on {device}: requested {requested:,} bytes "
+            f"with {in_use:,} bytes in use"
+        )
+        super().__init__(msg + (f" ({detail})" if detail else ""))
+
+
+class OpError(ValueError):
+    """An op was given inputs it cannot take: names the op, the inputs and what it expected."""
+
+
+class GradientError(ValueError):
+    """A gradient cannot be computed as asked (unwatched source, modified input, ...)."""

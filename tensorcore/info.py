@@ -1,0 +1,39 @@
+"""The Array API inspection namespace, returned by ``tc.__array_namespace_info__()``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tensorcore import dtypes
+from tensorcore.device import Device, default_device
+
+
+class __array_namespace_info__:  # noqa: N801 - the Array API names it so
+    """Array API inspection utilities: capabilities, devices and dtypes of tensorcore."""
+
+    def capabilities(self) -> dict[str, Any]:
+        """What tensorcore supports of the optional parts of the standard."""
+        return {"boolean indexing": True, "data-dependent shapes": True, "max dimensions": 64}
+
+    def default_device(self) -> Device:
+        """The default device (``TENSORCORE_DEVICE``, else ``cpu``)."""
+        return default_device()
+
+    def devices(self) -> list[Device]:
+        """The devices available on this machine."""
+        from tensorcore.registry import available_devices
+
+        return available_devices()
+
+    def default_dtypes(self, *, device: Any = None) -> dict[str, Any]:
+        """Default dtypes: float32 for reals (as in ML practice), int64 for integers and indices."""
+        return {
+            "real floating": dtypes.DEFAULT_FLOAT,
+            "complex floating": None,
+            "integral": dtypes.DEFAULT_INT,
+            "indexing": dtypes.DEFAULT_INDEX,
+        }
+
+    def dtypes(self, *, device: Any = None, kind: Any = None) -> dict[str, Any]:
+        """The supported dtypes, by name, optionally only those of ``kind``."""
+        return {d.name: d for d in dtypes.ALL if kind is None or dtypes.isdtype(d, kind)}

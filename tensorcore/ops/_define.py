@@ -1,0 +1,63 @@
+"""Helpers that define an op and its public function in one statement."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tensorcore.dispatch import apply
+from tensorcore.errors import OpError
+from tensorcore.ops.registry import Op, Spec, define
+
+
+def op_function(op: Op, name: str | None = None) -> Callable[..., Any]:
+    """Give ``op`` a public function taking its inputs positionally."""
+
+    def fn(*inputs: Any) -> Any:
+        return apply(op, inputs)
+
+    fn.__name__ = fn.__qualname__ = name or op.name
+    fn.__doc__ = op.doc
+    fn.op = op  # type: ignore[attr-defined]
+    return fn
+
+
+def same_shape(x: Any, **_: Any) -> Spec:
+    """Shape rule of a unary elementwise op: the output looks like the input."""
+    return x
+
+
+def broadcast_rule(name: str, out_dtype: np.dtype | None = None) -> Callable[..., Spec]:
+    """Shape rule of a binary elementwise op: broadcast shapes, promote dtypes."""
+
+    def infer(a: Any, b: Any, **_: Any) -> Spec:
+        shapes = [x.shape for x in (a, b) if isinstance(x, Spec)]
+        try:
+            shape = np.broadcast_shapes(*shapes)
+        except ValueError:
+            raise OpError(
+                f"{name}: shapes {shapes[0]} and {shapes[1]} cannot be broadcast together; "
+                "each dimension must be equal, or 1, or missing (counted from the right)"
+            ) from None
+        dtypes = [x.dtype if isinstance(x, Spec) else x for x in (a, b)]
+        try:
+            dtype = np.result_type(*dtypes) if out_dtype is None else out_dtype
+        except TypeError:
+            raise OpError(f"{name}: no common dtype for {dtypes[0]} and {dtypes[1]}") from None
+        return Spec(shape, dtype)
+
+    return infer
+
+
+def unary(name: str, reference: Callable, grad: Callable | None = None, *, float_only: bool = False, doc: str = "") -> Callable:
+    """Define a unary elementwise op and return its public function."""
+    op = define(Op(name, reference, infer=same_shape, grad=grad, float_only=float_only, doc=doc))
+    return op_function(op)
+
+
+def binary(name: str, reference: Callable, grad: Callable | None = None, *, float_only: bool = False, out_dtype: Any = None, doc: str = "") -> Callable:
+    """Define a binary elementwise op (broadcasting, Python scalars allowed) and return its function."""
+    op = define(Op(name, reference, infer=broadcast_rule(name, out_dtype), grad=grad, float_only=float_only, doc=doc))
+    return op_function(op)

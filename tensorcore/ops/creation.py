@@ -1,0 +1,154 @@
+"""Creation functions: asarray, zeros, ones, full, empty, arange, linspace, eye and ``*_like``.
+
+New tensors are built on the host with NumPy and handed to the device's backend in one
+copy; a backend may register kernels for these later without changing the functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tensorcore import dtypes, registry
+from tensorcore.device import Device, current_device, resolve
+from tensorcore.dispatch import transfer, wrap
+from tensorcore.errors import OpError
+from tensorcore.tensor import Tensor
+
+
+def _device(device: Any) -> Device:
+    return current_device() if device is None else resolve(device)
+
+
+def from_host(array: np.ndarray, device: Any = None) -> Tensor:
+    """Wrap a host array as a tensor on ``device`` (cpu shares memory; others copy)."""
+    dev = _device(device)
+    data = array if dev.type == "cpu" else registry.get_backend(dev.type).from_numpy(np.ascontiguousarray(array), dev.index)
+    return wrap(data, dev)
+
+
+def _python_default(obj: Any, arr: np.ndarray) -> np.ndarray:
+    """Python floats become the default float dtype (float32), as the Array API lets us choose."""
+    if isinstance(obj, (np.ndarray, np.generic)) or arr.dtype.kind != "f":
+        return arr
+    return arr.astype(dtypes.DEFAULT_FLOAT)
+
+
+def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | None = None) -> Tensor:
+    """A tensor from a tensor, NumPy array, DLPack object, Python scalar or nested sequence."""
+    dt = None if dtype is None else dtypes.as_dtype(dtype)
+    if isinstance(obj, Tensor):
+        out = obj if device is None else transfer(obj, resolve(device))
+        if dt is not None and dt != out.dtype:
+            from tensorcore.ops.logic import astype
+
+            return astype(out, dt)
+        if copy and out is obj:
+            from tensorcore.ops.arithmetic import positive
+
+            return positive(obj)
+        return out
+    if copy is False and not isinstance(obj, np.ndarray):
+        raise ValueError("asarray(copy=False): the input is not an array whose memory can be shared")
+    if not isinstance(obj, (np.ndarray, np.generic, list, tuple, int, float, bool)) and hasattr(obj, "__dlpack__"):
+        obj = np.from_dlpack(obj)
+    try:
+        arr = np.array(obj, dtype=dt, copy=True if copy else None)
+    except (ValueError, TypeError) as exc:
+        raise OpError(f"asarray: cannot make a tensor from {type(obj).__name__}: {exc}") from exc
+    if dt is None:
+        arr = _python_default(obj, arr)
+    if arr.dtype not in dtypes.ALL:
+        raise OpError(f"asarray: unsupported dtype {arr.dtype}; supported: {', '.join(d.name for d in dtypes.ALL)}")
+    return from_host(arr, device)
+
+
+def _dtype(dtype: Any, default: np.dtype = dtypes.DEFAULT_FLOAT) -> np.dtype:
+    return default if dtype is None else dtypes.as_dtype(dtype)
+
+
+def _shape(shape: Any) -> tuple[int, ...]:
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if any(int(n) < 0 for n in shape):
+        raise OpError(f"negative dimensions are not allowed: shape {shape}")
+    return tuple(int(n) for n in shape)
+
+
+def zeros(shape: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """A tensor of zeros."""
+    return from_host(np.zeros(_shape(shape), _dtype(dtype)), device)
+
+
+def ones(shape: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """A tensor of ones."""
+    return from_host(np.ones(_shape(shape), _dtype(dtype)), device)
+
+
+def empty(shape: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """An uninitialized tensor (zeros here: an uninitialized buffer would leak old data)."""
+    return zeros(shape, dtype=dtype, device=device)
+
+
+def full(shape: Any, fill_value: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """A tensor filled with ``fill_value`` (dtype inferred from it when not given)."""
+    if dtype is None:
+        dtype = dtypes.bool if isinstance(fill_value, bool) else dtypes.DEFAULT_INT if isinstance(fill_value, int) else dtypes.DEFAULT_FLOAT
+    return from_host(np.full(_shape(shape), fill_value, _dtype(dtype)), device)
+
+
+def _like(x: Tensor, dtype: Any, device: Any) -> tuple[np.dtype, Any]:
+    return (x.dtype if dtype is None else dtypes.as_dtype(dtype)), (x.device if device is None else device)
+
+
+def zeros_like(x: Tensor, /, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """Zeros with the shape of ``x`` (and its dtype and device unless given)."""
+    dt, dev = _like(x, dtype, device)
+    return zeros(x.shape, dtype=dt, device=dev)
+
+
+def ones_like(x: Tensor, /, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """Ones with the shape of ``x`` (and its dtype and device unless given)."""
+    dt, dev = _like(x, dtype, device)
+    return ones(x.shape, dtype=dt, device=dev)
+
+
+def empty_like(x: Tensor, /, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """A tensor with the shape of ``x`` (zeros, see :func:`empty`)."""
+    return zeros_like(x, dtype=dtype, device=device)
+
+
+def full_like(x: Tensor, /, fill_value: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """``fill_value`` with the shape of ``x`` (and its dtype and device unless given)."""
+    dt, dev = _like(x, dtype, device)
+    return full(x.shape, fill_value, dtype=dt, device=dev)
+
+
+def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """Evenly spaced values in ``[start, stop)``."""
+    if stop is None:
+        start, stop = 0, start
+    if step == 0:
+        raise OpError("arange: step must not be zero")
+    if dtype is None:
+        floats = any(isinstance(v, float) for v in (start, stop, step))
+        dtype = dtypes.DEFAULT_FLOAT if floats else dtypes.DEFAULT_INT
+    return from_host(np.arange(start, stop, step, dtype=dtypes.as_dtype(dtype)), device)
+
+
+def linspace(start: Any, stop: Any, /, num: int, *, dtype: Any = None, device: Any = None, endpoint: bool = True) -> Tensor:
+    """``num`` evenly spaced values from ``start`` to ``stop``."""
+    if num < 0:
+        raise OpError(f"linspace: num must be non-negative, got {num}")
+    return from_host(np.linspace(start, stop, num, endpoint=endpoint, dtype=_dtype(dtype)), device)
+
+
+def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = None, device: Any = None) -> Tensor:
+    """A 2-D tensor with ones on the ``k``-th diagonal and zeros elsewhere."""
+    return from_host(np.eye(n_rows, n_cols, k=k, dtype=_dtype(dtype)), device)
+
+
+__all__ = [
+    "asarray", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like",
+    "full_like", "arange", "linspace", "eye",
+]

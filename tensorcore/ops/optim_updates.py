@@ -1,0 +1,57 @@
+"""In-place update ops: variable assignment and fused optimizer steps.
+
+Their kernels write into their first argument. Each validates before writing, so a failed
+update leaves the variable as it was. Backends register fused kernels for these names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tensorcore.ops.registry import Op, define
+
+
+def _assign(dst: np.ndarray, src: Any) -> None:
+    np.copyto(dst, src)
+
+
+def _assign_add(dst: np.ndarray, src: Any) -> None:
+    np.add(dst, src, out=dst)
+
+
+def _assign_sub(dst: np.ndarray, src: Any) -> None:
+    np.subtract(dst, src, out=dst)
+
+
+def _sgd_step(param: np.ndarray, grad: np.ndarray, velocity: Any, *, lr: float, momentum: float, nesterov: bool, weight_decay: float) -> None:
+    """One SGD step; ``velocity`` is the momentum buffer (None without momentum)."""
+    if weight_decay:
+        grad = grad + weight_decay * param
+    if velocity is not None:
+        velocity *= momentum
+        velocity += grad
+        grad = grad + momentum * velocity if nesterov else velocity
+    param -= lr * grad
+
+
+def _adam_step(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, *, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, decoupled: bool, step: int) -> None:
+    """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step with bias correction."""
+    if weight_decay and decoupled:
+        param *= 1.0 - lr * weight_decay
+    elif weight_decay:
+        grad = grad + weight_decay * param
+    m *= beta1
+    m += (1.0 - beta1) * grad
+    v *= beta2
+    v += (1.0 - beta2) * np.square(grad)
+    step_size = lr * np.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
+    param -= step_size * m / (np.sqrt(v) + eps * np.sqrt(1.0 - beta2**step))
+
+
+ASSIGN = define(Op("assign", _assign, doc="dst[...] = src"))
+ASSIGN_ADD = define(Op("assign_add", _assign_add, doc="dst += src"))
+ASSIGN_SUB = define(Op("assign_sub", _assign_sub, doc="dst -= src"))
+SGD_STEP = define(Op("sgd_step", _sgd_step, doc="Fused SGD step with momentum, Nesterov and weight decay."))
+ADAM_STEP = define(Op("adam_step", _adam_step, doc="Fused Adam/AdamW step."))

@@ -1,0 +1,109 @@
+"""The op table: every op is defined once, as an :class:`Op`, and backends attach kernels to it.
+
+An op carries its NumPy reference implementation (which *is* the ``cpu`` kernel), its shape
+and dtype rule, its gradient, and optionally a composite implementation in terms of other
+ops, used on a backend that has no kernel of its own for it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+
+class Spec(NamedTuple):
+    """The static description of a tensor: what shape and dtype rules consume and return."""
+
+    shape: tuple[int | None, ...] | None  # None where the shape depends on the data
+    dtype: np.dtype
+
+
+class Op:
+    """One operation: signature, rules, gradient, and the kernels registered for it.
+
+    - ``reference(*arrays, **attrs)``: NumPy implementation; the ``cpu`` kernel.
+    - ``infer(*specs, **attrs)``: output :class:`Spec` (or tuple); raises ``OpError`` naming
+      the op, the shapes or dtypes given and what was expected. Dispatch calls it only
+      when a kernel fails (to explain why) and the graph layer calls it to trace.
+    - ``grad(ctx, *output_grads)``: input gradients (None where there is none), written
+      with tensorcore ops so it runs on any device and is itself differentiable.
+    - ``composite(*inputs, **attrs)``: the op in terms of other ops, run on a backend
+      without a kernel for it before falling back to ``cpu``.
+    - ``float_only``: inputs must be floating point (checked before any kernel runs).
+    """
+
+    __slots__ = (
+        "name", "reference", "infer", "grad", "composite", "float_only", "n_outputs",
+        "kernels", "doc",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        reference: Callable[..., Any],
+        *,
+        infer: Callable[..., Any] | None = None,
+        grad: Callable[..., Any] | None = None,
+        composite: Callable[..., Any] | None = None,
+        float_only: bool = False,
+        n_outputs: int = 1,
+        doc: str | None = None,
+    ) -> None:
+        self.name = name
+        self.reference = reference
+        self.infer = infer
+        self.grad = grad
+        self.composite = composite
+        self.float_only = float_only
+        self.n_outputs = n_outputs
+        self.kernels: dict[str, Callable[..., Any]] = {"cpu": reference}
+        self.doc = doc
+
+    def __repr__(self) -> str:
+        return f"Op({self.name!r}, backends={sorted(self.kernels)})"
+
+
+OPS: dict[str, Op] = {}
+# Kernels a backend registered for ops not defined yet (custom ops defined later).
+_pending: dict[str, dict[str, Callable[..., Any]]] = {}
+
+
+def define(op: Op) -> Op:
+    """Add ``op`` to the op table; an op name is defined once."""
+    if op.name in OPS:
+        raise ValueError(f"op {op.name!r} is already defined")
+    OPS[op.name] = op
+    for backend, kernels in _pending.items():
+        if op.name in kernels:
+            op.kernels[backend] = kernels.pop(op.name)
+    return op
+
+
+def register_kernel(op_name: str, backend: str, kernel: Callable[..., Any]) -> None:
+    """Attach ``kernel`` as backend ``backend``'s implementation of op ``op_name``."""
+    op = OPS.get(op_name)
+    if op is None:
+        _pending.setdefault(backend, {})[op_name] = kernel
+    else:
+        op.kernels[backend] = kernel
+
+
+def install_backend_kernels(backend: str, kernels: Mapping[str, Callable[..., Any]]) -> None:
+    """Attach a backend's whole kernel table (called by the registry when it loads)."""
+    unknown = [name for name in kernels if name not in OPS]
+    if unknown:
+        warnings.warn(
+            f"backend {backend!r} registers kernels for ops tensorcore does not define: "
+            f"{', '.join(sorted(unknown))}; they are kept until such ops are defined",
+            stacklevel=2,
+        )
+    for name, kernel in kernels.items():
+        register_kernel(name, backend, kernel)
+
+
+def native_ops(backend: str) -> list[str]:
+    """Names of the ops that have a kernel of their own on ``backend``."""
+    return sorted(name for name, op in OPS.items() if backend in op.kernels)

@@ -1,0 +1,119 @@
+"""The backend registry: discovers backends through entry points, loads them lazily.
+
+Loading a backend may be slow (OpenCL platform enumeration, CUDA driver start), so a
+backend is imported only when one of its devices is first asked for or when devices are
+listed. A backend that fails to import, fails to start, or finds no device is kept with
+its reason and shown by ``tc.devices(all=True)`` and ``tensorcore devices``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import metadata
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tensorcore.backend import Backend, DeviceInfo
+    from tensorcore.device import Device
+
+GROUP = "tensorcore.backends"
+
+
+@dataclass
+class BackendEntry:
+    """A discovered backend: its entry point, and once loaded, the backend or why not."""
+
+    name: str
+    entry_point: metadata.EntryPoint | None
+    backend: Backend | None = None
+    devices: list[DeviceInfo] | None = None
+    reason: str | None = None
+    loaded: bool = False
+
+
+_entries: dict[str, BackendEntry] | None = None
+
+
+def _discover() -> dict[str, BackendEntry]:
+    global _entries
+    if _entries is None:
+        found = {ep.name: BackendEntry(ep.name, ep) for ep in metadata.entry_points(group=GROUP)}
+        if "cpu" not in found:
+            raise RuntimeError(
+                "tensorcore's built-in backends are not registered: the package metadata "
+                f"has no '{GROUP}' entry points. Install the package (pip install -e .) "
+                "rather than running it from a source folder."
+            )
+        _entries = found
+    return _entries
+
+
+def rescan() -> None:
+    """Forget discovered backends so the next query re-reads the entry points (tests, plugins)."""
+    global _entries
+    _entries = None
+
+
+def backend_names() -> list[str]:
+    """Names of all registered backends, loaded or not."""
+    return list(_discover())
+
+
+def _load(entry: BackendEntry) -> BackendEntry:
+    if entry.loaded:
+        return entry
+    entry.loaded = True
+    try:
+        factory = entry.entry_point.load()
+        backend = factory()
+        devices = backend.devices()
+    except Exception as exc:  # a broken backend must not break the others
+        entry.reason = f"failed to start: {type(exc).__name__}: {exc}"
+        return entry
+    if not devices:
+        entry.reason = "no devices found"
+        return entry
+    entry.backend, entry.devices = backend, devices
+    from tensorcore.ops.registry import install_backend_kernels
+
+    install_backend_kernels(backend.name, backend.kernels)
+    return entry
+
+
+def entry(name: str) -> BackendEntry | None:
+    """The registry entry for backend ``name``, loading it on first use; None if unknown."""
+    e = _discover().get(name)
+    return None if e is None else _load(e)
+
+
+def all_entries() -> list[BackendEntry]:
+    """Every registered backend, loaded, in registration order with ``cpu`` first."""
+    entries = sorted(_discover().values(), key=lambda e: e.name != "cpu")
+    return [_load(e) for e in entries]
+
+
+def get_backend(name: str) -> Backend:
+    """The loaded backend ``name``; raises if it is unknown or unavailable."""
+    e = entry(name)
+    if e is None or e.backend is None:
+        why = "not registered" if e is None else e.reason
+        raise RuntimeError(f"backend {name!r} is unavailable: {why}")
+    return e.backend
+
+
+def unavailable_reason(dev: Device) -> str | None:
+    """Why ``dev`` cannot be used here, or None if it can."""
+    e = entry(dev.type)
+    if e is None:
+        return f"no backend named {dev.type!r} is registered"
+    if e.backend is None:
+        return f"the {dev.type} backend is unavailable: {e.reason}"
+    if dev.index >= len(e.devices):
+        have = ", ".join(str(d.device) for d in e.devices)
+        return f"{dev} does not exist; the {dev.type} backend has {have}"
+    return None
+
+
+def available_devices() -> list[Device]:
+    """All devices usable on this machine."""
+    return [info.device for e in all_entries() for info in (e.devices or [])]

@@ -1,0 +1,37 @@
+"""Process-level queries about devices: list them, their memory, wait for them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tensorcore import registry
+from tensorcore.backend import DeviceInfo
+from tensorcore.device import Device, resolve
+
+
+def devices(all: bool = False) -> list[DeviceInfo]:  # noqa: A002 - mirrors `tensorcore devices --all`
+    """The devices available here; with ``all=True`` also each unavailable backend and why."""
+    out: list[DeviceInfo] = []
+    for entry in registry.all_entries():
+        if entry.devices:
+            out.extend(entry.devices)
+        elif all:
+            out.append(DeviceInfo(None, f"{entry.name} (unavailable)", backend=entry.name, reason=entry.reason))
+    return out
+
+
+def memory_stats(device: Any = None) -> dict[str, int]:
+    """Bytes ``in_use``, ``cached`` and ``peak`` on ``device`` (empty if the backend does not track them)."""
+    dev = Device("cpu") if device is None else resolve(device)
+    return registry.get_backend(dev.type).memory_stats(dev.index)
+
+
+def synchronize(device: Any = None) -> None:
+    """Wait for all work queued on ``device`` (every loaded device if None)."""
+    if device is not None:
+        dev = resolve(device)
+        registry.get_backend(dev.type).synchronize(dev.index)
+        return
+    for entry in registry.all_entries():
+        for info in entry.devices or []:
+            entry.backend.synchronize(info.device.index)

@@ -1,0 +1,138 @@
+"""The Tensor: a backend array, the device it lives on, and the Array API's array object.
+
+A tensor does not know how to compute: its operators and op-calling methods are installed
+by :mod:`tensorcore.ops.methods`, which calls the op functions. This module holds only the
+data plumbing, so every layer can import it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tensorcore.device import Device
+
+
+class Tensor:
+    """An n-dimensional array on a device. Create one with ``tc.asarray`` and friends."""
+
+    __slots__ = ("_data", "_device", "__weakref__")
+    __array_priority__ = 1000  # NumPy defers `ndarray + Tensor` to Tensor.__radd__
+
+    _data: Any
+    _device: Device
+
+    # --- attributes of the Array API array object -------------------------------------
+    @property
+    def dtype(self) -> np.dtype:
+        """The element type (a NumPy dtype object, e.g. ``tc.float32``)."""
+        return self._data.dtype
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The size of each dimension."""
+        return tuple(self._data.shape)
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions."""
+        return len(self._data.shape)
+
+    @property
+    def size(self) -> int:
+        """The number of elements."""
+        return int(np.prod(self._data.shape, dtype=np.int64))
+
+    @property
+    def device(self) -> Device:
+        """The device holding this tensor's data."""
+        return self._device
+
+    def to_device(self, device: str | Device, /, *, stream: Any = None) -> Tensor:
+        """A copy on ``device`` (``self`` if already there); differentiable."""
+        from tensorcore.device import resolve
+        from tensorcore.dispatch import transfer
+
+        return transfer(self, resolve(device))
+
+    to = to_device  # PyTorch's spelling
+
+    def __array_namespace__(self, /, *, api_version: str | None = None) -> Any:
+        """The tensorcore namespace, which follows the Python Array API standard."""
+        import tensorcore
+
+        if api_version not in (None, "2023.12", "2024.12"):
+            raise ValueError(f"unsupported Array API version {api_version!r}; use '2023.12' or '2024.12'")
+        return tensorcore
+
+    # --- host interchange ------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """The values as a NumPy array on the host (waits for the device)."""
+        if self._device.type == "cpu":
+            return self._data
+        from tensorcore import registry
+
+        return registry.get_backend(self._device.type).to_numpy(self._data)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        a = self.numpy()
+        if dtype is not None:
+            a = a.astype(dtype, copy=False)
+        return a.copy() if copy else a
+
+    def __dlpack__(self, *, stream: Any = None, max_version: Any = None, dl_device: Any = None, copy: Any = None) -> Any:
+        data = self._data if hasattr(self._data, "__dlpack__") else self.numpy()
+        kwargs = {k: v for k, v in (("stream", stream), ("max_version", max_version), ("dl_device", dl_device), ("copy", copy)) if v is not None}
+        return data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        data = self._data if hasattr(self._data, "__dlpack_device__") else self.numpy()
+        return data.__dlpack_device__()
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python scalar."""
+        return self.numpy().item()
+
+    def tolist(self) -> Any:
+        """The values as nested Python lists."""
+        return self.numpy().tolist()
+
+    def __bool__(self) -> bool:
+        return bool(self._scalar("__bool__"))
+
+    def __int__(self) -> int:
+        return int(self._scalar("__int__"))
+
+    def __float__(self) -> float:
+        return float(self._scalar("__float__"))
+
+    def __complex__(self) -> complex:
+        return complex(self._scalar("__complex__"))
+
+    def __index__(self) -> int:
+        if self.dtype.kind not in "iu":
+            raise TypeError(f"only integer tensors can be used as an index, not {self.dtype}")
+        return int(self._scalar("__index__"))
+
+    def _scalar(self, what: str) -> Any:
+        if self.size != 1:
+            raise TypeError(f"{what} needs a tensor with one element, got shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def __len__(self) -> int:
+        if not self._data.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self) -> Any:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        return f"tensor({body}, dtype={self.dtype}, device='{self._device}')"
+
+    __hash__ = object.__hash__  # by identity, like PyTorch, so tensors can key a dict
+
+

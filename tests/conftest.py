@@ -1,0 +1,41 @@
+"""Shared fixtures: every op test runs on every available device (the device matrix).
+
+The matrix is ``tc.devices()``: a backend that is installed and finds a device joins it with
+no change to the tests. ``TENSORCORE_TEST_DEVICES=cpu,opencl:0`` narrows it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import tensorcore as tc
+from tensorcore import placement
+
+
+def _device_matrix() -> list[str]:
+    wanted = os.environ.get("TENSORCORE_TEST_DEVICES")
+    available = [str(info.device) for info in tc.devices()]
+    if not wanted:
+        return available
+    return [str(tc.Device(d)) for d in wanted.split(",") if str(tc.Device(d)) in available]
+
+
+DEVICES = _device_matrix()
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> str:
+    """Each available device in turn, as a string like ``'cpu:0'``."""
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _clean_runtime_state():
+    """Each test starts with soft placement, no device scope and fresh placement stats."""
+    policy = placement.policy()
+    placement.reset_placement_stats()
+    yield
+    placement.set_policy(policy)
+    placement.reset_placement_stats()
