@@ -42,10 +42,15 @@ from tensorcore.ops.indexing import *  # noqa: F403
 from tensorcore.ops.linalg import *  # noqa: F403
 from tensorcore.ops.manipulation import *  # noqa: F403
 from tensorcore.ops.reductions import *  # noqa: F403
+from tensorcore.ops.searching import *  # noqa: F403
+from tensorcore.ops.sets import *  # noqa: F403
+from tensorcore.ops.sorting import *  # noqa: F403
 from tensorcore.placement import placement_policy, placement_stats, reset_placement_stats
 from tensorcore.placement import set_policy as set_placement_policy
 from tensorcore.runtime import devices, memory_stats, synchronize
 from tensorcore.tensor import Tensor  # first: every layer below imports it
+
+from tensorcore import linalg, random  # noqa: E402  (submodules: tc.linalg, tc.random)
 
 __version__ = "0.1.0"
 __array_api_version__ = "2023.12"

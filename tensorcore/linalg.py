@@ -1,0 +1,1 @@
+"""The Array API linear algebra extension (``tc.linalg``). Placeholder, being filled in."""

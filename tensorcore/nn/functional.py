@@ -1,0 +1,1 @@
+"""Neural-network functions (``tensorcore.nn.functional``). Placeholder, being filled in."""

@@ -1,0 +1,3 @@
+"""Placeholder: filled in by the Array API breadth work."""
+
+__all__: list[str] = []
