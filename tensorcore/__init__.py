@@ -41,6 +41,7 @@ from tensorcore.ops.elementwise import *  # noqa: F403
 from tensorcore.ops.indexing import *  # noqa: F403
 from tensorcore.ops.linalg import *  # noqa: F403
 from tensorcore.ops.manipulation import *  # noqa: F403
+from tensorcore.ops import optim_updates as _optim_updates  # defines the in-place update ops
 from tensorcore.ops.reductions import *  # noqa: F403
 from tensorcore.ops.searching import *  # noqa: F403
 from tensorcore.ops.sets import *  # noqa: F403

@@ -19,6 +19,7 @@ def custom_op(
     grad: Callable[..., Any] | None = None,
     infer: Callable[..., Any] | None = None,
     kernels: dict[str, Callable[..., Any]] | None = None,
+    composite: Callable[..., Any] | None = None,
     n_outputs: int = 1,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator that turns a NumPy function into a tensorcore op named ``name``.
@@ -28,10 +29,12 @@ def custom_op(
     returns one gradient per input, written with tensorcore ops; ``ctx.inputs``,
     ``ctx.outputs``, ``ctx.attrs`` and ``ctx.needs_grad`` describe the call. ``kernels``
     maps backend names (``"opencl"``) to kernels taking that backend's arrays.
+    ``composite(*tensors, **attrs)`` computes the op with other tensorcore ops; a device
+    with no kernel for the op runs it instead of falling back to ``cpu``.
     """
 
     def decorate(reference: Callable[..., Any]) -> Callable[..., Any]:
-        op = define(Op(name, reference, infer=infer, grad=grad, n_outputs=n_outputs, doc=reference.__doc__))
+        op = define(Op(name, reference, infer=infer, grad=grad, composite=composite, n_outputs=n_outputs, doc=reference.__doc__))
         for backend, kernel in (kernels or {}).items():
             register_kernel(name, backend, kernel)
 

@@ -39,3 +39,23 @@ def _clean_runtime_state():
     yield
     placement.set_policy(policy)
     placement.reset_placement_stats()
+
+
+PLUGIN_DIR = os.path.join(os.path.dirname(__file__), "plugin")
+
+
+@pytest.fixture(scope="session")
+def sim_backend():
+    """Install the out-of-tree ``sim`` test backend (and a broken one) via entry points."""
+    import importlib
+    import sys
+
+    from tensorcore import registry
+
+    sys.path.insert(0, PLUGIN_DIR)
+    importlib.invalidate_caches()
+    registry.rescan()
+    yield registry.get_backend("sim")
+    sys.path.remove(PLUGIN_DIR)
+    importlib.invalidate_caches()
+    registry.rescan()

@@ -164,8 +164,9 @@ class GradientTape:
         if output_gradients is not None:
             seeds = list(output_gradients) if isinstance(output_gradients, (list, tuple)) else [output_gradients]
         grads = backprop(self._entries, targets, seeds, flat_sources, unconnected_gradients == "zero")
-        if not self.persistent:
-            self.reset()
+        if not self.persistent:  # free the recorded values; watched_variables() stays answerable
+            self._entries.clear()
+            self._watched.clear()
         if single:
             return grads[0]
         return type(sources)(grads) if isinstance(sources, tuple) else grads

@@ -65,6 +65,16 @@ class Variable(Tensor):
         self._version += 1
         return self
 
+    def move_to_device(self, device: Any) -> Variable:
+        """Move this variable's buffer to ``device``, keeping the same Variable object."""
+        from tensorcore.device import resolve
+
+        moved = dispatch.transfer(self, resolve(device))
+        if moved is not self:
+            self._data, self._device = moved._data, moved._device
+            self._version += 1
+        return self
+
     def bump_version(self) -> None:
         """Mark the buffer as changed (for in-place kernels such as fused optimizer steps)."""
         self._version += 1

@@ -24,7 +24,7 @@ def _device(device: Any) -> Device:
 def from_host(array: np.ndarray, device: Any = None) -> Tensor:
     """Wrap a host array as a tensor on ``device`` (cpu shares memory; others copy)."""
     dev = _device(device)
-    data = array if dev.type == "cpu" else registry.get_backend(dev.type).from_numpy(np.ascontiguousarray(array), dev.index)
+    data = array if dev.type == "cpu" else registry.get_backend(dev.type).from_numpy(np.require(array, requirements="C"), dev.index)
     return wrap(data, dev)
 
 

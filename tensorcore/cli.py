@@ -1,0 +1,104 @@
+"""The ``tensorcore`` command: ``devices``, ``train`` and ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+
+def _format_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    """Print a table of backends and devices, with the reason a backend is unavailable."""
+    import tensorcore as tc
+    from tensorcore.ops.registry import OPS, native_ops
+
+    rows = [("device", "backend", "name", "memory", "details")]
+    for info in tc.devices(all=True):
+        if info.available:
+            details = ", ".join(f"{k}={v}" for k, v in info.details.items())
+            rows.append((str(info.device), info.backend, info.name, _format_bytes(info.memory_bytes), details))
+        else:
+            rows.append(("-", info.backend, "unavailable", "-", info.reason or ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])
+    print(f"default device: {tc.default_device()}  (TENSORCORE_DEVICE={os.environ.get('TENSORCORE_DEVICE', '')!r}, "
+          f"placement policy: {tc.placement.policy()})")
+    if args.ops:
+        backends = sorted({info.backend for info in tc.devices()})
+        for name in backends:
+            native = native_ops(name)
+            missing = sorted(set(OPS) - set(native))
+            print(f"\n{name}: {len(native)} native ops; {len(missing)} run as composites or fall back to cpu")
+            if missing:
+                print("  not native: " + ", ".join(missing))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the digits CNN and print per-epoch loss/accuracy and the placement summary."""
+    from tensorcore import train
+
+    result = train.train(epochs=args.epochs, seed=args.seed, device=args.device, batch_size=args.batch_size,
+                         lr=args.lr, progress=not args.no_progress)
+    print(train.summary(result))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run a benchmark module from ``tensorcore.benchmarks``."""
+    import importlib
+
+    module = importlib.import_module(f"tensorcore.benchmarks.{args.name}")
+    return int(module.main(args.rest) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``tensorcore`` command."""
+    parser = argparse.ArgumentParser(prog="tensorcore", description="tensorcore: devices, training and benchmarks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("devices", help="list backends and devices")
+    p.add_argument("--ops", action="store_true", help="also list, per backend, which ops have native kernels")
+    p.set_defaults(run=cmd_devices)
+    p = sub.add_parser("train", help="train a small CNN on the bundled digits dataset")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="e.g. cpu, opencl:0, cuda:0 (default: TENSORCORE_DEVICE or cpu)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(run=cmd_train)
+    p = sub.add_parser("bench", help="run a benchmark (e.g. `tensorcore bench eager`)")
+    p.add_argument("name", choices=["eager"])
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
+    p.set_defaults(run=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``tensorcore`` and ``python -m tensorcore``."""
+    from tensorcore.errors import PlacementError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, PlacementError) as exc:
+        print(f"tensorcore: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
