@@ -1,0 +1,1 @@
+"""Benchmarks, installed as ``tensorcore.benchmarks`` and run with ``tensorcore bench NAME``."""

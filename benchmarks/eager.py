@@ -1,0 +1,203 @@
+"""Eager-mode overhead: a tiny ``a + b`` and an MLP training epoch, against NumPy and PyTorch.
+
+Run: ``python benchmarks/eager.py`` or ``tensorcore bench eager`` (``--rounds N``).
+Every figure is the median over interleaved rounds (NumPy, tensorcore, PyTorch in turn), so
+machine noise hits all three alike. PyTorch is optional (``pip install torch==2.13.0``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import timeit
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+BATCH, LR, SIZES = 64, 0.1, (64, 128, 128, 10)
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    return torch
+
+
+# --- tiny op ---------------------------------------------------------------------------------
+
+def tiny_op_cases(shape: tuple[int, ...], torch: Any) -> dict[str, Callable[[], Any]]:
+    """``a + b`` on float32 of ``shape`` for each library."""
+    import tensorcore as tc
+
+    a, b = np.ones(shape, np.float32), np.ones(shape, np.float32)
+    ta, tb = tc.asarray(a), tc.asarray(b)
+    cases = {"numpy": lambda: a + b, "tensorcore": lambda: ta + tb}
+    if torch is not None:
+        pa, pb = torch.ones(shape), torch.ones(shape)
+        cases["pytorch"] = lambda: pa + pb
+    return cases
+
+
+def time_tiny(cases: dict[str, Callable[[], Any]], rounds: int, number: int = 20000) -> dict[str, float]:
+    """Median seconds per call of each case, interleaved over ``rounds``."""
+    samples: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            samples[name].append(timeit.timeit(fn, number=number) / number)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+# --- MLP epoch -------------------------------------------------------------------------------
+
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """All 1797 digits as float32 (N, 64) in [0, 1] and int64 labels."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return (d.data / 16.0).astype(np.float32), d.target.astype(np.int64)
+
+
+def init_params(seed: int = 0) -> list[np.ndarray]:
+    """Weights ``(out, in)`` and biases of the MLP, as PyTorch's Linear initializes them."""
+    rng = np.random.default_rng(seed)
+    params = []
+    for n_in, n_out in zip(SIZES[:-1], SIZES[1:]):
+        bound = 1 / np.sqrt(n_in)
+        params += [rng.uniform(-bound, bound, (n_out, n_in)).astype(np.float32),
+                   rng.uniform(-bound, bound, n_out).astype(np.float32)]
+    return params
+
+
+def numpy_epoch(params: list[np.ndarray], batches: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """One epoch written by hand in NumPy; returns the last loss."""
+    w1, b1, w2, b2, w3, b3 = params
+    loss = 0.0
+    for x, y in batches:
+        n = len(y)
+        h1 = x @ w1.T
+        h1 += b1
+        np.maximum(h1, 0, out=h1)
+        h2 = h1 @ w2.T
+        h2 += b2
+        np.maximum(h2, 0, out=h2)
+        z = h2 @ w3.T
+        z += b3
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        loss = -np.log(z[np.arange(n), y]).mean()
+        z[np.arange(n), y] -= 1
+        z /= n
+        g3, gb3 = z.T @ h2, z.sum(0)
+        d2 = z @ w3
+        d2 *= h2 > 0
+        g2, gb2 = d2.T @ h1, d2.sum(0)
+        d1 = d2 @ w2
+        d1 *= h1 > 0
+        g1, gb1 = d1.T @ x, d1.sum(0)
+        for p, g in zip(params, (g1, gb1, g2, gb2, g3, gb3)):
+            p -= LR * g
+    return float(loss)
+
+
+def tensorcore_epoch_fn(params_np: list[np.ndarray]) -> Callable[[list], float]:
+    """An epoch in eager tensorcore: Variables, GradientTape, nn.functional, optim.SGD."""
+    import tensorcore as tc
+    from tensorcore.nn import functional as F
+
+    params = [tc.Variable(p.copy()) for p in params_np]
+    opt = tc.optim.SGD(params, lr=LR)
+    w1, b1, w2, b2, w3, b3 = params
+
+    def epoch(batches: list) -> float:
+        loss = None
+        for x, y in batches:
+            x, y = tc.asarray(x), tc.asarray(y)
+            with tc.GradientTape() as tape:
+                h = F.relu(F.linear(x, w1, b1))
+                h = F.relu(F.linear(h, w2, b2))
+                loss = F.cross_entropy(F.linear(h, w3, b3), y)
+            opt.step(tape.gradient(loss, params))
+        return float(loss.item())
+
+    return epoch
+
+
+def torch_epoch_fn(params_np: list[np.ndarray], torch: Any) -> Callable[[list], float]:
+    """The same epoch in PyTorch eager."""
+    F = torch.nn.functional
+    params = [torch.tensor(p, requires_grad=True) for p in params_np]
+    opt = torch.optim.SGD(params, lr=LR)
+    w1, b1, w2, b2, w3, b3 = params
+
+    def epoch(batches: list) -> float:
+        loss = None
+        for x, y in batches:
+            x, y = torch.from_numpy(x), torch.from_numpy(y)
+            h = F.relu(F.linear(x, w1, b1))
+            h = F.relu(F.linear(h, w2, b2))
+            loss = F.cross_entropy(F.linear(h, w3, b3), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return float(loss.item())
+
+    return epoch
+
+
+def time_mlp(rounds: int, torch: Any) -> tuple[dict[str, float], dict[str, float]]:
+    """Median samples/s of one epoch per library (interleaved), and each one's last loss."""
+    from threadpoolctl import threadpool_limits
+
+    x, y = digits()
+    n = len(y) - len(y) % BATCH
+    batches = [(x[i:i + BATCH], y[i:i + BATCH]) for i in range(0, n, BATCH)]
+    params = init_params()
+    runners: dict[str, Callable[[list], float]] = {
+        "numpy": (lambda np_params: (lambda b: numpy_epoch(np_params, b)))([p.copy() for p in params]),
+        "tensorcore": tensorcore_epoch_fn(params),
+    }
+    if torch is not None:
+        runners["pytorch"] = torch_epoch_fn(params, torch)
+    samples: dict[str, list[float]] = {k: [] for k in runners}
+    losses: dict[str, float] = {}
+    with threadpool_limits(1):
+        for name, run in runners.items():  # warm-up epoch, not timed
+            run(batches)
+        for _ in range(rounds):
+            for name, run in runners.items():
+                start = time.perf_counter()
+                losses[name] = run(batches)
+                samples[name].append(n / (time.perf_counter() - start))
+    return {k: statistics.median(v) for k, v in samples.items()}, losses
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the tiny-op times and MLP throughput with ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds; medians are reported")
+    args = parser.parse_args(argv)
+    torch = _torch()
+    if torch is None:
+        print("PyTorch is not installed: its columns are skipped (pip install torch==2.13.0)")
+    print(f"tiny a + b, float32, median of {args.rounds} interleaved rounds (microseconds per op)")
+    for shape in ((1,), (8, 8)):
+        t = time_tiny(tiny_op_cases(shape, torch), args.rounds)
+        cells = ", ".join(f"{k} {v * 1e6:.2f}" for k, v in t.items())
+        ratio = f"; tensorcore/pytorch = {t['tensorcore'] / t['pytorch']:.2f}" if "pytorch" in t else ""
+        print(f"  shape {shape}: {cells}{ratio}")
+    rates, losses = time_mlp(args.rounds, torch)
+    print(f"MLP {'-'.join(map(str, SIZES))} on digits, batch {BATCH}, SGD lr {LR}, one BLAS thread "
+          f"(samples/s, median of {args.rounds} epochs)")
+    for name, rate in rates.items():
+        print(f"  {name:10s} {rate:10,.0f}  ({rate / rates['numpy']:.2f}x hand-written NumPy; last loss {losses[name]:.4f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

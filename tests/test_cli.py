@@ -1,0 +1,52 @@
+"""The ``tensorcore`` command: devices, and the main job ``train`` with its device choice."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args: str, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
+    """Run ``python -m tensorcore`` with a clean TENSORCORE_* environment plus ``env``."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TENSORCORE_")} | env
+    return subprocess.run([sys.executable, "-m", "tensorcore", *args], env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_devices_prints_a_table_with_cpu_and_the_default() -> None:
+    out = run("devices", "--ops")
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^cpu:0\s+cpu\s+\S", out.stdout, re.M)
+    assert "default device: cpu:0" in out.stdout
+    assert re.search(r"cpu: \d+ native ops", out.stdout)
+
+
+def test_train_with_a_bogus_device_exits_nonzero_naming_the_valid_devices() -> None:
+    out = run("train", "--epochs", "1", TENSORCORE_DEVICE="bogus")
+    assert out.returncode != 0
+    assert "unknown device 'bogus'" in out.stderr and "Available devices here: cpu:0" in out.stderr
+
+
+def test_train_on_unavailable_cuda_warns_and_uses_cpu_but_strict_refuses() -> None:
+    soft = run("train", "--epochs", "1", "--no-progress", TENSORCORE_DEVICE="cuda")
+    assert soft.returncode == 0, soft.stderr
+    assert "cuda:0 is unavailable" in soft.stderr and "using cpu:0" in soft.stderr
+    assert "device: cpu:0" in soft.stdout
+    strict = run("train", "--epochs", "1", TENSORCORE_DEVICE="cuda", TENSORCORE_PLACEMENT="strict")
+    assert strict.returncode != 0
+    assert "cuda:0, which is unavailable" in strict.stderr and "strict" in strict.stderr
+
+
+@pytest.mark.slow
+def test_train_reaches_97_percent_test_accuracy_within_60_seconds() -> None:
+    out = run("train", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    accuracy = float(re.search(r"final test accuracy: ([\d.]+)%", out.stdout).group(1))
+    seconds = float(re.search(r"in ([\d.]+) s", out.stdout).group(1))
+    assert accuracy >= 97.0, out.stdout
+    assert seconds <= 60.0, out.stdout
+    assert "cpu fallbacks: none" in out.stdout

@@ -1,0 +1,79 @@
+"""Optimizers against hand-written NumPy updates, on every device."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tensorcore as tc
+from tensorcore import optim
+
+rng = np.random.default_rng(3)
+P0 = rng.standard_normal((3, 2))
+GRADS = [rng.standard_normal((3, 2)) for _ in range(4)]
+
+
+def _run(opt_cls: type, device: str, **kwargs: object) -> np.ndarray:
+    p = tc.Variable(P0.copy(), device=device)
+    opt = opt_cls([p], **kwargs)
+    for g in GRADS:
+        opt.step([tc.asarray(g, device=device)])
+    assert p.device == tc.Device(device)
+    return p.numpy()
+
+
+def _sgd_reference(lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0) -> np.ndarray:
+    p, v = P0.copy(), np.zeros_like(P0)
+    for g in GRADS:
+        g = g + weight_decay * p
+        v = momentum * v + g
+        p = p - lr * ((g + momentum * v) if nesterov else (v if momentum else g))
+    return p
+
+
+def _adam_reference(lr: float, b1: float, b2: float, eps: float, wd: float, decoupled: bool) -> np.ndarray:
+    p, m, v = P0.copy(), np.zeros_like(P0), np.zeros_like(P0)
+    for t, g in enumerate(GRADS, 1):
+        if decoupled:
+            p = p * (1 - lr * wd)
+        else:
+            g = g + wd * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p = p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    return p
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"lr": 0.1}, {"lr": 0.1, "momentum": 0.9}, {"lr": 0.05, "momentum": 0.9, "nesterov": True},
+    {"lr": 0.1, "momentum": 0.5, "weight_decay": 0.01},
+])
+def test_sgd_matches_reference(kwargs: dict, device: str) -> None:
+    np.testing.assert_allclose(_run(optim.SGD, device, **kwargs), _sgd_reference(**kwargs), rtol=1e-12)
+
+
+@pytest.mark.parametrize("cls,decoupled,wd", [(optim.Adam, False, 0.0), (optim.Adam, False, 0.1), (optim.AdamW, True, 0.1)])
+def test_adam_and_adamw_match_reference(cls: type, decoupled: bool, wd: float, device: str) -> None:
+    got = _run(cls, device, lr=0.01, betas=(0.9, 0.99), eps=1e-8, weight_decay=wd)
+    np.testing.assert_allclose(got, _adam_reference(0.01, 0.9, 0.99, 1e-8, wd, decoupled), rtol=1e-10)
+
+
+def test_optimizer_state_lives_on_the_parameter_device(device: str) -> None:
+    p = tc.Variable(P0.copy(), device=device)
+    opt = optim.Adam([p])
+    assert opt.m[0].device == tc.Device(device) and opt.v[0].device == tc.Device(device)
+
+
+def test_bad_step_inputs_are_rejected_and_leave_parameters_unchanged(device: str) -> None:
+    p = tc.Variable(P0.copy(), device=device, name="w")
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="got 2 gradients for 1 parameters"):
+        opt.step([tc.zeros((3, 2), device=device, dtype=tc.float64)] * 2)
+    with pytest.raises(tc.OpError, match=r"gradient 0 is float64\[2, 3\] but parameter 'w' is float64\[3, 2\]"):
+        opt.step([tc.zeros((2, 3), device=device, dtype=tc.float64)])
+    opt.step([None])
+    np.testing.assert_array_equal(p.numpy(), P0)
+    with pytest.raises(ValueError, match="learning rate must be positive"):
+        optim.SGD([p], lr=0.0)
+    with pytest.raises(ValueError, match="nesterov=True needs a positive momentum"):
+        optim.SGD([p], lr=0.1, nesterov=True)
