@@ -9,6 +9,7 @@ from __future__ import annotations
 import math as _math
 
 from tensorcore import dtypes as _dtypes
+from tensorcore import linalg, nn, optim, random  # noqa: E402  (tc.linalg, tc.nn, tc.optim, tc.random)
 from tensorcore.autodiff.custom import custom_gradient, stop_gradient
 from tensorcore.autodiff.tape import GradientTape
 from tensorcore.autodiff.variable import Variable
@@ -36,12 +37,12 @@ from tensorcore.dtypes import (
 from tensorcore.errors import DeviceUnavailableError, GradientError, OpError, OutOfMemoryError, PlacementError
 from tensorcore.info import __array_namespace_info__
 from tensorcore.ops import methods as _methods  # noqa: F401 - installs Tensor operators
+from tensorcore.ops import optim_updates as _optim_updates  # defines the in-place update ops
 from tensorcore.ops.creation import *  # noqa: F403
 from tensorcore.ops.elementwise import *  # noqa: F403
 from tensorcore.ops.indexing import *  # noqa: F403
 from tensorcore.ops.linalg import *  # noqa: F403
 from tensorcore.ops.manipulation import *  # noqa: F403
-from tensorcore.ops import optim_updates as _optim_updates  # defines the in-place update ops
 from tensorcore.ops.reductions import *  # noqa: F403
 from tensorcore.ops.searching import *  # noqa: F403
 from tensorcore.ops.sets import *  # noqa: F403
@@ -50,8 +51,6 @@ from tensorcore.placement import placement_policy, placement_stats, reset_placem
 from tensorcore.placement import set_policy as set_placement_policy
 from tensorcore.runtime import devices, memory_stats, synchronize
 from tensorcore.tensor import Tensor  # first: every layer below imports it
-
-from tensorcore import linalg, random  # noqa: E402  (submodules: tc.linalg, tc.random)
 
 __version__ = "0.1.0"
 __array_api_version__ = "2023.12"

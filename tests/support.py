@@ -13,7 +13,7 @@ import tensorcore as tc
 def to_numpy(x: Any) -> Any:
     """Tensors (and tuples of them) as NumPy arrays."""
     if isinstance(x, (tuple, list)):
-        return type(x)(to_numpy(v) for v in x)
+        return [to_numpy(v) for v in x]  # namedtuple results become plain lists
     return np.asarray(x.numpy()) if isinstance(x, tc.Tensor) else x
 
 

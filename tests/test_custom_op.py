@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import tensorcore as tc
+
 from support import check_grad, check_op
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import tensorcore as tc
+
 from support import assert_matches, check_grad, check_op
 
 rng = np.random.default_rng(0)
