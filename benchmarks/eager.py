@@ -130,7 +130,7 @@ def tensorcore_epoch_fn(params_np: list[np.ndarray]) -> Callable[[list], float]:
 
 def torch_epoch_fn(params_np: list[np.ndarray], torch: Any) -> Callable[[list], float]:
     """The same epoch in PyTorch eager."""
-    F = torch.nn.functional
+    F = torch.nn.functional  # noqa: N806 - the usual alias
     params = [torch.tensor(p, requires_grad=True) for p in params_np]
     opt = torch.optim.SGD(params, lr=LR)
     w1, b1, w2, b2, w3, b3 = params
@@ -167,7 +167,7 @@ def time_mlp(rounds: int, torch: Any) -> tuple[dict[str, float], dict[str, float
     samples: dict[str, list[float]] = {k: [] for k in runners}
     losses: dict[str, float] = {}
     with threadpool_limits(1):
-        for name, run in runners.items():  # warm-up epoch, not timed
+        for run in runners.values():  # warm-up epoch, not timed
             run(batches)
         for _ in range(rounds):
             for name, run in runners.items():

@@ -115,7 +115,8 @@ def can_cast(from_: object, to: object, /) -> bool:
     """Array API ``can_cast``: whether promotion from ``from_`` to ``to`` is lossless."""
     src = dtype_of(from_)
     dst = as_dtype(to)
-    return _PROMOTION.get((src, dst)) == dst
+    promoted = _PROMOTION.get((src, dst))
+    return promoted is not None and promoted == dst  # (np.dtype == None is True: NumPy reads None as float64)
 
 
 def finfo(type: object, /) -> np.finfo:  # noqa: A002 - Array API argument name

@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from support import assert_matches, check_grad, check_op, to_numpy
 
 import tensorcore as tc
+
+from support import assert_matches, check_grad, check_op, to_numpy
 
 la = tc.linalg
 rng = np.random.default_rng(0)

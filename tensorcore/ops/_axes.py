@@ -11,9 +11,10 @@ def normalize_axis(op: str, axis: int, ndim: int) -> int:
     """One axis as a non-negative int; raise naming the valid range."""
     if not isinstance(axis, int) or isinstance(axis, bool):
         raise OpError(f"{op}: axis must be an int, got {axis!r}")
-    if not -ndim <= axis < max(ndim, 1):
-        raise OpError(f"{op}: axis {axis} is out of range for a {ndim}-D tensor; expected {-ndim} <= axis < {ndim}")
-    return axis % ndim if ndim else 0
+    if not -ndim <= axis < ndim:
+        valid = f"expected {-ndim} <= axis < {ndim}" if ndim else "a 0-D tensor has no axes"
+        raise OpError(f"{op}: axis {axis} is out of range for a {ndim}-D tensor; {valid}")
+    return axis % ndim
 
 
 def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...]:

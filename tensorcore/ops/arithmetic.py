@@ -124,6 +124,7 @@ hypot = binary("hypot", np.hypot, _hypot_grad, float_only=True, doc="Elementwise
 logaddexp = binary("logaddexp", np.logaddexp, _logaddexp_grad, float_only=True, doc="Elementwise ``log(exp(x1) + exp(x2))``, stably.")
 copysign = binary("copysign", np.copysign, _copysign_grad, float_only=True, doc="``|x1|`` with the sign of ``x2``.")
 floor_divide = binary("floor_divide", np.floor_divide, doc="Elementwise ``x1 // x2``.")
+nextafter = binary("nextafter", np.nextafter, float_only=True, doc="The next representable value after ``x1`` toward ``x2``.")
 remainder = binary("remainder", np.remainder, _remainder_grad, doc="Elementwise ``x1 % x2`` (sign of the divisor).")
 
 negative = unary("negative", np.negative, lambda ctx, g: (negative(g),), doc="Elementwise ``-x``.")
@@ -143,6 +144,7 @@ __all__ = [
     "copysign",
     "floor_divide",
     "remainder",
+    "nextafter",
     "negative",
     "positive",
 ]

@@ -1,4 +1,5 @@
-"""Creation functions: asarray, zeros, ones, full, empty, arange, linspace, eye and ``*_like``.
+"""Creation functions: asarray, zeros, ones, full, empty, arange, linspace, eye, ``*_like``,
+meshgrid, tril, triu and from_dlpack.
 
 New tensors are built on the host with NumPy and handed to the device's backend in one
 copy; a backend may register kernels for these later without changing the functions.
@@ -12,8 +13,9 @@ import numpy as np
 
 from tensorcore import dtypes, registry
 from tensorcore.device import Device, current_device, resolve
-from tensorcore.dispatch import transfer, wrap
+from tensorcore.dispatch import apply, transfer, wrap
 from tensorcore.errors import OpError
+from tensorcore.ops.registry import Op, Spec, define
 from tensorcore.tensor import Tensor
 
 
@@ -148,7 +150,98 @@ def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = N
     return from_host(np.eye(n_rows, n_cols, k=k, dtype=_dtype(dtype)), device)
 
 
+def from_dlpack(x: Any, /, *, device: Any = None, copy: bool | None = None) -> Tensor:
+    """A tensor from any object with ``__dlpack__`` (read through NumPy on the host).
+
+    Host data is shared when ``copy`` is not True and ``device`` is cpu; another ``device``
+    gets a copy. ``copy=False`` with a non-cpu ``device`` raises, as a copy is unavoidable.
+    """
+    if isinstance(x, Tensor):
+        out = x if device is None else transfer(x, resolve(device))
+        if copy and out is x:
+            from tensorcore.ops.arithmetic import positive
+
+            return positive(x)
+        return out
+    if not hasattr(x, "__dlpack__"):
+        raise OpError(f"from_dlpack: {type(x).__name__} does not implement the DLPack protocol (__dlpack__)")
+    try:
+        arr = np.from_dlpack(x)
+    except (BufferError, RuntimeError, TypeError, ValueError) as exc:
+        raise OpError(f"from_dlpack: cannot read a {type(x).__name__} through NumPy on the host: {exc}") from exc
+    if arr.dtype not in dtypes.ALL:
+        raise OpError(f"from_dlpack: unsupported dtype {arr.dtype}; supported: {', '.join(d.name for d in dtypes.ALL)}")
+    dev = _device(device)
+    if copy is False and dev.type != "cpu":
+        raise ValueError(f"from_dlpack(copy=False): host data cannot be shared with {dev}; a copy is needed")
+    return from_host(arr.copy() if copy else arr, dev)
+
+
+def meshgrid(*arrays: Tensor, indexing: str = "xy") -> list[Tensor]:
+    """Coordinate grids from 1-D tensors: ``"xy"`` (Cartesian, first two axes swapped) or ``"ij"`` (matrix).
+
+    The grids are broadcast views of the inputs (read-only on cpu, like ``broadcast_to``).
+    """
+    from tensorcore.ops.manipulation import broadcast_to, reshape
+
+    if indexing not in ("xy", "ij"):
+        raise OpError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
+    for i, a in enumerate(arrays):
+        if not isinstance(a, Tensor) or a.ndim != 1:
+            got = f"shape {a.shape}" if isinstance(a, Tensor) else type(a).__name__
+            raise OpError(f"meshgrid: every input must be a 1-D tensor, but input {i} has {got}")
+    if len({a.dtype for a in arrays}) > 1:
+        raise OpError(f"meshgrid: inputs must share one dtype, got {', '.join(str(a.dtype) for a in arrays)}")
+    n = len(arrays)
+    position = list(range(n))
+    if indexing == "xy" and n >= 2:
+        position[0], position[1] = 1, 0
+    shape = [0] * n
+    for a, p in zip(arrays, position):
+        shape[p] = a.shape[0]
+    out = []
+    for a, p in zip(arrays, position):
+        view = [1] * n
+        view[p] = a.shape[0]
+        out.append(broadcast_to(reshape(a, tuple(view)), tuple(shape)))
+    return out
+
+
+def _triangle_infer(name: str) -> Any:
+    def infer(x: Spec, k: int) -> Spec:
+        if len(x.shape) < 2:
+            raise OpError(f"{name}: x must have at least 2 dimensions, got shape {x.shape}")
+        return x
+
+    return infer
+
+
+_TRIL = define(Op("tril", lambda x, k: np.tril(x, k), infer=_triangle_infer("tril"),
+                  grad=lambda ctx, g: (apply(_TRIL, (g,), ctx.attrs),), doc="Lower triangle."))
+_TRIU = define(Op("triu", lambda x, k: np.triu(x, k), infer=_triangle_infer("triu"),
+                  grad=lambda ctx, g: (apply(_TRIU, (g,), ctx.attrs),), doc="Upper triangle."))
+
+
+def _triangle(op: Op, x: Tensor, k: int) -> Tensor:
+    if not isinstance(x, Tensor) or x.ndim < 2:
+        got = f"shape {x.shape}" if isinstance(x, Tensor) else type(x).__name__
+        raise OpError(f"{op.name}: x must be a tensor of at least 2 dimensions, got {got}")
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
+        raise OpError(f"{op.name}: k must be an int, got {k!r}")
+    return apply(op, (x,), {"k": int(k)})
+
+
+def tril(x: Tensor, /, *, k: int = 0) -> Tensor:
+    """``x`` (a matrix or a stack of them) with elements above the ``k``-th diagonal zeroed."""
+    return _triangle(_TRIL, x, k)
+
+
+def triu(x: Tensor, /, *, k: int = 0) -> Tensor:
+    """``x`` (a matrix or a stack of them) with elements below the ``k``-th diagonal zeroed."""
+    return _triangle(_TRIU, x, k)
+
+
 __all__ = [
     "asarray", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like",
-    "full_like", "arange", "linspace", "eye",
+    "full_like", "arange", "linspace", "eye", "from_dlpack", "meshgrid", "tril", "triu",
 ]

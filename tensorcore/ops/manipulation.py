@@ -1,4 +1,8 @@
-"""Shape manipulation: reshape, permute_dims, broadcast_to, expand_dims, squeeze, concat, stack."""
+"""Shape manipulation: reshape, permute_dims, broadcast_to, expand_dims, squeeze, concat, stack.
+
+flip, roll, tile, repeat, moveaxis, unstack, broadcast_shapes and diff are defined in
+:mod:`tensorcore.ops.manipulation_more` and re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -101,6 +105,8 @@ def expand_dims(x: Tensor, /, axis: int = 0) -> Tensor:
 
 def squeeze(x: Tensor, /, axis: Any) -> Tensor:
     """``x`` without the given axes, which must have size 1."""
+    if x.ndim == 0 and axis not in (None, ()):
+        raise OpError(f"squeeze: axis {axis!r} is out of range for a 0-d tensor, which has no axes")
     axes = normalize_axes("squeeze", axis, x.ndim)
     for a in axes:
         if x.shape[a] != 1:
@@ -156,7 +162,21 @@ def stack(arrays: Any, /, *, axis: int = 0) -> Tensor:
     return concat([expand_dims(a, axis) for a in arrays], axis=axis)
 
 
+# The rest of the Array API's manipulation functions live in manipulation_more (file size);
+# imported last because they build on the ops above.
+from tensorcore.ops.manipulation_more import (  # noqa: E402
+    broadcast_shapes,
+    diff,
+    flip,
+    moveaxis,
+    repeat,
+    roll,
+    tile,
+    unstack,
+)
+
 __all__ = [
     "reshape", "permute_dims", "matrix_transpose", "broadcast_to", "broadcast_arrays",
     "expand_dims", "squeeze", "concat", "stack",
+    "flip", "roll", "tile", "repeat", "moveaxis", "unstack", "broadcast_shapes", "diff",
 ]

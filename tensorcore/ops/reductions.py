@@ -1,7 +1,9 @@
-"""Reductions and statistics over any set of axes: sum, prod, mean, var, std, max, min, all, any."""
+"""Reductions and statistics over any set of axes: sum, prod, mean, var, std, max, min, all, any;
+and the cumulative (scan) forms ``cumulative_sum`` and ``cumulative_prod``."""
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 import numpy as np
@@ -9,7 +11,7 @@ import numpy as np
 from tensorcore import dtypes
 from tensorcore.dispatch import apply
 from tensorcore.errors import OpError
-from tensorcore.ops._axes import normalize_axes, reduced_shape
+from tensorcore.ops._axes import normalize_axes, normalize_axis, reduced_shape
 from tensorcore.ops.arithmetic import divide, multiply, subtract
 from tensorcore.ops.logic import astype, equal, where
 from tensorcore.ops.registry import Op, Spec, define
@@ -46,7 +48,7 @@ def _sum_grad(ctx: Any, g: Tensor) -> tuple:
 def _mean_grad(ctx: Any, g: Tensor) -> tuple:
     x = ctx.inputs[0]
     count = int(np.prod([x.shape[a] for a in ctx.attrs["axis"]], dtype=np.int64))
-    return (divide(_expand_to(g, x, ctx.attrs["axis"], ctx.attrs["keepdims"]), max(count, 1)),)
+    return (divide(_expand_to(g, x, ctx.attrs["axis"], ctx.attrs["keepdims"]), builtins.max(count, 1)),)
 
 
 def _extremum_grad(ctx: Any, g: Tensor) -> tuple:
@@ -73,7 +75,7 @@ def _prod_grad(ctx: Any, g: Tensor) -> tuple:
     prod_nonzero = _expand_to(prod_(nonzero, axis=axes, keepdims=True), x, axes, True)
     zeros = _expand_to(sum_(astype(is_zero, x.dtype), axis=axes, keepdims=True), x, axes, True)
     others = where(equal(zeros, 0), divide(prod_nonzero, nonzero), where(is_zero, where(equal(zeros, 1), prod_nonzero, 0.0), 0.0))
-    return (multiply(_expand_to(g, x, axes, keepdims), others),)
+    return (astype(multiply(_expand_to(g, x, axes, keepdims), others), x.dtype, copy=False),)
 
 
 def _var_ref(x: Any, axis: tuple, keepdims: bool, correction: float) -> Any:
@@ -85,7 +87,7 @@ def _var_grad(ctx: Any, g: Tensor) -> tuple:
     axes, keepdims, corr = ctx.attrs["axis"], ctx.attrs["keepdims"], ctx.attrs["correction"]
     count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
     centered = subtract(x, mean(x, axis=axes, keepdims=True))
-    return (multiply(_expand_to(g, x, axes, keepdims), multiply(centered, 2.0 / max(count - corr, 1))),)
+    return (multiply(_expand_to(g, x, axes, keepdims), multiply(centered, 2.0 / builtins.max(count - corr, 1))),)
 
 
 _SUM = _reduction("sum", _sum_ref, _sum_grad)
@@ -168,4 +170,96 @@ def any(x: Tensor, /, *, axis: Any = None, keepdims: bool = False) -> Tensor:  #
     return _reduce(_ANY, x, axis, keepdims)
 
 
-__all__ = ["sum", "prod", "mean", "max", "min", "var", "std", "all", "any"]
+# --- cumulative sums and products ------------------------------------------------------
+
+
+def _with_initial(scan: np.ndarray, axis: int, initial: int) -> np.ndarray:
+    """``scan`` with the identity ``initial`` prepended along ``axis``."""
+    shape = list(scan.shape)
+    shape[axis] = 1
+    return np.concatenate([np.full(shape, initial, dtype=scan.dtype), scan], axis=axis)
+
+
+def _cumsum_ref(x: Any, axis: int, dtype: Any, include_initial: bool) -> np.ndarray:
+    out = np.cumsum(x, axis=axis, dtype=dtype)
+    return _with_initial(out, axis, 0) if include_initial else out
+
+
+def _cumprod_ref(x: Any, axis: int, dtype: Any, include_initial: bool) -> np.ndarray:
+    out = np.cumprod(x, axis=axis, dtype=dtype)
+    return _with_initial(out, axis, 1) if include_initial else out
+
+
+def _scan_infer(x: Spec, axis: int, dtype: Any, include_initial: bool) -> Spec:
+    shape = tuple(n + 1 if i == axis and include_initial else n for i, n in enumerate(x.shape))
+    return Spec(shape, x.dtype if dtype is None else dtype)
+
+
+def _drop_initial(g: Tensor, axis: int, include_initial: bool) -> Tensor:
+    """The part of an output gradient that belongs to the scanned elements (not the identity)."""
+    from tensorcore.ops.indexing import getitem
+
+    return getitem(g, (slice(None),) * axis + (slice(1, None),)) if include_initial else g
+
+
+def _cumsum_grad(ctx: Any, g: Tensor) -> tuple:
+    # out[j] = sum_{i <= j} x[i], so dx[i] = sum_{j >= i} g[j]: a reversed cumulative sum.
+    from tensorcore.ops.manipulation import flip
+
+    x, axis = ctx.inputs[0], ctx.attrs["axis"]
+    g = _drop_initial(g, axis, ctx.attrs["include_initial"])
+    rev = apply(_CUMSUM, (flip(g, axis=axis),), {"axis": axis, "dtype": None, "include_initial": False})
+    return (astype(flip(rev, axis=axis), x.dtype, copy=False),)
+
+
+def _cumprod_grad_ref(x: Any, g: Any, axis: int) -> np.ndarray:
+    """dx[i] = prod(x[:i]) * s[i], s[i] = g[i] + x[i+1] * s[i+1]: exact with zeros (no division)."""
+    x, g = np.moveaxis(np.asarray(x), axis, -1), np.moveaxis(np.asarray(g), axis, -1)
+    s = np.empty(np.broadcast_shapes(x.shape, g.shape), dtype=np.result_type(x, g))
+    acc = np.zeros(s.shape[:-1], dtype=s.dtype)
+    for i in reversed(range(x.shape[-1])):
+        acc = g[..., i] + (x[..., i + 1] * acc if i + 1 < x.shape[-1] else 0)
+        s[..., i] = acc
+    before = _with_initial(np.cumprod(x[..., :-1], axis=-1), -1, 1) if x.shape[-1] else np.ones_like(x)
+    return np.moveaxis(before * s, -1, axis)
+
+
+_CUMPROD_GRAD = define(Op("cumulative_prod_grad", _cumprod_grad_ref,
+                          doc="Gradient of cumulative_prod (not itself differentiable)."))
+
+
+def _cumprod_grad(ctx: Any, g: Tensor) -> tuple:
+    x, axis = ctx.inputs[0], ctx.attrs["axis"]
+    g = _drop_initial(g, axis, ctx.attrs["include_initial"])
+    return (astype(apply(_CUMPROD_GRAD, (x, g), {"axis": axis}), x.dtype, copy=False),)
+
+
+_CUMSUM = define(Op("cumulative_sum", _cumsum_ref, infer=_scan_infer, grad=_cumsum_grad, doc="Running sum."))
+_CUMPROD = define(Op("cumulative_prod", _cumprod_ref, infer=_scan_infer, grad=_cumprod_grad, doc="Running product."))
+
+
+def _scan(op: Op, x: Tensor, axis: int | None, dtype: Any, include_initial: bool) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise OpError(f"{op.name}: expected a tensor, got {type(x).__name__}")
+    if axis is None:
+        if x.ndim > 1:
+            raise OpError(f"{op.name}: axis is required for a {x.ndim}-D tensor (shape {x.shape})")
+        axis = 0
+    if x.ndim == 0:
+        raise OpError(f"{op.name}: x must have at least one dimension, got a 0-d tensor")
+    axis = normalize_axis(op.name, axis, x.ndim)
+    attrs = {"axis": axis, "dtype": _sum_dtype(x, dtype), "include_initial": bool(include_initial)}
+    return apply(op, (x,), attrs)
+
+
+def cumulative_sum(x: Tensor, /, *, axis: int | None = None, dtype: Any = None, include_initial: bool = False) -> Tensor:
+    """Running sum along ``axis`` (optional for 1-D); ``include_initial`` prepends a 0."""
+    return _scan(_CUMSUM, x, axis, dtype, include_initial)
+
+
+def cumulative_prod(x: Tensor, /, *, axis: int | None = None, dtype: Any = None, include_initial: bool = False) -> Tensor:
+    """Running product along ``axis`` (optional for 1-D); ``include_initial`` prepends a 1."""
+    return _scan(_CUMPROD, x, axis, dtype, include_initial)
+
+
+__all__ = ["sum", "prod", "mean", "max", "min", "var", "std", "all", "any", "cumulative_sum", "cumulative_prod"]

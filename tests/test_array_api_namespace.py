@@ -1,0 +1,124 @@
+"""The tensorcore module is an Array API (2023.12) namespace: names, inspection, dtype rules.
+
+The list of names comes from ``array_api_strict``, the standard's reference namespace, less
+what tensorcore leaves out on purpose: complex dtypes, the ``linalg``/``fft`` extensions
+(separate modules) and array_api_strict's own utilities.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tensorcore as tc
+
+xp = pytest.importorskip("array_api_strict")
+
+NOT_STANDARD = {  # array_api_strict's own helpers, not part of the standard's namespace
+    "ArrayAPIStrictFlags", "set_array_api_strict_flags", "get_array_api_strict_flags",
+    "reset_array_api_strict_flags", "Device", "__version__", "ModuleType",
+}
+OUT_OF_SCOPE = {"complex64", "complex128", "linalg", "fft"}  # no complex dtypes; extensions live elsewhere
+# Names added by later revisions of the standard (tensorcore targets 2023.12 and provides most of them).
+LATER_REVISIONS = {
+    "nextafter": "2024.12", "reciprocal": "2024.12", "take_along_axis": "2024.12", "count_nonzero": "2024.12",
+    "cumulative_prod": "2024.12", "diff": "2024.12", "broadcast_shapes": "2025.12", "isin": "2025.12",
+}
+NAMES = sorted(set(xp.__all__) - NOT_STANDARD - OUT_OF_SCOPE)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in LATER_REVISIONS])
+def test_every_2023_12_name_exists(name: str) -> None:
+    assert hasattr(tc, name), f"tensorcore lacks the Array API name {name!r}"
+
+
+@pytest.mark.parametrize("name", sorted(LATER_REVISIONS))
+def test_later_revision_names(name: str) -> None:
+    assert hasattr(tc, name), f"tensorcore lacks {name!r} ({LATER_REVISIONS[name]})"
+
+
+def test_namespace_version_and_constants(device: str) -> None:
+    assert tc.__array_api_version__ == "2023.12"
+    x = tc.ones((2,), device=device)
+    assert x.__array_namespace__() is tc
+    assert x.__array_namespace__(api_version="2023.12") is tc
+    with pytest.raises(ValueError, match="unsupported Array API version"):
+        x.__array_namespace__(api_version="2021.01")
+    assert tc.e == np.e and tc.pi == np.pi and tc.inf == np.inf and np.isnan(tc.nan) and tc.newaxis is None
+
+
+def test_namespace_info() -> None:
+    info = tc.__array_namespace_info__()
+    caps = info.capabilities()
+    assert caps["boolean indexing"] is True and caps["data-dependent shapes"] is True
+    assert info.default_device() in info.devices()
+    defaults = info.default_dtypes()
+    assert set(defaults) == {"real floating", "complex floating", "integral", "indexing"}
+    assert defaults["integral"] == tc.int64 and defaults["indexing"] == tc.int64
+    assert tc.isdtype(defaults["real floating"], "real floating")
+    everything = info.dtypes()
+    assert set(everything) == {d.name for d in tc.dtypes.ALL}
+    assert set(info.dtypes(kind="integral")) == {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
+    assert set(info.dtypes(kind=("bool", "real floating"))) == {"bool", "float16", "float32", "float64"}
+
+
+SHARED = [d.name for d in tc.dtypes.ALL if hasattr(xp, d.name)]  # float16 is not in the standard
+
+
+@pytest.mark.parametrize("a", SHARED)
+def test_result_type_matches_the_standard(a: str) -> None:
+    for b in SHARED:
+        try:
+            expected = xp.result_type(getattr(xp, a), getattr(xp, b))
+        except TypeError:
+            with pytest.raises(TypeError, match="no Array API type promotion"):
+                tc.result_type(getattr(tc, a), getattr(tc, b))
+            continue
+        assert tc.result_type(getattr(tc, a), getattr(tc, b)).name == str(expected).rsplit(".", 1)[-1], (a, b)
+
+
+def test_result_type_of_tensors_and_several_dtypes(device: str) -> None:
+    x = tc.zeros((2,), dtype=tc.int8, device=device)
+    assert tc.result_type(x, tc.uint8) == tc.int16
+    assert tc.result_type(tc.int8, tc.int16, tc.int32) == tc.int32
+    assert tc.result_type(tc.float16, tc.float32) == tc.float32
+    with pytest.raises(TypeError):
+        tc.result_type(tc.int64, tc.float32)
+
+
+@pytest.mark.parametrize("a", SHARED)
+def test_can_cast_within_a_kind_matches_the_standard(a: str) -> None:
+    for b in SHARED:
+        assert tc.can_cast(getattr(tc, a), getattr(tc, b)) == xp.can_cast(getattr(xp, a), getattr(xp, b)), (a, b)
+
+
+def test_can_cast_across_kinds_is_false() -> None:
+    assert not tc.can_cast(tc.int8, tc.float64)
+    assert not tc.can_cast(tc.bool, tc.float64)
+
+
+def test_isdtype_matches_the_standard() -> None:
+    kinds = ["bool", "signed integer", "unsigned integer", "integral", "real floating", "complex floating", "numeric"]
+    for name in SHARED:
+        for kind in kinds:
+            assert tc.isdtype(getattr(tc, name), kind) == xp.isdtype(getattr(xp, name), kind), (name, kind)
+    assert tc.isdtype(tc.float32, ("integral", "real floating"))
+    assert tc.isdtype(tc.int8, tc.int8) and not tc.isdtype(tc.int8, tc.int16)
+    with pytest.raises(ValueError, match="unknown dtype kind"):
+        tc.isdtype(tc.int8, "integer")
+
+
+@pytest.mark.parametrize("name", ["float32", "float64"])
+def test_finfo(name: str, device: str) -> None:
+    mine, ref = tc.finfo(getattr(tc, name)), xp.finfo(getattr(xp, name))
+    for field in ("bits", "eps", "max", "min", "smallest_normal"):
+        assert float(getattr(mine, field)) == float(getattr(ref, field)), field
+    assert mine.dtype == getattr(tc, name)
+    assert tc.finfo(tc.zeros((1,), dtype=getattr(tc, name), device=device)).bits == ref.bits
+
+
+@pytest.mark.parametrize("name", ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"])
+def test_iinfo(name: str) -> None:
+    mine, ref = tc.iinfo(getattr(tc, name)), xp.iinfo(getattr(xp, name))
+    assert (mine.bits, mine.min, mine.max) == (ref.bits, ref.min, ref.max)
+    assert mine.dtype == getattr(tc, name)
