@@ -1,0 +1,104 @@
+"""Helpers shared by the neural-network op modules (activations, losses, conv, pooling, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tensorcore.errors import OpError
+from tensorcore.tensor import Tensor
+
+
+def pair(op: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
+    """``value`` (an int or a pair of ints) as a pair; each at least ``minimum``."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        out = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
+    ):
+        out = (int(value[0]), int(value[1]))
+    else:
+        raise OpError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(out) < minimum:
+        raise OpError(f"{op}: {name} must be >= {minimum}, got {value!r}")
+    return out
+
+
+def require_tensor(op: str, name: str, x: Any, ndim: int | tuple[int, ...] | None = None, floating: bool = False) -> None:
+    """Raise unless ``x`` is a tensor (of ``ndim`` dimensions, floating point if asked)."""
+    if not isinstance(x, Tensor):
+        raise OpError(f"{op}: {name} must be a tensor, got {type(x).__name__}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else ndim
+        if x.ndim not in allowed:
+            want = " or ".join(f"{n}-D" for n in allowed)
+            raise OpError(f"{op}: {name} must be {want}, got shape {x.shape}")
+    if floating and x.dtype.kind != "f":
+        raise OpError(f"{op}: {name} must be floating point (float32 or float64), got {x.dtype}")
+
+
+def reduction_mode(op: str, reduction: str) -> str:
+    """Validate a loss's ``reduction`` argument."""
+    if reduction not in ("mean", "sum", "none"):
+        raise OpError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return reduction
+
+
+def conv_out_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """Output length of a sliding window over ``size`` elements (floor mode)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def windows(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int], out: tuple[int, int]) -> np.ndarray:
+    """A read-only view ``(N, C, Ho, Wo, kH, kW)`` of the sliding windows of padded ``xp``."""
+    n, c = xp.shape[:2]
+    sn, sc, sh, sw = xp.strides
+    return np.lib.stride_tricks.as_strided(
+        xp,
+        shape=(n, c, out[0], out[1], kernel[0], kernel[1]),
+        strides=(sn, sc, sh * stride[0], sw * stride[1], sh * dilation[0], sw * dilation[1]),
+        writeable=False,
+    )
+
+
+def pad2d(x: np.ndarray, padding: tuple[int, int], value: float = 0.0) -> np.ndarray:
+    """``x`` with ``padding`` rows/columns of ``value`` around its last two axes (no copy if 0)."""
+    ph, pw = padding
+    if not ph and not pw:
+        return x
+    n, c, h, w = x.shape
+    out = np.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
+    out[:, :, ph:ph + h, pw:pw + w] = x
+    return out
+
+
+def vjp_through(composite: Callable[..., Any], skip: tuple[int, ...] = ()) -> Callable[..., tuple]:
+    """A gradient function for a fused backward op, from the op written with tensorcore ops.
+
+    The composite is run again under a fresh tape and differentiated, so gradients of any
+    order work wherever the composite's ops are differentiable. Inputs listed in ``skip``
+    get None (their dependence is folded into other inputs by the composite).
+    """
+
+    def grad(ctx: Any, *upstream: Tensor) -> tuple:
+        from tensorcore.autodiff.tape import GradientTape
+
+        wanted = [
+            i for i, (x, need) in enumerate(zip(ctx.inputs, ctx.needs_grad))
+            if need and i not in skip and isinstance(x, Tensor) and x.dtype.kind == "f"
+        ]
+        result: list[Any] = [None] * len(ctx.inputs)
+        if not wanted:
+            return tuple(result)
+        with GradientTape() as tape:
+            tape.watch([ctx.inputs[i] for i in wanted])
+            outs = composite(*ctx.inputs, **ctx.attrs)
+        outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
+        grads = tape.gradient(outs, [ctx.inputs[i] for i in wanted], output_gradients=list(upstream))
+        for i, g in zip(wanted, grads):
+            result[i] = g
+        return tuple(result)
+
+    return grad

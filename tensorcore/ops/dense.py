@@ -1,0 +1,168 @@
+"""Dense layers: ``linear`` (the MLP hot path) and ``embedding``, as fused ops.
+
+``linear``'s gradient is ``matmul`` for the input and the fused ops ``linear_backward_weight``
+and ``linear_backward_bias`` for the weight and bias; ``embedding``'s is the scatter-add
+``embedding_backward``. All of them have gradients of their own, so second-order gradients work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tensorcore.dispatch import apply
+from tensorcore.errors import OpError
+from tensorcore.ops._nn import require_tensor
+from tensorcore.ops.linalg import matmul
+from tensorcore.ops.manipulation import broadcast_to
+from tensorcore.ops.registry import Op, Spec, define
+from tensorcore.tensor import Tensor
+
+# --- linear -------------------------------------------------------------------------
+
+
+def _linear_ref(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    if w.ndim != 2 or x.ndim == 0 or (b is not None and b.shape != w.shape[:1]):
+        raise ValueError("bad shapes")  # explained by _linear_infer
+    out = np.matmul(x, w.T)  # w.T is a view: BLAS reads it transposed, no copy
+    if b is not None:
+        if b.dtype == out.dtype:
+            out += b
+        else:
+            out = out + b
+    return out
+
+
+def _linear_infer(x: Spec, w: Spec, b: Spec | None = None) -> Spec:
+    if len(w.shape) != 2:
+        raise OpError(f"linear: weight must be 2-D (out_features, in_features), got shape {w.shape}")
+    if len(x.shape) == 0 or x.shape[-1] != w.shape[1]:
+        raise OpError(
+            f"linear: input of shape {x.shape} has {x.shape[-1] if x.shape else 'no'} features but weight "
+            f"{w.shape} expects in_features={w.shape[1]} in the input's last dimension"
+        )
+    if b is not None and tuple(b.shape) != (w.shape[0],):
+        raise OpError(f"linear: bias must have shape ({w.shape[0]},) (out_features), got {b.shape}")
+    dtypes = [s.dtype for s in (x, w, b) if s is not None]
+    return Spec(tuple(x.shape[:-1]) + (w.shape[0],), np.result_type(*dtypes))
+
+
+def _linear_backward_weight_ref(g: np.ndarray, x: np.ndarray) -> np.ndarray:
+    g2 = g.reshape(-1, g.shape[-1])
+    x2 = x.reshape(-1, x.shape[-1])
+    return np.matmul(g2.T, x2)
+
+
+def _linear_backward_weight_infer(g: Spec, x: Spec) -> Spec:
+    if g.shape[:-1] != x.shape[:-1]:
+        raise OpError(f"linear_backward_weight: gradient {g.shape} and input {x.shape} differ before the last dimension")
+    return Spec((g.shape[-1], x.shape[-1]), np.result_type(g.dtype, x.dtype))
+
+
+def _linear_backward_weight_grad(ctx: Any, h: Tensor) -> tuple:
+    g, x = ctx.inputs
+    dg = apply(_LINEAR, (x, h)) if ctx.needs_grad[0] else None  # x @ h.T
+    dx = matmul(g, h) if ctx.needs_grad[1] else None
+    return dg, dx
+
+
+def _linear_backward_bias_ref(g: np.ndarray) -> np.ndarray:
+    return np.add.reduce(g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g, axis=0)
+
+
+_LINEAR_BACKWARD_BIAS = define(Op(
+    "linear_backward_bias", _linear_backward_bias_ref,
+    infer=lambda g: Spec(tuple(g.shape[-1:]), g.dtype),
+    grad=lambda ctx, h: (broadcast_to(h, ctx.inputs[0].shape),),
+    doc="linear's bias gradient: ``g`` summed over all but its last dimension.",
+))
+_LINEAR_BACKWARD_WEIGHT = define(Op(
+    "linear_backward_weight", _linear_backward_weight_ref, infer=_linear_backward_weight_infer,
+    grad=_linear_backward_weight_grad,
+    doc="linear's weight gradient ``g.T @ x`` over all leading dimensions: shape (out, in).",
+))
+
+
+def _linear_grad(ctx: Any, g: Tensor) -> tuple:
+    inputs, needs = ctx.inputs, ctx.needs_grad
+    x, w = inputs[0], inputs[1]
+    gx = matmul(g, w) if needs[0] else None
+    gw = apply(_LINEAR_BACKWARD_WEIGHT, (g, x)) if needs[1] else None
+    if len(inputs) == 2:
+        return gx, gw
+    gb = None
+    if needs[2]:
+        gb = g if g.ndim == 1 else apply(_LINEAR_BACKWARD_BIAS, (g,))
+    return gx, gw, gb
+
+
+_LINEAR = define(Op(
+    "linear", _linear_ref, infer=_linear_infer, grad=_linear_grad,
+    doc="``x @ weight.T + bias`` with weight of shape (out_features, in_features).",
+))
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x @ weight.T + bias``: weight is ``(out_features, in_features)``, bias ``(out_features,)``."""
+    if bias is None:
+        return apply(_LINEAR, (x, weight))
+    return apply(_LINEAR, (x, weight, bias))
+
+
+# --- embedding ----------------------------------------------------------------------
+
+
+def _check_indices(op: str, indices: np.ndarray, rows: int) -> None:
+    if indices.size:
+        lo, hi = int(indices.min()), int(indices.max())
+        if lo < 0 or hi >= rows:
+            bad = lo if lo < 0 else hi
+            raise OpError(f"{op}: index {bad} is out of range for a weight with {rows} rows; expected 0 <= index < {rows}")
+
+
+def _embedding_ref(indices: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    if indices.dtype.kind not in "iu" or weight.ndim != 2:
+        raise ValueError("bad inputs")  # explained by _embedding_infer
+    _check_indices("embedding", indices, weight.shape[0])
+    return np.take(weight, indices, axis=0)
+
+
+def _embedding_infer(indices: Spec, weight: Spec) -> Spec:
+    if indices.dtype.kind not in "iu":
+        raise OpError(f"embedding: indices must be an integer tensor, got {indices.dtype}")
+    if len(weight.shape) != 2:
+        raise OpError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got shape {weight.shape}")
+    return Spec(tuple(indices.shape) + (weight.shape[1],), weight.dtype)
+
+
+def _embedding_backward_ref(g: np.ndarray, indices: np.ndarray, num_embeddings: int) -> np.ndarray:
+    dim = g.shape[-1]
+    out = np.zeros((num_embeddings, dim), dtype=g.dtype)
+    np.add.at(out, indices.reshape(-1), g.reshape(-1, dim))  # repeated indices accumulate
+    return out
+
+
+_EMBEDDING_BACKWARD = define(Op(
+    "embedding_backward", _embedding_backward_ref,
+    infer=lambda g, indices, num_embeddings: Spec((num_embeddings, g.shape[-1]), g.dtype),
+    grad=lambda ctx, h: (apply(_EMBEDDING, (ctx.inputs[1], h)), None),
+    doc="embedding's weight gradient: rows of ``g`` scatter-added at ``indices``.",
+))
+_EMBEDDING = define(Op(
+    "embedding", _embedding_ref, infer=_embedding_infer,
+    grad=lambda ctx, g: (None, apply(_EMBEDDING_BACKWARD, (g, ctx.inputs[0]), {"num_embeddings": ctx.inputs[1].shape[0]})),
+    doc="Rows of ``weight`` at integer ``indices``.",
+))
+
+
+def embedding(indices: Tensor, weight: Tensor) -> Tensor:
+    """Rows of ``weight`` ``(num_embeddings, dim)`` at integer ``indices``: shape ``indices.shape + (dim,)``."""
+    require_tensor("embedding", "indices", indices)
+    require_tensor("embedding", "weight", weight, ndim=2)
+    if indices.dtype.kind not in "iu":
+        raise OpError(f"embedding: indices must be an integer tensor, got {indices.dtype}")
+    return apply(_EMBEDDING, (indices, weight))
+
+
+__all__ = ["linear", "embedding"]
