@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ops", action="store_true", help="also list, per backend, which ops have native kernels")
     p.set_defaults(run=cmd_devices)
     p = sub.add_parser("train", help="train a small CNN on the bundled digits dataset")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="e.g. cpu, opencl:0, cuda:0 (default: TENSORCORE_DEVICE or cpu)")
     p.add_argument("--batch-size", type=int, default=32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,10 +42,10 @@ def load_digits_split(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
 def digits_cnn(device: Any = None) -> nn.Module:
     """A small CNN for 8x8 digits: two conv blocks, then a linear classifier."""
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1, device=device), nn.ReLU(), nn.MaxPool2d(2),   # 16 x 4 x 4
-        nn.Conv2d(16, 32, 3, padding=1, device=device), nn.ReLU(), nn.MaxPool2d(2),  # 32 x 2 x 2
-        nn.Flatten(), nn.Linear(128, 64, device=device), nn.ReLU(), nn.Dropout(0.1),
-        nn.Linear(64, 10, device=device),
+        nn.Conv2d(1, 32, 3, padding=1, device=device), nn.ReLU(), nn.MaxPool2d(2),   # 32 x 4 x 4
+        nn.Conv2d(32, 64, 3, padding=1, device=device), nn.ReLU(), nn.MaxPool2d(2),  # 64 x 2 x 2
+        nn.Flatten(), nn.Linear(256, 128, device=device), nn.ReLU(), nn.Dropout(0.1),
+        nn.Linear(128, 10, device=device),
     )
 
 
@@ -58,7 +59,7 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, device: Device, bat
     return correct / len(y)
 
 
-def train(epochs: int = 10, seed: int = 0, device: Any = None, batch_size: int = 32, lr: float = 3e-3,
+def train(epochs: int = 20, seed: int = 0, device: Any = None, batch_size: int = 32, lr: float = 3e-3,
           progress: bool = True, log: Any = print) -> TrainResult:
     """Train the digits CNN with Adam; return per-epoch losses and test accuracies."""
     from tqdm import tqdm
@@ -72,6 +73,7 @@ def train(epochs: int = 10, seed: int = 0, device: Any = None, batch_size: int =
     result = TrainResult(dev)
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
+        opt.lr = lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / epochs))  # cosine decay
         total, count = 0.0, 0
         steps = batches([x_tr, y_tr], batch_size, seed=seed + epoch, device=dev)
         bar = tqdm(steps, total=-(-len(y_tr) // batch_size), desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=False)
