@@ -59,6 +59,8 @@ def apply(op: Op, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> Any:
     elif n == 1 and _scope_state.scope is None and isinstance(inputs[0], Tensor):
         dev = inputs[0]._device
         args = (inputs[0]._data,)
+    elif _scope_state.scope is None:
+        dev, args = _same_device_args(inputs)
     else:
         args = None
     if args is None:
@@ -92,6 +94,22 @@ def apply(op: Op, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> Any:
     if _recording:
         _tape.record(op, inputs, attrs, results)
     return results
+
+
+def _same_device_args(inputs: tuple) -> tuple[Device | None, tuple | None]:
+    """(device, kernel args) when all tensor inputs share a device, else (None, None)."""
+    dev = None
+    for x in inputs:
+        if isinstance(x, Tensor):
+            if dev is None:
+                dev = x._device
+            elif x._device is not dev:
+                return None, None
+        elif type(x) not in _SCALARS:
+            return None, None
+    if dev is None:
+        return None, None
+    return dev, tuple(x._data if isinstance(x, Tensor) else x for x in inputs)
 
 
 def _place(op: Op, inputs: tuple) -> tuple[tuple, Device]:
