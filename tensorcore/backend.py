@@ -51,7 +51,13 @@ class Backend:
 
     name: ClassVar[str]
     #: Native kernels: op name -> callable(*arrays, **attrs) returning an array or a tuple.
-    kernels: ClassVar[Mapping[str, Callable[..., Any]]] = {}
+    #: May be set per instance (kernels that close over a context built in ``__init__``).
+    kernels: Mapping[str, Callable[..., Any]] = {}
+
+    def bind(self, kernel: Callable[..., Any], index: int) -> Callable[..., Any]:
+        """The kernel as run on device ``index``: wrap it with that device's queue, stream or
+        context. Called once per (kernel, device) when the backend loads, never per op."""
+        return kernel
 
     def devices(self) -> list[DeviceInfo]:
         """The devices of this backend available on this machine, index order."""

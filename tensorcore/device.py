@@ -64,7 +64,7 @@ def parse(spec: str) -> tuple[str, int]:
         raise TypeError(f"a device must be a string like 'cuda:0' or a Device, not {spec!r}")
     m = _GRAMMAR.match(spec)
     type_ = m.group(1).lower() if m else None
-    if type_ not in _known_types():
+    if type_ not in KNOWN_TYPES and type_ not in _known_types():
         raise ValueError(_unknown_device_message(spec, type_))
     return type_, int(m.group(2) or 0)
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from tensorcore import placement, registry
 from tensorcore.autodiff import tape as _tape
 from tensorcore.device import Device, default_device
@@ -68,7 +70,7 @@ def apply(op: Op, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> Any:
         args = tuple(x._data if isinstance(x, Tensor) else x for x in inputs)
     if op.float_only:
         _check_float(op, inputs)
-    kernel = op.kernels.get(dev.type)
+    kernel = op.kernels.get(dev)
     if kernel is None:
         return _without_kernel(op, inputs, attrs, dev)
     try:
@@ -115,14 +117,13 @@ def _same_device_args(inputs: tuple) -> tuple[Device | None, tuple | None]:
 def _place(op: Op, inputs: tuple) -> tuple[tuple, Device]:
     """The general placement rule: scope, else the inputs' device, else the default."""
     dev = _scope_state.scope
+    inputs = tuple(_as_input(x) for x in inputs)
     devices = [x._device for x in inputs if isinstance(x, Tensor)]
     if not devices and inputs:
         from tensorcore.ops.creation import asarray  # e.g. tc.add(1, 2): make the first a tensor
 
-        inputs = (asarray(inputs[0]),) + tuple(inputs[1:])
+        inputs = (asarray(inputs[0], device=dev),) + tuple(inputs[1:])
         devices = [inputs[0]._device]
-    inputs = tuple(x if isinstance(x, Tensor) or type(x) in _SCALARS else _as_tensor(x) for x in inputs)
-    devices = [x._device for x in inputs if isinstance(x, Tensor)]
     if dev is None:
         # Inputs on several devices: an accelerator wins over cpu, else the first input's.
         dev = next((d for d in devices if d.type != "cpu"), devices[0]) if devices else default_device()
@@ -131,26 +132,33 @@ def _place(op: Op, inputs: tuple) -> tuple[tuple, Device]:
     return inputs, dev
 
 
-def _as_tensor(x: Any) -> Tensor:
+def _as_input(x: Any) -> Any:
+    """Tensors and Python scalars pass; a NumPy scalar is read as a Python scalar (weakly
+    typed, as in PyTorch); anything else becomes a tensor."""
+    if isinstance(x, Tensor) or type(x) in _SCALARS:
+        return x
+    if isinstance(x, np.generic):
+        return x.item()
     from tensorcore.ops.creation import asarray
 
     return asarray(x)
 
 
 def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> None:
-    """Run an in-place op (its kernel writes into ``target``'s buffer; not recorded on tapes).
+    """Run an in-place op: its kernel writes into ``target``'s buffer (and may update tensor
+    inputs that hold state, such as optimizer moments). Not recorded on tapes.
 
-    The kernel must validate before it writes, so a failed op leaves ``target`` unchanged.
+    The kernel must validate before it writes, so a failed op leaves every buffer unchanged.
+    Without a kernel on the device, the op runs on ``cpu`` (soft) and the results are copied
+    back into the same tensors; under strict placement it raises.
     """
     dev = target._device
     if any(isinstance(x, Tensor) and x._device is not dev for x in inputs):
         inputs = _gather(op, inputs, dev)
-    kernel = op.kernels.get(dev.type)
+    kernel = op.kernels.get(dev)
     if kernel is None:
-        raise PlacementError(
-            f"in-place op {op.name!r} has no kernel on {dev} (kernels exist for: "
-            f"{', '.join(sorted(op.kernels))}); in-place ops cannot fall back to cpu"
-        )
+        _inplace_on_cpu(op, target, inputs, attrs, dev)
+        return
     args = [x._data if isinstance(x, Tensor) else x for x in inputs]
     try:
         kernel(target._data, *args, **attrs)
@@ -158,7 +166,31 @@ def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] =
         raise
     except Exception as exc:
         raise _explain(op, (target, *inputs), attrs, dev, exc) from exc
+    _count(dev)
+    _bump_version(target)
+
+
+def _inplace_on_cpu(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any], dev: Device) -> None:
+    """Soft fallback of an in-place op: run on host copies, then write every tensor back."""
+    placement.kernel_missing(op.name, dev, op.backends())
+    backend = registry.get_backend(dev.type)
+    tensors = [target] + [x for x in inputs if isinstance(x, Tensor)]
+    host = {id(t): backend.to_numpy(t._data) for t in tensors}
+    args = [host[id(x)] if isinstance(x, Tensor) else x for x in inputs]
+    op.reference(host[id(target)], *args, **attrs)
+    for t in tensors:  # the kernel may have updated any of them (e.g. optimizer state)
+        t._data = backend.from_numpy(host[id(t)], dev.index)
+        placement.bytes_copied[0] += 2 * host[id(t)].nbytes
+    _count(_CPU)
+    _bump_version(target)
+
+
+def _count(dev: Device) -> None:
     _ops_per_device[dev] = _ops_per_device.get(dev, 0) + 1
+
+
+def _bump_version(t: Tensor) -> None:
+    t._version = getattr(t, "_version", 0) + 1
 
 
 def transfer(x: Tensor, dev: Device) -> Tensor:
@@ -194,7 +226,7 @@ def _without_kernel(op: Op, inputs: tuple, attrs: dict[str, Any], dev: Device) -
     """No kernel on ``dev``: run the composite form there, else fall back to cpu (soft)."""
     if op.composite is not None:
         return op.composite(*inputs, **attrs)
-    placement.kernel_missing(op.name, dev, list(op.kernels))
+    placement.kernel_missing(op.name, dev, op.backends())
     outer = _scope_state.scope
     _scope_state.scope = _CPU
     try:

@@ -73,10 +73,17 @@ def _load(entry: BackendEntry) -> BackendEntry:
     if not devices:
         entry.reason = "no devices found"
         return entry
+    wrong = [str(d.device) for d in devices if d.device is None or d.device.type != entry.name]
+    if getattr(backend, "name", None) != entry.name or wrong:
+        entry.reason = (
+            f"misconfigured: the entry point is named {entry.name!r} but the backend calls itself "
+            f"{getattr(backend, 'name', None)!r} and lists devices {[str(d.device) for d in devices]}"
+        )
+        return entry
     entry.backend, entry.devices = backend, devices
-    from tensorcore.ops.registry import install_backend_kernels
+    from tensorcore.ops.registry import install_backend
 
-    install_backend_kernels(backend.name, backend.kernels)
+    install_backend(entry.name, [d.device for d in devices], backend.bind, backend.kernels)
     return entry
 
 

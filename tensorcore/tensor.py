@@ -17,7 +17,9 @@ from tensorcore.device import Device
 class Tensor:
     """An n-dimensional array on a device. Create one with ``tc.asarray`` and friends."""
 
-    __slots__ = ("_data", "_device", "__weakref__")
+    # _version is set only once a tensor is written in place (never on the hot path); read it
+    # with getattr(t, "_version", 0). Tapes compare it to catch writes after recording.
+    __slots__ = ("_data", "_device", "_version", "__weakref__")
     __array_priority__ = 1000  # NumPy defers `ndarray + Tensor` to Tensor.__radd__
 
     _data: Any
@@ -70,7 +72,7 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         """The values as a NumPy array on the host (waits for the device)."""
         if self._device.type == "cpu":
-            return self._data
+            return np.asarray(self._data)  # 0-d results of NumPy kernels are NumPy scalars
         from tensorcore import registry
 
         return registry.get_backend(self._device.type).to_numpy(self._data)

@@ -95,7 +95,7 @@ def test_setitem_is_refused_on_a_tensor_the_tape_watches(device: str) -> None:
     x = tc.asarray(np.ones(3), device=device)
     with tc.GradientTape() as tape:
         tape.watch(x)
-        with pytest.raises(tc.GradientError, match=r"setitem: in-place assignment to a float64\[3\] tensor"):
+        with pytest.raises(tc.GradientError, match=r"setitem: in-place assignment into a float64\[3\] tensor"):
             x[0] = 2.0
 
 

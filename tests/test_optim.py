@@ -61,7 +61,7 @@ def test_adam_and_adamw_match_reference(cls: type, decoupled: bool, wd: float, d
 def test_optimizer_state_lives_on_the_parameter_device(device: str) -> None:
     p = tc.Variable(P0.copy(), device=device)
     opt = optim.Adam([p])
-    assert opt.m[0].device == tc.Device(device) and opt.v[0].device == tc.Device(device)
+    assert opt.state[0]["m"].device == tc.Device(device) and opt.state[0]["v"].device == tc.Device(device)
 
 
 def test_bad_step_inputs_are_rejected_and_leave_parameters_unchanged(device: str) -> None:

@@ -25,6 +25,11 @@ def backprop(entries: list, targets: list, seeds: list | None, sources: list, ze
             creation.zeros_like(o) if g is None else g for o, g in zip(entry.outputs, out_grads)
         ]
         in_grads = entry.op.grad(entry, *out_grads)
+        if len(in_grads) != len(entry.inputs):
+            raise GradientError(
+                f"the gradient of {entry.op.name!r} returned {len(in_grads)} values for "
+                f"{len(entry.inputs)} inputs; it must return one per input (None allowed)"
+            )
         for x, g, needed in zip(entry.inputs, in_grads, entry.needs_grad):
             if needed and g is not None:
                 _accumulate(grads, x, g, elementwise.add)
@@ -43,9 +48,10 @@ def backprop(entries: list, targets: list, seeds: list | None, sources: list, ze
 
 
 def _accumulate(grads: dict[int, Any], x: Any, g: Any, add: Any) -> None:
-    if tuple(g.shape) != tuple(x.shape):
+    if g.shape != x.shape or g.dtype != x.dtype or g.device is not x.device:
         raise GradientError(
-            f"gradient of shape {tuple(g.shape)} does not match its tensor's shape {tuple(x.shape)}"
+            f"a gradient is {g.dtype}{list(g.shape)} on {g.device} but its tensor is "
+            f"{x.dtype}{list(x.shape)} on {x.device}; an op's gradient function is wrong"
         )
     prev = grads.get(id(x))
     grads[id(x)] = g if prev is None else add(prev, g)
@@ -53,9 +59,10 @@ def _accumulate(grads: dict[int, Any], x: Any, g: Any, add: Any) -> None:
 
 def _check_versions(entry: Any) -> None:
     for i, (x, version) in enumerate(zip(entry.inputs, entry.versions)):
-        if version is not None and x._version != version:
+        if getattr(x, "_version", 0) != version:
+            what = f"variable {x.name!r}" if hasattr(x, "trainable") else f"a {x.dtype}{list(x.shape)} tensor"
             raise GradientError(
-                f"input {i} of {entry.op.name!r} (variable {getattr(x, 'name', '')!r}) was assigned "
-                "after the op was recorded, so its gradient would be wrong; compute gradients "
-                "before updating variables"
+                f"input {i} of {entry.op.name!r} ({what}) was written in place after the op was "
+                "recorded, so its gradient would be wrong; compute gradients before assigning to "
+                "it, or write into a copy"
             )

@@ -10,14 +10,18 @@ gives second-order gradients.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from tensorcore.errors import GradientError
 
-# The tapes recording now, innermost last. Dispatch reads this list on every op.
+# The tapes recording now in any thread, innermost last. Dispatch reads this list on every
+# op, so an empty list must stay the cheap common case; each tape records only the ops of
+# the thread that opened it (see record()).
 recording: list[GradientTape] = []
+_paused = threading.local()
 
 
 class Entry:
@@ -36,22 +40,30 @@ class Entry:
 
 
 def record(op: Any, inputs: tuple, attrs: dict, outputs: tuple) -> None:
-    """Record ``op`` on every recording tape that watches one of its inputs."""
-    if op.grad is None:
+    """Record ``op`` on every tape of this thread that watches one of its inputs."""
+    if op.grad is None or getattr(_paused, "on", False):
         return
+    thread = threading.get_ident()
     for tape in recording:
-        tape._record(op, inputs, attrs, outputs)
+        if tape._thread == thread:
+            tape._record(op, inputs, attrs, outputs)
 
 
 @contextmanager
 def paused() -> Iterator[None]:
-    """Stop every tape from recording inside the block (``custom_gradient`` uses it)."""
-    saved = recording[:]
-    recording.clear()
+    """Stop this thread's tapes from recording inside the block (``custom_gradient`` uses it)."""
+    outer = getattr(_paused, "on", False)
+    _paused.on = True
     try:
         yield
     finally:
-        recording[:] = saved
+        _paused.on = outer
+
+
+def watched_by_recording_tape(x: Any) -> bool:
+    """Whether a tape recording in this thread would differentiate through ``x``."""
+    thread = threading.get_ident()
+    return any(t._thread == thread and t._watches(x) for t in recording)
 
 
 class GradientTape:
@@ -69,10 +81,12 @@ class GradientTape:
         self._entries: list[Entry] = []
         self._variables: dict[int, Any] = {}
         self._used = False
+        self._thread: int | None = None
 
     def __enter__(self) -> GradientTape:
         if self in recording:
             raise RuntimeError("this GradientTape is already recording")
+        self._thread = threading.get_ident()
         recording.append(self)
         return self
 
@@ -108,6 +122,10 @@ class GradientTape:
         """The variables this tape watched, in the order first accessed."""
         return tuple(self._variables.values())
 
+    def _watches(self, x: Any) -> bool:
+        """Whether ``x`` is watched, without starting to watch an accessed variable."""
+        return id(x) in self._watched or (self.watch_accessed_variables and getattr(x, "trainable", False))
+
     def _is_watched(self, x: Any) -> bool:
         if id(x) in self._watched:
             return True
@@ -121,7 +139,7 @@ class GradientTape:
         needs = tuple(self._is_watched(x) for x in inputs)
         if not any(needs):
             return
-        versions = tuple(getattr(x, "_version", None) for x in inputs)
+        versions = tuple(getattr(x, "_version", 0) for x in inputs)
         self._entries.append(Entry(op, inputs, attrs, outputs, needs, versions))
         for out in outputs:
             if out.dtype.kind == "f":
@@ -154,10 +172,11 @@ class GradientTape:
         single = not isinstance(sources, (list, tuple))
         flat_sources = [sources] if single else list(sources)
         for i, s in enumerate(flat_sources):
-            if id(s) not in self._watched:
+            if id(s) not in self._watched and not self._watches(s):
                 raise GradientError(
                     f"gradient source {i} ({_describe(s)}) was not watched by this tape; "
-                    "call tape.watch(x) before using it, or make it a trainable tc.Variable"
+                    "call tape.watch(x) before using it"
+                    + ("" if getattr(s, "trainable", None) is not None else ", or make it a trainable tc.Variable")
                 )
         targets = list(target) if isinstance(target, (list, tuple)) else [target]
         seeds = None

@@ -16,7 +16,7 @@ class Variable(Tensor):
     variable's device. Trainable variables are watched by every ``GradientTape``.
     """
 
-    __slots__ = ("trainable", "name", "_version")
+    __slots__ = ("trainable", "name")
 
     def __init__(self, initial_value: Any, trainable: bool = True, name: str | None = None, dtype: Any = None, device: Any = None) -> None:
         from tensorcore.ops.creation import asarray
@@ -41,29 +41,24 @@ class Variable(Tensor):
             raise OpError(f"{what}: value has dtype {value.dtype}, but variable {self.name!r} has dtype {self.dtype}; cast it with astype()")
         return value
 
+    def _update(self, op_name: str, value: Any) -> Variable:
+        from tensorcore.ops import optim_updates
+
+        op = getattr(optim_updates, op_name.upper())
+        dispatch.apply_inplace(op, self, (self._check(op_name, value),))  # bumps the version
+        return self
+
     def assign(self, value: Any) -> Variable:
         """Write ``value`` (same shape and dtype) into this variable, in place."""
-        from tensorcore.ops.optim_updates import ASSIGN
-
-        dispatch.apply_inplace(ASSIGN, self, (self._check("assign", value),))
-        self._version += 1
-        return self
+        return self._update("assign", value)
 
     def assign_add(self, delta: Any) -> Variable:
         """Add ``delta`` to this variable in place."""
-        from tensorcore.ops.optim_updates import ASSIGN_ADD
-
-        dispatch.apply_inplace(ASSIGN_ADD, self, (self._check("assign_add", delta),))
-        self._version += 1
-        return self
+        return self._update("assign_add", delta)
 
     def assign_sub(self, delta: Any) -> Variable:
         """Subtract ``delta`` from this variable in place."""
-        from tensorcore.ops.optim_updates import ASSIGN_SUB
-
-        dispatch.apply_inplace(ASSIGN_SUB, self, (self._check("assign_sub", delta),))
-        self._version += 1
-        return self
+        return self._update("assign_sub", delta)
 
     def move_to_device(self, device: Any) -> Variable:
         """Move this variable's buffer to ``device``, keeping the same Variable object."""
@@ -75,6 +70,3 @@ class Variable(Tensor):
             self._version += 1
         return self
 
-    def bump_version(self) -> None:
-        """Mark the buffer as changed (for in-place kernels such as fused optimizer steps)."""
-        self._version += 1

@@ -14,98 +14,133 @@ from tensorcore.ops.registry import Op, Spec, define
 from tensorcore.tensor import Tensor
 
 
-def _normalize_key(x: Tensor, key: Any, op: str = "getitem") -> Any:
-    """Tensors inside ``key`` become backend arrays on ``x``'s device (it is an op attribute)."""
+class Slot(int):
+    """Where the i-th index tensor goes in an indexing key. A key is kept as an op attribute
+    with its tensors replaced by slots, and the tensors become op inputs: so they move
+    between devices like any input, and the attribute stays hashable."""
+
+    def __repr__(self) -> str:
+        return f"Slot({int(self)})"
+
+
+def _split_key(x: Tensor, key: Any, op: str) -> tuple[Any, tuple[Tensor, ...]]:
+    """(key template with Slots, index tensors on ``x``'s device)."""
+    from tensorcore.ops.creation import asarray
+
+    tensors: list[Tensor] = []
+
     def one(k: Any) -> Any:
+        if isinstance(k, (list, np.ndarray)):
+            k = asarray(np.asarray(k), device=x.device)
         if isinstance(k, Tensor):
             if k.dtype.kind not in "biu":
                 raise OpError(
                     f"{op}: index tensors must be integer or bool, got {k.dtype}{list(k.shape)} "
                     f"for a tensor of shape {x.shape}"
                 )
-            return k.to_device(x.device)._data
-        if isinstance(k, (list, np.ndarray)):
-            return np.asarray(k)
+            tensors.append(k)
+            return Slot(len(tensors) - 1)
+        if isinstance(k, np.integer):
+            return int(k)
         return k
 
-    return tuple(one(k) for k in key) if isinstance(key, tuple) else one(key)
+    template = tuple(one(k) for k in key) if isinstance(key, tuple) else one(key)
+    return template, tuple(tensors)
 
 
-def _has_arrays(key: Any) -> bool:
-    keys = key if isinstance(key, tuple) else (key,)
-    return any(hasattr(k, "shape") and hasattr(k, "dtype") for k in keys)
+def fill_key(template: Any, arrays: tuple) -> Any:
+    """The concrete key: ``template`` with each Slot replaced by its index array."""
+    if isinstance(template, Slot):
+        return arrays[template]
+    if isinstance(template, tuple):
+        return tuple(arrays[k] if isinstance(k, Slot) else k for k in template)
+    return template
 
 
 def _index_error(op: str, x: Tensor, key: Any, exc: Exception) -> OpError:
     return OpError(f"{op}: invalid index {key!r} for a tensor of shape {x.shape}: {exc}")
 
 
+def _getitem_infer(x: Spec, *index: Spec, key: Any) -> Spec:
+    if any(i.dtype == np.bool_ for i in index):
+        return Spec(None, x.dtype)  # a boolean mask: the size depends on the data
+    dummy = np.broadcast_to(np.zeros((), x.dtype), x.shape)
+    return Spec(dummy[fill_key(key, tuple(np.zeros(i.shape, np.intp) for i in index))].shape, x.dtype)
+
+
 def _getitem_grad(ctx: Any, g: Tensor) -> tuple:
-    x = ctx.inputs[0]
-    return (scatter_add(g, x.shape, ctx.attrs["key"]),)
+    x, *index = ctx.inputs
+    return (apply(_SCATTER_ADD, (g, *index), {"shape": x.shape, "key": ctx.attrs["key"]}),) + (None,) * len(index)
 
 
-def _scatter_add_ref(g: Any, shape: tuple[int, ...], key: Any) -> np.ndarray:
+def _scatter_add_ref(g: Any, *index: Any, shape: tuple[int, ...], key: Any) -> np.ndarray:
     out = np.zeros(shape, dtype=np.asarray(g).dtype)
-    if _has_arrays(key):
-        np.add.at(out, key, g)  # repeated indices accumulate
+    if index:
+        np.add.at(out, fill_key(key, index), g)  # repeated indices accumulate
     else:
         out[key] = g
     return out
 
 
 def _scatter_add_grad(ctx: Any, g: Tensor) -> tuple:
-    return (getitem(g, ctx.attrs["key"]),)
+    _, *index = ctx.inputs
+    return (apply(_GETITEM, (g, *index), {"key": ctx.attrs["key"]}),) + (None,) * len(index)
 
 
-_GETITEM = define(Op("getitem", lambda x, key: x[key], grad=_getitem_grad, doc="x[key]."))
-_SCATTER_ADD = define(Op("scatter_add", _scatter_add_ref, grad=_scatter_add_grad,
-                         doc="Zeros of `shape` with g added at `key`; getitem's gradient."))
+_GETITEM = define(Op("getitem", lambda x, *index, key: x[fill_key(key, index)], infer=_getitem_infer,
+                     grad=_getitem_grad, doc="x[key]; index tensors are inputs after x."))
+_SCATTER_ADD = define(Op(
+    "scatter_add", _scatter_add_ref, grad=_scatter_add_grad,
+    infer=lambda g, *index, shape, key: Spec(tuple(shape), g.dtype),
+    doc="Zeros of `shape` with g added at `key` (index tensors are inputs after g); getitem's gradient.",
+))
 
 
 def scatter_add(g: Tensor, shape: tuple[int, ...], key: Any) -> Tensor:
     """Zeros of ``shape`` with ``g`` added at ``key`` (repeated indices accumulate); differentiable."""
-    return apply(_SCATTER_ADD, (g,), {"shape": tuple(shape), "key": key})
+    template, index = _split_key(g, key, "scatter_add")
+    return apply(_SCATTER_ADD, (g, *index), {"shape": tuple(shape), "key": template})
 
 
 def getitem(x: Tensor, key: Any) -> Tensor:
     """``x[key]``: basic slicing, integer-array and boolean-mask indexing."""
-    nkey = _normalize_key(x, key)
+    template, index = _split_key(x, key, "getitem")
     try:
-        return apply(_GETITEM, (x,), {"key": nkey})
+        return apply(_GETITEM, (x, *index), {"key": template})
     except OpError as exc:
         raise _index_error("getitem", x, key, exc.__cause__ or exc) from exc
 
 
-def _setitem_ref(x: Any, value: Any, key: Any) -> None:
-    x[key] = value
+def _setitem_ref(x: Any, value: Any, *index: Any, key: Any) -> None:
+    x[fill_key(key, index)] = value
 
 
-_SETITEM = define(Op("setitem", _setitem_ref, doc="x[key] = value, in place."))
+_SETITEM = define(Op("setitem", _setitem_ref, doc="x[key] = value, in place; index tensors follow value."))
 
 
 def setitem(x: Tensor, key: Any, value: Any) -> None:
-    """``x[key] = value`` in place; refused on a tensor that a recording tape depends on."""
-    from tensorcore.autodiff import tape as _tape
+    """``x[key] = value`` in place. Not differentiable: refused where a recording tape would
+    differentiate through ``x`` or ``value``; a write into a tensor that a tape recorded
+    earlier is caught when that tape computes gradients."""
+    from tensorcore.autodiff.tape import watched_by_recording_tape
 
-    for t in _tape.recording:
-        if id(x) in t._watched:
+    for what, t in (("into", x), ("from", value)):
+        if isinstance(t, Tensor) and watched_by_recording_tape(t):
             raise GradientError(
-                f"setitem: in-place assignment to a {x.dtype}{list(x.shape)} tensor that a recording GradientTape "
-                "depends on would make its gradients wrong; build a new tensor with tc.where or concat instead"
+                f"setitem: in-place assignment {what} a {t.dtype}{list(t.shape)} tensor that a recording "
+                "GradientTape differentiates is not differentiable; build a new tensor with tc.where or concat"
             )
-    if not isinstance(x._data, np.ndarray) and x._device.type == "cpu":
+    if x._device.type == "cpu" and not isinstance(x._data, np.ndarray):
         x._data = np.array(x._data)  # a NumPy scalar result cannot be written in place
     if isinstance(value, Tensor) and value.dtype != x.dtype:
         from tensorcore.ops.logic import astype
 
         value = astype(value, x.dtype)
+    template, index = _split_key(x, key, "setitem")
     try:
-        apply_inplace(_SETITEM, x, (value,), {"key": _normalize_key(x, key, "setitem")})
+        apply_inplace(_SETITEM, x, (value, *index), {"key": template})
     except OpError as exc:
         raise _index_error("setitem", x, key, exc.__cause__ or exc) from exc
-    if hasattr(x, "_version"):
-        x._version += 1
 
 
 def take(x: Tensor, indices: Tensor, /, *, axis: int | None = None) -> Tensor:

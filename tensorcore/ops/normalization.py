@@ -134,8 +134,6 @@ _RUNNING_UPDATE = define(Op(
 
 def _update_running(stat: Tensor, batch: Tensor, momentum: float, correction: float) -> None:
     apply_inplace(_RUNNING_UPDATE, stat, (batch,), {"momentum": momentum, "correction": correction})
-    if hasattr(stat, "_version"):
-        stat._version += 1
 
 
 # --- batch_norm, public ---------------------------------------------------------------

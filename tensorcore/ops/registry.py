@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tensorcore.device import Device
+
 
 class Spec(NamedTuple):
     """The static description of a tensor: what shape and dtype rules consume and return."""
@@ -28,11 +30,15 @@ class Op:
     - ``infer(*specs, **attrs)``: output :class:`Spec` (or tuple); raises ``OpError`` naming
       the op, the shapes or dtypes given and what was expected. Dispatch calls it only
       when a kernel fails (to explain why) and the graph layer calls it to trace.
+      In-place ops (which return nothing) have none.
     - ``grad(ctx, *output_grads)``: input gradients (None where there is none), written
       with tensorcore ops so it runs on any device and is itself differentiable.
     - ``composite(*inputs, **attrs)``: the op in terms of other ops, run on a backend
       without a kernel for it before falling back to ``cpu``.
     - ``float_only``: inputs must be floating point (checked before any kernel runs).
+
+    ``kernels`` maps each :class:`Device` to its kernel, already bound to that device by
+    its backend (so a kernel needs no lookup of its queue or context when it runs).
     """
 
     __slots__ = (
@@ -59,16 +65,30 @@ class Op:
         self.composite = composite
         self.float_only = float_only
         self.n_outputs = n_outputs
-        self.kernels: dict[str, Callable[..., Any]] = {"cpu": reference}
+        self.kernels: dict[Device, Callable[..., Any]] = {CPU: reference}
         self.doc = doc
 
+    def backends(self) -> list[str]:
+        """Names of the backends with a kernel for this op."""
+        return sorted({d.type for d in self.kernels})
+
     def __repr__(self) -> str:
-        return f"Op({self.name!r}, backends={sorted(self.kernels)})"
+        return f"Op({self.name!r}, backends={self.backends()})"
 
 
+CPU = Device("cpu")
 OPS: dict[str, Op] = {}
-# Kernels a backend registered for ops not defined yet (custom ops defined later).
-_pending: dict[str, dict[str, Callable[..., Any]]] = {}
+# Unbound kernels by backend name and op name: the source of truth, kept so that kernels
+# registered before their op or their backend exists are bound once both do.
+_registered: dict[str, dict[str, Callable[..., Any]]] = {}
+# Loaded backends: name -> (its devices, its bind function).
+_installed: dict[str, tuple[list[Device], Callable[[Callable[..., Any], int], Callable[..., Any]]]] = {}
+
+
+def _bind(op: Op, backend: str, kernel: Callable[..., Any]) -> None:
+    devices, bind = _installed[backend]
+    for dev in devices:
+        op.kernels[dev] = bind(kernel, dev.index)
 
 
 def define(op: Op) -> Op:
@@ -76,23 +96,22 @@ def define(op: Op) -> Op:
     if op.name in OPS:
         raise ValueError(f"op {op.name!r} is already defined")
     OPS[op.name] = op
-    for backend, kernels in _pending.items():
-        if op.name in kernels:
-            op.kernels[backend] = kernels.pop(op.name)
+    for backend, kernels in _registered.items():
+        if op.name in kernels and backend in _installed:
+            _bind(op, backend, kernels[op.name])
     return op
 
 
 def register_kernel(op_name: str, backend: str, kernel: Callable[..., Any]) -> None:
     """Attach ``kernel`` as backend ``backend``'s implementation of op ``op_name``."""
+    _registered.setdefault(backend, {})[op_name] = kernel
     op = OPS.get(op_name)
-    if op is None:
-        _pending.setdefault(backend, {})[op_name] = kernel
-    else:
-        op.kernels[backend] = kernel
+    if op is not None and backend in _installed:
+        _bind(op, backend, kernel)
 
 
-def install_backend_kernels(backend: str, kernels: Mapping[str, Callable[..., Any]]) -> None:
-    """Attach a backend's whole kernel table (called by the registry when it loads)."""
+def install_backend(backend: str, devices: list[Device], bind: Callable[..., Any], kernels: Mapping[str, Callable[..., Any]]) -> None:
+    """Attach a loaded backend's kernel table to the ops, bound to each of its devices."""
     unknown = [name for name in kernels if name not in OPS]
     if unknown:
         warnings.warn(
@@ -100,10 +119,17 @@ def install_backend_kernels(backend: str, kernels: Mapping[str, Callable[..., An
             f"{', '.join(sorted(unknown))}; they are kept until such ops are defined",
             stacklevel=2,
         )
+    _installed[backend] = (list(devices), bind)
+    table = _registered.setdefault(backend, {})
     for name, kernel in kernels.items():
-        register_kernel(name, backend, kernel)
+        table.setdefault(name, kernel)  # a kernel registered explicitly wins over the table's
+    for name, kernel in table.items():
+        if name in OPS:
+            _bind(OPS[name], backend, kernel)
 
 
 def native_ops(backend: str) -> list[str]:
     """Names of the ops that have a kernel of their own on ``backend``."""
-    return sorted(name for name, op in OPS.items() if backend in op.kernels)
+    if backend == "cpu":
+        return sorted(OPS)
+    return sorted(name for name in _registered.get(backend, {}) if name in OPS)

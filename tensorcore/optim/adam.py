@@ -18,17 +18,19 @@ class Adam(Optimizer):
     decoupled = False
 
     def __init__(self, params: Iterable[Variable], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0) -> None:
-        super().__init__(params, lr)
         if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
             raise ValueError(f"{type(self).__name__}: betas must be in [0, 1), got {betas}")
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
-        self.m = [zeros_like(p) for p in self.params]
-        self.v = [zeros_like(p) for p in self.params]
+        super().__init__(params, lr)
 
-    def _update(self, index: int, param: Variable, grad: Any) -> None:
-        apply_inplace(ADAM_STEP, param, (grad, self.m[index], self.v[index]), {
+    def _init_state(self, param: Variable) -> dict[str, Any]:
+        return {"m": zeros_like(param), "v": zeros_like(param), "step": 0}
+
+    def _update(self, param: Variable, grad: Any, state: dict[str, Any]) -> None:
+        state["step"] += 1  # per parameter: one skipped with a None gradient keeps its own count
+        apply_inplace(ADAM_STEP, param, (grad, state["m"], state["v"]), {
             "lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps,
-            "weight_decay": self.weight_decay, "decoupled": self.decoupled, "step": self.iterations,
+            "weight_decay": self.weight_decay, "decoupled": self.decoupled, "step": state["step"],
         })
 
 

@@ -11,7 +11,10 @@ from tensorcore.errors import OpError
 
 class Optimizer:
     """Updates a fixed list of trainable Variables in place from gradients given in the same
-    order (what ``tape.gradient(loss, params)`` returns). State lives on each parameter's device.
+    order (what ``tape.gradient(loss, params)`` returns).
+
+    Per-parameter state (momentum, moments, step count) lives in ``self.state[i]`` on the
+    parameter's device, and follows the parameter if the model moves (``Module.to_device``).
     """
 
     def __init__(self, params: Iterable[Variable], lr: float) -> None:
@@ -25,24 +28,35 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: learning rate must be positive, got {lr}")
         self.lr = lr
         self.iterations = 0
+        self.state: list[dict[str, Any]] = [self._init_state(p) for p in self.params]
 
     def step(self, grads: Sequence[Any]) -> None:
-        """Apply one update; ``grads[i]`` is the gradient of ``params[i]`` (None: leave it)."""
+        """Apply one update; ``grads[i]`` is the gradient of ``params[i]`` (None: leave it).
+
+        Every gradient is checked before any parameter changes, so a bad call changes nothing.
+        """
+        name = type(self).__name__
         if len(grads) != len(self.params):
-            raise ValueError(f"{type(self).__name__}.step got {len(grads)} gradients for {len(self.params)} parameters")
+            raise ValueError(f"{name}.step got {len(grads)} gradients for {len(self.params)} parameters")
+        for i, (p, g) in enumerate(zip(self.params, grads)):
+            if g is not None and (g.shape != p.shape or g.dtype != p.dtype):
+                raise OpError(
+                    f"{name}.step: gradient {i} is {g.dtype}{list(g.shape)} but parameter "
+                    f"{p.name!r} is {p.dtype}{list(p.shape)}"
+                )
         self.iterations += 1
         for i, (p, g) in enumerate(zip(self.params, grads)):
             if g is None:
                 continue
-            if g.shape != p.shape or g.dtype != p.dtype:
-                raise OpError(
-                    f"{type(self).__name__}.step: gradient {i} is {g.dtype}{list(g.shape)} but parameter "
-                    f"{p.name!r} is {p.dtype}{list(p.shape)}"
-                )
-            if g.device is not p.device:
-                g = g.to_device(p.device)
-            self._update(i, p, g)
-            p.bump_version()
+            state = self.state[i]
+            for key, value in state.items():  # the parameter may have moved since
+                if hasattr(value, "device") and value.device is not p.device:
+                    state[key] = value.to_device(p.device)
+            self._update(p, g.to_device(p.device), state)
 
-    def _update(self, index: int, param: Variable, grad: Any) -> None:
+    def _init_state(self, param: Variable) -> dict[str, Any]:
+        """The state a parameter starts with (subclasses override)."""
+        return {}
+
+    def _update(self, param: Variable, grad: Any, state: dict[str, Any]) -> None:
         raise NotImplementedError

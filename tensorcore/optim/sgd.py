@@ -17,12 +17,14 @@ class SGD(Optimizer):
     ``g += weight_decay * p`` first (PyTorch's formulation). One fused kernel per parameter."""
 
     def __init__(self, params: Iterable[Variable], lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0) -> None:
-        super().__init__(params, lr)
         if nesterov and momentum <= 0:
             raise ValueError("SGD: nesterov=True needs a positive momentum")
         self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
-        self.velocity = [zeros_like(p) if momentum else None for p in self.params]
+        super().__init__(params, lr)
 
-    def _update(self, index: int, param: Variable, grad: Any) -> None:
-        apply_inplace(SGD_STEP, param, (grad, self.velocity[index]),
+    def _init_state(self, param: Variable) -> dict[str, Any]:
+        return {"velocity": zeros_like(param)} if self.momentum else {}
+
+    def _update(self, param: Variable, grad: Any, state: dict[str, Any]) -> None:
+        apply_inplace(SGD_STEP, param, (grad, state.get("velocity")),
                       {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay})
