@@ -59,3 +59,40 @@ def sim_backend():
     sys.path.remove(PLUGIN_DIR)
     importlib.invalidate_caches()
     registry.rescan()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _shape_and_dtype_rules_agree_with_kernels():
+    """Throughout the suite, every cpu kernel call also checks its op's ``infer`` rule: the
+    graph layer relies on these rules, and dispatch only calls them when a kernel fails."""
+    import numpy as np
+
+    from tensorcore.ops.registry import CPU, OPS, Spec
+
+    def spec(a: object) -> object:
+        return Spec(np.shape(a), np.asarray(a).dtype) if hasattr(a, "dtype") else a
+
+    def checked(op, kernel):
+        def run(*args, **attrs):
+            out = kernel(*args, **attrs)
+            if op.infer is None or out is None:
+                return out
+            expected = op.infer(*(spec(a) for a in args), **attrs)
+            outs = out if op.n_outputs > 1 else (out,)
+            rules = expected if op.n_outputs > 1 else (expected,)
+            for k, (o, rule) in enumerate(zip(outs, rules)):
+                shape, dtype = np.shape(o), np.asarray(o).dtype
+                assert rule.dtype == dtype, f"{op.name} output {k}: rule says {rule.dtype}, kernel gave {dtype}"
+                if rule.shape is not None:
+                    assert len(rule.shape) == len(shape) and all(
+                        r is None or r == n for r, n in zip(rule.shape, shape)
+                    ), f"{op.name} output {k}: rule says shape {rule.shape}, kernel gave {shape}"
+            return out
+        return run
+
+    originals = {op: op.kernels[CPU] for op in OPS.values()}
+    for op, kernel in originals.items():
+        op.kernels[CPU] = checked(op, kernel)
+    yield
+    for op, kernel in originals.items():
+        op.kernels[CPU] = kernel

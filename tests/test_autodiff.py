@@ -184,3 +184,79 @@ def test_variable_acts_as_a_tensor_in_every_op(device: str) -> None:
     np.testing.assert_allclose(tc.sum(v, axis=1).numpy(), [3.0, 12.0])
     np.testing.assert_allclose((v.T @ v).numpy(), np.arange(6.0).reshape(2, 3).T @ np.arange(6.0).reshape(2, 3))
     assert isinstance(v[0], tc.Tensor) and not isinstance(v[0], tc.Variable)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: x**2, lambda x: 2.0**x, lambda x: tc.atan2(x, 2.0), lambda x: tc.atan2(2.0, x),
+    lambda x: tc.clip(x, min=0.1), lambda x: tc.mean(x * x), lambda x: tc.hypot(x, 3.0),
+])
+def test_float32_gradients_stay_float32_on_the_device(fn, device: str) -> None:
+    x = tc.asarray(np.array([0.5, 1.5], np.float32), device=device)
+    with tc.GradientTape() as tape:
+        tape.watch(x)
+        y = tc.sum(fn(x))
+    g = tape.gradient(y, x)
+    assert g.dtype == tc.float32 and g.device == tc.Device(device)
+
+
+def test_gradient_of_an_unused_trainable_variable_is_none(device: str) -> None:
+    w = tc.Variable([1.0], device=device)
+    unused = tc.Variable([2.0], device=device)
+    with tc.GradientTape() as tape:
+        loss = tc.sum(w * 3.0)
+    gw, gu = tape.gradient(loss, [w, unused])
+    np.testing.assert_array_equal(gw.numpy(), [3.0])
+    assert gu is None
+
+
+def test_writing_a_recorded_tensor_after_the_tape_closed_is_caught(device: str) -> None:
+    w = tc.asarray([1.0, 2.0], device=device)
+    xx = tc.asarray([10.0, 20.0], device=device)
+    with tc.GradientTape(persistent=True) as tape:
+        tape.watch(w)
+        y = tc.sum(w * xx)
+    xx[0] = 1000.0  # an unwatched input, written after recording
+    with pytest.raises(tc.GradientError, match=r"input 1 of 'multiply' \(a float32\[2\] tensor\) was written in place"):
+        tape.gradient(y, w)
+
+
+def test_setitem_of_a_watched_value_is_refused(device: str) -> None:
+    w = tc.asarray([1.0, 2.0], device=device)
+    buf = tc.zeros((3,), device=device)
+    with tc.GradientTape() as tape:
+        tape.watch(w)
+        with pytest.raises(tc.GradientError, match="assignment from a float32"):
+            buf[0:2] = w * 3
+    assert tape is not None
+
+
+def test_a_tape_records_only_its_own_thread(device: str) -> None:
+    import threading
+
+    w = tc.Variable([1.0], device=device)
+    started, stop = threading.Event(), threading.Event()
+
+    def other_thread() -> None:
+        started.set()
+        while not stop.is_set():
+            w * 2.0
+
+    t = threading.Thread(target=other_thread)
+    with tc.GradientTape() as tape:
+        t.start()
+        started.wait()
+        y = w * 3.0
+        stop.set()
+        t.join()
+    assert len(tape._entries) == 1
+    np.testing.assert_array_equal(tape.gradient(y, w).numpy(), [3.0])
+
+
+def test_a_gradient_function_returning_too_few_values_is_an_error(device: str) -> None:
+    bad = tc.custom_op("test_bad_grad", grad=lambda ctx, g: (g,))(lambda a, b: a + b)
+    x = tc.asarray([1.0], device=device)
+    with tc.GradientTape() as tape:
+        tape.watch(x)
+        y = bad(x, x)
+    with pytest.raises(tc.GradientError, match="returned 1 values for 2 inputs"):
+        tape.gradient(y, x)

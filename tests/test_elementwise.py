@@ -148,3 +148,36 @@ def test_non_broadcastable_shapes_name_op_and_shapes(device: str) -> None:
     b = tc.zeros((4,), device=device)
     with pytest.raises(tc.OpError, match=r"add: shapes \(2, 3\) and \(4,\) cannot be broadcast"):
         a + b
+
+
+@pytest.mark.parametrize(
+    "name,ref",
+    [("isfinite", np.isfinite), ("isinf", np.isinf), ("isnan", np.isnan), ("signbit", np.signbit),
+     ("logical_not", np.logical_not), ("positive", np.positive)],
+)
+def test_predicates_and_identity_ops(name: str, ref: object, device: str) -> None:
+    x = np.array([0.0, -0.0, 1.5, -2.0, np.inf, -np.inf, np.nan], np.float32)
+    if name == "logical_not":
+        x = x > 0
+    check_op(getattr(tc, name), ref, [x], device)
+
+
+@pytest.mark.parametrize(
+    "name,ref",
+    [("bitwise_and", np.bitwise_and), ("bitwise_or", np.bitwise_or), ("bitwise_xor", np.bitwise_xor),
+     ("bitwise_left_shift", np.left_shift), ("bitwise_right_shift", np.right_shift)],
+)
+def test_bitwise_ops(name: str, ref: object, device: str) -> None:
+    a = rng.integers(0, 64, (3, 4)).astype(np.int32)
+    b = rng.integers(0, 4, (4,)).astype(np.int32)
+    check_op(getattr(tc, name), ref, [a, b], device)
+    check_op(tc.bitwise_invert, np.invert, [a], device)
+
+
+def test_nextafter_floor_divide_and_complex_parts(device: str) -> None:
+    a, b = rng.standard_normal((5,)), rng.standard_normal((5,))
+    check_op(tc.nextafter, np.nextafter, [a, b], device, rtol=0, atol=0)
+    check_op(tc.floor_divide, np.floor_divide, [a, b + 3.0], device)
+    x = tc.asarray(a, device=device)
+    assert tc.real(x) is x and tc.conj(x) is x
+    np.testing.assert_array_equal(tc.imag(x).numpy(), np.zeros(5))

@@ -77,3 +77,24 @@ def test_bad_step_inputs_are_rejected_and_leave_parameters_unchanged(device: str
         optim.SGD([p], lr=0.0)
     with pytest.raises(ValueError, match="nesterov=True needs a positive momentum"):
         optim.SGD([p], lr=0.1, nesterov=True)
+
+
+def test_a_rejected_step_changes_no_parameter_and_no_state() -> None:
+    a = tc.Variable(np.ones(2))
+    b = tc.Variable(np.ones(3))
+    opt = optim.SGD([a, b], lr=0.1, momentum=0.9)
+    with pytest.raises(tc.OpError, match="gradient 1"):
+        opt.step([tc.ones((2,), dtype=tc.float64), tc.ones((2,), dtype=tc.float64)])
+    np.testing.assert_array_equal(a.numpy(), [1.0, 1.0])
+    np.testing.assert_array_equal(opt.state[0]["velocity"].numpy(), [0.0, 0.0])
+    assert opt.iterations == 0
+
+
+def test_adam_counts_steps_per_parameter() -> None:
+    a, b = tc.Variable(np.ones(2)), tc.Variable(np.ones(2))
+    opt = optim.Adam([a, b], lr=0.1)
+    g = tc.ones((2,), dtype=tc.float64)
+    opt.step([g, None])
+    opt.step([g, g])
+    assert opt.state[0]["step"] == 2 and opt.state[1]["step"] == 1
+    np.testing.assert_allclose(b.numpy(), [0.9, 0.9])  # a first step: lr * m_hat / sqrt(v_hat) = lr

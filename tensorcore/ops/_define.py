@@ -51,9 +51,10 @@ def broadcast_rule(name: str, out_dtype: np.dtype | None = None) -> Callable[...
     return infer
 
 
-def unary(name: str, reference: Callable, grad: Callable | None = None, *, float_only: bool = False, doc: str = "") -> Callable:
+def unary(name: str, reference: Callable, grad: Callable | None = None, *, float_only: bool = False, out_dtype: Any = None, doc: str = "") -> Callable:
     """Define a unary elementwise op and return its public function."""
-    op = define(Op(name, reference, infer=same_shape, grad=grad, float_only=float_only, doc=doc))
+    infer = same_shape if out_dtype is None else (lambda x, **_: Spec(x.shape, out_dtype))
+    op = define(Op(name, reference, infer=infer, grad=grad, float_only=float_only, doc=doc))
     return op_function(op)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -58,9 +59,10 @@ def _pow_grad(ctx: Any, g: Tensor) -> tuple:
     a, b = ctx.inputs
     ga = gb = None
     if ctx.needs_grad[0]:
-        ga = unbroadcast(multiply(g, multiply(b, pow(a, subtract(b, 1)))), a)
+        ga = unbroadcast(multiply(g, multiply(b, pow(a, b - 1))), a)  # b - 1 stays a scalar for scalar b
     if ctx.needs_grad[1]:
-        safe_log = log(where(a > 0, a, 1.0))  # d/db a**b = a**b log a, taken as 0 where a <= 0
+        # d/db a**b = a**b log a, taken as 0 where a <= 0 (a may be a Python scalar)
+        safe_log = log(where(a > 0, a, 1.0)) if isinstance(a, Tensor) else (math.log(a) if a > 0 else 0.0)
         gb = unbroadcast(multiply(g, multiply(ctx.output, safe_log)), b)
     return ga, gb
 
@@ -79,7 +81,7 @@ def _select_grad(first_wins: Any) -> Any:
 
 def _atan2_grad(ctx: Any, g: Tensor) -> tuple:
     y, x = ctx.inputs
-    denom = add(multiply(x, x), multiply(y, y))
+    denom = x * x + y * y  # operators: either input may be a Python scalar
     return unbroadcast(divide(multiply(g, x), denom), y), unbroadcast(negative(divide(multiply(g, y), denom)), x)
 
 

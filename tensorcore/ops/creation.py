@@ -30,40 +30,50 @@ def from_host(array: np.ndarray, device: Any = None) -> Tensor:
     return wrap(data, dev)
 
 
-def _python_default(obj: Any, arr: np.ndarray) -> np.ndarray:
-    """Python floats become the default float dtype (float32), as the Array API lets us choose."""
-    if isinstance(obj, (np.ndarray, np.generic)) or arr.dtype.kind != "f":
-        return arr
-    return arr.astype(dtypes.DEFAULT_FLOAT)
+def _is_python_data(obj: Any) -> bool:
+    """Whether ``obj`` is Python scalars, possibly nested in lists and tuples (no arrays)."""
+    if isinstance(obj, (bool, int, float)):
+        return True
+    return isinstance(obj, (list, tuple)) and all(_is_python_data(v) for v in obj)
 
 
 def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | None = None) -> Tensor:
-    """A tensor from a tensor, NumPy array, DLPack object, Python scalar or nested sequence."""
+    """A tensor from a tensor, NumPy array, DLPack object, Python scalar or nested sequence.
+
+    Python floats become the default float dtype (float32); arrays keep their dtype.
+    ``copy=True`` always copies; ``copy=False`` never does and raises where it would have to;
+    ``copy=None`` copies only when needed (on cpu a NumPy array's memory is shared).
+    """
+    from tensorcore.ops.logic import astype
+
     dt = None if dtype is None else dtypes.as_dtype(dtype)
+    target = None if device is None else resolve(device)
     if isinstance(obj, Tensor):
-        out = obj if device is None else transfer(obj, resolve(device))
+        changes = (dt is not None and dt != obj.dtype) or (target is not None and target is not obj.device)
+        if copy is False and changes:
+            raise ValueError(f"asarray(copy=False): turning a {obj.dtype} tensor on {obj.device} into "
+                             f"{dt or obj.dtype} on {target or obj.device} needs a copy")
+        out = obj if target is None else transfer(obj, target)
         if dt is not None and dt != out.dtype:
-            from tensorcore.ops.logic import astype
-
             return astype(out, dt)
-        if copy and out is obj:
-            from tensorcore.ops.arithmetic import positive
-
-            return positive(obj)
-        return out
-    if copy is False and not isinstance(obj, np.ndarray):
-        raise ValueError("asarray(copy=False): the input is not an array whose memory can be shared")
+        return astype(obj, obj.dtype, copy=True) if copy and out is obj else out
     if not isinstance(obj, (np.ndarray, np.generic, list, tuple, int, float, bool)) and hasattr(obj, "__dlpack__"):
         obj = np.from_dlpack(obj)
+    if copy is False:
+        shareable = isinstance(obj, np.ndarray) and (dt is None or dt == obj.dtype) and (target or current_device()).type == "cpu"
+        if not shareable:
+            raise ValueError("asarray(copy=False): only a NumPy array of the same dtype, placed on cpu, can be shared without a copy")
     try:
         arr = np.array(obj, dtype=dt, copy=True if copy else None)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise OpError(f"asarray: cannot make a tensor from {type(obj).__name__}: {exc}") from exc
-    if dt is None:
-        arr = _python_default(obj, arr)
+    if dt is None and arr.dtype.kind == "f" and _is_python_data(obj):
+        arr = arr.astype(dtypes.DEFAULT_FLOAT)
     if arr.dtype not in dtypes.ALL:
-        raise OpError(f"asarray: unsupported dtype {arr.dtype}; supported: {', '.join(d.name for d in dtypes.ALL)}")
-    return from_host(arr, device)
+        detail = "integers beyond the int64/uint64 range, or objects" if arr.dtype == object else str(arr.dtype)
+        raise OpError(f"asarray: cannot make a tensor from {type(obj).__name__} holding {detail}; "
+                      f"supported dtypes: {', '.join(d.name for d in dtypes.ALL)}")
+    return from_host(arr, target)
 
 
 def _dtype(dtype: Any, default: np.dtype = dtypes.DEFAULT_FLOAT) -> np.dtype:
@@ -94,7 +104,9 @@ def empty(shape: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
 
 def full(shape: Any, fill_value: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
     """A tensor filled with ``fill_value`` (dtype inferred from it when not given)."""
-    if dtype is None:
+    if dtype is None and isinstance(fill_value, np.generic):
+        dtype = fill_value.dtype
+    elif dtype is None:
         dtype = dtypes.bool if isinstance(fill_value, bool) else dtypes.DEFAULT_INT if isinstance(fill_value, int) else dtypes.DEFAULT_FLOAT
     return from_host(np.full(_shape(shape), fill_value, _dtype(dtype)), device)
 

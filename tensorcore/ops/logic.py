@@ -10,7 +10,7 @@ from tensorcore import dtypes
 from tensorcore.dispatch import apply
 from tensorcore.errors import OpError
 from tensorcore.ops._define import binary, unary
-from tensorcore.ops.arithmetic import maximum, minimum, multiply, unbroadcast
+from tensorcore.ops.arithmetic import maximum, minimum, unbroadcast
 from tensorcore.ops.registry import Op, Spec, define
 from tensorcore.tensor import Tensor
 
@@ -25,7 +25,7 @@ greater_equal = binary("greater_equal", np.greater_equal, out_dtype=_BOOL, doc="
 logical_and = binary("logical_and", np.logical_and, out_dtype=_BOOL, doc="Elementwise logical AND.")
 logical_or = binary("logical_or", np.logical_or, out_dtype=_BOOL, doc="Elementwise logical OR.")
 logical_xor = binary("logical_xor", np.logical_xor, out_dtype=_BOOL, doc="Elementwise logical XOR.")
-logical_not = unary("logical_not", np.logical_not, doc="Elementwise logical NOT.")
+logical_not = unary("logical_not", np.logical_not, out_dtype=_BOOL, doc="Elementwise logical NOT.")
 bitwise_and = binary("bitwise_and", np.bitwise_and, doc="Elementwise bitwise AND of integer or bool tensors.")
 bitwise_or = binary("bitwise_or", np.bitwise_or, doc="Elementwise bitwise OR of integer or bool tensors.")
 bitwise_xor = binary("bitwise_xor", np.bitwise_xor, doc="Elementwise bitwise XOR of integer or bool tensors.")
@@ -81,7 +81,7 @@ def clip(x: Tensor, /, min: Any = None, max: Any = None) -> Tensor:  # noqa: A00
         out = x if min is None else maximum(x, min)
         return out if max is None else minimum(out, max)
     if min is None and max is None:
-        return multiply(x, 1)
+        return astype(x, x.dtype, copy=True)
     return apply(_CLIP, (x,), {"lo": min, "hi": max})
 
 

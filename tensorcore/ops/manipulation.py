@@ -32,11 +32,20 @@ _RESHAPE = define(Op("reshape", lambda x, shape: np.reshape(x, shape), infer=_re
 
 
 def reshape(x: Tensor, /, shape: Any, *, copy: bool | None = None) -> Tensor:
-    """``x`` with a new shape of the same size (one dimension may be -1)."""
+    """``x`` with a new shape of the same size (one dimension may be -1).
+
+    ``copy=True`` returns a copy; ``copy=False`` raises where the result cannot share ``x``'s
+    memory; ``None`` shares it where it can (on cpu, like NumPy).
+    """
+    from tensorcore.ops.logic import astype
+
     shape = (shape,) if isinstance(shape, int) else tuple(int(n) for n in shape)
-    if x.shape == shape:
-        return x
-    return apply(_RESHAPE, (x,), {"shape": shape})
+    out = x if x.shape == shape else apply(_RESHAPE, (x,), {"shape": shape})
+    if copy:
+        return astype(out, out.dtype, copy=True)
+    if copy is False and x.device.type == "cpu" and x.size and not np.shares_memory(out._data, x._data):
+        raise ValueError(f"reshape(copy=False): a tensor of shape {x.shape} with its strides cannot be viewed as {shape}")
+    return out
 
 
 def _permute_infer(x: Spec, axes: tuple[int, ...]) -> Spec:

@@ -53,10 +53,10 @@ ceil = unary("ceil", np.ceil, _zeros, doc="Elementwise ceiling.")
 trunc = unary("trunc", np.trunc, _zeros, doc="Elementwise rounding toward zero.")
 round = unary("round", np.round, _zeros, doc="Elementwise rounding to the nearest integer, half to even.")  # noqa: A001
 reciprocal = unary("reciprocal", np.reciprocal, _g(lambda x, out, g: negative(multiply(g, multiply(out, out)))), float_only=True, doc="Elementwise ``1 / x``.")
-signbit = unary("signbit", np.signbit, doc="Elementwise: whether the sign bit is set.")
-isfinite = unary("isfinite", np.isfinite, doc="Elementwise: whether the value is finite.")
-isinf = unary("isinf", np.isinf, doc="Elementwise: whether the value is infinite.")
-isnan = unary("isnan", np.isnan, doc="Elementwise: whether the value is NaN.")
+signbit = unary("signbit", np.signbit, out_dtype=np.dtype(bool), doc="Elementwise: whether the sign bit is set.")
+isfinite = unary("isfinite", np.isfinite, out_dtype=np.dtype(bool), doc="Elementwise: whether the value is finite.")
+isinf = unary("isinf", np.isinf, out_dtype=np.dtype(bool), doc="Elementwise: whether the value is infinite.")
+isnan = unary("isnan", np.isnan, out_dtype=np.dtype(bool), doc="Elementwise: whether the value is NaN.")
 
 
 def real(x: Tensor, /) -> Tensor:
