@@ -88,12 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``tensorcore`` and ``python -m tensorcore``."""
-    from tensorcore.errors import PlacementError
+    from tensorcore.errors import GradientError, OpError, PlacementError
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, PlacementError) as exc:
+    except (OpError, GradientError):
+        raise  # a bug, not a bad setting: keep the traceback
+    except (ValueError, PlacementError) as exc:  # a bad device name or an unavailable device
         print(f"tensorcore: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -50,3 +50,10 @@ def test_train_reaches_97_percent_test_accuracy_within_60_seconds() -> None:
     assert accuracy >= 97.0, out.stdout
     assert seconds <= 60.0, out.stdout
     assert "cpu fallbacks: none" in out.stdout
+
+
+def test_bench_eager_runs_and_reports_ratios() -> None:
+    out = run("bench", "eager", "--rounds", "1")
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"shape \(8, 8\): numpy [\d.]+, tensorcore [\d.]+", out.stdout)
+    assert re.search(r"tensorcore +[\d,]+ +\([\d.]+x hand-written NumPy", out.stdout)

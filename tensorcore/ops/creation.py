@@ -2,7 +2,7 @@
 meshgrid, tril, triu and from_dlpack.
 
 New tensors are built on the host with NumPy and handed to the device's backend in one
-copy; a backend may register kernels for these later without changing the functions.
+copy (``from_numpy``). These functions are not ops: no backend kernel replaces them yet.
 """
 
 from __future__ import annotations
