@@ -37,6 +37,7 @@ def wrap(data: Any, dev: Device) -> Tensor:
     t = _new(Tensor)
     t._data = data
     t._device = dev
+    t._version = 0
     return t
 
 
@@ -89,6 +90,7 @@ def apply(op: Op, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> Any:
         result = _new(Tensor)
         result._data = out
         result._device = dev
+        result._version = 0
         if _recording:
             _tape.record(op, inputs, attrs, (result,))
         return result
@@ -190,7 +192,7 @@ def _count(dev: Device) -> None:
 
 
 def _bump_version(t: Tensor) -> None:
-    t._version = getattr(t, "_version", 0) + 1
+    t._version += 1
 
 
 def transfer(x: Tensor, dev: Device) -> Tensor:

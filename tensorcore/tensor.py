@@ -17,8 +17,8 @@ from tensorcore.device import Device
 class Tensor:
     """An n-dimensional array on a device. Create one with ``tc.asarray`` and friends."""
 
-    # _version is set only once a tensor is written in place (never on the hot path); read it
-    # with getattr(t, "_version", 0). Tapes compare it to catch writes after recording.
+    # _version counts writes in place (setitem, assign, optimizer steps). Tapes record it
+    # for every input and compare it at gradient time to catch writes after recording.
     __slots__ = ("_data", "_device", "_version", "__weakref__")
     __array_priority__ = 1000  # NumPy defers `ndarray + Tensor` to Tensor.__radd__
 

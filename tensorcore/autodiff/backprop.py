@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tensorcore.errors import GradientError
+from tensorcore.tensor import Tensor
 
 
 def backprop(entries: list, targets: list, seeds: list | None, sources: list, zero_unconnected: bool) -> list:
@@ -59,7 +60,7 @@ def _accumulate(grads: dict[int, Any], x: Any, g: Any, add: Any) -> None:
 
 def _check_versions(entry: Any) -> None:
     for i, (x, version) in enumerate(zip(entry.inputs, entry.versions)):
-        if getattr(x, "_version", 0) != version:
+        if isinstance(x, Tensor) and x._version != version:
             what = f"variable {x.name!r}" if hasattr(x, "trainable") else f"a {x.dtype}{list(x.shape)} tensor"
             raise GradientError(
                 f"input {i} of {entry.op.name!r} ({what}) was written in place after the op was "

@@ -16,12 +16,19 @@ from contextlib import contextmanager
 from typing import Any
 
 from tensorcore.errors import GradientError
+from tensorcore.tensor import Tensor
 
 # The tapes recording now in any thread, innermost last. Dispatch reads this list on every
 # op, so an empty list must stay the cheap common case; each tape records only the ops of
 # the thread that opened it (see record()).
 recording: list[GradientTape] = []
-_paused = threading.local()
+
+
+class _PauseState(threading.local):
+    on = False  # a class default: reading an unset thread-local attribute would be slow
+
+
+_paused = _PauseState()
 
 
 class Entry:
@@ -41,7 +48,7 @@ class Entry:
 
 def record(op: Any, inputs: tuple, attrs: dict, outputs: tuple) -> None:
     """Record ``op`` on every tape of this thread that watches one of its inputs."""
-    if op.grad is None or getattr(_paused, "on", False):
+    if op.grad is None or _paused.on:
         return
     thread = threading.get_ident()
     for tape in recording:
@@ -52,7 +59,7 @@ def record(op: Any, inputs: tuple, attrs: dict, outputs: tuple) -> None:
 @contextmanager
 def paused() -> Iterator[None]:
     """Stop this thread's tapes from recording inside the block (``custom_gradient`` uses it)."""
-    outer = getattr(_paused, "on", False)
+    outer = _paused.on
     _paused.on = True
     try:
         yield
@@ -139,7 +146,7 @@ class GradientTape:
         needs = tuple(self._is_watched(x) for x in inputs)
         if not any(needs):
             return
-        versions = tuple(getattr(x, "_version", 0) for x in inputs)
+        versions = tuple([x._version if isinstance(x, Tensor) else 0 for x in inputs])
         self._entries.append(Entry(op, inputs, attrs, outputs, needs, versions))
         for out in outputs:
             if out.dtype.kind == "f":

@@ -7,6 +7,7 @@ from typing import Any
 
 from tensorcore.autodiff.variable import Variable
 from tensorcore.errors import OpError
+from tensorcore.tensor import Tensor
 
 
 class Optimizer:
@@ -48,11 +49,11 @@ class Optimizer:
         for i, (p, g) in enumerate(zip(self.params, grads)):
             if g is None:
                 continue
-            state = self.state[i]
+            state, dev = self.state[i], p.device
             for key, value in state.items():  # the parameter may have moved since
-                if hasattr(value, "device") and value.device is not p.device:
-                    state[key] = value.to_device(p.device)
-            self._update(p, g.to_device(p.device), state)
+                if isinstance(value, Tensor) and value.device is not dev:
+                    state[key] = value.to_device(dev)
+            self._update(p, g if g.device is dev else g.to_device(dev), state)
 
     def _init_state(self, param: Variable) -> dict[str, Any]:
         """The state a parameter starts with (subclasses override)."""
