@@ -119,7 +119,11 @@ def _same_device_args(inputs: tuple) -> tuple[Device | None, tuple | None]:
 def _place(op: Op, inputs: tuple) -> tuple[tuple, Device]:
     """The general placement rule: scope, else the inputs' device, else the default."""
     dev = _scope_state.scope
-    inputs = tuple(_as_input(x) for x in inputs)
+    try:
+        inputs = tuple(_as_input(x) for x in inputs)
+    except OpError as exc:
+        given = ", ".join(describe(x) for x in inputs)
+        raise OpError(f"{op.name}: inputs ({given}) must be tensors or Python scalars; {exc}") from None
     devices = [x._device for x in inputs if isinstance(x, Tensor)]
     if not devices and inputs:
         from tensorcore.ops.creation import asarray  # e.g. tc.add(1, 2): make the first a tensor
@@ -220,7 +224,7 @@ TRANSFER = Op("transfer", lambda x, device: x, grad=_transfer_grad, doc="Copy be
 def _gather(op: Op, inputs: tuple, dev: Device) -> tuple:
     """Soft placement: copy inputs that live off ``dev`` onto it (strict: raise)."""
     devices = [x._device for x in inputs if isinstance(x, Tensor)]
-    placement.cross_device(op.name, list(dict.fromkeys(devices + [dev])), dev)
+    placement.cross_device(op.name, list(dict.fromkeys(devices)), dev, scoped=_scope_state.scope is dev)
     return tuple(transfer(x, dev) if isinstance(x, Tensor) else x for x in inputs)
 
 

@@ -97,10 +97,15 @@ def device_unavailable(dev: Device, reason: str, origin: str) -> Device:
     return Device("cpu")
 
 
-def cross_device(op_name: str, devices: list[Device], target: Device) -> None:
-    """Policy for an op whose inputs live on different devices."""
+def cross_device(op_name: str, devices: list[Device], target: Device, scoped: bool = False) -> None:
+    """Policy for an op whose inputs live off the device it runs on."""
     if state.strict:
         names = ", ".join(str(d) for d in devices)
+        if scoped:
+            raise PlacementError(
+                f"{op_name}: inputs are on {names} but the tc.device scope runs it on {target}; move "
+                f"them with .to_device('{target}') first, or use TENSORCORE_PLACEMENT=soft to copy implicitly"
+            )
         raise PlacementError(
             f"{op_name}: inputs are on different devices ({names}); move them with "
             f".to_device('{target}') first, or use TENSORCORE_PLACEMENT=soft to copy implicitly"

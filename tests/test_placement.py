@@ -192,3 +192,11 @@ def test_log_placement_environment_variable(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-c", "import tensorcore as tc; tc.exp(tc.ones(2))"],
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "op exp placed on cpu:0" in out.stderr
+
+
+def test_strict_scope_error_names_the_scope_and_non_arrays_name_the_op() -> None:
+    a = tc.asarray([1.0])
+    with tc.placement_policy("strict"), tc.device("sim"), pytest.raises(tc.PlacementError, match="the tc.device scope runs it on sim:0"):
+        a * 2
+    with pytest.raises(tc.OpError, match=r"add: inputs \(float32\[1\] on cpu:0, None\) must be tensors or Python scalars"):
+        a + None
