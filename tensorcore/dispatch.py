@@ -162,17 +162,16 @@ def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] =
     if any(isinstance(x, Tensor) and x._device is not dev for x in inputs):
         inputs = _gather(op, inputs, dev)
     kernel = op.kernels.get(dev)
-    if kernel is None:
-        _inplace_on_cpu(op, target, inputs, attrs, dev)
-        return
-    args = [x._data if isinstance(x, Tensor) else x for x in inputs]
     try:
-        kernel(target._data, *args, **attrs)
+        if kernel is None:
+            _inplace_on_cpu(op, target, inputs, attrs, dev)
+        else:
+            kernel(target._data, *[x._data if isinstance(x, Tensor) else x for x in inputs], **attrs)
+            _count(dev)
     except (OpError, PlacementError, OutOfMemoryError):
         raise
     except Exception as exc:
         raise _explain(op, (target, *inputs), attrs, dev, exc) from exc
-    _count(dev)
     _bump_version(target)
 
 
@@ -188,7 +187,6 @@ def _inplace_on_cpu(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any]
         t._data = backend.from_numpy(host[id(t)], dev.index)
         placement.bytes_copied[0] += 2 * host[id(t)].nbytes
     _count(_CPU)
-    _bump_version(target)
 
 
 def _count(dev: Device) -> None:

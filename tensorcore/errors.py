@@ -29,3 +29,8 @@ class OpError(ValueError):
 
 class GradientError(ValueError):
     """A gradient cannot be computed as asked (unwatched source, modified input, ...)."""
+
+
+class KernelBuildError(RuntimeError):
+    """A device kernel failed to compile: names the source file, the device, the compiler log
+    and the offending source line."""

@@ -1,0 +1,261 @@
+"""The ``opencl`` backend: PyOpenCL on every OpenCL device of every platform.
+
+Devices are numbered across platforms in a stable order (platform, then device), and
+``TENSORCORE_OPENCL_DEVICES`` (comma-separated indices or name substrings) narrows them as
+``CUDA_VISIBLE_DEVICES`` does. Each device has one in-order queue: ops enqueue and return,
+and the host waits only in ``to_numpy`` and ``synchronize``. Memory comes from pyopencl's
+pool; programs are compiled once per (source, build options, device) and pyopencl caches
+the binaries on disk, keyed by source, options, device and driver version.
+
+The op kernels live in ``backends/opencl_ops/`` (launchers) and ``kernels/opencl/`` (sources).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import numpy as np
+
+from tensorcore.backend import Backend, DeviceInfo
+from tensorcore.device import Device
+from tensorcore.errors import KernelBuildError, OutOfMemoryError
+
+MAX_DIMS = 8  # strided kernels take shapes and strides as long8
+
+
+class CLArray:
+    """A tensor's storage on an OpenCL device: a pooled buffer and a strided view into it.
+
+    ``strides`` and ``offset`` count elements, not bytes. Views (transposes, broadcasts,
+    slices) share ``buf``; ``buf`` is None for an empty array.
+    """
+
+    __slots__ = ("buf", "shape", "dtype", "strides", "offset", "dev")
+
+    def __init__(self, dev: CLDevice, buf: Any, shape: tuple[int, ...], dtype: np.dtype,
+                 strides: tuple[int, ...] | None = None, offset: int = 0) -> None:
+        self.dev, self.buf, self.shape, self.dtype = dev, buf, tuple(shape), np.dtype(dtype)
+        self.strides = contiguous_strides(self.shape) if strides is None else tuple(strides)
+        self.offset = offset
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def is_contiguous(self) -> bool:
+        """C-contiguous: elements ``offset .. offset + size`` of ``buf`` in row-major order."""
+        return all(s == c or n == 1 for s, c, n in zip(self.strides, contiguous_strides(self.shape), self.shape))
+
+    def view(self, shape: tuple[int, ...], strides: tuple[int, ...], offset: int) -> CLArray:
+        """Another view of the same buffer."""
+        return CLArray(self.dev, self.buf, shape, self.dtype, strides, offset)
+
+    def __repr__(self) -> str:
+        return f"CLArray({self.dtype}{list(self.shape)}, strides={self.strides}, offset={self.offset}, {self.dev.name})"
+
+
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Row-major strides, in elements."""
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+class CLDevice:
+    """One OpenCL device: its context, in-order queue, memory pool and compiled programs."""
+
+    def __init__(self, index: int, cl_device: Any) -> None:
+        import pyopencl as cl
+        import pyopencl.tools as cl_tools
+
+        self.cl, self.index, self.cl_device = cl, index, cl_device
+        self.name = cl_device.name.strip()
+        self.context = cl.Context([cl_device])
+        self.queue = cl.CommandQueue(self.context)
+        self.pool = cl_tools.MemoryPool(cl_tools.ImmediateAllocator(self.queue))
+        self.fp64 = bool(cl_device.double_fp_config)
+        self.max_alloc = int(cl_device.max_mem_alloc_size)
+        self.peak = 0
+        self._kernels: dict[tuple[str, str, tuple], Any] = {}
+        # Events of host-to-device copies still in flight: pyopencl waits for a copy when its
+        # event is garbage-collected, so they are kept until the queue is known to be done.
+        self._uploads: list[Any] = []
+
+    def __repr__(self) -> str:
+        return f"CLDevice(opencl:{self.index}, {self.name!r})"
+
+    # --- memory --------------------------------------------------------------------------
+    def alloc(self, nbytes: int) -> Any:
+        """A pooled buffer of ``nbytes``; on failure, free the pool's cached blocks and retry once."""
+        if nbytes == 0:
+            return None
+        if nbytes > self.max_alloc:
+            raise OutOfMemoryError(f"opencl:{self.index}", nbytes, self.pool.active_bytes,
+                                   f"larger than the device's largest allocation, {self.max_alloc:,} bytes")
+        try:
+            buf = self.pool.allocate(nbytes)
+        except self.cl.Error:
+            self.pool.free_held()
+            try:
+                buf = self.pool.allocate(nbytes)
+            except self.cl.Error as exc:
+                raise OutOfMemoryError(f"opencl:{self.index}", nbytes, self.pool.active_bytes, str(exc)) from None
+        self.peak = max(self.peak, self.pool.active_bytes)
+        return buf
+
+    def empty(self, shape: tuple[int, ...], dtype: Any) -> CLArray:
+        """A new contiguous array (uninitialized)."""
+        dtype = np.dtype(dtype)
+        self.check_dtype(dtype)
+        return CLArray(self, self.alloc(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize), shape, dtype)
+
+    def check_dtype(self, dtype: np.dtype) -> None:
+        """Refuse float64 on a device without it, with the way out."""
+        if dtype == np.float64 and not self.fp64:
+            raise TypeError(f"opencl:{self.index} ({self.name}) has no float64 support; use float32, "
+                            "or place float64 tensors on cpu")
+
+    def upload(self, host: np.ndarray, out: CLArray) -> None:
+        """Enqueue a host-to-device copy into ``out`` without waiting for it."""
+        if out.buf is None:
+            return
+        self._uploads.append(self.cl.enqueue_copy(self.queue, out.buf, host, is_blocking=False))
+        if len(self._uploads) > 64:
+            done = self.cl.command_execution_status.COMPLETE
+            self._uploads = [e for e in self._uploads if e.command_execution_status != done]
+
+    def finished(self) -> None:
+        """Called after the queue drained: the in-flight copies are done."""
+        self._uploads.clear()
+
+    # --- programs ----------------------------------------------------------------------------
+    def kernel(self, source: str, name: str, defines: tuple[tuple[str, str], ...] = ()) -> Any:
+        """Kernel ``name`` of ``kernels/opencl/<source>``, built with ``-D`` ``defines``; cached."""
+        key = (source, name, defines)
+        kernel = self._kernels.get(key)
+        if kernel is None:
+            program = self._program(source, defines)
+            kernel = self._kernels[key] = getattr(program, name)
+        return kernel
+
+    def _program(self, source: str, defines: tuple[tuple[str, str], ...]) -> Any:
+        from tensorcore.kernels import KERNEL_DIR
+
+        key = (source, "", defines)
+        program = self._kernels.get(key)
+        if program is not None:
+            return program
+        text = (KERNEL_DIR / "opencl" / source).read_text()
+        options = [f"-D{k}={v}" for k, v in defines] + ["-I", str(KERNEL_DIR / "opencl")]
+        try:
+            program = self.cl.Program(self.context, text).build(options=options)
+        except self.cl.RuntimeError as exc:
+            raise _build_error(source, text, f"opencl:{self.index} ({self.name})", options, str(exc)) from None
+        self._kernels[key] = program
+        return program
+
+    def launch(self, kernel: Any, global_size: tuple[int, ...], local_size: tuple[int, ...] | None, *args: Any) -> None:
+        """Enqueue ``kernel`` on this device's queue; returns at once."""
+        kernel.set_args(*args)
+        self.cl.enqueue_nd_range_kernel(self.queue, kernel, global_size, local_size)
+
+
+def _build_error(source: str, text: str, device: str, options: list[str], log: str) -> KernelBuildError:
+    lines = text.splitlines()
+    where = ""
+    m = re.search(r"<source>:(\d+):(\d+)", log) or re.search(r":(\d+):(\d+): error", log)
+    if m and 0 < int(m.group(1)) <= len(lines):
+        where = f"\n{source}:{m.group(1)}: {lines[int(m.group(1)) - 1].strip()}"
+    return KernelBuildError(f"kernel source {source} failed to build on {device} with options "
+                            f"{' '.join(options)}:{where}\ncompiler log:\n{log.strip()}")
+
+
+def _visible(devices: list[Any], spec: str | None) -> list[Any]:
+    """Apply ``TENSORCORE_OPENCL_DEVICES``: indices or name substrings, in the order given."""
+    if not spec:
+        return devices
+    chosen = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        if part.isdigit():
+            if int(part) >= len(devices):
+                raise ValueError(f"TENSORCORE_OPENCL_DEVICES names device {part}, but there are only {len(devices)}")
+            match = [devices[int(part)]]
+        else:
+            match = [d for d in devices if part.lower() in d.name.lower()]
+            if not match:
+                raise ValueError(f"TENSORCORE_OPENCL_DEVICES: no OpenCL device name contains {part!r}; "
+                                 f"devices: {', '.join(d.name.strip() for d in devices)}")
+        chosen += [d for d in match if d not in chosen]
+    return chosen
+
+
+class OpenCLBackend(Backend):
+    """OpenCL devices through PyOpenCL, with hand-written kernels for the hot paths."""
+
+    name = "opencl"
+
+    def __init__(self) -> None:
+        import pyopencl as cl
+        from tensorcore.backends.opencl_ops import KERNELS
+
+        found = [d for platform in cl.get_platforms() for d in platform.get_devices()]
+        self._devices = [CLDevice(i, d) for i, d in enumerate(_visible(found, os.environ.get("TENSORCORE_OPENCL_DEVICES")))]
+        self.kernels = KERNELS
+
+    def bind(self, kernel: Any, index: int) -> Any:
+        """Kernels take their ``CLDevice`` first; bind it once per device."""
+        import functools
+
+        return functools.partial(kernel, self._devices[index])
+
+    def devices(self) -> list[DeviceInfo]:
+        """Every visible OpenCL device, with platform, type, compute units and float64 support."""
+        import pyopencl as cl
+
+        infos = []
+        for dev in self._devices:
+            d = dev.cl_device
+            details = {"platform": d.platform.name.strip(), "type": cl.device_type.to_string(d.type),
+                       "compute_units": d.max_compute_units, "float64": dev.fp64}
+            infos.append(DeviceInfo(Device("opencl", dev.index), dev.name, int(d.global_mem_size), details))
+        return infos
+
+    def device(self, index: int) -> CLDevice:
+        """The ``CLDevice`` of ``opencl:index``."""
+        return self._devices[index]
+
+    def from_numpy(self, array: np.ndarray, index: int) -> CLArray:
+        """Copy to the device without waiting (pyopencl keeps the host array alive until done)."""
+        dev = self._devices[index]
+        host = np.ascontiguousarray(array) if array.ndim else np.asarray(array).reshape(())
+        out = dev.empty(host.shape, host.dtype)
+        dev.upload(host, out)
+        return out
+
+    def to_numpy(self, data: CLArray) -> np.ndarray:
+        """Copy to the host, waiting for the work that produces ``data``."""
+        from tensorcore.backends.opencl_ops.movement import contiguous
+
+        data = contiguous(data)
+        out = np.empty(data.shape, data.dtype)
+        if data.buf is not None:
+            data.dev.cl.enqueue_copy(data.dev.queue, out, data.buf, src_offset=data.offset * data.dtype.itemsize, is_blocking=True)
+            data.dev.finished()  # an in-order queue: everything before the read is done
+        return out
+
+    def synchronize(self, index: int) -> None:
+        """Wait for everything queued on the device."""
+        self._devices[index].queue.finish()
+        self._devices[index].finished()
+
+    def memory_stats(self, index: int) -> dict[str, int]:
+        """Bytes in use, held by the pool for reuse, and the peak in use."""
+        pool = self._devices[index].pool
+        return {"in_use": int(pool.active_bytes), "cached": int(pool.managed_bytes - pool.active_bytes),
+                "peak": int(self._devices[index].peak)}
