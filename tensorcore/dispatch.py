@@ -19,7 +19,7 @@ from tensorcore import placement, registry
 from tensorcore.autodiff import tape as _tape
 from tensorcore.device import Device, default_device
 from tensorcore.device import _state as _scope_state
-from tensorcore.errors import OpError, OutOfMemoryError, PlacementError
+from tensorcore.errors import KernelUnsupported, OpError, OutOfMemoryError, PlacementError
 from tensorcore.ops.registry import Op, Spec
 from tensorcore.tensor import Tensor
 
@@ -76,6 +76,8 @@ def apply(op: Op, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> Any:
         return _without_kernel(op, inputs, attrs, dev)
     try:
         out = kernel(*args, **attrs) if attrs else kernel(*args)
+    except KernelUnsupported as exc:
+        return _without_kernel(op, inputs, attrs, dev, reason=str(exc))
     except (OpError, PlacementError, OutOfMemoryError):
         raise
     except Exception as exc:
@@ -163,11 +165,13 @@ def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] =
         inputs = _gather(op, inputs, dev)
     kernel = op.kernels.get(dev)
     try:
-        if kernel is None:
-            _inplace_on_cpu(op, target, inputs, attrs, dev)
-        else:
+        try:
+            if kernel is None:
+                raise KernelUnsupported("")
             kernel(target._data, *[x._data if isinstance(x, Tensor) else x for x in inputs], **attrs)
             _count(dev)
+        except KernelUnsupported as unsupported:
+            _inplace_on_cpu(op, target, inputs, attrs, dev, str(unsupported))
     except (OpError, PlacementError, OutOfMemoryError):
         raise
     except Exception as exc:
@@ -175,9 +179,9 @@ def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] =
     _bump_version(target)
 
 
-def _inplace_on_cpu(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any], dev: Device) -> None:
+def _inplace_on_cpu(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any], dev: Device, reason: str = "") -> None:
     """Soft fallback of an in-place op: run on host copies, then write every tensor back."""
-    placement.kernel_missing(op.name, dev, op.backends())
+    placement.kernel_missing(op.name, dev, op.backends(), reason)
     backend = registry.get_backend(dev.type)
     tensors = [target] + [x for x in inputs if isinstance(x, Tensor)]
     host = {id(t): backend.to_numpy(t._data) for t in tensors}
@@ -226,11 +230,11 @@ def _gather(op: Op, inputs: tuple, dev: Device) -> tuple:
     return tuple(transfer(x, dev) if isinstance(x, Tensor) else x for x in inputs)
 
 
-def _without_kernel(op: Op, inputs: tuple, attrs: dict[str, Any], dev: Device) -> Any:
-    """No kernel on ``dev``: run the composite form there, else fall back to cpu (soft)."""
+def _without_kernel(op: Op, inputs: tuple, attrs: dict[str, Any], dev: Device, reason: str = "") -> Any:
+    """No (usable) kernel on ``dev``: run the composite form there, else fall back to cpu (soft)."""
     if op.composite is not None:
         return op.composite(*inputs, **attrs)
-    placement.kernel_missing(op.name, dev, op.backends())
+    placement.kernel_missing(op.name, dev, op.backends(), reason)
     outer = _scope_state.scope
     _scope_state.scope = _CPU
     try:

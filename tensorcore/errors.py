@@ -34,3 +34,9 @@ class GradientError(ValueError):
 class KernelBuildError(RuntimeError):
     """A device kernel failed to compile: names the source file, the device, the compiler log
     and the offending source line."""
+
+
+class KernelUnsupported(Exception):
+    """Raised by a backend kernel, before it writes anything, for inputs it does not handle
+    (a dtype, a layout). Dispatch then treats the op as having no kernel on that device:
+    it falls back to cpu under soft placement and raises under strict."""

@@ -112,16 +112,16 @@ def cross_device(op_name: str, devices: list[Device], target: Device, scoped: bo
         )
 
 
-def kernel_missing(op_name: str, dev: Device, have: list[str]) -> None:
-    """Policy for an op with no kernel on ``dev``: count and warn once (soft) or raise."""
+def kernel_missing(op_name: str, dev: Device, have: list[str], reason: str = "") -> None:
+    """Policy for an op with no (usable) kernel on ``dev``: count and warn once (soft) or raise.
+
+    ``reason`` is set when a kernel exists but declined these inputs (a dtype it lacks)."""
     where = ", ".join(sorted(have)) or "no backend"
+    what = f"op {op_name!r} has no kernel on {dev}" if not reason else f"op {op_name!r} on {dev}: {reason}"
     if state.strict:
-        raise PlacementError(
-            f"op {op_name!r} has no kernel on {dev} (kernels exist for: {where}); "
-            "use TENSORCORE_PLACEMENT=soft to run it on cpu"
-        )
+        raise PlacementError(f"{what} (kernels exist for: {where}); use TENSORCORE_PLACEMENT=soft to run it on cpu")
     fallbacks[op_name, dev] += 1
-    warn_once(("fallback", op_name, dev), f"op {op_name!r} has no kernel on {dev}; running it on cpu:0")
+    warn_once(("fallback", op_name, dev, reason), f"{what}; running it on cpu:0")
 
 
 def log_op(op_name: str, dev: Device) -> None:

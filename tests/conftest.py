@@ -63,14 +63,15 @@ def sim_backend():
 
 @pytest.fixture(autouse=True, scope="session")
 def _shape_and_dtype_rules_agree_with_kernels():
-    """Throughout the suite, every cpu kernel call also checks its op's ``infer`` rule: the
-    graph layer relies on these rules, and dispatch only calls them when a kernel fails."""
+    """Throughout the suite, every kernel call (every device) also checks its op's ``infer``
+    rule: the graph layer relies on these rules, and dispatch only calls them when a kernel
+    fails. So a device kernel must produce exactly the shapes and dtypes the cpu does."""
     import numpy as np
 
-    from tensorcore.ops.registry import CPU, OPS, Spec
+    from tensorcore.ops.registry import OPS, Spec
 
     def spec(a: object) -> object:
-        return Spec(np.shape(a), np.asarray(a).dtype) if hasattr(a, "dtype") else a
+        return Spec(tuple(np.shape(a) if isinstance(a, np.generic) else a.shape), np.dtype(a.dtype)) if hasattr(a, "dtype") else a
 
     def checked(op, kernel):
         def run(*args, **attrs):
@@ -81,7 +82,7 @@ def _shape_and_dtype_rules_agree_with_kernels():
             outs = out if op.n_outputs > 1 else (out,)
             rules = expected if op.n_outputs > 1 else (expected,)
             for k, (o, rule) in enumerate(zip(outs, rules)):
-                shape, dtype = np.shape(o), np.asarray(o).dtype
+                shape, dtype = tuple(o.shape), np.dtype(o.dtype)
                 assert rule.dtype == dtype, f"{op.name} output {k}: rule says {rule.dtype}, kernel gave {dtype}"
                 if rule.shape is not None:
                     assert len(rule.shape) == len(shape) and all(
@@ -90,9 +91,9 @@ def _shape_and_dtype_rules_agree_with_kernels():
             return out
         return run
 
-    originals = {op: op.kernels[CPU] for op in OPS.values()}
-    for op, kernel in originals.items():
-        op.kernels[CPU] = checked(op, kernel)
+    originals = {(op, dev): kernel for op in OPS.values() for dev, kernel in op.kernels.items()}
+    for (op, dev), kernel in originals.items():
+        op.kernels[dev] = checked(op, kernel)
     yield
-    for op, kernel in originals.items():
-        op.kernels[CPU] = kernel
+    for (op, dev), kernel in originals.items():
+        op.kernels[dev] = kernel

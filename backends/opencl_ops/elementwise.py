@@ -1,0 +1,3 @@
+"""OpenCL launchers: elementwise (placeholder, being written)."""
+
+KERNELS: dict = {}

@@ -1,0 +1,3 @@
+"""OpenCL launchers: matmul (placeholder, being written)."""
+
+KERNELS: dict = {}

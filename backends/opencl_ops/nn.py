@@ -1,0 +1,3 @@
+"""OpenCL launchers: nn (placeholder, being written)."""
+
+KERNELS: dict = {}

@@ -1,0 +1,3 @@
+"""OpenCL launchers: optim (placeholder, being written)."""
+
+KERNELS: dict = {}

@@ -1,0 +1,3 @@
+"""OpenCL launchers: reduce (placeholder, being written)."""
+
+KERNELS: dict = {}
