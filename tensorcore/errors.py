@@ -36,7 +36,7 @@ class KernelBuildError(RuntimeError):
     and the offending source line."""
 
 
-class KernelUnsupported(Exception):
+class KernelUnsupported(Exception):  # noqa: N818 - a signal to fall back, not an error users see
     """Raised by a backend kernel, before it writes anything, for inputs it does not handle
     (a dtype, a layout). Dispatch then treats the op as having no kernel on that device:
     it falls back to cpu under soft placement and raises under strict."""
