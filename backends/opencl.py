@@ -20,7 +20,7 @@ import numpy as np
 
 from tensorcore.backend import Backend, DeviceInfo
 from tensorcore.device import Device
-from tensorcore.errors import KernelBuildError, OutOfMemoryError
+from tensorcore.errors import KernelBuildError, KernelUnsupported, OutOfMemoryError
 
 MAX_DIMS = 8  # strided kernels take shapes and strides as long8
 
@@ -110,16 +110,15 @@ class CLDevice:
         return buf
 
     def empty(self, shape: tuple[int, ...], dtype: Any) -> CLArray:
-        """A new contiguous array (uninitialized)."""
+        """A new contiguous array (uninitialized). Any dtype can be stored; see check_dtype."""
         dtype = np.dtype(dtype)
-        self.check_dtype(dtype)
         return CLArray(self, self.alloc(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize), shape, dtype)
 
     def check_dtype(self, dtype: np.dtype) -> None:
-        """Refuse float64 on a device without it, with the way out."""
-        if dtype == np.float64 and not self.fp64:
-            raise TypeError(f"opencl:{self.index} ({self.name}) has no float64 support; use float32, "
-                            "or place float64 tensors on cpu")
+        """For launchers: float64 on a device without it makes the op fall back to cpu (soft
+        placement; strict raises). The data itself stays on the device."""
+        if np.dtype(dtype) == np.float64 and not self.fp64:
+            raise KernelUnsupported(f"opencl:{self.index} ({self.name}) has no float64 support")
 
     def upload(self, host: np.ndarray, out: CLArray) -> None:
         """Enqueue a host-to-device copy into ``out`` without waiting for it."""
@@ -152,13 +151,18 @@ class CLDevice:
         if program is not None:
             return program
         text = (KERNEL_DIR / "opencl" / source).read_text()
-        options = [f"-D{k}={v}" for k, v in defines] + ["-I", str(KERNEL_DIR / "opencl")]
+        program = self._kernels[key] = self.build(source, text, [f"-D{k}={v}" for k, v in defines])
+        return program
+
+    def build(self, source: str, text: str, options: list[str]) -> Any:
+        """Compile OpenCL C ``text`` (named ``source`` in errors); raises KernelBuildError."""
+        from tensorcore.kernels import KERNEL_DIR
+
+        options = options + ["-I", str(KERNEL_DIR / "opencl")]
         try:
-            program = self.cl.Program(self.context, text).build(options=options)
+            return self.cl.Program(self.context, text).build(options=options)
         except self.cl.RuntimeError as exc:
             raise _build_error(source, text, f"opencl:{self.index} ({self.name})", options, str(exc)) from None
-        self._kernels[key] = program
-        return program
 
     def launch(self, kernel: Any, global_size: tuple[int, ...], local_size: tuple[int, ...] | None, *args: Any) -> None:
         """Enqueue ``kernel`` on this device's queue; returns at once."""
@@ -169,7 +173,7 @@ class CLDevice:
 def _build_error(source: str, text: str, device: str, options: list[str], log: str) -> KernelBuildError:
     lines = text.splitlines()
     where = ""
-    m = re.search(r"<source>:(\d+):(\d+)", log) or re.search(r":(\d+):(\d+): error", log)
+    m = re.search(r"(?:<source>|\.cl|\.h):(\d+):(\d+):", log)  # PoCL names a temp file
     if m and 0 < int(m.group(1)) <= len(lines):
         where = f"\n{source}:{m.group(1)}: {lines[int(m.group(1)) - 1].strip()}"
     return KernelBuildError(f"kernel source {source} failed to build on {device} with options "

@@ -1,0 +1,161 @@
+"""OpenCL (PoCL on this CPU) against NumPy on the same CPU, both with 2 threads.
+
+Run: ``python benchmarks/opencl.py`` or ``tensorcore bench opencl`` (``--rounds N``, ``--quick``).
+Every case alternates NumPy and tensorcore round by round and reports medians; every
+tensorcore figure includes getting the result back to the host (``.numpy()``/``.item()``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+os.environ.setdefault("POCL_MAX_PTHREAD_COUNT", "2")  # must precede the OpenCL driver's start
+
+import numpy as np  # noqa: E402
+
+
+def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def interleaved(cases: dict[str, Callable[[], Any]], rounds: int, repeats: int) -> dict[str, float]:
+    """Median seconds per call of each case; the cases take turns every round."""
+    for fn in cases.values():
+        fn()  # warm-up: compile kernels, fill pools
+    samples: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            samples[name].append(_median_seconds(fn, repeats))
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def matmul_cases(n: int) -> dict[str, Callable[[], Any]]:
+    """float32 n×n matmul; tensorcore reads the product back."""
+    import tensorcore as tc
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    ta, tb = tc.asarray(a, device="opencl"), tc.asarray(b, device="opencl")
+    return {"numpy": lambda: a @ b, "opencl": lambda: (ta @ tb).numpy()}
+
+
+def add_cases(nbytes: int) -> dict[str, Callable[[], Any]]:
+    """Elementwise add of two float32 arrays of ``nbytes`` each; tensorcore reads the sum back."""
+    import tensorcore as tc
+
+    n = nbytes // 4
+    a, b = np.ones(n, np.float32), np.full(n, 2.0, np.float32)
+    out = np.empty_like(a)
+    ta, tb = tc.asarray(a, device="opencl"), tc.asarray(b, device="opencl")
+    return {"numpy": lambda: np.add(a, b, out=out), "opencl": lambda: (ta + tb).numpy()}
+
+
+def sum_cases(nbytes: int) -> dict[str, Callable[[], Any]]:
+    """Full float32 sum of ``nbytes``; tensorcore reads the scalar back."""
+    import tensorcore as tc
+
+    a = np.random.default_rng(1).random(nbytes // 4, dtype=np.float32)
+    ta = tc.asarray(a, device="opencl")
+    return {"numpy": lambda: a.sum(), "opencl": lambda: tc.sum(ta).item()}
+
+
+def mlp_cases(batch: int = 128, sizes: tuple[int, ...] = (784, 512, 512, 10), lr: float = 0.01) -> dict[str, Callable[[], Any]]:
+    """One training step of an MLP (ReLU, softmax cross-entropy, SGD), reading the loss back."""
+    import tensorcore as tc
+    from tensorcore.nn import functional as F
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
+    y = rng.integers(0, sizes[-1], batch)
+    params = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        bound = 1 / np.sqrt(n_in)
+        params += [rng.uniform(-bound, bound, (n_out, n_in)).astype(np.float32), np.zeros(n_out, np.float32)]
+    np_params = [p.copy() for p in params]
+
+    def numpy_step() -> float:
+        w1, b1, w2, b2, w3, b3 = np_params
+        h1 = np.maximum(x @ w1.T + b1, 0)
+        h2 = np.maximum(h1 @ w2.T + b2, 0)
+        z = h2 @ w3.T + b3
+        z -= z.max(1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(1, keepdims=True)
+        loss = -np.log(p[np.arange(batch), y]).mean()
+        p[np.arange(batch), y] -= 1
+        p /= batch
+        d2 = (p @ w3) * (h2 > 0)
+        d1 = (d2 @ w2) * (h1 > 0)
+        for param, g in zip(np_params, (d1.T @ x, d1.sum(0), d2.T @ h1, d2.sum(0), p.T @ h2, p.sum(0))):
+            param -= lr * g
+        return float(loss)
+
+    cl_params = [tc.Variable(p, device="opencl") for p in params]
+    opt = tc.optim.SGD(cl_params, lr=lr)
+    tx, ty = tc.asarray(x, device="opencl"), tc.asarray(y, device="opencl")
+    w1, b1, w2, b2, w3, b3 = cl_params
+
+    def opencl_step() -> float:
+        with tc.GradientTape() as tape:
+            h = F.relu(F.linear(tx, w1, b1))
+            h = F.relu(F.linear(h, w2, b2))
+            loss = F.cross_entropy(F.linear(h, w3, b3), ty)
+        opt.step(tape.gradient(loss, cl_params))
+        return loss.item()
+
+    return {"numpy": numpy_step, "opencl": opencl_step}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every case and print figures with ratios to NumPy."""
+    from threadpoolctl import threadpool_limits
+
+    import tensorcore as tc
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    args = parser.parse_args(argv)
+    if "opencl:0" not in [str(d.device) for d in tc.devices()]:
+        print("no opencl:0 device here; see `tensorcore devices`")
+        return 1
+    info = [d for d in tc.devices() if str(d.device) == "opencl:0"][0]
+    print(f"opencl:0 = {info.name}; POCL_MAX_PTHREAD_COUNT={os.environ['POCL_MAX_PTHREAD_COUNT']}; "
+          f"NumPy with 2 BLAS threads; medians of {args.rounds} interleaved rounds")
+    mib = 1 << 20
+    sizes = (256, 512) if args.quick else (1024, 2048)
+    big = 4 * mib if args.quick else 64 * mib
+    tc.reset_placement_stats()
+    with threadpool_limits(2):
+        for n in sizes:
+            t = interleaved(matmul_cases(n), args.rounds, 1 if n >= 2048 else 3)
+            gf = {k: 2 * n**3 / v / 1e9 for k, v in t.items()}
+            print(f"matmul float32 n={n}: numpy {gf['numpy']:.1f} GFLOP/s, opencl {gf['opencl']:.1f} GFLOP/s "
+                  f"-> {gf['opencl'] / gf['numpy']:.2f}x")
+        t = interleaved(add_cases(big), args.rounds, 3)
+        gb = {k: 3 * big / v / 1e9 for k, v in t.items()}
+        print(f"add float32, {big // mib} MiB arrays: numpy {gb['numpy']:.1f} GB/s, opencl {gb['opencl']:.1f} GB/s "
+              f"-> {gb['opencl'] / gb['numpy']:.2f}x")
+        t = interleaved(sum_cases(big), args.rounds, 3)
+        gb = {k: big / v / 1e9 for k, v in t.items()}
+        print(f"sum float32, {big // mib} MiB: numpy {gb['numpy']:.1f} GB/s, opencl {gb['opencl']:.1f} GB/s "
+              f"-> {gb['opencl'] / gb['numpy']:.2f}x")
+        t = interleaved(mlp_cases(), args.rounds, 5)
+        print(f"MLP 784-512-512-10 training step, batch 128: numpy {t['numpy'] * 1e3:.2f} ms, "
+              f"opencl {t['opencl'] * 1e3:.2f} ms -> {t['numpy'] / t['opencl']:.2f}x")
+    print(f"placement: {tc.placement.summary()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

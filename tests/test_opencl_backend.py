@@ -1,0 +1,87 @@
+"""The OpenCL backend itself: devices, visibility, memory, errors (kernels are tested per family)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tensorcore as tc
+from tensorcore import registry
+
+if "opencl:0" not in [str(d.device) for d in tc.devices()]:
+    pytest.skip("no OpenCL device here (install an OpenCL driver, e.g. Debian's pocl-opencl-icd)", allow_module_level=True)
+
+
+def _cl_device(index: int = 0):
+    return registry.get_backend("opencl").device(index)
+
+
+def test_devices_report_platform_type_compute_units_and_float64() -> None:
+    info = [d for d in tc.devices() if d.backend == "opencl"][0]
+    assert info.device == "opencl:0" and info.memory_bytes > 0 and info.name
+    assert {"platform", "type", "compute_units", "float64"} <= set(info.details)
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("TENSORCORE_")} | env
+    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=120)
+
+
+def test_visible_devices_variable_filters_by_index_and_name() -> None:
+    code = "import tensorcore as tc; print([str(d.device) for d in tc.devices(all=True) if d.backend == 'opencl'], [d.reason for d in tc.devices(all=True) if d.backend == 'opencl'])"
+    name_part = _cl_device().name.split("-")[0]
+    assert "'opencl:0'" in _run(code, TENSORCORE_OPENCL_DEVICES="0").stdout
+    assert "'opencl:0'" in _run(code, TENSORCORE_OPENCL_DEVICES=name_part).stdout
+    missing = _run(code, TENSORCORE_OPENCL_DEVICES="no-such-gpu").stdout
+    assert "no OpenCL device name contains 'no-such-gpu'" in missing
+
+
+def test_out_of_memory_names_device_and_bytes_and_the_process_goes_on() -> None:
+    huge = _cl_device().max_alloc + 1
+    with pytest.raises(tc.OutOfMemoryError) as info:
+        _cl_device().alloc(huge)
+    msg = str(info.value)
+    assert "opencl:0" in msg and f"{huge:,} bytes" in msg and "in use" in msg
+    x = tc.ones((4,), device="opencl")  # still works
+    np.testing.assert_array_equal(x.numpy(), np.ones(4, np.float32))
+
+
+def test_memory_stats_count_bytes_in_use_and_peak() -> None:
+    before = tc.memory_stats("opencl:0")
+    x = tc.zeros((1 << 20,), device="opencl")  # 4 MiB
+    during = tc.memory_stats("opencl:0")
+    assert during["in_use"] >= before["in_use"] + x.size * 4
+    assert during["peak"] >= during["in_use"] and during["cached"] >= 0
+    del x
+    assert tc.memory_stats("opencl:0")["in_use"] < during["in_use"]
+
+
+def test_kernel_build_error_names_file_device_line_and_log() -> None:
+    with pytest.raises(tc.errors.KernelBuildError) as info:
+        _cl_device().build("broken.cl", "__kernel void f(__global float* a) {\n  a[0] = no_such_name;\n}", [])
+    msg = str(info.value)
+    assert "broken.cl" in msg and "opencl:0" in msg and "broken.cl:2: a[0] = no_such_name;" in msg
+    assert "no_such_name" in msg.split("compiler log:")[1]
+
+
+def test_float64_on_a_device_without_it_falls_back_visibly() -> None:
+    dev = _cl_device()
+    saved, dev.fp64 = dev.fp64, False
+    try:
+        with pytest.raises(tc.errors.KernelUnsupported, match="no float64 support"):
+            dev.check_dtype(np.dtype(np.float64))
+        dev.check_dtype(np.dtype(np.float32))
+    finally:
+        dev.fp64 = saved
+
+
+def test_round_trip_of_every_dtype_and_empty_and_zero_d() -> None:
+    for dtype in (np.bool_, np.int8, np.uint8, np.int16, np.int32, np.int64, np.uint64, np.float32, np.float64):
+        a = (np.arange(7) % 3).astype(dtype)
+        np.testing.assert_array_equal(tc.asarray(a, device="opencl").numpy(), a)
+    assert tc.asarray(np.zeros((0, 3)), device="opencl").numpy().shape == (0, 3)
+    assert tc.asarray(np.float32(2.5), device="opencl").numpy() == np.float32(2.5)
