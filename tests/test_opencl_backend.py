@@ -85,3 +85,15 @@ def test_round_trip_of_every_dtype_and_empty_and_zero_d() -> None:
         np.testing.assert_array_equal(tc.asarray(a, device="opencl").numpy(), a)
     assert tc.asarray(np.zeros((0, 3)), device="opencl").numpy().shape == (0, 3)
     assert tc.asarray(np.float32(2.5), device="opencl").numpy() == np.float32(2.5)
+
+
+def test_reading_back_from_a_cpu_device_keeps_the_buffer_alive() -> None:
+    import gc
+
+    x = tc.asarray(np.arange(8, dtype=np.float32), device="opencl")
+    host = x.numpy()
+    del x
+    gc.collect()
+    others = [tc.full((8,), 7.0, device="opencl") for _ in range(4)]  # reuse pool blocks
+    np.testing.assert_array_equal(host, np.arange(8, dtype=np.float32))
+    assert all(o.numpy()[0] == 7.0 for o in others)
