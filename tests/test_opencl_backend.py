@@ -97,3 +97,10 @@ def test_reading_back_from_a_cpu_device_keeps_the_buffer_alive() -> None:
     others = [tc.full((8,), 7.0, device="opencl") for _ in range(4)]  # reuse pool blocks
     np.testing.assert_array_equal(host, np.arange(8, dtype=np.float32))
     assert all(o.numpy()[0] == 7.0 for o in others)
+
+
+def test_unknown_opencl_index_warns_and_uses_cpu_or_raises_under_strict() -> None:
+    x = tc.asarray([1.0], device="opencl:7")
+    assert x.device == "cpu:0"
+    with tc.placement_policy("strict"), pytest.raises(tc.DeviceUnavailableError, match=r"opencl:7 does not exist; the opencl backend has opencl:0"):
+        tc.asarray([1.0], device="opencl:7")
