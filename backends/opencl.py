@@ -308,7 +308,7 @@ class OpenCLBackend(Backend):
         dev = data.dev
         if dev.zero_copy and data.buf is not None:
             mapped, _ = dev.cl.enqueue_map_buffer(
-                dev.queue, data.buf, dev.cl.map_flags.READ, data.offset * data.dtype.itemsize,
+                dev.queue, data.buf, dev.cl.map_flags.READ | dev.cl.map_flags.WRITE, data.offset * data.dtype.itemsize,
                 (data.size,), data.dtype, is_blocking=True)
             dev.finished()
             return np.asarray(_HostView(data, mapped)).reshape(data.shape)

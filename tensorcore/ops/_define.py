@@ -29,6 +29,35 @@ def same_shape(x: Any, **_: Any) -> Spec:
     return x
 
 
+def reference_dtype(reference: Callable, *inputs: Any, **attrs: Any) -> np.dtype:
+    """The dtype ``reference`` returns for inputs of these dtypes: NumPy's own type resolution,
+    found by running it on one-element arrays (Python scalars pass as they are, weakly typed).
+    Exact where ``np.result_type`` is not (integer division, bool arithmetic, ...)."""
+    dummies = [np.ones((1,), x.dtype) if isinstance(x, Spec) else x for x in inputs]
+    with np.errstate(all="ignore"):
+        try:
+            return np.asarray(reference(*dummies, **attrs)).dtype
+        except Exception:  # e.g. NumPy refuses the combination: the kernel will raise too
+            return np.result_type(*[x.dtype if isinstance(x, Spec) else x for x in inputs])
+
+
+def elementwise_rule(name: str, reference: Callable) -> Callable[..., Spec]:
+    """Shape and dtype rule of an elementwise op: broadcast shapes, the reference's dtype."""
+
+    def infer(*inputs: Any, **attrs: Any) -> Spec:
+        shapes = [x.shape for x in inputs if isinstance(x, Spec)]
+        try:
+            shape = np.broadcast_shapes(*shapes)
+        except ValueError:
+            raise OpError(
+                f"{name}: shapes {' and '.join(map(str, shapes))} cannot be broadcast together; "
+                "each dimension must be equal, or 1, or missing (counted from the right)"
+            ) from None
+        return Spec(shape, reference_dtype(reference, *inputs, **attrs))
+
+    return infer
+
+
 def broadcast_rule(name: str, out_dtype: np.dtype | None = None) -> Callable[..., Spec]:
     """Shape rule of a binary elementwise op: broadcast shapes, promote dtypes."""
 
@@ -53,12 +82,13 @@ def broadcast_rule(name: str, out_dtype: np.dtype | None = None) -> Callable[...
 
 def unary(name: str, reference: Callable, grad: Callable | None = None, *, float_only: bool = False, out_dtype: Any = None, doc: str = "") -> Callable:
     """Define a unary elementwise op and return its public function."""
-    infer = same_shape if out_dtype is None else (lambda x, **_: Spec(x.shape, out_dtype))
+    infer = elementwise_rule(name, reference) if out_dtype is None else (lambda x, **_: Spec(x.shape, out_dtype))
     op = define(Op(name, reference, infer=infer, grad=grad, float_only=float_only, doc=doc))
     return op_function(op)
 
 
 def binary(name: str, reference: Callable, grad: Callable | None = None, *, float_only: bool = False, out_dtype: Any = None, doc: str = "") -> Callable:
     """Define a binary elementwise op (broadcasting, Python scalars allowed) and return its function."""
-    op = define(Op(name, reference, infer=broadcast_rule(name, out_dtype), grad=grad, float_only=float_only, doc=doc))
+    infer = broadcast_rule(name, out_dtype) if out_dtype is not None else elementwise_rule(name, reference)
+    op = define(Op(name, reference, infer=infer, grad=grad, float_only=float_only, doc=doc))
     return op_function(op)

@@ -15,7 +15,7 @@ import numpy as np
 from tensorcore.dispatch import apply
 from tensorcore.errors import OpError
 from tensorcore.ops._axes import normalize_axis
-from tensorcore.ops._define import same_shape
+from tensorcore.ops._define import reference_dtype, same_shape
 from tensorcore.ops.arithmetic import add, multiply, subtract
 from tensorcore.ops.math import exp
 from tensorcore.ops.math import tanh as _tanh
@@ -29,13 +29,14 @@ _TANH_C = math.sqrt(2.0 / math.pi)  # tanh approximation: tanh(c * (x + a x**3))
 _TANH_A = 0.044715
 
 
-def _backward_infer(name: str) -> Any:
-    """Shape rule of ``<op>_backward(g, saved)``: both the same shape; the result too."""
+def _backward_infer(name: str, reference: Any) -> Any:
+    """Shape rule of ``<op>_backward(g, saved)``: both the same shape; the result too, with the
+    dtype the reference gives."""
 
-    def infer(g: Spec, saved: Spec, **_: Any) -> Spec:
+    def infer(g: Spec, saved: Spec, **attrs: Any) -> Spec:
         if g.shape != saved.shape:
             raise OpError(f"{name}: the gradient has shape {g.shape} but the saved tensor has shape {saved.shape}; expected equal shapes")
-        return Spec(saved.shape, np.result_type(g.dtype, saved.dtype))
+        return Spec(saved.shape, reference_dtype(reference, g, saved, **attrs))
 
     return infer
 
@@ -51,7 +52,7 @@ def _relu_backward_ref(g: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 _RELU_BACKWARD = define(Op(
-    "relu_backward", _relu_backward_ref, infer=_backward_infer("relu_backward"),
+    "relu_backward", _relu_backward_ref, infer=_backward_infer("relu_backward", _relu_backward_ref),
     grad=lambda ctx, h: (apply(_RELU_BACKWARD, (h, ctx.inputs[1])), None),  # relu'' = 0
     doc="relu's gradient: ``g`` where the relu output ``y`` is positive, else 0.",
 ))
@@ -94,7 +95,7 @@ def _sigmoid_backward_grad(ctx: Any, h: Tensor) -> tuple:
 
 
 _SIGMOID_BACKWARD = define(Op(
-    "sigmoid_backward", _sigmoid_backward_ref, infer=_backward_infer("sigmoid_backward"),
+    "sigmoid_backward", _sigmoid_backward_ref, infer=_backward_infer("sigmoid_backward", _sigmoid_backward_ref),
     grad=_sigmoid_backward_grad, doc="sigmoid's gradient ``g * y * (1 - y)`` from its output ``y``.",
 ))
 _SIGMOID = define(Op(
@@ -180,7 +181,7 @@ def _gelu_backward_grad(ctx: Any, h: Tensor) -> tuple:
 
 
 _GELU_BACKWARD = define(Op(
-    "gelu_backward", _gelu_backward_ref, infer=_backward_infer("gelu_backward"),
+    "gelu_backward", _gelu_backward_ref, infer=_backward_infer("gelu_backward", _gelu_backward_ref),
     grad=_gelu_backward_grad, doc="gelu's gradient ``g * gelu'(x)`` from its input ``x``.",
 ))
 _GELU = define(Op(
@@ -230,7 +231,7 @@ def _softmax_backward_grad(ctx: Any, h: Tensor) -> tuple:
 
 
 _SOFTMAX_BACKWARD = define(Op(
-    "softmax_backward", _softmax_backward_ref, infer=_backward_infer("softmax_backward"),
+    "softmax_backward", _softmax_backward_ref, infer=_backward_infer("softmax_backward", _softmax_backward_ref),
     grad=_softmax_backward_grad, doc="softmax's gradient ``y * (g - sum(g * y))`` from its output ``y``.",
 ))
 _SOFTMAX = define(Op(
@@ -266,7 +267,7 @@ def _log_softmax_backward_grad(ctx: Any, h: Tensor) -> tuple:
 
 
 _LOG_SOFTMAX_BACKWARD = define(Op(
-    "log_softmax_backward", _log_softmax_backward_ref, infer=_backward_infer("log_softmax_backward"),
+    "log_softmax_backward", _log_softmax_backward_ref, infer=_backward_infer("log_softmax_backward", _log_softmax_backward_ref),
     grad=_log_softmax_backward_grad, doc="log_softmax's gradient ``g - exp(y) * sum(g)`` from its output ``y``.",
 ))
 _LOG_SOFTMAX = define(Op(

@@ -9,7 +9,7 @@ import numpy as np
 from tensorcore import dtypes
 from tensorcore.dispatch import apply
 from tensorcore.errors import OpError
-from tensorcore.ops._define import binary, unary
+from tensorcore.ops._define import binary, reference_dtype, unary
 from tensorcore.ops.arithmetic import maximum, minimum, unbroadcast
 from tensorcore.ops.registry import Op, Spec, define
 from tensorcore.tensor import Tensor
@@ -72,7 +72,11 @@ def _clip_grad(ctx: Any, g: Tensor) -> tuple:
     return (g if inside is None else where(inside, g, 0.0),)
 
 
-_CLIP = define(Op("clip", lambda x, lo, hi: np.clip(x, lo, hi), infer=lambda x, lo, hi: x, grad=_clip_grad, doc="Clamp values."))
+def _clip_ref(x: Any, lo: Any, hi: Any) -> Any:
+    return np.clip(x, lo, hi)
+
+
+_CLIP = define(Op("clip", _clip_ref, infer=lambda x, lo, hi: Spec(x.shape, reference_dtype(_clip_ref, x, lo=lo, hi=hi)), grad=_clip_grad, doc="Clamp values."))
 
 
 def clip(x: Tensor, /, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
