@@ -1,21 +1,21 @@
-"""Data movement on OpenCL: contiguous copies and zero-copy views."""
+"""Data movement on OpenCL: contiguous copies, zero-copy views, indexing, copies.
+
+The launchers live in three modules, joined here into ``KERNELS``:
+
+- ``movement_views``: permute_dims, broadcast_to, reshape, flip, stop_gradient (views, no kernel)
+  and the strides/offset arithmetic of indexing keys;
+- ``movement_copy``: byte-moving copies (``contiguous``, concat, tile, tril, triu, roll);
+- ``movement_index``: getitem, setitem, scatter_add, take_along_axis, scatter_along_axis,
+  embedding, embedding_backward, repeat.
+
+``contiguous`` stays importable from here: the backend's ``to_numpy`` uses it.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-from tensorcore.backends.opencl import CLArray
-from tensorcore.backends.opencl_ops._common import ctype, global_size, output, shape_args
+from tensorcore.backends.opencl_ops import movement_copy, movement_index, movement_views
+from tensorcore.backends.opencl_ops.movement_copy import contiguous
 
+__all__ = ["contiguous", "KERNELS"]
 
-def contiguous(a: CLArray) -> CLArray:
-    """``a`` itself if C-contiguous, else a contiguous copy (one strided gather)."""
-    if a.is_contiguous or a.buf is None:
-        return a
-    dev = a.dev
-    out = output(dev, a.shape, a.dtype)
-    kernel = dev.kernel("copy.cl", "copy_strided", (("T", ctype(a.dtype)),))
-    dev.launch(kernel, global_size(a.size), None, out.buf, a.buf, np.int64(a.offset), *shape_args(a), np.int64(a.size))
-    return out
-
-
-KERNELS: dict = {}
+KERNELS: dict = {**movement_views.KERNELS, **movement_copy.KERNELS, **movement_index.KERNELS}

@@ -1,3 +1,163 @@
-"""OpenCL launchers: optim (placeholder, being written)."""
+"""In-place updates on OpenCL: assign, assign_add, assign_sub, the fused SGD and Adam/AdamW
+steps, and batch norm's running statistics. One kernel per update, no host wait.
 
-KERNELS: dict = {}
+Each launcher validates everything (shapes, dtypes, a writable target) before it enqueues a
+write, so a failed update leaves every buffer as it was, and declines (``KernelUnsupported``,
+the op then runs on cpu) what it does not handle: dtypes other than float32/float64 for the
+optimizer steps, overlapping state buffers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from tensorcore.backends.opencl import MAX_DIMS, CLArray, CLDevice, contiguous_strides
+from tensorcore.backends.opencl_ops._common import CTYPES, global_size, long8
+from tensorcore.backends.opencl_ops.movement_copy import (
+    broadcast_strides,
+    coalesce,
+    copy_of,
+    copy_view,
+    fill_view,
+    host_array,
+    run,
+)
+
+from tensorcore.errors import KernelUnsupported, OpError
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _writable(a: CLArray, what: str) -> None:
+    if any(s == 0 and n > 1 for n, s in zip(a.shape, a.strides)):
+        raise ValueError(f"{what} is read-only (a broadcast view)")
+
+
+def _operand(dev: CLDevice, value: Any, target: CLArray, written: list[CLArray], what: str) -> CLArray:
+    """``value`` as a device array of ``target``'s dtype that no write of this op can change
+    under the kernel: a Python scalar is uploaded, an alias of a written buffer copied."""
+    if not isinstance(value, CLArray):
+        value = host_array(dev, value, target.dtype)
+    if value.dtype != target.dtype:
+        raise KernelUnsupported(f"{what} of dtype {value.dtype} for a {target.dtype} target")
+    broadcast_strides(value, target.shape, what)  # raises before anything is written
+    for w in written:
+        if value.buf is not None and value.buf is w.buf and \
+                (value.shape, value.strides, value.offset) != (w.shape, w.strides, w.offset):
+            return copy_of(value)  # elementwise updates are safe only on the very same element
+    return value
+
+
+def _launch(dev: CLDevice, name: str, dtype: np.dtype, arrays: list[CLArray], extra: tuple,
+            shape: tuple[int, ...]) -> None:
+    """Enqueue optim.cl's ``name`` over ``shape``; every array passes (buffer, offset, strides),
+    broadcast to ``shape``. The contiguous build is used when every array is contiguous."""
+    n = math.prod(shape)
+    if n == 0:
+        return
+    strides = [broadcast_strides(a, shape) for a in arrays]
+    dims, merged = coalesce(tuple(shape), *strides)
+    dense = contiguous_strides(dims)
+    strided = any(s != dense for s in merged)
+    if len(dims) > MAX_DIMS:
+        raise KernelUnsupported(f"update of a {len(dims)}-D strided layout")
+    acc = "double" if dev.fp64 else CTYPES[dtype]
+    defines = (("T", CTYPES[dtype]), ("ACC", acc), ("STRIDED", str(int(strided))))
+    args = [v for a, s in zip(arrays, merged) for v in (a.buf, a.offset, long8(s, 0))]
+    run(dev, "optim.cl", name, defines, global_size(n), *args, *extra, long8(dims, 1), len(dims), n)
+
+
+def _scalar(dtype: np.dtype, value: float) -> Any:
+    return dtype.type(value)
+
+
+def assign(dev: CLDevice, dst: CLArray, src: Any) -> None:
+    """``np.copyto(dst, src)``: src broadcast; any dtype (bytes are copied)."""
+    _writable(dst, "assign target")
+    if isinstance(src, (int, float, bool, np.generic)) and fill_view(dev, dst, src):
+        return
+    src = _operand(dev, src, dst, [dst], "value")
+    copy_view(dev, dst.dtype, dst.shape, dst.buf, dst.offset, dst.strides, src.buf, src.offset,
+              broadcast_strides(src, dst.shape))
+
+
+def _add(dev: CLDevice, dst: CLArray, src: Any, subtract: int) -> None:
+    if dst.dtype not in CTYPES or dst.dtype == np.bool_:
+        raise KernelUnsupported(f"in-place arithmetic on {dst.dtype}")
+    _writable(dst, "target")
+    src = _operand(dev, src, dst, [dst], "value")
+    _launch(dev, "update_add", dst.dtype, [dst, src], (subtract,), dst.shape)
+
+
+def assign_add(dev: CLDevice, dst: CLArray, src: Any) -> None:
+    """``dst += src`` in place (numeric dtypes but bool)."""
+    _add(dev, dst, src, 0)
+
+
+def assign_sub(dev: CLDevice, dst: CLArray, src: Any) -> None:
+    """``dst -= src`` in place (numeric dtypes but bool)."""
+    _add(dev, dst, src, 1)
+
+
+def _state(param: CLArray, states: list[CLArray]) -> None:
+    """Optimizer state must look like the parameter and not share its memory."""
+    if param.dtype not in _FLOATS:
+        raise KernelUnsupported(f"optimizer step on {param.dtype}")
+    for s in [param] + states:
+        _writable(s, "optimizer state")
+        if s.dtype != param.dtype or tuple(s.shape) != tuple(param.shape):
+            raise KernelUnsupported("optimizer state of another dtype or shape than its parameter")
+    bufs = [s.buf for s in [param] + states if s.buf is not None]
+    if len({id(b) for b in bufs}) != len(bufs):
+        raise KernelUnsupported("optimizer state sharing memory with its parameter")
+
+
+def sgd_step(dev: CLDevice, param: CLArray, grad: Any, velocity: CLArray | None, *, lr: float,
+             momentum: float, nesterov: bool, weight_decay: float) -> None:
+    """One fused SGD step (weight decay, momentum, Nesterov), as ``_sgd_step``."""
+    states = [] if velocity is None else [velocity]
+    _state(param, states)
+    grad = _operand(dev, grad, param, [param] + states, "gradient")
+    t = param.dtype
+    arrays = [param, grad, velocity if velocity is not None else param]  # unused when there is none
+    extra = (int(velocity is not None), _scalar(t, lr), _scalar(t, momentum), int(bool(nesterov)),
+             _scalar(t, weight_decay))
+    _launch(dev, "sgd_step", t, arrays, extra, param.shape)
+
+
+def adam_step(dev: CLDevice, param: CLArray, grad: Any, m: CLArray, v: CLArray, *, lr: float, beta1: float,
+              beta2: float, eps: float, weight_decay: float, decoupled: bool, step: int) -> None:
+    """One fused Adam/AdamW step with bias correction, as ``_adam_step``: the scalars are
+    computed on the host in double precision, as NumPy computes them."""
+    _state(param, [m, v])
+    grad = _operand(dev, grad, param, [param, m, v], "gradient")
+    t = param.dtype
+    acc = np.float64 if dev.fp64 else t.type
+    mode = 0 if not weight_decay else (1 if decoupled else 2)
+    correction = math.sqrt(1.0 - beta2**step)
+    extra = (mode, _scalar(t, weight_decay), _scalar(t, 1.0 - lr * weight_decay), _scalar(t, beta1),
+             _scalar(t, 1.0 - beta1), _scalar(t, beta2), _scalar(t, 1.0 - beta2),
+             acc(lr * correction / (1.0 - beta1**step)), acc(eps * correction))
+    _launch(dev, "adam_step", t, [param, grad, m, v], extra, param.shape)
+
+
+def batch_norm_update_running(dev: CLDevice, dst: CLArray, src: Any, *, momentum: float, correction: float) -> None:
+    """``dst = dst * (1 - momentum) + momentum * correction * src`` in place."""
+    if isinstance(src, CLArray) and tuple(src.shape) != tuple(dst.shape):
+        raise OpError(f"batch_norm: running statistic of shape {tuple(dst.shape)} cannot take a batch statistic "
+                      f"of shape {tuple(src.shape)}")
+    if dst.dtype not in _FLOATS:
+        raise KernelUnsupported(f"running statistics of dtype {dst.dtype}")
+    _writable(dst, "running statistic")
+    src = _operand(dev, src, dst, [dst], "batch statistic")
+    t = dst.dtype
+    _launch(dev, "running_update", t, [dst, src], (_scalar(t, 1.0 - momentum), _scalar(t, momentum * correction)),
+            dst.shape)
+
+
+KERNELS: dict = {
+    "assign": assign, "assign_add": assign_add, "assign_sub": assign_sub, "sgd_step": sgd_step,
+    "adam_step": adam_step, "batch_norm_update_running": batch_norm_update_running,
+}

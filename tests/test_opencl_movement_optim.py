@@ -1,0 +1,324 @@
+"""OpenCL data movement, indexing and fused optimizer updates against NumPy and the cpu.
+
+Views must share the base's buffer (a write through setitem shows in them), copies and
+gathers must match NumPy for every dtype and layout (negative steps, broadcasts, empty and
+size-1 dimensions, non-contiguous inputs), scatter-adds must accumulate repeated indices,
+in-place ops must leave their target unchanged when they fail, and none of these ops may
+fall back to cpu on float32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tensorcore as tc
+from tensorcore import optim
+from tensorcore.dispatch import apply_inplace
+from tensorcore.ops.dense import _EMBEDDING_BACKWARD
+from tensorcore.ops.indexing import scatter_add, scatter_along_axis
+from tensorcore.ops.normalization import _RUNNING_UPDATE
+from tensorcore.ops.optim_updates import ADAM_STEP, ASSIGN, ASSIGN_ADD, ASSIGN_SUB, SGD_STEP
+
+CL = "opencl:0"
+pytestmark = pytest.mark.skipif(
+    CL not in [str(info.device) for info in tc.devices()],
+    reason="opencl:0 is not available (no OpenCL driver such as PoCL, or the backend failed to start)",
+)
+MOVEMENT_OPS = {"permute_dims", "broadcast_to", "reshape", "flip", "stop_gradient", "concat", "tile", "tril",
+                "triu", "roll", "getitem", "setitem", "scatter_add", "take_along_axis", "scatter_along_axis",
+                "embedding", "embedding_backward", "repeat", "assign", "assign_add", "assign_sub", "sgd_step",
+                "adam_step", "batch_norm_update_running"}
+rng = np.random.default_rng(7)
+
+
+def cl(a: object) -> tc.Tensor:
+    return tc.asarray(a, device=CL)
+
+
+def buf(t: tc.Tensor) -> object:
+    return t._data.buf
+
+
+def assert_no_fallbacks() -> None:
+    used = {key.split("@")[0] for key in tc.placement_stats()["fallbacks"]}
+    assert not used & MOVEMENT_OPS, f"fell back to cpu: {used & MOVEMENT_OPS}"
+
+
+# --- views ------------------------------------------------------------------------------------
+
+
+def test_views_share_the_buffer_and_see_writes_to_the_base() -> None:
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    t = cl(x)
+    views = {
+        "permute": (tc.permute_dims(t, (2, 0, 1)), lambda a: a.transpose(2, 0, 1)),
+        "broadcast": (tc.broadcast_to(t[:, :1], (5, 2, 3, 4)), lambda a: np.broadcast_to(a[:, :1], (5, 2, 3, 4))),
+        "reshape": (tc.reshape(t, (6, 4)), lambda a: a.reshape(6, 4)),
+        "slice": (t[1, ::-2, None, 3:0:-2], lambda a: a[1, ::-2, None, 3:0:-2]),
+        "ellipsis": (t[..., 1], lambda a: a[..., 1]),
+        "flip": (tc.flip(t, axis=(0, 2)), lambda a: np.flip(a, (0, 2))),
+        "stop_gradient": (tc.stop_gradient(t), lambda a: a),
+        "squeeze": (tc.squeeze(t[:1], axis=0), lambda a: a[0]),
+    }
+    for name, (view, _) in views.items():
+        assert buf(view) is buf(t), name
+    t[0, 1:, ::3] = cl(np.float32([[-1, -2], [-3, -4]]))
+    x[0, 1:, ::3] = [[-1, -2], [-3, -4]]
+    t[1] = 9.0
+    x[1] = 9.0
+    for name, (view, ref) in views.items():
+        np.testing.assert_array_equal(view.numpy(), ref(x), err_msg=name)
+    # further ops on views (whatever kernels they run) see the view, not the buffer
+    np.testing.assert_allclose((views["slice"][0] + 1).numpy(), x[1, ::-2, None, 3:0:-2] + 1)
+    np.testing.assert_allclose(tc.sum(views["permute"][0], axis=0).numpy(), x.transpose(2, 0, 1).sum(0), rtol=1e-6)
+    np.testing.assert_allclose(tc.matmul(views["permute"][0][0], views["flip"][0][0]).numpy(),
+                               x.transpose(2, 0, 1)[0] @ np.flip(x, (0, 2))[0], rtol=1e-5)
+    assert_no_fallbacks()
+
+
+def test_reshape_is_a_view_exactly_where_numpy_s_is() -> None:
+    a = np.arange(60, dtype=np.int16).reshape(3, 4, 5)
+    t = cl(a)
+    cases = [((1, 0, 2), (slice(None), slice(None, None, -1)), (4, 15)),
+             ((1, 0, 2), (), (12, 5)), ((0, 2, 1), (), (3, 20)), ((2, 1, 0), (), (-1,)),
+             ((0, 1, 2), (slice(None), slice(1, 3)), (3, 2, 5, 1)), ((0, 1, 2), (slice(0, 1),), (20, 1))]
+    for perm, key, shape in cases:
+        b, v = a.transpose(perm)[key], tc.permute_dims(t, perm)[key]
+        r = tc.reshape(v, shape)
+        np.testing.assert_array_equal(r.numpy(), b.reshape(shape))
+        assert (buf(r) is buf(t)) == np.shares_memory(b.reshape(shape), a), (perm, key, shape)
+    assert tc.reshape(cl(np.zeros((0, 3))), (3, 0)).shape == (3, 0)
+    assert_no_fallbacks()
+
+
+def test_writes_into_a_broadcast_view_are_refused() -> None:
+    t = cl(np.zeros(3, np.float32))
+    b = tc.broadcast_to(t, (2, 3))
+    with pytest.raises(tc.OpError):
+        b[0] = 1.0
+    np.testing.assert_array_equal(t.numpy(), np.zeros(3))
+
+
+# --- getitem, setitem, scatter_add ------------------------------------------------------------
+
+X = rng.standard_normal((3, 4, 5)).astype(np.float32)
+KEYS = {
+    "neg_steps": (slice(None, None, -2), 1, slice(4, 0, -3)),
+    "none_ellipsis": (None, 0, ..., None, slice(1, 4)),
+    "empty_slice": (slice(3, 1),),
+    "scalar": (-1, -1, -1),
+    "int_array_neg": (np.array([2, 0, -1]),),
+    "broadcast_arrays": (slice(None), np.array([[1], [3]]), np.array([0, 4, 2])),
+    "separated_arrays": (np.array([1, 2]), slice(None), np.array([0, -5])),
+    "int_beside_array": (0, slice(None), np.array([1, 1, 3], np.int32)),
+    "none_splits_advanced": (slice(None), 0, None, np.array([1, 2], np.uint8)),
+    "bool_rows": (np.array([True, False, True]),),
+    "bool_2d_after_slice": (slice(None, None, -1), X[0] > 0),
+    "bool_all": (X > 0,),
+    "arrays_around_ellipsis": (np.array([1, 1]), ..., np.array([2, 2])),
+    "zero_d_and_empty": (np.array(1), np.zeros(0, np.int64)),
+}
+
+
+def _tc_key(key: tuple) -> tuple:
+    return tuple(cl(k) if isinstance(k, np.ndarray) else k for k in key)
+
+
+@pytest.mark.parametrize("name", sorted(KEYS))
+def test_getitem_setitem_scatter_add_match_numpy(name: str) -> None:
+    key = KEYS[name]
+    base = cl(X)
+    for x, t in ((X, base), (X.transpose(2, 1, 0)[::-1].transpose(2, 1, 0), tc.permute_dims(tc.flip(tc.permute_dims(base, (2, 1, 0)), axis=0), (2, 1, 0)))):
+        np.testing.assert_array_equal(t[_tc_key(key)].numpy(), x[key])
+    ref = X[key]
+    value = rng.standard_normal(ref.shape[-1:] if ref.ndim else ()).astype(np.float32)  # broadcast over rows
+    y, ty = X.copy(), cl(X)
+    y[key] = value
+    ty[_tc_key(key)] = cl(value)
+    np.testing.assert_array_equal(ty.numpy(), y)
+    g = rng.standard_normal(ref.shape).astype(np.float32)
+    expected = np.zeros_like(X)
+    np.add.at(expected, key, g)
+    np.testing.assert_allclose(scatter_add(cl(g), X.shape, _tc_key(key)).numpy(), expected, rtol=1e-6, atol=1e-6)
+    assert_no_fallbacks()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
+def test_scatter_add_accumulates_repeated_indices(dtype: type) -> None:
+    idx = np.array([[0, 2, 2], [2, 2, 0]])
+    g = rng.integers(-5, 5, (2, 3, 4)).astype(dtype)
+    expected = np.zeros((3, 4), dtype)
+    np.add.at(expected, idx, g)
+    got = scatter_add(cl(g), (3, 4), cl(idx))
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got.numpy(), expected)
+    hot = np.zeros(5000, np.int64)  # every element onto one: the compare-and-swap loop under contention
+    np.testing.assert_allclose(scatter_add(cl(np.ones(5000, dtype)), (2,), cl(hot)).numpy(), [5000, 0])
+
+
+def test_setitem_variants_and_failures_leave_the_target_unchanged() -> None:
+    x = np.arange(12, dtype=np.float64).reshape(3, 4)
+    t = cl(x)
+    t[1:, ::-2] = 5.5  # Python scalar
+    x[1:, ::-2] = 5.5
+    t[1:] = t[:-1]  # overlapping source and target: read before written
+    x[1:] = x[:-1].copy()
+    t[cl(np.array([True, False, True]))] = cl(np.array([[1.0], [2.0]]))  # (2, 1) broadcast over the rows
+    x[[True, False, True]] = [[1.0], [2.0]]
+    np.testing.assert_array_equal(t.numpy(), x)
+    for bad_key, bad_value in [((cl(np.array([0, 3])),), 0.0), ((slice(None), cl(np.array([-5]))), 0.0),
+                               ((slice(0, 2),), cl(np.zeros((3, 4))))]:
+        with pytest.raises(tc.OpError):
+            t[bad_key] = bad_value
+        np.testing.assert_array_equal(t.numpy(), x)
+    with pytest.raises(tc.OpError, match="out of bounds"):
+        cl(x)[cl(np.array([3]))]
+    assert_no_fallbacks()
+
+
+def test_movement_for_every_dtype_and_empty_tensors() -> None:
+    for dtype in (np.bool_, np.int8, np.uint16, np.float16, np.int32, np.uint64, np.float64):
+        a = (rng.standard_normal((3, 5)) * 4).astype(dtype)
+        t = cl(a)
+        np.testing.assert_array_equal(tc.permute_dims(t, (1, 0))[::-2].numpy(), a.T[::-2])
+        np.testing.assert_array_equal(t[cl(np.array([2, 0, 2])), 1:].numpy(), a[[2, 0, 2], 1:])
+        np.testing.assert_array_equal(tc.concat([t, t[:1, ::-1]], axis=0).numpy(), np.concatenate([a, a[:1, ::-1]]))
+        np.testing.assert_array_equal(tc.tril(t, k=1).numpy(), np.tril(a, 1))
+        np.testing.assert_array_equal(tc.tile(t[:, ::2], (2, 1, 2)).numpy(), np.tile(a[:, ::2], (2, 1, 2)))
+        np.testing.assert_array_equal(tc.repeat(t, cl(np.array([0, 2, 1])), axis=0).numpy(), np.repeat(a, [0, 2, 1], axis=0))
+        t[0, ::2] = t[2, ::2]
+        a[0, ::2] = a[2, ::2]
+        t[1, ::-3] = 1  # a Python scalar: its bits travel as a kernel argument
+        a[1, ::-3] = 1
+        np.testing.assert_array_equal(t.numpy(), a)
+    e = cl(np.zeros((0, 4), np.float32))
+    for got, want in [(e[:, 1], (0,)), (e[cl(np.zeros((0, 4), bool))], (0,)), (tc.permute_dims(e, (1, 0)), (4, 0)),
+                      (tc.concat([e, e], axis=0), (0, 4)), (tc.tile(e, (3,)), (0, 12)), (tc.roll(e, 2, axis=1), (0, 4)),
+                      (tc.triu(e), (0, 4)), (tc.reshape(e, (4, 0)), (4, 0)), (cl(np.ones(3))[cl(np.zeros(0, np.int64))], (0,))]:
+        assert got.numpy().shape == want
+    assert_no_fallbacks()
+
+
+def test_copies_match_numpy_on_non_contiguous_inputs() -> None:
+    a = rng.standard_normal((4, 1, 6, 5)).astype(np.float32)
+    v = a.transpose(3, 1, 0, 2)[::-1, :, 1::2]  # negative step, size-1 dim, odd sizes
+    t = tc.permute_dims(cl(a), (3, 1, 0, 2))[::-1, :, 1::2]
+    checks = [
+        (tc.concat([t, t[:2]], axis=0), np.concatenate([v, v[:2]], 0)),
+        (tc.concat([t, t], axis=3), np.concatenate([v, v], 3)),
+        (tc.roll(t, (2, -1), axis=(0, 3)), np.roll(v, (2, -1), (0, 3))),
+        (tc.roll(t, 7), np.roll(v, 7)),
+        (tc.flip(t), np.flip(v)),
+        (tc.tile(t, (2, 1, 1, 1, 3)), np.tile(v, (2, 1, 1, 1, 3))),
+        (tc.repeat(t, 3, axis=2), np.repeat(v, 3, axis=2)),
+        (tc.repeat(t, 2), np.repeat(v, 2)),
+        (tc.triu(t, k=-1), np.triu(v, -1)),
+        (tc.tril(t, k=2), np.tril(v, 2)),
+        (tc.take_along_axis(t, cl(np.array([[[[2, 0, -1]]]])), axis=3), np.take_along_axis(v, np.array([[[[2, 0, -1]]]]), 3)),
+    ]
+    for got, want in checks:
+        np.testing.assert_array_equal(got.numpy(), want)
+    assert_no_fallbacks()
+
+
+def test_take_along_axis_embedding_and_their_gradients_accumulate() -> None:
+    x = rng.standard_normal((3, 4))
+    idx = np.array([[0, 3, 3], [1, 1, 1], [2, 0, 2]])
+    np.testing.assert_array_equal(tc.take_along_axis(cl(x), cl(idx), axis=1).numpy(), np.take_along_axis(x, idx, 1))
+    g = rng.standard_normal(idx.shape)
+    expected = np.zeros_like(x)
+    np.put_along_axis(expected, idx, 0, 1)
+    for r in range(3):
+        np.add.at(expected[r], idx[r], g[r])
+    np.testing.assert_allclose(scatter_along_axis(cl(g), cl(idx), 1, x.shape).numpy(), expected)
+    w = rng.standard_normal((5, 3)).astype(np.float32)
+    ids = np.array([[4, 0], [4, 4]], np.int32)
+    np.testing.assert_array_equal(tc.nn.functional.embedding(cl(ids), cl(w)).numpy(), w[ids])
+    np.testing.assert_array_equal(tc.nn.functional.embedding(cl(ids), tc.permute_dims(cl(w.T.copy()), (1, 0))).numpy(), w[ids])
+    ge = rng.standard_normal((2, 2, 3)).astype(np.float32)
+    want = np.zeros_like(w)
+    np.add.at(want, ids.reshape(-1), ge.reshape(-1, 3))
+    got = tc.dispatch.apply(_EMBEDDING_BACKWARD, (cl(ge), cl(ids)), {"num_embeddings": 5})
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
+    assert_no_fallbacks()
+
+
+# --- in-place updates -------------------------------------------------------------------------
+
+
+def _optimizer_run(cls: type, device: str, dtype: type, transposed_grads: bool, **kwargs: object) -> np.ndarray:
+    p0 = np.random.default_rng(1).standard_normal((5, 3)).astype(dtype)
+    grads = [np.random.default_rng(10 + k).standard_normal((3, 5)).astype(dtype) for k in range(4)]
+    p = tc.Variable(p0, device=device)
+    opt = cls([p], **kwargs)
+    for g in grads:
+        t = tc.asarray(g, device=device)
+        opt.step([tc.permute_dims(t, (1, 0)) if transposed_grads else tc.asarray(g.T.copy(), device=device)])
+    return p.numpy()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cls,kwargs", [
+    (optim.SGD, {"lr": 0.1}), (optim.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    (optim.SGD, {"lr": 0.1, "momentum": 0.5}), (optim.Adam, {"lr": 0.01}),
+    (optim.Adam, {"lr": 0.01, "betas": (0.8, 0.99), "weight_decay": 0.1}), (optim.AdamW, {"lr": 0.02, "weight_decay": 0.1}),
+])
+def test_fused_optimizer_steps_match_the_cpu(cls: type, kwargs: dict, dtype: type) -> None:
+    want = _optimizer_run(cls, "cpu", dtype, False, **kwargs)
+    for transposed in (False, True):  # contiguous and strided kernel builds
+        got = _optimizer_run(cls, CL, dtype, transposed, **kwargs)
+        np.testing.assert_allclose(got, want, rtol=2e-6 if dtype == np.float32 else 1e-14, atol=1e-7)
+    assert_no_fallbacks()
+
+
+def test_assign_updates_and_running_statistics() -> None:
+    v = tc.Variable(np.ones((2, 3), np.float32), device=CL)
+    v.assign(np.full((2, 3), 4.0, np.float32))
+    v.assign_add(cl(np.arange(6, dtype=np.float32).reshape(3, 2)).mT)
+    v.assign_sub(np.ones((2, 3), np.float32))
+    want = 3.0 + np.arange(6, dtype=np.float32).reshape(3, 2).T
+    np.testing.assert_array_equal(v.numpy(), want)
+    apply_inplace(ASSIGN_ADD, v, (2.0,))  # a Python scalar, broadcast
+    apply_inplace(ASSIGN_SUB, v, (tc.broadcast_to(cl(np.float32([1, 2, 3])), (2, 3)),))
+    apply_inplace(ASSIGN, v[0], (v[1],))  # a row of the same buffer: copied before written
+    apply_inplace(ASSIGN, tc.permute_dims(v, (1, 0))[2], (-1.5,))
+    want = want + 2 - [1, 2, 3]
+    want[0] = want[1]
+    want[:, 2] = -1.5
+    np.testing.assert_array_equal(v.numpy(), want)
+    stat = cl(np.ones(4, np.float32))
+    apply_inplace(_RUNNING_UPDATE, stat, (cl(np.arange(4, dtype=np.float32)),), {"momentum": 0.1, "correction": 1.5})
+    np.testing.assert_allclose(stat.numpy(), 0.9 + 0.15 * np.arange(4), rtol=1e-6)
+    with pytest.raises(tc.OpError, match="cannot take a batch statistic of shape"):
+        apply_inplace(_RUNNING_UPDATE, stat, (cl(np.ones(3, np.float32)),), {"momentum": 0.1, "correction": 1.0})
+    np.testing.assert_allclose(stat.numpy(), 0.9 + 0.15 * np.arange(4), rtol=1e-6)
+    assert_no_fallbacks()
+
+
+def test_sgd_without_velocity_and_adam_step_direct() -> None:
+    p = cl(np.ones(7, np.float32))
+    apply_inplace(SGD_STEP, p, (cl(np.full(7, 2.0, np.float32)), None),
+                  {"lr": 0.25, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0})
+    np.testing.assert_array_equal(p.numpy(), np.full(7, 0.5))
+    m, v = cl(np.zeros(7, np.float32)), cl(np.zeros(7, np.float32))
+    apply_inplace(ADAM_STEP, p, (cl(np.ones(7, np.float32)), m, v), {
+        "lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "decoupled": False, "step": 1})
+    np.testing.assert_allclose(p.numpy(), np.full(7, 0.4), rtol=1e-6)
+    np.testing.assert_allclose(m.numpy(), np.full(7, 0.1), rtol=1e-6)
+    assert_no_fallbacks()
+
+
+def test_large_copy_and_update_beyond_2_to_the_24() -> None:
+    n = (1 << 24) + 3
+    a = np.arange(n, dtype=np.float32)
+    t = cl(a)
+    np.testing.assert_array_equal(t[::-1].numpy()[[0, 1, n // 2, -1]], a[::-1][[0, 1, n // 2, -1]])
+    c = tc.concat([t[n - 5:], t[:1]], axis=0)
+    np.testing.assert_array_equal(c.numpy(), np.concatenate([a[n - 5:], a[:1]]))
+    v = tc.Variable(np.zeros(n, np.float32), device=CL)
+    v.assign_add(t)
+    v[n - 1] = -1.0
+    got = v.numpy()
+    assert got[n - 2] == a[n - 2] and got[n - 1] == -1.0 and got[(1 << 24) + 1] == a[(1 << 24) + 1]
+    assert_no_fallbacks()
