@@ -187,10 +187,18 @@ def _inplace_on_cpu(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any]
     host = {id(t): backend.to_numpy(t._data) for t in tensors}
     args = [host[id(x)] if isinstance(x, Tensor) else x for x in inputs]
     op.reference(host[id(target)], *args, **attrs)
+    assign = OPS_ASSIGN.kernels.get(dev) if OPS_ASSIGN is not None else None
     for t in tensors:  # the kernel may have updated any of them (e.g. optimizer state)
-        t._data = backend.from_numpy(host[id(t)], dev.index)
+        fresh = backend.from_numpy(host[id(t)], dev.index)
+        if assign is not None:
+            assign(t._data, fresh)  # into the same buffer: views of it see the write
+        else:
+            t._data = fresh
         placement.bytes_copied[0] += 2 * host[id(t)].nbytes
     _count(_CPU)
+
+
+OPS_ASSIGN: Op | None = None  # set by ops.optim_updates: the in-place fallback writes back with it
 
 
 def _count(dev: Device) -> None:

@@ -104,3 +104,15 @@ def test_unknown_opencl_index_warns_and_uses_cpu_or_raises_under_strict() -> Non
     assert x.device == "cpu:0"
     with tc.placement_policy("strict"), pytest.raises(tc.DeviceUnavailableError, match=r"opencl:7 does not exist; the opencl backend has opencl:0"):
         tc.asarray([1.0], device="opencl:7")
+
+
+def test_in_place_fallback_on_a_view_writes_into_its_base() -> None:
+    from tensorcore import dispatch
+    from tensorcore.ops.registry import OPS, Op, define
+
+    op = OPS.get("test_double_in_place") or define(Op("test_double_in_place", lambda dst: np.multiply(dst, 2, out=dst)))
+    x = tc.asarray(np.arange(6, dtype=np.float32).reshape(2, 3), device="opencl")
+    row = x[1]  # a view of x's buffer
+    dispatch.apply_inplace(op, row, ())  # no OpenCL kernel: runs on host copies, written back
+    np.testing.assert_array_equal(x.numpy(), [[0, 1, 2], [6, 8, 10]])
+    assert tc.placement_stats()["fallbacks"] == {"test_double_in_place@opencl:0": 1}

@@ -200,3 +200,4 @@ def test_strict_scope_error_names_the_scope_and_non_arrays_name_the_op() -> None
         a * 2
     with pytest.raises(tc.OpError, match=r"add: inputs \(float32\[1\] on cpu:0, None\) must be tensors or Python scalars"):
         a + None
+
