@@ -1,0 +1,136 @@
+/* conv2d on OpenCL: im2col packers that write straight into the GEMM's panel layout
+ * (kernels/opencl/matmul.cl), and col2im for the input gradient.
+ *
+ * Build with -DT=<float|double> -DVW=<16|8> (NR = 2 * VW columns per panel), as matmul.cl.
+ * Images are NCHW with arbitrary element strides; a (kernel row i, kernel column j) tap of
+ * output pixel (ho, wo) reads input pixel (ho * sh + i * dh - ph, wo * sw + j * dw - pw),
+ * zero outside the image. Groups split the channels: group g owns channels g*Cg .. (g+1)*Cg.
+ */
+#include "common.h"
+
+#define NR (2 * VW)
+
+/* The output columns wo whose tap reads input column wo * sw + dx inside 0 .. W - 1:
+ * wo in [*lo, *hi), clamped to [0, Wo). */
+inline void valid_columns(int dx, int sw, int W, int Wo, int* lo, int* hi) {
+    int a = dx >= 0 ? 0 : (-dx + sw - 1) / sw;
+    int b = W - 1 - dx >= 0 ? (W - 1 - dx) / sw + 1 : 0;
+    *lo = min(a, Wo);
+    *hi = max(*lo, min(b, Wo));
+}
+
+/* Copy the columns of one (kernel tap, input channel) pair into a packed panel row: output
+ * pixel p = (ho, wo) goes to o[at(base + p)], where at(col) = (col / NR) * step + col % NR,
+ * or to o[(base + p) * NR] when step == 0 (im2col_panels_t). Reads channel plane src with
+ * tap offset (dy, dx); the bounds are worked out per row, so the copy loop has no tests. */
+inline void tap_columns(__global T* o, long step, int base, const __global T* src, long4 xs,
+                        int H, int W, int Ho, int Wo, int sh, int sw, int dy, int dx) {
+    int lo, hi;
+    valid_columns(dx, sw, W, Wo, &lo, &hi);
+    int p = base;
+    for (int ho = 0; ho < Ho; ++ho) {
+        int y = ho * sh + dy;
+        int a = lo, b = hi;
+        if (y < 0 || y >= H) a = b = Wo;
+        const __global T* row = src + y * xs.s2 + dx * xs.s3;
+        if (step) {
+            for (int wo = 0; wo < a; ++wo, ++p) o[(p / NR) * step + p % NR] = 0;
+            for (int wo = a; wo < b; ++wo, ++p) o[(p / NR) * step + p % NR] = row[wo * sw * xs.s3];
+            for (int wo = b; wo < Wo; ++wo, ++p) o[(p / NR) * step + p % NR] = 0;
+        } else {
+            for (int wo = 0; wo < a; ++wo, ++p) o[(long)p * NR] = 0;
+            for (int wo = a; wo < b; ++wo, ++p) o[(long)p * NR] = row[wo * sw * xs.s3];
+            for (int wo = b; wo < Wo; ++wo, ++p) o[(long)p * NR] = 0;
+        }
+    }
+}
+
+/* conv2d forward, the GEMM's B per group: rows k = (c, i, j) of the group's Cg * kH * kW
+ * taps, columns (n, ho, wo) over the N images of the launch, so that small images still
+ * fill whole panels; zero past N * Ho * Wo. Output: packed[g][col / NR][k][col % NR].
+ * One work-item per (g, n, c): all taps of one input channel of one image (few integer
+ * divisions per work-item: they cost as much as the copy for small images). */
+__kernel void im2col_panels(__global T* out, __global const T* x, long x_off, long4 xs,
+                            int N, int G, int Cg, int H, int W, int kh, int kw, int sh, int sw,
+                            int ph, int pw, int dh, int dw, int Ho, int Wo, int items) {
+    int e = get_global_id(0);
+    if (e >= items) return;
+    int c = e % Cg, gn = e / Cg;
+    int n = gn % N, g = gn / N;
+    int K = Cg * kh * kw, P = Ho * Wo, panels = (N * P + NR - 1) / NR;
+    long step = (long)K * NR;  /* from one panel to the next */
+    const __global T* src = x + x_off + n * xs.s0 + (g * Cg + c) * xs.s1;
+    for (int i = 0; i < kh; ++i) {
+        for (int j = 0; j < kw; ++j) {
+            int k = (c * kh + i) * kw + j;
+            __global T* o = out + (long)g * panels * step + (long)k * NR;
+            tap_columns(o, step, n * P, src, xs, H, W, Ho, Wo, sh, sw, i * dh - ph, j * dw - pw);
+            if (n == N - 1) {
+                for (int p = N * P; p < panels * NR; ++p) o[(p / NR) * step + p % NR] = 0;
+            }
+        }
+    }
+}
+
+/* conv2d_backward_weight, the GEMM's B per group: rows k = (n, ho, wo) over all images,
+ * columns q = (c, i, j), zero past Cg * kH * kW. Output: packed[g][q / NR][k][q % NR].
+ * One work-item per (g, n, c) writes all taps of one channel of one image (the last channel
+ * also the zero columns). */
+__kernel void im2col_panels_t(__global T* out, __global const T* x, long x_off, long4 xs,
+                              int N, int Cg, int H, int W, int kh, int kw, int sh, int sw,
+                              int ph, int pw, int dh, int dw, int Ho, int Wo, int items) {
+    int e = get_global_id(0);
+    if (e >= items) return;
+    int c = e % Cg, gn = e / Cg;
+    int n = gn % N, g = gn / N;
+    int Q = Cg * kh * kw, panels = (Q + NR - 1) / NR;
+    int P = Ho * Wo;
+    long K = (long)N * P;
+    const __global T* src = x + x_off + n * xs.s0 + (g * Cg + c) * xs.s1;
+    __global T* base = out + (long)g * panels * K * NR + (long)n * P * NR;
+    for (int i = 0; i < kh; ++i) {
+        for (int j = 0; j < kw; ++j) {
+            int q = (c * kh + i) * kw + j;
+            __global T* o = base + (q / NR) * K * NR + q % NR;
+            tap_columns(o, 0, 0, src, xs, H, W, Ho, Wo, sh, sw, i * dh - ph, j * dw - pw);
+        }
+    }
+    if (c == Cg - 1) {
+        for (int q = Q; q < panels * NR; ++q) {
+            __global T* o = base + (q / NR) * K * NR + q % NR;
+            for (int p = 0; p < P; ++p) o[(long)p * NR] = 0;
+        }
+    }
+}
+
+/* col2im for conv2d_backward_input: gx[n0 + n, c, y, x] = sum over the taps (i, j) that read
+ * (y, x) of cols[n][g][(c % Cg, i, j)][(ho, wo)], cols contiguous (images, G, Cg*kH*kW, Ho*Wo).
+ * One work-item per plane (n, c) of gx: it zeroes each row, then adds each tap's columns in
+ * (i, j) order, as the reference does. */
+__kernel void col2im(__global T* gx, __global const T* cols, int n0, int planes,
+                     int C, int Cg, int H, int W, int kh, int kw, int sh, int sw,
+                     int ph, int pw, int dh, int dw, int Ho, int Wo) {
+    int e = get_global_id(0);
+    if (e >= planes) return;
+    int ch = e % C, n = e / C;
+    int g = ch / Cg, c = ch % Cg, G = C / Cg;
+    int K = Cg * kh * kw, P = Ho * Wo;
+    const __global T* src = cols + (((long)n * G + g) * K + (long)c * kh * kw) * P;
+    __global T* plane = gx + ((long)(n0 + n) * C + ch) * H * W;
+    for (int y = 0; y < H; ++y) {
+        __global T* row = plane + (long)y * W;
+        for (int xx = 0; xx < W; ++xx) row[xx] = 0;
+        for (int i = 0; i < kh; ++i) {
+            int yy = y + ph - i * dh;
+            if (yy < 0 || yy % sh) continue;
+            int ho = yy / sh;
+            if (ho >= Ho) continue;
+            for (int j = 0; j < kw; ++j) {
+                int dx = j * dw - pw, lo, hi;
+                valid_columns(dx, sw, W, Wo, &lo, &hi);
+                const __global T* s = src + (i * kw + j) * P + ho * Wo;
+                for (int wo = lo; wo < hi; ++wo) row[wo * sw + dx] += s[wo];
+            }
+        }
+    }
+}

@@ -1,0 +1,220 @@
+/* Register-blocked matrix product for CPU-like OpenCL devices (PoCL), and its packing kernels.
+ *
+ * Build with -DT=<float|double> -DVW=<16|8> (one SIMD register of T) and -DMR=<rows per tile>.
+ *
+ * C (M x N) = A (M x K) @ B (K x N), batched over up to 8 broadcast batch dimensions.
+ * - B, the "vector side", is packed beforehand into column panels of NR = 2 * VW columns:
+ *   packed[panel][k][0..NR), zero-padded past N, so the inner loop reads it linearly (no
+ *   power-of-two strides to thrash the cache) and needs no edge checks.
+ * - A, the "broadcast side", is read in place through its strides: each element is
+ *   broadcast to a vector, so any layout (transposed, sliced) costs the same.
+ * - Each work-item accumulates an MR x NR tile in 2 * MR vector registers over all of K:
+ *   no local memory and no barriers (PoCL splits a kernel at every barrier into separate
+ *   work-item loops, which ruins a tiled kernel). A work-group is a column of row tiles
+ *   sharing one B panel, so the panel stays in cache while the group runs.
+ * - k runs as k1 * K2 + k2 with separate A strides, so A may be indexed by two dimensions
+ *   (conv2d_backward_weight reduces over images and output pixels at once).
+ */
+#include "common.h"
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define VT CAT(T, VW)
+#define VLOAD CAT(vload, VW)
+#define VSTORE CAT(vstore, VW)
+#define NR (2 * VW)
+
+#if MR == 4
+#define ROWS(X) X(0) X(1) X(2) X(3)
+#elif MR == 6
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#elif MR == 8
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#else
+#error "MR must be 4, 6 or 8"
+#endif
+
+/* Pack B (K x N, element strides sk, sn; batch offsets from bshape/bstrides) into panels:
+ * out[batch][panel][k][NR]. One work-item per (k, panel, batch). */
+__kernel void pack_panels(__global T* out, __global const T* b, long b_off, long sk, long sn,
+                          int K, int N, long8 bshape, long8 bstrides, int bnd) {
+    int k = get_global_id(0), p = get_global_id(1);
+    long batch = get_global_id(2);
+    if (k >= K) return;
+    int panels = (N + NR - 1) / NR;
+    __global T* o = out + ((batch * panels + p) * K + k) * NR;
+    const __global T* src = b + b_off + strided_offset(batch, bshape, bstrides, bnd) + k * sk;
+    int col0 = p * NR;
+    if (sn == 1 && col0 + NR <= N) {  /* rows of B are contiguous: two vector copies */
+        VSTORE(VLOAD(0, src + col0), 0, o);
+        VSTORE(VLOAD(0, src + col0 + VW), 0, o + VW);
+    } else {
+        for (int j = 0; j < NR; ++j) {
+            o[j] = col0 + j < N ? src[(col0 + j) * sn] : (T)0;
+        }
+    }
+}
+
+/* Pack B whose columns are contiguous (sk == 1: a transposed weight, x.T) into the same
+ * panels: one work-item per VW rows k of one panel, a vector load down each column scattered
+ * across the panel's rows. (Reading a row of such a B would touch NR cache lines a
+ * power-of-two stride apart, which thrash.) */
+#if VW == 16
+#define SCATTER(v, o, j)                                                                      \
+    o[0 * NR + j] = v.s0; o[1 * NR + j] = v.s1; o[2 * NR + j] = v.s2; o[3 * NR + j] = v.s3;     \
+    o[4 * NR + j] = v.s4; o[5 * NR + j] = v.s5; o[6 * NR + j] = v.s6; o[7 * NR + j] = v.s7;     \
+    o[8 * NR + j] = v.s8; o[9 * NR + j] = v.s9; o[10 * NR + j] = v.sa; o[11 * NR + j] = v.sb;   \
+    o[12 * NR + j] = v.sc; o[13 * NR + j] = v.sd; o[14 * NR + j] = v.se; o[15 * NR + j] = v.sf;
+#else
+#define SCATTER(v, o, j)                                                                      \
+    o[0 * NR + j] = v.s0; o[1 * NR + j] = v.s1; o[2 * NR + j] = v.s2; o[3 * NR + j] = v.s3;     \
+    o[4 * NR + j] = v.s4; o[5 * NR + j] = v.s5; o[6 * NR + j] = v.s6; o[7 * NR + j] = v.s7;
+#endif
+
+__kernel void pack_panels_t(__global T* out, __global const T* b, long b_off, long sn,
+                            int K, int N, long8 bshape, long8 bstrides, int bnd) {
+    int k0 = get_global_id(0) * VW, p = get_global_id(1);
+    long batch = get_global_id(2);
+    if (k0 >= K) return;
+    int panels = (N + NR - 1) / NR;
+    __global T* o = out + ((batch * panels + p) * K + k0) * NR;
+    const __global T* src = b + b_off + strided_offset(batch, bshape, bstrides, bnd) + k0;
+    int col0 = p * NR, rows = min(VW, K - k0);
+    for (int j = 0; j < NR; ++j) {
+        if (col0 + j < N && rows == VW) {
+            VT v = VLOAD(0, src + (col0 + j) * sn);
+            SCATTER(v, o, j)
+        } else {
+            for (int t = 0; t < rows; ++t) {
+                o[t * NR + j] = col0 + j < N ? src[(col0 + j) * sn + t] : (T)0;
+            }
+        }
+    }
+}
+
+#define DECL(r)                                                                  \
+    VT c##r##_0 = (VT)0, c##r##_1 = (VT)0;                                      \
+    const __global T* a##r = A + min(row0 + r, M - 1) * a_sm;
+#define FMA(r)                                                                   \
+    {                                                                            \
+        VT av = (VT)(a##r[k2 * a_sk2]);                                          \
+        c##r##_0 = fma(av, b0, c##r##_0);                                        \
+        c##r##_1 = fma(av, b1, c##r##_1);                                        \
+    }
+#define NEXT_K1(r) a##r += a_sk1;
+#define SPILL(r)                                                                 \
+    VSTORE(c##r##_0, 0, t + r * NR);                                             \
+    VSTORE(c##r##_1, 0, t + r * NR + VW);
+#define T8 CAT(T, 8)
+#define STORE(r)                                                                 \
+    if (row0 + r < M) {                                                          \
+        store_row(c##r##_0, c##r##_1, C + (row0 + r) * c_sm, c_sn, c_so, split,  \
+                  col0, N,                                                       \
+                  bias, (row0 + r) * bias_sm, bias_sn, has_bias, accumulate);    \
+    }
+
+/* Write one tile row (NR values from column col0), adding the bias if there is one, and
+ * adding to what C holds if accumulating (a reduction split into several launches).
+ * Column col of C is at (col / split) * c_so + (col % split) * c_sn: conv2d runs the
+ * pixels of several images as one row of columns, each image's block c_so apart. */
+inline void store_row(VT v0, VT v1, __global T* c, long c_sn, long c_so, int split, int col0, int N,
+                      __global const T* bias, long b_row, long bias_sn, int has_bias, int accumulate) {
+    int full = col0 + NR <= N;
+    if (has_bias && bias_sn == 0) {  /* one bias per row (conv2d, transposed linear) */
+        VT b = (VT)(bias[b_row]);
+        v0 += b;
+        v1 += b;
+    } else if (has_bias && bias_sn == 1 && full) {  /* a row vector of biases (linear) */
+        v0 += VLOAD(0, bias + b_row + col0);
+        v1 += VLOAD(0, bias + b_row + col0 + VW);
+    } else if (has_bias) {
+        T t[NR];
+        VSTORE(v0, 0, t);
+        VSTORE(v1, 0, t + VW);
+        for (int j = 0; j < NR && col0 + j < N; ++j) {
+            t[j] += bias[b_row + (col0 + j) * bias_sn];
+        }
+        v0 = VLOAD(0, t);
+        v1 = VLOAD(0, t + VW);
+    }
+    int block = col0 / split, first = col0 - block * split;
+    if (c_sn == 1 && full && first + NR <= split) {
+        __global T* d = c + block * c_so + first;
+        if (accumulate) {
+            v0 += VLOAD(0, d);
+            v1 += VLOAD(0, d + VW);
+        }
+        VSTORE(v0, 0, d);
+        VSTORE(v1, 0, d + VW);
+    } else {
+        T t[NR];
+        VSTORE(v0, 0, t);
+        VSTORE(v1, 0, t + VW);
+        __global T* d = c + block * c_so + first * c_sn;
+        for (int j = 0; j < NR && col0 + j < N; ++j) {  /* no division per element: it showed */
+            *d = accumulate ? *d + t[j] : t[j];
+            if (++first == split) {
+                first = 0;
+                d = c + ++block * c_so;
+            } else {
+                d += c_sn;
+            }
+        }
+    }
+}
+
+/* C[batch] = A[batch] @ unpack(Bp[batch]) (+ bias). Global size: (row tiles rounded up to the
+ * work-group size, panels, batch). K = K1 * K2; A's element (m, k1 * K2 + k2) is at
+ * a_off + m * a_sm + k1 * a_sk1 + k2 * a_sk2 (plus its batch offset). With accumulate set,
+ * the product is added to C. */
+__kernel void gemm(__global const T* A, long a_off, long a_sm, long a_sk1, long a_sk2,
+                   __global const T* Bp, __global T* C, long c_off, long c_sm, long c_sn, long c_so, int split,
+                   __global const T* bias, long bias_off, long bias_sm, long bias_sn, int has_bias,
+                   int accumulate, int M, int N, int K1, int K2,
+                   long8 bshape, int bnd, long8 a_bs, long8 b_bs, long8 c_bs, long8 bias_bs) {
+    int row0 = get_global_id(0) * MR;
+    int col0 = get_global_id(1) * NR;
+    long batch = get_global_id(2);
+    if (row0 >= M) return;
+    if (bnd) {
+        A += strided_offset(batch, bshape, a_bs, bnd);
+        Bp += strided_offset(batch, bshape, b_bs, bnd);
+        C += strided_offset(batch, bshape, c_bs, bnd);
+        bias += has_bias ? strided_offset(batch, bshape, bias_bs, bnd) : 0;
+    }
+    A += a_off;
+    C += c_off;
+    bias += bias_off;
+    const __global T* bp = Bp + (long)get_global_id(1) * K1 * K2 * NR;
+    ROWS(DECL)
+    for (int k1 = 0; k1 < K1; ++k1) {
+        for (int k2 = 0; k2 < K2; ++k2) {
+            VT b0 = VLOAD(0, bp);
+            VT b1 = VLOAD(0, bp + VW);
+            bp += NR;
+            ROWS(FMA)
+        }
+        ROWS(NEXT_K1)
+    }
+#if MR == 8
+    /* C written through transposed strides (the GEMM ran as C.T = B.T @ A.T): a column of the
+     * tile is 8 consecutive elements of C, stored as one vector. Element by element, the
+     * stores hit NR lines a row stride apart (often a power of two, aliasing in L1): 15% of
+     * the MLP's first layer. */
+    if (c_sm == 1 && c_sn != 1 && row0 + MR <= M && col0 + NR <= N && split >= N && (!has_bias || bias_sn == 0)) {
+        T t[MR * NR];
+        ROWS(SPILL)
+        T8 b = has_bias ? (T8)(bias[row0 * bias_sm], bias[(row0 + 1) * bias_sm], bias[(row0 + 2) * bias_sm],
+                               bias[(row0 + 3) * bias_sm], bias[(row0 + 4) * bias_sm], bias[(row0 + 5) * bias_sm],
+                               bias[(row0 + 6) * bias_sm], bias[(row0 + 7) * bias_sm]) : (T8)0;
+        __global T* d = C + col0 * c_sn + row0;
+        for (int j = 0; j < NR; ++j, d += c_sn) {
+            T8 v = (T8)(t[j], t[NR + j], t[2 * NR + j], t[3 * NR + j], t[4 * NR + j], t[5 * NR + j],
+                        t[6 * NR + j], t[7 * NR + j]) + b;
+            vstore8(accumulate ? v + vload8(0, d) : v, 0, d);
+        }
+        return;
+    }
+#endif
+    ROWS(STORE)
+}
