@@ -98,6 +98,12 @@ class CLDevice:
         # event is garbage-collected, so they are kept until the queue is known to be done.
         self._uploads: list[Any] = []
         self.lock = threading.RLock()  # pools, kernel arguments and uploads are shared by threads
+        # Device-side input errors (an out-of-range label): kernels store a code in this int
+        # instead of reading out of bounds, and the host raises at its next read, as CUDA
+        # reports device asserts. Validating on the host would drain the queue mid-step.
+        self._error_buf: Any = None
+        self._error_messages: dict[int, str] = {}
+        self._errors_pending = False
 
     def __repr__(self) -> str:
         return f"CLDevice(opencl:{self.index}, {self.name!r})"
@@ -144,8 +150,35 @@ class CLDevice:
                 self._uploads = [e for e in self._uploads if e.command_execution_status != done]
 
     def finished(self) -> None:
-        """Called after the queue drained: the in-flight copies are done."""
+        """Called after the queue drained: the in-flight copies are done; device-side input
+        errors raised by earlier kernels surface now."""
         self._uploads.clear()
+        if self._errors_pending:
+            self._raise_device_errors()
+
+    def error_flag(self, message: str) -> tuple[Any, np.int32]:
+        """(the device's error buffer, a code for ``message``) for a kernel that validates its
+        input: on bad input it stores the code and does no out-of-bounds access; the host then
+        raises ``OpError(message)`` at its next read or synchronize on this device."""
+        with self.lock:
+            if self._error_buf is None:
+                self._error_buf = self.alloc(4)
+                self.cl.enqueue_fill_buffer(self.queue, self._error_buf, np.int32(0), 0, 4)
+            code = next((c for c, m in self._error_messages.items() if m == message), len(self._error_messages) + 1)
+            self._error_messages[code] = message
+            self._errors_pending = True
+        return self._error_buf, np.int32(code)
+
+    def _raise_device_errors(self) -> None:
+        from tensorcore.errors import OpError
+
+        self._errors_pending = False
+        code = np.zeros(1, np.int32)
+        self.cl.enqueue_copy(self.queue, code, self._error_buf, is_blocking=True)
+        if code[0]:
+            self.cl.enqueue_fill_buffer(self.queue, self._error_buf, np.int32(0), 0, 4)
+            raise OpError(self._error_messages.get(int(code[0]), "a kernel found invalid input")
+                          + " (found on the device by an earlier op; device errors are reported at the next read)")
 
     # --- programs ----------------------------------------------------------------------------
     def kernel(self, source: str, name: str, defines: tuple[tuple[str, str], ...] = ()) -> Any:

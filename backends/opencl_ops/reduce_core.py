@@ -74,7 +74,7 @@ def typed_kernel(dev: CLDevice, source: str, name: str, defines: tuple, sig: str
     if key not in _typed:
         if len(sig) != k.num_args:
             raise ValueError(f"{name} takes {k.num_args} arguments, the signature {sig!r} names {len(sig)}")
-        types = {"b": None, "l": np.int64, "r": None if real is None else np.dtype(real)}
+        types = {"b": None, "l": np.int64, "i": np.int32, "r": None if real is None else np.dtype(real)}
         k.set_scalar_arg_dtypes([types[c] for c in sig])
         _typed.add(key)
     return k

@@ -12,13 +12,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 from tensorcore.backends.opencl import CLArray, CLDevice
 from tensorcore.backends.opencl_ops import reduce_core as core
 from tensorcore.backends.opencl_ops._common import ctype, global_size, output
 from tensorcore.backends.opencl_ops.movement import contiguous
 
-from tensorcore.errors import KernelUnsupported, OpError
+from tensorcore.errors import KernelUnsupported
 
 FUSED_MAX = 65536  # longest row one work-item takes alone when there are few rows
 
@@ -124,16 +123,6 @@ def log_softmax_backward(dev: CLDevice, g: CLArray, y: CLArray, *, axis: int) ->
     return _backward(dev, g, y, axis, True)
 
 
-def _read(a: CLArray) -> np.ndarray:
-    """``a`` on the host (waits for the queue)."""
-    a = contiguous(a)
-    host = np.empty(a.shape, a.dtype)
-    if a.buf is not None:
-        a.dev.cl.enqueue_copy(a.dev.queue, host, a.buf, src_offset=a.offset * a.dtype.itemsize, is_blocking=True)
-        a.dev.finished()
-    return host
-
-
 def _labels(labels: CLArray, n: int) -> tuple[str, int, int]:
     """(C type, offset, stride) of a 1-D label array; the kernels read it where it lies."""
     if labels.dtype.kind not in "iu" or len(labels.shape) != 1 or labels.shape[0] != n:
@@ -144,27 +133,23 @@ def _labels(labels: CLArray, n: int) -> tuple[str, int, int]:
 def cross_entropy(dev: CLDevice, logits: CLArray, labels: CLArray, *, reduction: str) -> tuple[CLArray, CLArray]:
     """Fused softmax cross-entropy: (loss per ``reduction``, probabilities).
 
-    The labels are checked on the host first, as the cpu kernel does (an out-of-range label is
-    an error, not a silent read elsewhere); that read waits for the queue, once per call."""
+    Labels are checked on the device: an out-of-range label raises ``OpError`` at the next read
+    or synchronize (checking on the host would wait for the queue in the middle of every step).
+    """
     if len(logits.shape) != 2:
         raise ValueError("logits must be 2-D")  # the rule explains
     _floats(dev, "cross_entropy", logits)
     n, c = logits.shape
     lt, loff, lstride = _labels(labels, n)
-    if n:
-        host = _read(labels)
-        lo, hi = int(host.min()), int(host.max())
-        if lo < 0 or hi >= c:
-            bad = lo if lo < 0 else hi
-            raise OpError(f"cross_entropy: label {bad} is out of range for {c} classes; expected 0 <= label < {c}")
+    err, code = dev.error_flag(f"cross_entropy: a label is out of range for {c} classes; expected 0 <= label < {c}")
     x = contiguous(logits)
     probs = output(dev, x.shape, x.dtype)
     losses = output(dev, (n,), x.dtype)
     if n:
         kernel = core.typed_kernel(dev, "softmax.cl", "cross_entropy_rows",
-                                   (("T", ctype(x.dtype)), ("LT", lt), ("TG", "float")), "bbblbllll")
+                                   (("T", ctype(x.dtype)), ("LT", lt), ("TG", "float")), "bbblbllllbi")
         dev.launch(kernel, *core.grid(n), probs.buf, losses.buf, x.buf, x.offset, labels.buf, loff, lstride,
-                   c, n)
+                   c, n, err, code)
     if reduction == "none":
         return losses, probs
     loss = output(dev, (), x.dtype)

@@ -72,8 +72,9 @@ inline C f_minimum(C x, C y) { return x & y; }
 inline C f_add(C x, C y) { return x + y; }
 inline C f_multiply(C x, C y) { return x * y; }
 /* NaN propagates; on ties the second operand wins, as NumPy's SIMD loops do with signed zeros. */
-inline C f_maximum(C x, C y) { return (x > y || isnan(x)) ? x : y; }
-inline C f_minimum(C x, C y) { return (x < y || isnan(x)) ? x : y; }
+/* `|`, not `||`: a short-circuit keeps PoCL from vectorizing (see f_relu in elementwise.cl). */
+inline C f_maximum(C x, C y) { return ((x > y) | (x != x)) ? x : y; }
+inline C f_minimum(C x, C y) { return ((x < y) | (x != x)) ? x : y; }
 #else /* integers wrap through the unsigned type (no signed-overflow undefined behaviour) */
 inline C f_add(C x, C y) { return (C)((UC)x + (UC)y); }
 inline C f_multiply(C x, C y) { return (C)((UC)x * (UC)y); }

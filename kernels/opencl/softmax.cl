@@ -268,9 +268,11 @@ __kernel void multiply(__global T* out, __global const T* a, long aoff, __global
 
 #ifdef LT
 /* Cross-entropy of each of the R rows of x (R, C): probs = softmax(x), and
- * losses[r] = log(sum exp(x - max)) - (x[label] - max); global (R). Labels were checked. */
+ * losses[r] = log(sum exp(x - max)) - (x[label] - max); global (R). A label outside [0, C)
+ * stores `code` in `err` (the host raises at its next read) and gives a NaN loss. */
 __kernel void cross_entropy_rows(__global T* probs, __global T* losses, __global const T* x, long xoff,
-                                 __global const LT* labels, long loff, long lstride, long C, long R) {
+                                 __global const LT* labels, long loff, long lstride, long C, long R,
+                                 __global int* err, int code) {
     long r = get_global_id(0);
     if (r >= R) {
         return;
@@ -288,6 +290,11 @@ __kernel void cross_entropy_rows(__global T* probs, __global T* losses, __global
         o[n] = o[n] / s;
     }
     long label = (long)labels[loff + r * lstride];
+    if (label < 0 || label >= C) {
+        *err = code;
+        losses[r] = (T)NAN;
+        return;
+    }
     losses[r] = log(s) - (p[label] - m);
 }
 
