@@ -1,0 +1,3 @@
+"""Kernel launchers of the CUDA backend (being written)."""
+
+KERNELS: dict = {}
