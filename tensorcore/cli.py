@@ -38,11 +38,15 @@ def cmd_devices(args: argparse.Namespace) -> int:
     if args.ops:
         backends = sorted({info.backend for info in tc.devices()})
         for name in backends:
-            native = native_ops(name)
-            missing = sorted(set(OPS) - set(native))
-            print(f"\n{name}: {len(native)} native ops; {len(missing)} run as composites or fall back to cpu")
-            if missing:
-                print("  not native: " + ", ".join(missing))
+            native = set(native_ops(name))
+            composite = sorted(n for n, op in OPS.items() if n not in native and op.composite is not None)
+            fallback = sorted(n for n, op in OPS.items() if n not in native and op.composite is None)
+            print(f"\n{name}: {len(native)} native ops; {len(composite)} run on the device as compositions "
+                  f"of other ops; {len(fallback)} fall back to cpu")
+            if composite:
+                print("  composite: " + ", ".join(composite))
+            if fallback:
+                print("  fall back to cpu: " + ", ".join(fallback))
     return 0
 
 

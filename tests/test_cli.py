@@ -22,7 +22,7 @@ def test_devices_prints_a_table_with_cpu_and_the_default() -> None:
     assert out.returncode == 0, out.stderr
     assert re.search(r"^cpu:0\s+cpu\s+\S", out.stdout, re.M)
     assert "default device: cpu:0" in out.stdout
-    assert re.search(r"cpu: \d+ native ops", out.stdout)
+    assert re.search(r"cpu: \d+ native ops; 0 run on the device as compositions of other ops; 0 fall back to cpu", out.stdout)
 
 
 def test_train_with_a_bogus_device_exits_nonzero_naming_the_valid_devices() -> None:
