@@ -10,25 +10,27 @@
 
 #ifndef TO /* ------------------------------------------------------------- unary program */
 
-#define BOOL_OUT(x) ((uchar)((x) ? 1 : 0))
+/* Bool results go through EW_BOOL (elementwise_loops.cl), which needs the kernel's ew_true:
+ * the predicates are macros, expanded inside the kernels. */
+#define BOOL_OUT(x) EW_BOOL(x)
 
 /* Predicates: bool output for every type. */
 #if T_KIND == KIND_FLOAT
-inline uchar f_isnan(T x) { return BOOL_OUT(isnan(x)); }
-inline uchar f_isinf(T x) { return BOOL_OUT(isinf(x)); }
-inline uchar f_isfinite(T x) { return BOOL_OUT(isfinite(x)); }
-inline uchar f_signbit(T x) { return BOOL_OUT(signbit(x)); }
+#define f_isnan(x) BOOL_OUT(isnan(x))
+#define f_isinf(x) BOOL_OUT(isinf(x))
+#define f_isfinite(x) BOOL_OUT(isfinite(x))
+#define f_signbit(x) BOOL_OUT(signbit(x))
 #else
-inline uchar f_isnan(T x) { return 0; }
-inline uchar f_isinf(T x) { return 0; }
-inline uchar f_isfinite(T x) { return 1; }
+#define f_isnan(x) ((uchar)0)
+#define f_isinf(x) ((uchar)0)
+#define f_isfinite(x) ew_true
 #if T_KIND == KIND_INT
-inline uchar f_signbit(T x) { return BOOL_OUT(x < 0); }
+#define f_signbit(x) BOOL_OUT((x) < 0)
 #else
-inline uchar f_signbit(T x) { return 0; }
+#define f_signbit(x) ((uchar)0)
 #endif
 #endif
-inline uchar f_logical_not(T x) { return BOOL_OUT(x == 0); }
+#define f_logical_not(x) BOOL_OUT((x) == 0)
 EW_UNARY(isnan, uchar, T, f_isnan)
 EW_UNARY(isinf, uchar, T, f_isinf)
 EW_UNARY(isfinite, uchar, T, f_isfinite)
@@ -99,7 +101,8 @@ inline T f_sigmoid(T x) {
     T z = exp(-fabs(x));
     return (x >= 0 ? K(1.0) : z) / (K(1.0) + z);
 }
-inline T f_gelu(T x) { return K(0.5) * x * (K(1.0) + erf(x * K(0.70710678118654752440))); }
+/* A macro: the same text serves T and its vector type (see EW_MATH). */
+#define f_gelu(x) (K(0.5) * (x) * (K(1.0) + erf((x) * K(0.70710678118654752440))))
 /* tanh form: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), computed as
  * x / (1 + exp(-2u)): PoCL's tanh saturates at -0.99999994, so 1 + tanh(u) would leave
  * ~1e-6 where the result is 0 for large negative x. */
@@ -107,34 +110,41 @@ inline T f_gelu_tanh(T x) {
     T u = K(0.79788456080286535588) * x * (K(1.0) + K(0.044715) * x * x);
     return x / (K(1.0) + exp(K(-2.0) * u));
 }
+/* Math builtins run as vectors on contiguous inputs (EW_UNARY_VEC): 16 floats or 8 doubles. */
+#if T_BITS == 64
+#define EW_VW 8
+#else
+#define EW_VW 16
+#endif
+#define EW_MATH(F) EW_UNARY_VEC(F##_t, F##_v, T, T, F, F, EW_VW)
 EW_UNARY(abs, T, T, fabs)
 EW_UNARY(negative, T, T, f_negative)
 EW_UNARY(positive, T, T, f_identity)
 EW_UNARY(sign, T, T, f_sign)
 EW_UNARY(square, T, T, f_square)
 EW_UNARY(reciprocal, T, T, f_reciprocal)
-EW_UNARY(exp, T, T, exp)
-EW_UNARY(expm1, T, T, expm1)
-EW_UNARY(log, T, T, log)
-EW_UNARY(log1p, T, T, log1p)
-EW_UNARY(log2, T, T, log2)
-EW_UNARY(log10, T, T, log10)
-EW_UNARY(sqrt, T, T, sqrt)
-EW_UNARY(sin, T, T, sin)
-EW_UNARY(cos, T, T, cos)
-EW_UNARY(tan, T, T, tan)
-EW_UNARY(asin, T, T, asin)
-EW_UNARY(acos, T, T, acos)
-EW_UNARY(atan, T, T, atan)
-EW_UNARY(sinh, T, T, sinh)
-EW_UNARY(cosh, T, T, cosh)
-EW_UNARY(tanh, T, T, tanh)
-EW_UNARY(asinh, T, T, asinh)
-EW_UNARY(acosh, T, T, acosh)
-EW_UNARY(atanh, T, T, atanh)
+EW_MATH(exp)
+EW_MATH(expm1)
+EW_MATH(log)
+EW_MATH(log1p)
+EW_MATH(log2)
+EW_MATH(log10)
+EW_MATH(sqrt)
+EW_MATH(sin)
+EW_MATH(cos)
+EW_MATH(tan)
+EW_MATH(asin)
+EW_MATH(acos)
+EW_MATH(atan)
+EW_MATH(sinh)
+EW_MATH(cosh)
+EW_MATH(tanh)
+EW_MATH(asinh)
+EW_MATH(acosh)
+EW_MATH(atanh)
 EW_UNARY(relu, T, T, f_relu)
 EW_UNARY(sigmoid, T, T, f_sigmoid)
-EW_UNARY(gelu, T, T, f_gelu)
+EW_UNARY_VEC(gelu_t, gelu_v, T, T, f_gelu, f_gelu, EW_VW)
 EW_UNARY(gelu_tanh, T, T, f_gelu_tanh)
 #endif
 
@@ -167,7 +177,7 @@ __kernel void clip_v(__global T* restrict out, __global const T* restrict a, lon
  * goes through a 32-bit (8/16-bit targets) or 64-bit (uint32, negative to uint64) signed
  * conversion, so -1.0 gives 255 for uint8 as in NumPy rather than an undefined value. */
 #if TO_KIND == KIND_BOOL
-#define CAST(x) ((uchar)((x) != 0))
+#define CAST(x) EW_BOOL((x) != 0) /* see EW_BOOL */
 #elif TO_KIND != KIND_FLOAT && TO_BITS < 32 && T_KIND == KIND_FLOAT
 #define CAST(x) ((TO)(int)(x))
 #elif TO_KIND == KIND_UINT && TO_BITS == 32 && T_KIND == KIND_FLOAT
@@ -177,7 +187,7 @@ __kernel void clip_v(__global T* restrict out, __global const T* restrict a, lon
 #else
 #define CAST(x) ((TO)(x))
 #endif
-inline TO f_cast(T x) { return CAST(x); }
+#define f_cast(x) CAST(x)
 EW_UNARY(cast, TO, T, f_cast)
 
 #endif

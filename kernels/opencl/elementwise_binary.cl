@@ -16,7 +16,9 @@
 #else
 #define K(x) x##f
 #endif
-#define BOOL_OUT(x) ((uchar)((x) ? 1 : 0))
+/* Bool results go through EW_BOOL (elementwise_loops.cl: a constant 1 made equal 160x slower
+ * than less), which needs the kernel's ew_true: the bool ops are macros, expanded in the kernels. */
+#define BOOL_OUT(x) EW_BOOL(x)
 
 /* Kernel names are pasted before being passed on: a bare `atan2` or `pow` argument would be
  * macro-expanded on the way if the compiler's headers define the builtin as a macro. */
@@ -39,6 +41,8 @@
     BIN_TT_VV(NAME##_tt, NAME##_vv, RT, F)                                                          \
     BIN_SCALAR(NAME##_tk, NAME##_kt, NAME##_vk, NAME##_kv, RT, F)
 #define BIN_SCALAR(NAME_TK, NAME_KT, NAME_VK, NAME_KV, RT, F)                                       \
+    BIN_TK_KT(NAME_TK, NAME_KT, RT, F) BIN_VK_KV(NAME_VK, NAME_KV, RT, F)
+#define BIN_TK_KT(NAME_TK, NAME_KT, RT, F)                                                          \
     __kernel void NAME_TK(__global RT* restrict out, __global const TA* restrict a, long ao,        \
                           C y, long n, long chunk) {                                                \
         EW_RANGE                                                                                    \
@@ -50,7 +54,8 @@
         EW_RANGE                                                                                    \
         b += bo;                                                                                    \
         for (long i = s; i < e; ++i) out[i] = F(x, (C)b[i]);                                        \
-    }                                                                                               \
+    }
+#define BIN_VK_KV(NAME_VK, NAME_KV, RT, F)                                                          \
     __kernel void NAME_VK(__global RT* restrict out, __global const TA* restrict a, long ao,        \
                           long8 as, C y, long8 shape, int ndim, long n, long chunk) {               \
         EW_STRIDED(as, EW_NO_STRIDES, EW_NO_STRIDES, ao, 0, 0,                                      \
@@ -61,6 +66,56 @@
         EW_STRIDED(EW_NO_STRIDES, bs, EW_NO_STRIDES, 0, bo, 0,                                      \
                    out[i + k] = F(x, (C)b[o1 + k * in1]);)                                          \
     }
+
+/* Math builtins of two arguments: like BIN, but the contiguous kernels (tt, tk, kt) run
+ * BIN_VW-wide vectors through the builtin's vector overload, then a scalar tail (see
+ * EW_UNARY_VEC in elementwise_loops.cl: PoCL does not vectorize a loop calling them). */
+#if C_BITS == 64
+#define BIN_VW 8
+#else
+#define BIN_VW 16
+#endif
+#define BIN_CAT3(a, b, c) BIN_CAT3_(a, b, c)
+#define BIN_CAT3_(a, b, c) a##b##c
+#define BIN_CV BIN_CAT3(C, BIN_VW, ) /* float16, double8 */
+#define BIN_VLOADC(p) BIN_CAT3(convert_, BIN_CV, )(EW_VLOAD(BIN_VW, p))
+#define BIN_VSPLAT(x) ((BIN_CV)(x))
+#define BIN_VSTORE(v, p) EW_VSTORE(BIN_VW, v, p)
+#define BIN_VEC(NAME, F)                                                                            \
+    __kernel void NAME##_tt(__global C* restrict out, __global const TA* restrict a, long ao,       \
+                            __global const TB* restrict b, long bo, long n, long chunk) {           \
+        EW_RANGE                                                                                    \
+        a += ao; b += bo;                                                                           \
+        long i = s;                                                                                 \
+        for (; i + BIN_VW <= e; i += BIN_VW)                                                        \
+            BIN_VSTORE(F(BIN_VLOADC(a + i), BIN_VLOADC(b + i)), out + i);                           \
+        for (; i < e; ++i) out[i] = F((C)a[i], (C)b[i]);                                            \
+    }                                                                                               \
+    __kernel void NAME##_tk(__global C* restrict out, __global const TA* restrict a, long ao,       \
+                            C y, long n, long chunk) {                                              \
+        EW_RANGE                                                                                    \
+        a += ao;                                                                                    \
+        long i = s;                                                                                 \
+        for (; i + BIN_VW <= e; i += BIN_VW)                                                        \
+            BIN_VSTORE(F(BIN_VLOADC(a + i), BIN_VSPLAT(y)), out + i);                               \
+        for (; i < e; ++i) out[i] = F((C)a[i], y);                                                  \
+    }                                                                                               \
+    __kernel void NAME##_kt(__global C* restrict out, C x, __global const TB* restrict b,           \
+                            long bo, long n, long chunk) {                                          \
+        EW_RANGE                                                                                    \
+        b += bo;                                                                                    \
+        long i = s;                                                                                 \
+        for (; i + BIN_VW <= e; i += BIN_VW)                                                        \
+            BIN_VSTORE(F(BIN_VSPLAT(x), BIN_VLOADC(b + i)), out + i);                               \
+        for (; i < e; ++i) out[i] = F(x, (C)b[i]);                                                  \
+    }                                                                                               \
+    __kernel void NAME##_vv(__global C* restrict out, __global const TA* restrict a, long ao,       \
+                            long8 as, __global const TB* restrict b, long bo, long8 bs,             \
+                            long8 shape, int ndim, long n, long chunk) {                            \
+        EW_STRIDED(as, bs, EW_NO_STRIDES, ao, bo, 0,                                                \
+                   out[i + k] = F((C)a[o0 + k * in0], (C)b[o1 + k * in1]);)                         \
+    }                                                                                               \
+    BIN_VK_KV(NAME##_vk, NAME##_kv, C, F)
 
 /* ---------------------------------------------------------------- ops on every type */
 #if C_KIND == KIND_BOOL /* NumPy's bool loops: + is or, * is and */
@@ -81,15 +136,15 @@ inline C f_multiply(C x, C y) { return (C)((UC)x * (UC)y); }
 inline C f_maximum(C x, C y) { return max(x, y); }
 inline C f_minimum(C x, C y) { return min(x, y); }
 #endif
-inline uchar f_equal(C x, C y) { return BOOL_OUT(x == y); }
-inline uchar f_not_equal(C x, C y) { return BOOL_OUT(x != y); }
-inline uchar f_less(C x, C y) { return BOOL_OUT(x < y); }
-inline uchar f_less_equal(C x, C y) { return BOOL_OUT(x <= y); }
-inline uchar f_greater(C x, C y) { return BOOL_OUT(x > y); }
-inline uchar f_greater_equal(C x, C y) { return BOOL_OUT(x >= y); }
-inline uchar f_logical_and(C x, C y) { return BOOL_OUT(x != 0 && y != 0); }
-inline uchar f_logical_or(C x, C y) { return BOOL_OUT(x != 0 || y != 0); }
-inline uchar f_logical_xor(C x, C y) { return BOOL_OUT((x != 0) != (y != 0)); }
+#define f_equal(x, y) BOOL_OUT((x) == (y))
+#define f_not_equal(x, y) BOOL_OUT((x) != (y))
+#define f_less(x, y) BOOL_OUT((x) < (y))
+#define f_less_equal(x, y) BOOL_OUT((x) <= (y))
+#define f_greater(x, y) BOOL_OUT((x) > (y))
+#define f_greater_equal(x, y) BOOL_OUT((x) >= (y))
+#define f_logical_and(x, y) BOOL_OUT(((x) != 0) & ((y) != 0))
+#define f_logical_or(x, y) BOOL_OUT(((x) != 0) | ((y) != 0))
+#define f_logical_xor(x, y) BOOL_OUT(((x) != 0) != ((y) != 0))
 /* relu's gradient as the cpu reference computes it: (y > 0) * g, so 0 * inf gives NaN. */
 inline C f_relu_backward(C g, C y) { return f_multiply((C)(y > 0), g); }
 BIN(add, C, f_add)
@@ -168,9 +223,6 @@ BIN(bitwise_xor, C, f_bitwise_xor)
 #if C_KIND == KIND_FLOAT
 inline C f_subtract(C x, C y) { return x - y; }
 inline C f_divide(C x, C y) { return x / y; }
-inline C f_pow(C x, C y) { return pow(x, y); }
-inline C f_atan2(C x, C y) { return atan2(x, y); }
-inline C f_hypot(C x, C y) { return hypot(x, y); }
 inline C f_copysign(C x, C y) { return copysign(x, y); }
 inline C f_nextafter(C x, C y) { return nextafter(x, y); }
 /* NumPy's npy_logaddexp: equal inputs (infinities included) give x + log 2. */
@@ -227,9 +279,9 @@ inline C f_gelu_tanh_backward(C g, C x) {
 }
 BIN(subtract, C, f_subtract)
 BIN(divide, C, f_divide)
-BIN(pow, C, f_pow)
-BIN(atan2, C, f_atan2)
-BIN(hypot, C, f_hypot)
+BIN_VEC(pow, pow)
+BIN_VEC(atan2, atan2)
+BIN_VEC(hypot, hypot)
 BIN(copysign, C, f_copysign)
 BIN(nextafter, C, f_nextafter)
 BIN(logaddexp, C, f_logaddexp)

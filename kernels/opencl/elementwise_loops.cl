@@ -20,9 +20,19 @@
 #define KIND_UINT 2
 #define KIND_FLOAT 3
 
+/* Bool results are stored as `cond ? ew_true : 0`, with ew_true read once per work-item through a
+ * volatile load so the compiler cannot fold it to the constant 1. With the constant, LLVM turns
+ * `(uchar)cond` over 8 lanes into a masked load of splat(1) from the kernel's constant pool; when
+ * every mask is 0 (equal on distinct values, a comparison false everywhere) that page is never
+ * touched, and each masked load of a not-present page takes a ~150 ns fault-suppression assist:
+ * equal ran 160x slower than less. A broadcast register is masked instead. */
+__constant uchar EW_TRUE = 1;
 #define EW_RANGE                                                                                    \
     const long s = (long)get_global_id(0) * chunk;                                                  \
-    const long e = min(s + chunk, n);
+    const long e = min(s + chunk, n);                                                               \
+    const uchar ew_true = *(volatile __constant uchar*)&EW_TRUE;                                    \
+    (void)ew_true;
+#define EW_BOOL(x) ((x) ? ew_true : (uchar)0)
 
 inline void ew_unpack(long8 v, long* out) {
     out[0] = v.s0; out[1] = v.s1; out[2] = v.s2; out[3] = v.s3;
@@ -77,5 +87,28 @@ inline void ew_unpack(long8 v, long* out) {
                            long8 as, long8 shape, int ndim, long n, long chunk) {                   \
         EW_STRIDED(as, EW_NO_STRIDES, EW_NO_STRIDES, ao, 0, 0, out[i + k] = F(a[o0 + k * in0]);)    \
     }
+
+/* Like EW_UNARY, but the contiguous kernel runs VW-wide vectors (vloadVW / vstoreVW) through FV,
+ * then a scalar tail through F; kernels NAME_T and NAME_V (names pasted by the caller, so a builtin
+ * defined as a macro is not expanded in them). For math builtins (log, sin, pow, ...):
+ * PoCL's loop vectorizer does not vectorize a loop calling them (a scalar SLEEF or libclc call per
+ * element, 35-170x slower than negative), while their vector overloads are SLEEF's vector code. */
+#define EW_UNARY_VEC(NAME_T, NAME_V, RT, TI, F, FV, VW)                                             \
+    __kernel void NAME_T(__global RT* restrict out, __global const TI* restrict a, long ao,         \
+                         long n, long chunk) {                                                      \
+        EW_RANGE                                                                                    \
+        a += ao;                                                                                    \
+        long i = s;                                                                                 \
+        for (; i + VW <= e; i += VW) EW_VSTORE(VW, FV(EW_VLOAD(VW, a + i)), out + i);               \
+        for (; i < e; ++i) out[i] = F(a[i]);                                                        \
+    }                                                                                               \
+    __kernel void NAME_V(__global RT* restrict out, __global const TI* restrict a, long ao,         \
+                         long8 as, long8 shape, int ndim, long n, long chunk) {                     \
+        EW_STRIDED(as, EW_NO_STRIDES, EW_NO_STRIDES, ao, 0, 0, out[i + k] = F(a[o0 + k * in0]);)    \
+    }
+#define EW_VLOAD(VW, p) EW_VLOAD_(VW, p)
+#define EW_VLOAD_(VW, p) vload##VW(0, p)
+#define EW_VSTORE(VW, v, p) EW_VSTORE_(VW, v, p)
+#define EW_VSTORE_(VW, v, p) vstore##VW(v, 0, p)
 
 #endif
