@@ -140,9 +140,14 @@ class CLDevice:
             raise KernelUnsupported(f"opencl:{self.index} ({self.name}) has no float64 support")
 
     def upload(self, host: np.ndarray, out: CLArray) -> None:
-        """Enqueue a host-to-device copy into ``out`` without waiting for it."""
+        """Enqueue a host-to-device copy into ``out`` without waiting for it.
+
+        The copy is taken from a private snapshot of ``host``: the caller may change or free its
+        array right away, and the device still gets the values of the moment of the call.
+        """
         if out.buf is None:
             return
+        host = np.array(host, copy=True, order="C")
         with self.lock:
             self._uploads.append(self.cl.enqueue_copy(self.queue, out.buf, host, is_blocking=False))
             if len(self._uploads) > 64:
@@ -346,7 +351,9 @@ class OpenCLBackend(Backend):
             dev.finished()
             return np.asarray(_HostView(data, mapped)).reshape(data.shape)
         out = np.empty(data.shape, data.dtype)
-        if data.buf is not None:
+        if data.buf is None:
+            dev.finished()  # nothing to read, but earlier device errors still surface here
+        else:
             data.dev.cl.enqueue_copy(data.dev.queue, out, data.buf, src_offset=data.offset * data.dtype.itemsize, is_blocking=True)
             data.dev.finished()  # an in-order queue: everything before the read is done
         return out

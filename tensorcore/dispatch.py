@@ -180,21 +180,28 @@ def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] =
 
 
 def _inplace_on_cpu(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any], dev: Device, reason: str = "") -> None:
-    """Soft fallback of an in-place op: run on host copies, then write every tensor back."""
+    """Soft fallback of an in-place op: run on host copies, then write back what it writes.
+
+    Only the target and the inputs the op declares in ``mutates`` are written back: an input
+    that is only read may be a view of the target, and its stale copy must not undo the update.
+    """
     placement.kernel_missing(op.name, dev, op.backends(), reason)
     backend = registry.get_backend(dev.type)
     tensors = [target] + [x for x in inputs if isinstance(x, Tensor)]
-    host = {id(t): backend.to_numpy(t._data) for t in tensors}
+    host = {id(t): backend.to_numpy(t._data).copy() for t in tensors}
     args = [host[id(x)] if isinstance(x, Tensor) else x for x in inputs]
     op.reference(host[id(target)], *args, **attrs)
+    written = [target] + [inputs[i] for i in op.mutates if isinstance(inputs[i], Tensor)]
     assign = OPS_ASSIGN.kernels.get(dev) if OPS_ASSIGN is not None else None
-    for t in tensors:  # the kernel may have updated any of them (e.g. optimizer state)
+    for t in written:
         fresh = backend.from_numpy(host[id(t)], dev.index)
         if assign is not None:
             assign(t._data, fresh)  # into the same buffer: views of it see the write
         else:
             t._data = fresh
         placement.bytes_copied[0] += 2 * host[id(t)].nbytes
+        if t is not target:
+            _bump_version(t)
     _count(_CPU)
 
 

@@ -116,3 +116,19 @@ def test_in_place_fallback_on_a_view_writes_into_its_base() -> None:
     dispatch.apply_inplace(op, row, ())  # no OpenCL kernel: runs on host copies, written back
     np.testing.assert_array_equal(x.numpy(), [[0, 1, 2], [6, 8, 10]])
     assert tc.placement_stats()["fallbacks"] == {"test_double_in_place@opencl:0": 1}
+
+
+def test_in_place_fallback_reading_a_view_of_its_target_keeps_the_update() -> None:
+    v = tc.Variable(tc.asarray(np.arange(4, dtype=np.float16), device="opencl"), trainable=False)
+    v.assign_add(tc.flip(v, axis=0))  # float16 has no OpenCL kernel: runs on host copies
+    np.testing.assert_array_equal(v.numpy(), [3, 3, 3, 3])
+
+
+def test_an_upload_takes_the_values_of_the_moment_of_the_call() -> None:
+    a = tc.asarray(np.ones((600, 600), np.float32), device="opencl")
+    for _ in range(3):
+        a = a @ a * 1e-3  # keep the queue busy
+    host = np.ones(5, np.float32)
+    t = tc.asarray(host, device="opencl")
+    host[:] = 7
+    np.testing.assert_array_equal(t.numpy(), np.ones(5, np.float32))

@@ -130,9 +130,17 @@ EW_MATH(log1p)
 EW_MATH(log2)
 EW_MATH(log10)
 EW_MATH(sqrt)
+#if T_BITS == 64
 EW_MATH(sin)
 EW_MATH(cos)
 EW_MATH(tan)
+#else
+/* Scalar on purpose: PoCL's float vector sin/cos/tan get the small lanes of a vector wrong
+ * when another lane is huge (|x| >= ~1e10 or inf): sin(1e-8) came out 0.0105. */
+EW_UNARY(sin, T, T, sin)
+EW_UNARY(cos, T, T, cos)
+EW_UNARY(tan, T, T, tan)
+#endif
 EW_MATH(asin)
 EW_MATH(acos)
 EW_MATH(atan)

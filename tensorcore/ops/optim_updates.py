@@ -55,5 +55,5 @@ ASSIGN = define(Op("assign", _assign, doc="dst[...] = src"))
 dispatch.OPS_ASSIGN = ASSIGN
 ASSIGN_ADD = define(Op("assign_add", _assign_add, doc="dst += src"))
 ASSIGN_SUB = define(Op("assign_sub", _assign_sub, doc="dst -= src"))
-SGD_STEP = define(Op("sgd_step", _sgd_step, doc="Fused SGD step with momentum, Nesterov and weight decay."))
-ADAM_STEP = define(Op("adam_step", _adam_step, doc="Fused Adam/AdamW step."))
+SGD_STEP = define(Op("sgd_step", _sgd_step, mutates=(1,), doc="Fused SGD step with momentum, Nesterov and weight decay."))
+ADAM_STEP = define(Op("adam_step", _adam_step, mutates=(1, 2), doc="Fused Adam/AdamW step."))

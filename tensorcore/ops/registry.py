@@ -36,6 +36,8 @@ class Op:
     - ``composite(*inputs, **attrs)``: the op in terms of other ops, run on a backend
       without a kernel for it before falling back to ``cpu``.
     - ``float_only``: inputs must be floating point (checked before any kernel runs).
+    - ``mutates``: for an in-place op, the indices of the inputs (after the target) that its
+      kernel writes too, e.g. an optimizer's state.
 
     ``kernels`` maps each :class:`Device` to its kernel, already bound to that device by
     its backend (so a kernel needs no lookup of its queue or context when it runs).
@@ -43,7 +45,7 @@ class Op:
 
     __slots__ = (
         "name", "reference", "infer", "grad", "composite", "float_only", "n_outputs",
-        "kernels", "doc",
+        "kernels", "doc", "mutates",
     )
 
     def __init__(
@@ -57,6 +59,7 @@ class Op:
         float_only: bool = False,
         n_outputs: int = 1,
         doc: str | None = None,
+        mutates: tuple[int, ...] = (),
     ) -> None:
         self.name = name
         self.reference = reference
@@ -67,6 +70,7 @@ class Op:
         self.n_outputs = n_outputs
         self.kernels: dict[Device, Callable[..., Any]] = {CPU: reference}
         self.doc = doc
+        self.mutates = mutates
 
     def backends(self) -> list[str]:
         """Names of the backends with a kernel for this op."""
