@@ -1,14 +1,313 @@
-"""The ``cuda`` backend (being written): CuPy with hand-written CUDA kernels."""
+"""The ``cuda`` backend: CuPy arrays with hand-written CUDA kernels (``kernels/cuda/*.cu``).
+
+CuPy is the optional extra ``tensorcore[cuda]`` and is imported only when the backend starts.
+Without CuPy, or without a driver or GPU, the constructor raises and the registry lists the
+backend as unavailable with that reason; everything else works as before.
+
+Devices are ``cuda:0``, ``cuda:1``, … in CUDA's order, so ``CUDA_VISIBLE_DEVICES`` selects and
+renumbers them. Each device has one non-blocking stream: kernels are launched on it and
+return at once, and the host waits only in ``to_numpy`` and ``synchronize``. Memory comes
+from CuPy's pool; a failed allocation frees the pool's cached blocks and is tried once more,
+then raises ``tc.OutOfMemoryError``. Kernels are compiled by NVRTC through ``cupy.RawModule``
+(CuPy's compile cache keys the binary on source, options, architecture and compiler
+version), once per (source, ``-D`` defines) per device.
+
+The backend's arrays are ``cupy.ndarray`` (shape, NumPy dtype, byte strides, and a data
+pointer that already includes the view's offset). Launchers live in ``backends/cuda_ops/``.
+"""
 
 from __future__ import annotations
 
-from tensorcore.backend import Backend
+import os
+import re
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from tensorcore.backend import Backend, DeviceInfo
+from tensorcore.device import Device
+from tensorcore.errors import KernelBuildError, OutOfMemoryError
+
+META_CACHE = 1024  # strided-layout descriptors kept on each device (see CUDADevice.meta)
+_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+\.cuh)"\s*$', re.MULTILINE)
+
+
+def kernel_source(source: str) -> str:
+    """The text of ``kernels/cuda/<source>`` with its ``#include "x.cuh"`` lines replaced by the
+    headers' text (each once), so NVRTC needs no include path and CuPy's compile cache, which
+    keys on the source text, sees a header change."""
+    from tensorcore.kernels import source as read
+
+    seen: set[str] = set()
+
+    def expand(text: str) -> str:
+        def one(m: re.Match) -> str:
+            name = m.group(1)
+            if name in seen:
+                return ""
+            seen.add(name)
+            return expand(read(f"cuda/{name}"))
+
+        return _INCLUDE.sub(one, text)
+
+    return expand(read(f"cuda/{source}"))
+
+
+class CUDADevice:
+    """One CUDA device: its stream, CuPy's memory pool, compiled modules and error flag."""
+
+    def __init__(self, cp: Any, index: int) -> None:
+        self.cp, self.index = cp, index
+        self.device = cp.cuda.Device(index)
+        props = cp.cuda.runtime.getDeviceProperties(index)
+        name = props.get("name", b"")
+        self.name = (name.decode() if isinstance(name, bytes) else str(name)).strip()
+        self.memory_bytes = int(props.get("totalGlobalMem", 0))
+        self.capability = f"{props.get('major', '?')}.{props.get('minor', '?')}"
+        self.sm_count = int(props.get("multiProcessorCount", 1)) or 1
+        with self.device:
+            self.stream = cp.cuda.Stream(non_blocking=True)
+        self.pool = cp.get_default_memory_pool()  # per-device inside; queried under `with self.device`
+        self.peak = 0
+        self._modules: dict[tuple, Any] = {}
+        self._functions: dict[tuple, Any] = {}
+        self._meta: OrderedDict[tuple, Any] = OrderedDict()
+        self._error_buf: Any = None
+        self._error_messages: dict[int, str] = {}
+        self._errors_pending = False
+
+    def __repr__(self) -> str:
+        return f"CUDADevice(cuda:{self.index}, {self.name!r})"
+
+    @property
+    def label(self) -> str:
+        """``cuda:<index>``, as errors name the device."""
+        return f"cuda:{self.index}"
+
+    def activate(self) -> _Active:
+        """Context manager: this device and its stream are current (CuPy allocates and launches
+        on the current device and stream)."""
+        return _Active(self)
+
+    # --- memory --------------------------------------------------------------------------
+    def empty(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        """A new C-contiguous ``cupy.ndarray`` (uninitialized) from the pool, on the current
+        stream; on failure the pool's cached blocks are freed and it is tried once more."""
+        cp = self.cp
+        dtype = np.dtype(dtype)
+        try:
+            out = cp.empty(shape, dtype)
+        except cp.cuda.memory.OutOfMemoryError:
+            self.pool.free_all_blocks()
+            try:
+                out = cp.empty(shape, dtype)
+            except cp.cuda.memory.OutOfMemoryError as exc:
+                nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                raise OutOfMemoryError(self.label, nbytes, int(self.pool.used_bytes()), str(exc)) from None
+        used = int(self.pool.used_bytes())
+        if used > self.peak:
+            self.peak = used
+        return out
+
+    def meta(self, values: tuple[int, ...]) -> Any:
+        """``values`` as an int64 array on the device (a strided kernel's shape and strides),
+        uploaded once per distinct tuple and kept (least recently used dropped first)."""
+        arr = self._meta.get(values)
+        if arr is None:
+            arr = self.empty((len(values),), np.int64)
+            arr.set(np.asarray(values, np.int64), stream=self.stream)
+            self._meta[values] = arr
+            if len(self._meta) > META_CACHE:
+                self._meta.popitem(last=False)
+        else:
+            self._meta.move_to_end(values)
+        return arr
+
+    # --- device-side input errors ---------------------------------------------------------
+    def error_flag(self, message: str) -> tuple[Any, np.int32]:
+        """(the device's int32 error flag, a code for ``message``) for a kernel that validates its
+        input: on bad input it stores the code; the host raises ``OpError(message)`` at its next
+        read or synchronize on this device (as CUDA reports device asserts: late)."""
+        if self._error_buf is None:
+            self._error_buf = self.empty((1,), np.int32)
+            self._error_buf.fill(0)
+        code = next((c for c, m in self._error_messages.items() if m == message), len(self._error_messages) + 1)
+        self._error_messages[code] = message
+        self._errors_pending = True
+        return self._error_buf, np.int32(code)
+
+    def finished(self) -> None:
+        """Called once the stream has drained: raise device-side input errors found meanwhile."""
+        if not self._errors_pending:
+            return
+        from tensorcore.errors import OpError
+
+        self._errors_pending = False
+        with self.activate():
+            code = int(self._error_buf.get(stream=self.stream)[0])
+            if code:
+                self._error_buf.fill(0)
+        if code:
+            raise OpError(self._error_messages.get(code, "a kernel found invalid input")
+                          + " (found on the device by an earlier op; device errors are reported at the next read)")
+
+    # --- kernels -----------------------------------------------------------------------------
+    def function(self, source: str, name: str, defines: tuple[tuple[str, str], ...] = ()) -> Any:
+        """Kernel ``name`` of ``kernels/cuda/<source>`` built with ``-D`` ``defines`` (a
+        ``cupy.RawKernel``), compiled for this device once per (source, defines) and cached."""
+        key = (source, defines, name)
+        fn = self._functions.get(key)
+        if fn is None:
+            module, text, options = self._module(source, defines)
+            cp = self.cp
+            try:
+                with self.device:
+                    fn = module.get_function(name)  # NVRTC compiles here, on first use
+            except cp.cuda.compiler.CompileException as exc:
+                raise _build_error(source, text, f"{self.label} ({self.name}, sm_{self.capability})", options,
+                                   str(exc)) from None
+            except cp.cuda.driver.CUDADriverError as exc:
+                raise KernelBuildError(f"kernel source {source} built on {self.label}, but loading kernel {name!r} "
+                                       f"failed: {exc}") from None
+            self._functions[key] = fn
+        return fn
+
+    def _module(self, source: str, defines: tuple[tuple[str, str], ...]) -> tuple[Any, str, tuple[str, ...]]:
+        key = (source, defines)
+        entry = self._modules.get(key)
+        if entry is None:
+            text = kernel_source(source)
+            options = tuple(f"-D{k}={v}" for k, v in defines)
+            entry = self._modules[key] = (self.cp.RawModule(code=text, options=options), text, options)
+        return entry
+
+    def launch(self, source: str, name: str, defines: tuple[tuple[str, str], ...], grid: tuple[int, ...],
+               block: tuple[int, ...], args: tuple) -> None:
+        """Enqueue kernel ``name`` on this device's stream (the caller has activated the device,
+        as bound kernels are). ``args``: cupy arrays (passed as pointers) and NumPy scalars of the
+        kernel's exact parameter types. Returns at once."""
+        self.function(source, name, defines)(grid, block, args)
+
+
+class _Active:
+    """``with dev.activate():`` makes ``dev``'s device and stream current, restoring both after."""
+
+    __slots__ = ("dev",)
+
+    def __init__(self, dev: CUDADevice) -> None:
+        self.dev = dev
+
+    def __enter__(self) -> CUDADevice:
+        self.dev.device.__enter__()
+        self.dev.stream.__enter__()
+        return self.dev
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self.dev.stream.__exit__(*exc)
+        finally:
+            self.dev.device.__exit__(*exc)
+
+
+def _build_error(source: str, text: str, device: str, options: tuple[str, ...], log: str) -> KernelBuildError:
+    lines = text.splitlines()
+    where = ""
+    m = re.search(r"\((\d+)\): (?:error|catastrophic error)", log)  # NVRTC: "<name>(LINE): error: ..."
+    if m and 0 < int(m.group(1)) <= len(lines):
+        where = f"\n{source} (headers inlined) line {m.group(1)}: {lines[int(m.group(1)) - 1].strip()}"
+    return KernelBuildError(f"kernel source {source} failed to build on {device} with options "
+                            f"{' '.join(options) or '(none)'}:{where}\ncompiler log:\n{log.strip()}")
+
+
+def _start_cupy() -> tuple[Any, int]:
+    """Import CuPy and count the visible devices, or raise saying what is missing."""
+    try:
+        import cupy
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] == "cupy":
+            raise RuntimeError("CuPy is not installed: pip install 'tensorcore[cuda]'") from None
+        raise RuntimeError(f"CuPy is installed but failed to import: {exc}") from None
+    try:
+        count = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception as exc:  # CUDARuntimeError: no driver, driver too old, no device
+        raise RuntimeError(f"no CUDA driver or GPU: {exc}") from None
+    if count == 0:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        hint = f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else ""
+        raise RuntimeError(f"no CUDA driver or GPU: the driver reports no device{hint}")
+    return cupy, count
 
 
 class CUDABackend(Backend):
-    """Placeholder until the CUDA runtime lands: reports itself unavailable with the reason."""
+    """NVIDIA GPUs through CuPy, with hand-written kernels for the hot paths."""
 
     name = "cuda"
 
     def __init__(self) -> None:
-        raise RuntimeError("the CUDA backend is not implemented yet (issue 5)")
+        cp, count = _start_cupy()
+        from tensorcore.backends.cuda_ops import KERNELS
+
+        self.cp = cp
+        self._devices = [CUDADevice(cp, i) for i in range(count)]
+        self.kernels = KERNELS
+
+    def bind(self, kernel: Any, index: int) -> Any:
+        """Kernels take their ``CUDADevice`` first and run with its device and stream current."""
+        dev = self._devices[index]
+
+        def bound(*args: Any, **attrs: Any) -> Any:
+            with dev.activate():
+                return kernel(dev, *args, **attrs)
+
+        bound.__name__ = getattr(kernel, "__name__", "kernel")
+        bound.__doc__ = getattr(kernel, "__doc__", None)
+        return bound
+
+    def devices(self) -> list[DeviceInfo]:
+        """Every visible device with its compute capability and multiprocessor count."""
+        return [DeviceInfo(Device("cuda", d.index), d.name, d.memory_bytes,
+                           {"compute_capability": d.capability, "multiprocessors": d.sm_count,
+                            "cupy": self.cp.__version__})
+                for d in self._devices]
+
+    def device(self, index: int) -> CUDADevice:
+        """The ``CUDADevice`` of ``cuda:index``."""
+        return self._devices[index]
+
+    def _owner(self, data: Any) -> CUDADevice:
+        return self._devices[int(data.device.id)]
+
+    def from_numpy(self, array: np.ndarray, index: int) -> Any:
+        """Copy to the device on its stream. From pageable host memory the driver stages the
+        copy before returning, so the host array may be freed right after."""
+        dev = self._devices[index]
+        host = np.ascontiguousarray(array) if array.ndim else np.asarray(array).reshape(())
+        with dev.activate():
+            out = dev.empty(host.shape, host.dtype)
+            if out.size:
+                out.set(host, stream=dev.stream)
+        return out
+
+    def to_numpy(self, data: Any) -> np.ndarray:
+        """The values on the host: waits for the stream (the copy is queued after the work that
+        produces ``data``), then raises device-side input errors, if any."""
+        dev = self._owner(data)
+        with dev.activate():
+            host = data.get(stream=dev.stream)  # blocking: synchronizes the stream
+        dev.finished()
+        return np.asarray(host).reshape(data.shape)
+
+    def synchronize(self, index: int) -> None:
+        """Wait for everything queued on the device's stream."""
+        dev = self._devices[index]
+        dev.stream.synchronize()
+        dev.finished()
+
+    def memory_stats(self, index: int) -> dict[str, int]:
+        """Bytes in use, held by CuPy's pool for reuse, and the peak in use (seen at allocations)."""
+        dev = self._devices[index]
+        with dev.device:
+            used, free = int(dev.pool.used_bytes()), int(dev.pool.free_bytes())
+        dev.peak = max(dev.peak, used)
+        return {"in_use": used, "cached": free, "peak": dev.peak}

@@ -1,3 +1,17 @@
-"""Kernel launchers of the CUDA backend (being written)."""
+"""Kernel launchers of the CUDA backend, one module per family; ``KERNELS`` joins them.
+
+Each launcher takes the device (``CUDADevice``, bound by ``CUDABackend.bind`` with its device
+and stream current) first, then the op's inputs as ``cupy.ndarray`` or Python scalars, then
+the op's attributes as keywords, and returns new arrays (in-place ops write into their first
+input and return None). A launcher raises ``KernelUnsupported`` before writing anything for
+inputs it does not handle; the op then falls back to cpu. ``VARIANTS`` lists every
+(source, defines) pair the launchers build, for the compile check in CI.
+"""
+
+from tensorcore.backends.cuda_ops import elementwise, matmul, optim, reduce, softmax
 
 KERNELS: dict = {}
+VARIANTS: list = []
+for _module in (elementwise, reduce, matmul, softmax, optim):
+    KERNELS.update(_module.KERNELS)
+    VARIANTS += _module.VARIANTS

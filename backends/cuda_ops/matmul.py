@@ -1,0 +1,136 @@
+"""CUDA launchers: matmul, linear and linear_backward_weight on one tiled GEMM
+(``kernels/cuda/matmul.cu``: 128 x 128 block tiles, 8 x 8 per thread, batched over
+``gridDim.z``).
+
+The kernel reads A, B and writes C through element strides, so transposed views (``x @ w.T``,
+``g.T @ x``) need no copy. Batches: the broadcast batch dimensions must merge into one
+(each operand's batch strides uniform, 0 where it broadcasts), at most 65535 of them.
+float32 and float64 with matching dtypes; anything else raises ``KernelUnsupported``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from tensorcore.backends.cuda_ops._common import FLOATS, defines, elem_strides, float_dtype, i64
+
+from tensorcore.errors import KernelUnsupported
+
+SOURCE = "matmul.cu"
+TILE = 128
+THREADS = 256
+MAX_BATCH = 65535  # gridDim.z
+INT_MAX = 2**31 - 1
+
+#: (source, defines) the launchers build: compiled by tests/test_cuda_compile.py.
+VARIANTS = [(SOURCE, defines(t)) for t in FLOATS]
+
+
+def merge_batch(bshape: tuple[int, ...], strides: list[tuple[int, ...]]) -> tuple[int, list[int]]:
+    """(count, one batch stride per operand) for batch dims ``bshape`` with each operand's
+    batch strides (0 where broadcast), or ``KernelUnsupported`` if they do not merge into one."""
+    dims = [(n, [s[d] for s in strides]) for d, n in enumerate(bshape) if n != 1]
+    if not dims:
+        return 1, [0] * len(strides)
+    count, inner = dims[-1][0], list(dims[-1][1])
+    for n, outer in reversed(dims[:-1]):
+        if any(o != i * c for o, i, c in zip(outer, inner, [count] * len(inner))):
+            raise KernelUnsupported("batch dimensions that do not merge into one")
+        count *= n
+    if count > MAX_BATCH:
+        raise KernelUnsupported(f"more than {MAX_BATCH} matrices in a batch")
+    return count, inner
+
+
+def gemm(dev: Any, dtype: np.dtype, m: int, n: int, k: int, count: int, c: Any, a: Any, b: Any,
+         a_strides: tuple[int, int, int], b_strides: tuple[int, int, int], c_strides: tuple[int, int, int],
+         bias: Any = None, bias_stride: int = 0) -> None:
+    """Enqueue ``C = A @ B (+ bias)``; ``*_strides`` are (row, column, batch) in elements."""
+    if not (m and n and count):
+        return
+    if max(m, n, k) > INT_MAX:
+        raise KernelUnsupported("a matrix dimension beyond 2^31")
+    grid = (-(-n // TILE), -(-m // TILE), count)
+    if grid[1] > 65535:
+        raise KernelUnsupported("more than 65535 row tiles")
+    args = (c, a, b, bias if bias is not None else c, np.int32(m), np.int32(n), np.int32(k),
+            i64(a_strides[0]), i64(a_strides[1]), i64(b_strides[0]), i64(b_strides[1]),
+            i64(c_strides[0]), i64(c_strides[1]), i64(bias_stride),
+            i64(a_strides[2]), i64(b_strides[2]), i64(c_strides[2]), np.int32(bias is not None))
+    dev.launch(SOURCE, "gemm", defines(dtype), grid, (THREADS,), args)
+
+
+def matmul(dev: Any, x1: Any, x2: Any) -> Any:
+    """NumPy's matmul: 1-D operands, broadcast batch dimensions, any strides."""
+    dtype = float_dtype("matmul", x1, x2)
+    if not x1.shape or not x2.shape:
+        raise KernelUnsupported("matmul of a 0-D array")  # the reference explains the error
+    s1, s2 = elem_strides(x1), elem_strides(x2)
+    shape1, st1 = ((1,) + tuple(x1.shape), (0,) + s1) if len(x1.shape) == 1 else (tuple(x1.shape), s1)
+    shape2, st2 = (tuple(x2.shape) + (1,), s2 + (0,)) if len(x2.shape) == 1 else (tuple(x2.shape), s2)
+    m, k = shape1[-2:]
+    k2, n = shape2[-2:]
+    if k != k2:
+        raise KernelUnsupported("inner dimensions differ")  # the reference explains the error
+    try:
+        bshape = tuple(np.broadcast_shapes(shape1[:-2], shape2[:-2]))
+    except ValueError:
+        raise KernelUnsupported("batch dimensions do not broadcast") from None
+
+    def batch_strides(shape: tuple[int, ...], strides: tuple[int, ...]) -> tuple[int, ...]:
+        nb = len(shape) - 2
+        lead = len(bshape) - nb
+        return (0,) * lead + tuple(0 if d == 1 else s for d, s in zip(shape[:nb], strides[:nb]))
+
+    out_batch = tuple(int(v) for v in np.cumprod((1,) + bshape[::-1][:-1])[::-1] * m * n) if bshape else ()
+    count, (ba, bb, bc) = merge_batch(bshape, [batch_strides(shape1, st1), batch_strides(shape2, st2), out_batch])
+    shape = bshape + ((m,) if len(x1.shape) > 1 else ()) + ((n,) if len(x2.shape) > 1 else ())
+    out = dev.empty(shape, dtype)
+    gemm(dev, dtype, m, n, k, count, out, x1, x2, (st1[-2], st1[-1], ba), (st2[-2], st2[-1], bb), (n, 1, bc))
+    return out
+
+
+def _rows(op: str, x: Any) -> tuple[int, int, int]:
+    """(rows, row stride, column stride) of ``x`` read as a 2-D (rows, last dim) matrix."""
+    s = elem_strides(x)
+    if len(x.shape) == 1:
+        return 1, 0, s[0]
+    lead = x.shape[:-1]
+    for d in range(len(lead) - 1):  # leading dims must merge into one row dimension
+        if lead[d] != 1 and s[d] != s[d + 1] * lead[d + 1]:
+            raise KernelUnsupported(f"{op}: leading dimensions that do not merge (no copy kernel yet)")
+    return math.prod(lead), s[-2], s[-1]
+
+
+def linear(dev: Any, x: Any, weight: Any, bias: Any = None) -> Any:
+    """``x @ weight.T + bias`` in one GEMM, the bias added as the tile is stored."""
+    dtype = float_dtype("linear", *(a for a in (x, weight, bias) if a is not None))
+    if len(weight.shape) != 2 or not x.shape or x.shape[-1] != weight.shape[1] or (
+            bias is not None and tuple(bias.shape) != tuple(weight.shape[:1])):
+        raise KernelUnsupported("bad shapes")  # the reference explains the error
+    m, sxm, sxk = _rows("linear", x)
+    k, n = x.shape[-1], weight.shape[0]
+    sw = elem_strides(weight)
+    out = dev.empty(tuple(x.shape[:-1]) + (n,), dtype)
+    gemm(dev, dtype, m, n, k, 1, out, x, weight, (sxm, sxk, 0), (sw[1], sw[0], 0), (n, 1, 0),
+         bias, elem_strides(bias)[0] if bias is not None else 0)
+    return out
+
+
+def linear_backward_weight(dev: Any, g: Any, x: Any) -> Any:
+    """``g.T @ x`` over all leading dimensions: (out_features, in_features)."""
+    dtype = float_dtype("linear_backward_weight", g, x)
+    if not g.shape or not x.shape or tuple(g.shape[:-1]) != tuple(x.shape[:-1]):
+        raise KernelUnsupported("bad shapes")
+    rows, sgr, sgc = _rows("linear_backward_weight", g)
+    _, sxr, sxc = _rows("linear_backward_weight", x)
+    m, n = g.shape[-1], x.shape[-1]
+    out = dev.empty((m, n), dtype)
+    # A = g2.T (m x rows), B = x2 (rows x n)
+    gemm(dev, dtype, m, n, rows, 1, out, g, x, (sgc, sgr, 0), (sxr, sxc, 0), (n, 1, 0))
+    return out
+
+
+KERNELS: dict = {"matmul": matmul, "linear": linear, "linear_backward_weight": linear_backward_weight}

@@ -1,0 +1,70 @@
+"""CUDA launchers of the fused optimizer steps (``kernels/cuda/optim.cu``): ``sgd_step`` and
+``adam_step``, in place, one kernel per step, no host wait.
+
+Covered: float32/float64 parameters whose gradient and state arrays have the same dtype and
+shape, are contiguous, and share no memory with each other. Anything else (a scalar gradient,
+strided views, aliasing) raises ``KernelUnsupported`` before anything is written; the update
+then runs on host copies and is written back (the in-place fallback).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from tensorcore.backends.cuda_ops._common import FLOATS, defines, grid_1d, i64, is_array, is_contiguous
+
+from tensorcore.errors import KernelUnsupported
+
+SOURCE = "optim.cu"
+
+#: (source, defines) the launchers build: compiled by tests/test_cuda_compile.py.
+VARIANTS = [(SOURCE, defines(t)) for t in FLOATS]
+
+
+def _check(op: str, param: Any, others: list[Any]) -> np.dtype:
+    arrays = [param] + others
+    if not all(is_array(a) for a in arrays):
+        raise KernelUnsupported(f"{op}: gradient and state must be device arrays")
+    dtype = np.dtype(param.dtype)
+    if dtype not in FLOATS:
+        raise KernelUnsupported(f"{op} on {dtype}")
+    for a in arrays:
+        if a.dtype != dtype or tuple(a.shape) != tuple(param.shape) or not is_contiguous(a):
+            raise KernelUnsupported(f"{op}: gradient and state must be contiguous, of the parameter's dtype and shape")
+    spans = sorted((a.data.ptr, a.data.ptr + a.nbytes) for a in arrays if a.nbytes)
+    if any(lo < prev_hi for (_, prev_hi), (lo, _) in zip(spans, spans[1:])):
+        raise KernelUnsupported(f"{op}: parameter, gradient and state share memory")
+    return dtype
+
+
+def sgd_step(dev: Any, param: Any, grad: Any, velocity: Any, *, lr: float, momentum: float, nesterov: bool,
+             weight_decay: float) -> None:
+    """One fused SGD step (weight decay, momentum, Nesterov), as ``_sgd_step``."""
+    t = _check("sgd_step", param, [grad] + ([] if velocity is None else [velocity]))
+    n = param.size
+    if n == 0:
+        return
+    args = (param, grad, velocity if velocity is not None else param, np.int32(velocity is not None), t.type(lr),
+            t.type(momentum), np.int32(bool(nesterov)), t.type(weight_decay), i64(n))
+    dev.launch(SOURCE, "sgd_step", defines(t), grid_1d(dev, n), (256,), args)
+
+
+def adam_step(dev: Any, param: Any, grad: Any, m: Any, v: Any, *, lr: float, beta1: float, beta2: float, eps: float,
+              weight_decay: float, decoupled: bool, step: int) -> None:
+    """One fused Adam/AdamW step with bias correction, as ``_adam_step``: the scalars are
+    computed on the host in double precision, as NumPy computes them."""
+    t = _check("adam_step", param, [grad, m, v])
+    n = param.size
+    if n == 0:
+        return
+    mode = 0 if not weight_decay else (1 if decoupled else 2)
+    correction = math.sqrt(1.0 - beta2**step)
+    args = (param, grad, m, v, np.int32(mode), t.type(weight_decay), t.type(1.0 - lr * weight_decay), t.type(beta1),
+            t.type(1.0 - beta1), t.type(beta2), t.type(1.0 - beta2), np.float64(lr * correction / (1.0 - beta1**step)),
+            np.float64(eps * correction), i64(n))
+    dev.launch(SOURCE, "adam_step", defines(t), grid_1d(dev, n), (256,), args)
+
+
+KERNELS: dict = {"sgd_step": sgd_step, "adam_step": adam_step}

@@ -1,0 +1,105 @@
+/* GEMM: C[z] = A[z] @ B[z] (+ bias), shared-memory tiled and register-blocked, batched over
+ * blockIdx.z. The CUDA counterpart of kernels/opencl/matmul.cl (which packs B instead: a
+ * CPU has no shared memory worth the barriers).
+ *
+ * Build define: DTYPE (float: SGEMM; double). A is M x K, B is K x N, C is M x N, each read or
+ * written through element strides (any layout: transposed views need no copy), batch z at
+ * A + z * batch_a, B + z * batch_b, C + z * batch_c (0 broadcasts an operand). The optional
+ * bias is added as C is stored: bias[n * sbias] (row broadcast, as linear's bias).
+ *
+ * Tiling: a block of 256 threads computes a 128 x 128 tile of C, stepping through K by 8.
+ * Each step stages an 8 x 128 slice of A (transposed: As[k][m]) and of B (Bs[k][n]) in
+ * shared memory, then each thread accumulates an 8 x 8 register block: rows tr + 16 i and
+ * columns tc + 16 j (tr = tid / 16, tc = tid % 16), so a warp's shared reads of Bs are 16
+ * consecutive words (no bank conflict) and of As two broadcast words, and its stores to C are
+ * 16 consecutive elements per row. Loads pick the mapping whose global reads are coalesced
+ * (along k when the operand is contiguous along k, else along m / n); rows of As and Bs are
+ * padded by 4 so that either mapping stores to shared memory without bank conflicts.
+ * Edges: out-of-range loads read 0 and out-of-range stores are skipped, so any M, N, K work.
+ */
+#include "common.cuh"
+
+#ifndef DTYPE
+#error "build with -DDTYPE=float or -DDTYPE=double"
+#endif
+typedef DTYPE T;
+
+#define BM 128
+#define BN 128
+#define BK 8
+#define TM 8
+#define TN 8
+#define THREADS 256 /* (BM / TM) * (BN / TN) */
+#define PAD 4
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+gemm(T* __restrict__ C, const T* __restrict__ A, const T* __restrict__ B, const T* __restrict__ bias,
+     int M, int N, int K, i64 sam, i64 sak, i64 sbk, i64 sbn, i64 scm, i64 scn, i64 sbias,
+     i64 batch_a, i64 batch_b, i64 batch_c, int has_bias) {
+    __shared__ T As[BK][BM + PAD];
+    __shared__ T Bs[BK][BN + PAD];
+    const int tid = threadIdx.x;
+    const int tr = tid / (BN / TN), tc = tid % (BN / TN);
+    const i64 z = blockIdx.z;
+    A += z * batch_a;
+    B += z * batch_b;
+    C += z * batch_c;
+    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+
+    T acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; ++i) {
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = (T)0;
+    }
+
+    for (int k0 = 0; k0 < K; k0 += BK) {
+#pragma unroll
+        for (int l = 0; l < (BM * BK) / THREADS; ++l) {
+            const int e = tid + l * THREADS;
+            int mm, kk;
+            if (sak == 1) { kk = e % BK; mm = e / BK; } /* rows of A contiguous: read along k */
+            else { mm = e % BM; kk = e / BM; }          /* else along m (e.g. a transposed A) */
+            const int gm = m0 + mm, gk = k0 + kk;
+            As[kk][mm] = (gm < M && gk < K) ? A[gm * sam + gk * sak] : (T)0;
+        }
+#pragma unroll
+        for (int l = 0; l < (BN * BK) / THREADS; ++l) {
+            const int e = tid + l * THREADS;
+            int nn, kk;
+            if (sbn == 1) { nn = e % BN; kk = e / BN; } /* rows of B contiguous: read along n */
+            else { kk = e % BK; nn = e / BK; }          /* else along k (e.g. B = W.T in linear) */
+            const int gn = n0 + nn, gk = k0 + kk;
+            Bs[kk][nn] = (gn < N && gk < K) ? B[gk * sbk + gn * sbn] : (T)0;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < BK; ++kk) {
+            T ra[TM], rb[TN];
+#pragma unroll
+            for (int i = 0; i < TM; ++i) ra[i] = As[kk][tr + (BM / TM) * i];
+#pragma unroll
+            for (int j = 0; j < TN; ++j) rb[j] = Bs[kk][tc + (BN / TN) * j];
+#pragma unroll
+            for (int i = 0; i < TM; ++i) {
+#pragma unroll
+                for (int j = 0; j < TN; ++j) acc[i][j] += ra[i] * rb[j];
+            }
+        }
+        __syncthreads();
+    }
+
+#pragma unroll
+    for (int i = 0; i < TM; ++i) {
+        const int m = m0 + tr + (BM / TM) * i;
+        if (m >= M) continue;
+#pragma unroll
+        for (int j = 0; j < TN; ++j) {
+            const int n = n0 + tc + (BN / TN) * j;
+            if (n >= N) continue;
+            T v = acc[i][j];
+            if (has_bias) v += bias[n * sbias];
+            C[m * scm + n * scn] = v;
+        }
+    }
+}

@@ -1,0 +1,61 @@
+/* Fused optimizer updates, in place: SGD with momentum / Nesterov / weight decay, and
+ * Adam / AdamW with bias correction, each exactly as tensorcore/ops/optim_updates.py computes
+ * them with NumPy (and as kernels/opencl/optim.cl). One thread per element (grid-stride);
+ * every array is contiguous with n elements (the launcher declines other layouts).
+ *
+ * Build define: DTYPE (float or double). Products and sums go through the _rn intrinsics so
+ * the compiler cannot contract `a * b + c` into one FMA: NumPy rounds twice, and so do these,
+ * so the device agrees with the cpu reference to the last bit. Adam's last line is computed
+ * in double, as NumPy does (its step size is a float64 scalar), then rounded to T.
+ */
+#include "common.cuh"
+
+#ifndef DTYPE
+#error "build with -DDTYPE=float or -DDTYPE=double"
+#endif
+typedef DTYPE T;
+
+__device__ __forceinline__ float mul(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float add(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double add(double a, double b) { return __dadd_rn(a, b); }
+__device__ __forceinline__ float sub(float a, float b) { return __fsub_rn(a, b); }
+__device__ __forceinline__ double sub(double a, double b) { return __dsub_rn(a, b); }
+
+/* _sgd_step: grad += wd * param; v = v * momentum + grad; grad = nesterov ? grad + momentum * v
+ * : v; param -= lr * grad. `v` is unused (may be null) when has_velocity is 0. */
+extern "C" __global__ void sgd_step(T* __restrict__ p, const T* __restrict__ g, T* __restrict__ v,
+                                    int has_velocity, T lr, T momentum, int nesterov, T weight_decay, i64 n) {
+    TC_GRID_LOOP(i, n) {
+        const T param = p[i];
+        T grad = g[i];
+        if (weight_decay != (T)0) grad = add(grad, mul(weight_decay, param));
+        if (has_velocity) {
+            const T vel = add(mul(v[i], momentum), grad);
+            v[i] = vel;
+            grad = nesterov ? add(grad, mul(momentum, vel)) : vel;
+        }
+        p[i] = sub(param, mul(lr, grad));
+    }
+}
+
+/* _adam_step. mode 0: no weight decay, 1: AdamW (param *= decay, decay = 1 - lr * wd), 2: Adam
+ * (grad += wd * param). The host computes one_b1 = 1 - beta1, one_b2 = 1 - beta2 (rounded to
+ * T, as NumPy's weak Python floats are), step_size = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
+ * and eps_hat = eps * sqrt(1 - beta2^t) in double. */
+extern "C" __global__ void adam_step(T* __restrict__ p, const T* __restrict__ g, T* __restrict__ m,
+                                     T* __restrict__ v, int mode, T weight_decay, T decay, T beta1, T one_b1,
+                                     T beta2, T one_b2, double step_size, double eps_hat, i64 n) {
+    TC_GRID_LOOP(i, n) {
+        T param = p[i];
+        T grad = g[i];
+        if (mode == 1) param = mul(param, decay);
+        else if (mode == 2) grad = add(grad, mul(weight_decay, param));
+        const T mom = add(mul(m[i], beta1), mul(one_b1, grad));
+        const T var = add(mul(v[i], beta2), mul(one_b2, mul(grad, grad)));
+        m[i] = mom;
+        v[i] = var;
+        const double update = __ddiv_rn(__dmul_rn(step_size, (double)mom), __dadd_rn((double)sqrt(var), eps_hat));
+        p[i] = (T)__dsub_rn((double)param, update);
+    }
+}
