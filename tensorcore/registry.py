@@ -8,6 +8,7 @@ its reason and shown by ``tc.devices(all=True)`` and ``tensorcore devices``.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING
@@ -59,32 +60,42 @@ def backend_names() -> list[str]:
     return list(_discover())
 
 
+_load_lock = threading.RLock()  # two threads asking for a device first must not both start it
+
+
 def _load(entry: BackendEntry) -> BackendEntry:
     if entry.loaded:
         return entry
-    entry.loaded = True
+    with _load_lock:
+        if not entry.loaded:
+            _start(entry)
+            entry.loaded = True  # only now: another thread must not see a half-started entry
+    return entry
+
+
+def _start(entry: BackendEntry) -> None:
+    """Import and start one backend; on failure keep the reason."""
     try:
         factory = entry.entry_point.load()
         backend = factory()
         devices = backend.devices()
     except Exception as exc:  # a broken backend must not break the others
         entry.reason = f"failed to start: {type(exc).__name__}: {exc}"
-        return entry
+        return
     if not devices:
         entry.reason = "no devices found"
-        return entry
+        return
     wrong = [str(d.device) for d in devices if d.device is None or d.device.type != entry.name]
     if getattr(backend, "name", None) != entry.name or wrong:
         entry.reason = (
             f"misconfigured: the entry point is named {entry.name!r} but the backend calls itself "
             f"{getattr(backend, 'name', None)!r} and lists devices {[str(d.device) for d in devices]}"
         )
-        return entry
-    entry.backend, entry.devices = backend, devices
+        return
     from tensorcore.ops.registry import install_backend
 
     install_backend(entry.name, [d.device for d in devices], backend.bind, backend.kernels)
-    return entry
+    entry.backend, entry.devices = backend, devices
 
 
 def entry(name: str) -> BackendEntry | None:

@@ -132,3 +132,20 @@ def test_an_upload_takes_the_values_of_the_moment_of_the_call() -> None:
     t = tc.asarray(host, device="opencl")
     host[:] = 7
     np.testing.assert_array_equal(t.numpy(), np.ones(5, np.float32))
+
+
+def test_threads_asking_for_a_device_first_all_get_it() -> None:
+    code = """
+import threading
+import tensorcore as tc
+results = []
+def use():
+    results.append(str(tc.asarray([1.0], device="opencl:0").device))
+threads = [threading.Thread(target=use) for _ in range(4)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(sorted(results))
+"""
+    out = _run(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(["opencl:0"] * 4) and "unavailable" not in out.stderr
