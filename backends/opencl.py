@@ -12,6 +12,8 @@ The op kernels live in ``backends/opencl_ops/`` (launchers) and ``kernels/opencl
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 import re
 import threading
@@ -51,7 +53,7 @@ class CLArray:
     @property
     def size(self) -> int:
         """Number of elements."""
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)  # not np.prod: ~0.2 us instead of ~2 us, per launch
 
     @property
     def is_contiguous(self) -> bool:
@@ -66,8 +68,9 @@ class CLArray:
         return f"CLArray({self.dtype}{list(self.shape)}, strides={self.strides}, offset={self.offset}, {self.dev.name})"
 
 
+@functools.lru_cache(maxsize=4096)
 def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Row-major strides, in elements."""
+    """Row-major strides, in elements (cached: launchers ask for the same shapes every step)."""
     strides, step = [], 1
     for n in reversed(shape):
         strides.append(step)
@@ -131,7 +134,7 @@ class CLDevice:
     def empty(self, shape: tuple[int, ...], dtype: Any) -> CLArray:
         """A new contiguous array (uninitialized). Any dtype can be stored; see check_dtype."""
         dtype = np.dtype(dtype)
-        return CLArray(self, self.alloc(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize), shape, dtype)
+        return CLArray(self, self.alloc(math.prod(shape) * dtype.itemsize), shape, dtype)
 
     def check_dtype(self, dtype: np.dtype) -> None:
         """For launchers: float64 on a device without it makes the op fall back to cpu (soft

@@ -28,13 +28,22 @@ def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
     return statistics.median(times)
 
 
+PAUSE = 0.25  # seconds of rest before each timed block (see interleaved)
+
+
 def interleaved(cases: dict[str, Callable[[], Any]], rounds: int, repeats: int) -> dict[str, float]:
-    """Median seconds per call of each case; the cases take turns every round."""
+    """Median seconds per call of each case; the cases take turns every round.
+
+    Each timed block starts after a short rest: OpenBLAS's worker thread keeps spinning for
+    about 0.1 s after a NumPy call, and on two cores it would take one away from whatever runs
+    next. With the rest, each side starts with the other's threads idle.
+    """
     for fn in cases.values():
         fn()  # warm-up: compile kernels, fill pools
     samples: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(rounds):
         for name, fn in cases.items():
+            time.sleep(PAUSE)
             samples[name].append(_median_seconds(fn, repeats))
     return {k: statistics.median(v) for k, v in samples.items()}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -26,10 +27,12 @@ def ctype(dtype: np.dtype) -> str:
         raise NotImplementedError(f"no OpenCL kernels for {dtype}") from None
 
 
+@functools.lru_cache(maxsize=4096)
 def long8(values: tuple[int, ...], pad: int) -> Any:
     """A tuple of at most 8 ints as an OpenCL long8, padded with ``pad``.
 
-    Built with a NumPy view: ``cltypes.make_long8`` costs ~8 us a call, this ~1 us."""
+    Built with a NumPy view (``cltypes.make_long8`` costs ~8 us a call) and cached: the same
+    shapes and strides come back every training step. Treat the result as read-only."""
     import pyopencl.cltypes as cltypes
 
     if len(values) > MAX_DIMS:
