@@ -35,6 +35,7 @@ from tensorcore.dtypes import (
     uint64,
 )
 from tensorcore.errors import DeviceUnavailableError, GradientError, OpError, OutOfMemoryError, PlacementError
+from tensorcore.graph import TraceError, function
 from tensorcore.info import __array_namespace_info__
 from tensorcore.ops import methods as _methods  # noqa: F401 - installs Tensor operators
 from tensorcore.ops import optim_updates as _optim_updates  # defines the in-place update ops

@@ -24,6 +24,8 @@ from tensorcore.ops.registry import Op, Spec
 from tensorcore.tensor import Tensor
 
 _EMPTY: dict[str, Any] = {}
+# Graph tracers active now (tc.function); like the tape list, empty is the cheap common case.
+tracers: list[Any] = []
 _new = object.__new__
 _recording = _tape.recording  # the list of recording tapes; empty almost always
 _ops_per_device = placement.ops_per_device
@@ -95,10 +97,14 @@ def apply(op: Op, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> Any:
         result._version = 0
         if _recording:
             _tape.record(op, inputs, attrs, (result,))
+        if tracers:
+            tracers[-1].op(op, inputs, attrs, (result,), dev)
         return result
     results = tuple(wrap(o, dev) for o in out)
     if _recording:
         _tape.record(op, inputs, attrs, results)
+    if tracers:
+        tracers[-1].op(op, inputs, attrs, results, dev)
     return results
 
 
@@ -177,6 +183,8 @@ def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] =
     except Exception as exc:
         raise _explain(op, (target, *inputs), attrs, dev, exc) from exc
     _bump_version(target)
+    if tracers:
+        tracers[-1].inplace(op, target, inputs, attrs)
 
 
 def _inplace_on_cpu(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any], dev: Device, reason: str = "") -> None:
@@ -227,6 +235,8 @@ def transfer(x: Tensor, dev: Device) -> Tensor:
     out = wrap(dst.from_numpy(host, dev.index), dev)
     if _recording:
         _tape.record(TRANSFER, (x,), {"device": dev}, (out,))
+    if tracers:
+        tracers[-1].transfer(x, out, dev)
     return out
 
 

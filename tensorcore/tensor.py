@@ -13,6 +13,9 @@ import numpy as np
 
 from tensorcore.device import Device
 
+# Set by tensorcore.graph: raises when a value is read while a function is being traced.
+value_read_hook: Any = None
+
 
 class Tensor:
     """An n-dimensional array on a device. Create one with ``tc.asarray`` and friends."""
@@ -71,6 +74,8 @@ class Tensor:
     # --- host interchange ------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         """The values as a NumPy array on the host (waits for the device)."""
+        if value_read_hook is not None:
+            value_read_hook(".numpy(), .item(), bool(), float() or the like")
         if self._device.type == "cpu":
             return np.asarray(self._data)  # 0-d results of NumPy kernels are NumPy scalars
         from tensorcore import registry
