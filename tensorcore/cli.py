@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=cmd_train)
     p = sub.add_parser("bench", help="run a benchmark (e.g. `tensorcore bench eager`)")
-    p.add_argument("name", choices=["eager", "opencl"])
+    p.add_argument("name", choices=["eager", "graph", "opencl"])
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     p.set_defaults(run=cmd_bench)
     return parser
