@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
-
 from tensorcore.benchmarks.eager import BATCH, LR, SIZES, digits, init_params, numpy_epoch, tensorcore_epoch_fn
 
 
