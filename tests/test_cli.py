@@ -57,3 +57,10 @@ def test_bench_eager_runs_and_reports_ratios() -> None:
     assert out.returncode == 0, out.stderr
     assert re.search(r"shape \(8, 8\): numpy [\d.]+, tensorcore [\d.]+", out.stdout)
     assert re.search(r"tensorcore +[\d,]+ +\([\d.]+x hand-written NumPy", out.stdout)
+
+
+def test_bench_graph_runs_and_traces_once() -> None:
+    out = run("bench", "graph", "--rounds", "1")
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"traced +[\d,]+ +\([\d.]+x hand-written NumPy", out.stdout)
+    assert "traces of the step: 1" in out.stdout
