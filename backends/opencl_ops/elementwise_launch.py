@@ -19,9 +19,8 @@ import math
 from typing import Any
 
 import numpy as np
-import pyopencl.cltypes as cltypes
 from tensorcore.backends.opencl import MAX_DIMS, CLArray, CLDevice
-from tensorcore.backends.opencl_ops._common import CTYPES
+from tensorcore.backends.opencl_ops._common import CTYPES, long8
 
 from tensorcore.errors import KernelUnsupported
 
@@ -30,7 +29,6 @@ KINDS = {"b": 0, "i": 1, "u": 2, "f": 3}
 UNSIGNED = {"char": "uchar", "short": "ushort", "int": "uint", "long": "ulong",
             "uchar": "uchar", "ushort": "ushort", "uint": "uint", "ulong": "ulong"}
 BOOL = np.dtype(bool)
-LONG8 = cltypes.long8
 
 # Work split (see elementwise_loops.cl): each work-item takes `chunk` consecutive elements.
 # At least MIN_CHUNK so small arrays are one item (launch cost dominates there); at most
@@ -121,11 +119,6 @@ def chunking(n: int) -> tuple[tuple[int], int]:
     return (-(-n // chunk),), chunk
 
 
-def _long8(values: list[int], pad: int) -> Any:
-    """A long8 kernel argument (``cltypes.make_long8`` costs ~8 us; this ~1 us)."""
-    return np.array(values + [pad] * (MAX_DIMS - len(values)), np.int64).view(LONG8)[0]
-
-
 def strided_layout(shape: tuple[int, ...], arrays: list[CLArray]) -> tuple[list[int], list[list[int]]]:
     """Each array's strides broadcast to ``shape`` (0 where it repeats), with dimensions merged
     where every array steps through them contiguously, and size-1 dimensions dropped.
@@ -188,12 +181,12 @@ def run(dev: CLDevice, kernel_of: Any, out: CLArray, operands: tuple, c_dtype: n
         for x in operands:
             if isinstance(x, CLArray):
                 suffix += "v"
-                args += (x.buf, x.offset, _long8(next(it), 0))
+                args += (x.buf, x.offset, long8(tuple(next(it)), 0))
             else:
                 suffix += "k"
                 args.append(x if isinstance(x, np.generic) else scalar_arg(x, c_dtype))
         args += extra
-        args += (_long8(dims, 1), len(dims))
+        args += (long8(tuple(dims), 1), len(dims))
     size, chunk = chunking(n)
     # scalar arguments may be Python ints: CLDevice.kernel declared the kernel's argument types
     dev.launch(kernel_of(suffix), size, LOCAL, *args, n, chunk)

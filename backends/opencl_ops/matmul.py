@@ -33,23 +33,6 @@ MR = 8  # rows of a work-item's tile; its columns are NR = 2 SIMD registers
 GROUP = 8  # row tiles per work-group: they share one packed B panel in cache
 PACK_GROUP = 16  # work-items (k rows) per work-group of the packers
 
-_ARG_TYPES = {"buf": None, "int": np.int32, "long": np.int64, "long4": cltypes.long4, "long8": cltypes.long8}
-_typed: dict = {}  # (device, source, name, defines) -> kernel with typed arguments
-
-
-def typed_kernel(dev: CLDevice, source: str, name: str, defines: tuple, signature: str) -> Any:
-    """Kernel ``name`` of ``source`` with its arguments typed by ``signature`` (``buf``,
-    ``int``, ``long``, ``long4``, ``long8``, space-separated), so Python ints are packed
-    directly when it is launched."""
-    key = (dev, source, name, defines)
-    kern = _typed.get(key)
-    if kern is None:
-        kern = dev.kernel(source, name, defines)
-        kern.set_scalar_arg_dtypes([_ARG_TYPES[s] for s in signature.split()])
-        _typed[key] = kern
-    return kern
-
-
 def new(dev: CLDevice, shape: tuple[int, ...], dtype: np.dtype) -> CLArray:
     """A new contiguous array (``dev.empty`` without its NumPy bookkeeping: this is per call)."""
     return CLArray(dev, dev.alloc(math.prod(shape) * dtype.itemsize), shape, dtype)
@@ -122,20 +105,16 @@ def pack(dev: CLDevice, dtype: np.dtype, b: Mat, k: int, n: int, bshape: tuple[i
     if count and k and n:
         shape_args = (vec(own, 8, 1), vec(b.bstrides), len(own) if count > 1 else 0)
         if b.s0 == 1 and b.s1 != 1:  # columns contiguous: read down them, VW rows per work-item
-            kern = typed_kernel(dev, "matmul.cl", "pack_panels_t", defines(dtype),
-                                "buf buf long long int int long8 long8 int")
+            kern = dev.kernel("matmul.cl", "pack_panels_t", defines(dtype))
             dev.launch(kern, (-(-k // vector_width(dtype)), -(-n // nr), count), (1, 1, 1), out.buf, b.buf,
                        b.off, b.s1, k, n, *shape_args)
         else:
-            kern = typed_kernel(dev, "matmul.cl", "pack_panels", defines(dtype),
-                                "buf buf long long long int int long8 long8 int")
+            kern = dev.kernel("matmul.cl", "pack_panels", defines(dtype))
             dev.launch(kern, (-(-k // PACK_GROUP) * PACK_GROUP, -(-n // nr), count), (PACK_GROUP, 1, 1), out.buf,
                        b.buf, b.off, b.s0, b.s1, k, n, *shape_args)
     return out, strides
 
 
-_GEMM_SIGNATURE = ("buf long long long long buf buf long long long long int buf long long long int int int int int int "
-                   "long8 int long8 long8 long8 long8")
 
 
 def run(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape: tuple[int, ...],
@@ -155,7 +134,7 @@ def run(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape
     nr = panel_width(dtype)
     b = bias if bias is not None else Mat(c.buf, 0, 0, 0, ())
     batched = count > 1
-    kern = typed_kernel(dev, "matmul.cl", "gemm", defines(dtype), _GEMM_SIGNATURE)
+    kern = dev.kernel("matmul.cl", "gemm", defines(dtype))
     dev.launch(kern, (-(-rows // group) * group, -(-n // nr), count), (group, 1, 1),
                a.buf if a.buf is not None else c.buf, a.off, a.s0, a_sk1, a.s1,
                packed.buf, c.buf, c.off, c.s0, c.s1, c_so, split or n,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from tensorcore.backends.opencl import CLArray, CLDevice
 from tensorcore.backends.opencl_ops._common import output
-from tensorcore.backends.opencl_ops.matmul import Mat, check_float, defines, gemm, panel_width, run, typed_kernel, vec
+from tensorcore.backends.opencl_ops.matmul import Mat, check_float, defines, gemm, panel_width, run, vec
 from tensorcore.backends.opencl_ops.movement import contiguous
 
 from tensorcore.errors import KernelUnsupported
@@ -28,15 +28,10 @@ _Pair = tuple[int, int]
 
 
 _GEOMETRY = "int int int int int int int int int int"  # H W kh kw sh sw ph pw dh dw (see conv.cl)
-_SIGNATURES = {
-    "im2col_panels": "buf buf long long4 int int int " + _GEOMETRY + " int int int",
-    "im2col_panels_t": "buf buf long long4 int int " + _GEOMETRY + " int int int",
-    "col2im": "buf buf int int int int " + _GEOMETRY + " int int",
-}
 
 
 def _kernel(dev: CLDevice, name: str, dtype: object) -> object:
-    return typed_kernel(dev, "conv.cl", name, defines(dtype), _SIGNATURES[name])
+    return dev.kernel("conv.cl", name, defines(dtype))
 
 
 def _out_size(size: int, kernel_size: int, stride: int, padding: int, dilation: int) -> int:

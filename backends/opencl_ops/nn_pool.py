@@ -12,19 +12,13 @@ from typing import Any
 import numpy as np
 from tensorcore.backends.opencl import CLArray, CLDevice
 from tensorcore.backends.opencl_ops._common import ctype, output
-from tensorcore.backends.opencl_ops.matmul import typed_kernel, vec
+from tensorcore.backends.opencl_ops.matmul import vec
 
 from tensorcore.errors import KernelUnsupported
 
 _Pair = tuple[int, int]
 LOCAL = 64
 _WINDOW = "int int int int int int"  # kh kw sh sw ph pw
-_SIGNATURES = {
-    "max_pool": "buf buf buf long long4 int int int int int " + _WINDOW + " int int int",
-    "max_pool_backward": "buf buf long long4 buf long long4 int int int int long",
-    "avg_pool": "buf buf long long4 int int int int int " + _WINDOW + " int int int",
-    "avg_pool_backward": "buf buf long long4 int int int int int " + _WINDOW + " int int int",
-}
 
 
 def _launch_1d(total: int) -> tuple[tuple[int], tuple[int]]:
@@ -49,7 +43,7 @@ def _pool_kernel(dev: CLDevice, name: str, dtype: np.dtype) -> Any:
         lo = int(np.iinfo(dtype).min)
         lowest = f"({lo + 1}L-1L)" if lo else "0"
     defines = (("T", ctype(dtype)), ("LOWEST", lowest), ("FLOAT", str(int(dtype.kind == "f"))))
-    return typed_kernel(dev, "pool.cl", name, defines, _SIGNATURES[name])
+    return dev.kernel("pool.cl", name, defines)
 
 
 def _check(dev: CLDevice, x: Any, kinds: str) -> np.dtype:

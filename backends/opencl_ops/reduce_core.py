@@ -61,23 +61,6 @@ def cdiv(p: int, q: int) -> int:
     return -(-p // q)
 
 
-_typed: set = set()
-
-
-def typed_kernel(dev: CLDevice, source: str, name: str, defines: tuple, sig: str, real: Any = None) -> Any:
-    """``dev.kernel(...)`` with its scalar argument types declared once (``sig``: one letter per
-    argument, b a buffer, l an int64, r the ``real`` dtype). Untyped, pyopencl's set_args
-    inspects each scalar on every launch: measured 70-130 us per launch of these kernels
-    (more than the kernel often takes), against about 1 us typed."""
-    k = dev.kernel(source, name, defines)
-    key = (id(dev), source, name, defines)
-    if key not in _typed:
-        if len(sig) != k.num_args:
-            raise ValueError(f"{name} takes {k.num_args} arguments, the signature {sig!r} names {len(sig)}")
-        types = {"b": None, "l": np.int64, "i": np.int32, "r": None if real is None else np.dtype(real)}
-        k.set_scalar_arg_dtypes([types[c] for c in sig])
-        _typed.add(key)
-    return k
 
 
 def grid(*dims: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -221,11 +204,11 @@ def run(dev: CLDevice, lay: Layout, out: CLArray, comb: int, mapping: int, acc: 
                    ("IS_FLOAT", "1" if acc.kind == "f" else "0"))
         d = div if div is not None else 0
         if b > 1:
-            kernel = typed_kernel(dev, "reduce.cl", "reduce_cols", defines, "bbllllllllllbr", acc)
+            kernel = dev.kernel("reduce.cl", "reduce_cols", defines)
             dev.launch(kernel, *grid(cdiv(b, span), parts, a), dst.buf, src, off, n, b,
                        lay.sa, lay.sn, lay.sb, chunk, parts, span, a, cbuf, d)
         else:
-            kernel = typed_kernel(dev, "reduce.cl", "reduce_rows", defines, "bblllllllbr", acc)
+            kernel = dev.kernel("reduce.cl", "reduce_rows", defines)
             dev.launch(kernel, *grid(parts, a), dst.buf, src, off, n, lay.sa, lay.sn,
                        chunk, parts, a, cbuf, d)
         if final:
@@ -253,15 +236,15 @@ def arg_reduce(dev: CLDevice, lay: Layout, out: CLArray, largest: bool) -> CLArr
             ("IT", "long" if x.dtype.itemsize == 8 else "int"))
     chunk, parts = row_plan(n, a * b)
     if parts == 1:
-        kernel = typed_kernel(dev, "reduce.cl", "arg_reduce", base + (("PASS2", "0"), ("FINAL", "1")), "bbbblllllllll")
+        kernel = dev.kernel("reduce.cl", "arg_reduce", base + (("PASS2", "0"), ("FINAL", "1")))
         dev.launch(kernel, *grid(b, 1, a), None, out.buf, x.buf, None, x.offset, n, b,
                    lay.sa, lay.sn, lay.sb, chunk, 1, a)
         return out
     vals, idx = dev.empty((a * parts * b,), x.dtype), dev.empty((a * parts * b,), np.int64)
-    kernel = typed_kernel(dev, "reduce.cl", "arg_reduce", base + (("PASS2", "0"), ("FINAL", "0")), "bbbblllllllll")
+    kernel = dev.kernel("reduce.cl", "arg_reduce", base + (("PASS2", "0"), ("FINAL", "0")))
     dev.launch(kernel, *grid(b, parts, a), vals.buf, idx.buf, x.buf, None, x.offset, n, b,
                lay.sa, lay.sn, lay.sb, chunk, parts, a)
-    kernel = typed_kernel(dev, "reduce.cl", "arg_reduce", base + (("PASS2", "1"), ("FINAL", "1")), "bbbblllllllll")
+    kernel = dev.kernel("reduce.cl", "arg_reduce", base + (("PASS2", "1"), ("FINAL", "1")))
     dev.launch(kernel, *grid(b, 1, a), None, out.buf, vals.buf, idx.buf, 0, parts, b,
                parts * b, b, 1, parts, 1, a)
     return out
@@ -291,12 +274,12 @@ def scan(dev: CLDevice, x: CLArray, axis: int, out: CLArray, include_initial: bo
     chunks = max(1, cdiv(n, chunk))
     defines = (("SCAN", "1"), ("T", ctype(x.dtype)), ("ACC", ctype(out.dtype)), ("INIT", "1" if include_initial else "0"))
     src, off = (x.buf, x.offset) if x.buf is not None else (out.buf, 0)  # n == 0: never read
-    dev.launch(typed_kernel(dev, "reduce.cl", "scan_chunks", defines, "bblllllll"), *grid(strips, chunks, a), out.buf, src, off,
+    dev.launch(dev.kernel("reduce.cl", "scan_chunks", defines), *grid(strips, chunks, a), out.buf, src, off,
                n, b, span, chunk, chunks, a)
     if chunks > 1:
         offs = dev.empty((a * chunks * b,), out.dtype)
-        dev.launch(typed_kernel(dev, "reduce.cl", "scan_offsets", defines, "bblllll"), *grid(b, a), offs.buf, out.buf, n, b,
+        dev.launch(dev.kernel("reduce.cl", "scan_offsets", defines), *grid(b, a), offs.buf, out.buf, n, b,
                    chunk, chunks, a)
-        dev.launch(typed_kernel(dev, "reduce.cl", "scan_add", defines, "bbllllll"), *grid(strips, chunks - 1, a), out.buf, offs.buf,
+        dev.launch(dev.kernel("reduce.cl", "scan_add", defines), *grid(strips, chunks - 1, a), out.buf, offs.buf,
                    n, b, span, chunk, chunks, a)
     return out

@@ -60,17 +60,17 @@ def _softmax(dev: CLDevice, x: CLArray, axis: int, log: bool) -> CLArray:
     a, n, b = _split(x.shape, axis)
     defines = (("T", ctype(x.dtype)), ("LOG", "1" if log else "0"))
     if _fused(a, n, b):
-        dev.launch(core.typed_kernel(dev, "softmax.cl", "softmax_rows", defines, "bblll"), *core.grid(a),
+        dev.launch(dev.kernel("softmax.cl", "softmax_rows", defines), *core.grid(a),
                    out.buf, x.buf, x.offset, n, a)
         return out
     lay = core.Layout(x, a, n, b, n * b, b, 1)
     m = core.run(dev, lay, dev.empty((a * b,), x.dtype), core.MAX, core.IDENTITY, x.dtype)
     s = core.run(dev, lay, dev.empty((a * b,), x.dtype), core.SUM, core.EXPDEV, x.dtype, center=m)
     if log:
-        dev.launch(core.typed_kernel(dev, "softmax.cl", "log_inplace", defines, "bl"), global_size(a * b), (256,),
+        dev.launch(dev.kernel("softmax.cl", "log_inplace", defines), global_size(a * b), (256,),
                    s.buf, a * b)
     gs, ls, tail = _general(a, n, b)
-    dev.launch(core.typed_kernel(dev, "softmax.cl", "softmax_apply", defines, "bblbbllllll"), gs, ls,
+    dev.launch(dev.kernel("softmax.cl", "softmax_apply", defines), gs, ls,
                out.buf, x.buf, x.offset, m.buf, s.buf, *tail)
     return out
 
@@ -96,19 +96,19 @@ def _backward(dev: CLDevice, g: CLArray, y: CLArray, axis: int, log: bool) -> CL
     a, n, b = _split(y.shape, axis)
     defines = (("T", ctype(y.dtype)), ("LOG", "1" if log else "0"))
     if _fused(a, n, b):
-        dev.launch(core.typed_kernel(dev, "softmax.cl", "softmax_backward_rows", defines, "bblblll"), *core.grid(a),
+        dev.launch(dev.kernel("softmax.cl", "softmax_backward_rows", defines), *core.grid(a),
                    out.buf, g.buf, g.offset, y.buf, y.offset, n, a)
         return out
     if log:
         summed = g  # log_softmax_backward needs sum(g)
     else:  # softmax_backward needs sum(g * y)
         summed = output(dev, y.shape, y.dtype)
-        dev.launch(core.typed_kernel(dev, "softmax.cl", "multiply", defines, "bblbll"), global_size(y.size), (256,),
+        dev.launch(dev.kernel("softmax.cl", "multiply", defines), global_size(y.size), (256,),
                    summed.buf, g.buf, g.offset, y.buf, y.offset, y.size)
     lay = core.Layout(summed, a, n, b, n * b, b, 1)
     s = core.run(dev, lay, dev.empty((a * b,), y.dtype), core.SUM, core.IDENTITY, y.dtype)
     gs, ls, tail = _general(a, n, b)
-    dev.launch(core.typed_kernel(dev, "softmax.cl", "softmax_backward_apply", defines, "bblblbllllll"), gs, ls,
+    dev.launch(dev.kernel("softmax.cl", "softmax_backward_apply", defines), gs, ls,
                out.buf, g.buf, g.offset, y.buf, y.offset, s.buf, *tail)
     return out
 
@@ -146,8 +146,7 @@ def cross_entropy(dev: CLDevice, logits: CLArray, labels: CLArray, *, reduction:
     probs = output(dev, x.shape, x.dtype)
     losses = output(dev, (n,), x.dtype)
     if n:
-        kernel = core.typed_kernel(dev, "softmax.cl", "cross_entropy_rows",
-                                   (("T", ctype(x.dtype)), ("LT", lt), ("TG", "float")), "bbblbllllbi")
+        kernel = dev.kernel("softmax.cl", "cross_entropy_rows", (("T", ctype(x.dtype)), ("LT", lt), ("TG", "float")))
         dev.launch(kernel, *core.grid(n), probs.buf, losses.buf, x.buf, x.offset, labels.buf, loff, lstride,
                    c, n, err, code)
     if reduction == "none":
@@ -181,7 +180,7 @@ def cross_entropy_backward(dev: CLDevice, g: Any, logits: CLArray, probs: CLArra
         return out
     div = float(max(n, 1) if reduction == "mean" else 1)
     defines = (("T", ctype(probs.dtype)), ("LT", lt), ("TG", ctype(g.dtype)))
-    dev.launch(core.typed_kernel(dev, "softmax.cl", "cross_entropy_backward", defines, "bblbllbllrll", probs.dtype), *core.grid(n),
+    dev.launch(dev.kernel("softmax.cl", "cross_entropy_backward", defines), *core.grid(n),
                out.buf, probs.buf, probs.offset, labels.buf, loff, lstride, g.buf, g.offset, gstride,
                div, c, n)
     return out
