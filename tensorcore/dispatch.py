@@ -20,7 +20,7 @@ from tensorcore.autodiff import tape as _tape
 from tensorcore.device import Device, default_device
 from tensorcore.device import _state as _scope_state
 from tensorcore.errors import KernelUnsupported, OpError, OutOfMemoryError, PlacementError
-from tensorcore.ops.registry import Op, Spec
+from tensorcore.ops.registry import OPS, Op, Spec
 from tensorcore.tensor import Tensor
 
 _EMPTY: dict[str, Any] = {}
@@ -108,6 +108,16 @@ def apply(op: Op, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> Any:
     return results
 
 
+def apply_on(dev: Device, op: Op, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> Any:
+    """``apply`` with ``dev`` as the device scope (an already resolved device)."""
+    outer = _scope_state.scope
+    _scope_state.scope = dev
+    try:
+        return apply(op, inputs, attrs)
+    finally:
+        _scope_state.scope = outer
+
+
 def _same_device_args(inputs: tuple) -> tuple[Device | None, tuple | None]:
     """(device, kernel args) when all tensor inputs share a device, else (None, None)."""
     dev = None
@@ -171,13 +181,15 @@ def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] =
         inputs = _gather(op, inputs, dev)
     kernel = op.kernels.get(dev)
     try:
-        try:
-            if kernel is None:
-                raise KernelUnsupported("")
-            kernel(target._data, *[x._data if isinstance(x, Tensor) else x for x in inputs], **attrs)
-            _count(dev)
-        except KernelUnsupported as unsupported:
-            _inplace_on_cpu(op, target, inputs, attrs, dev, str(unsupported))
+        fallback_reason = "" if kernel is None else None
+        if kernel is not None:
+            try:
+                kernel(target._data, *[x._data if isinstance(x, Tensor) else x for x in inputs], **attrs)
+                _count(dev)
+            except KernelUnsupported as unsupported:
+                fallback_reason = str(unsupported)
+        if fallback_reason is not None:
+            _inplace_on_cpu(op, target, inputs, attrs, dev, fallback_reason)
     except (OpError, PlacementError, OutOfMemoryError):
         raise
     except Exception as exc:
@@ -200,7 +212,7 @@ def _inplace_on_cpu(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any]
     args = [host[id(x)] if isinstance(x, Tensor) else x for x in inputs]
     op.reference(host[id(target)], *args, **attrs)
     written = [target] + [inputs[i] for i in op.mutates if isinstance(inputs[i], Tensor)]
-    assign = OPS_ASSIGN.kernels.get(dev) if OPS_ASSIGN is not None else None
+    assign = OPS["assign"].kernels.get(dev)
     for t in written:
         fresh = backend.from_numpy(host[id(t)], dev.index)
         if assign is not None:
@@ -211,9 +223,6 @@ def _inplace_on_cpu(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any]
         if t is not target:
             _bump_version(t)
     _count(_CPU)
-
-
-OPS_ASSIGN: Op | None = None  # set by ops.optim_updates: the in-place fallback writes back with it
 
 
 def _count(dev: Device) -> None:
@@ -260,15 +269,10 @@ def _without_kernel(op: Op, inputs: tuple, attrs: dict[str, Any], dev: Device, r
     if op.composite is not None:
         return op.composite(*inputs, **attrs)
     placement.kernel_missing(op.name, dev, op.backends(), reason)
-    outer = _scope_state.scope
-    _scope_state.scope = _CPU
-    try:
-        with _tape.paused():  # the op is recorded once below, on the inputs the user gave
-            out = apply(op, tuple(transfer(x, _CPU) if isinstance(x, Tensor) else x for x in inputs), attrs)
+    with _tape.paused():  # the op is recorded once below, on the inputs the user gave
+        out = apply_on(_CPU, op, tuple(transfer(x, _CPU) if isinstance(x, Tensor) else x for x in inputs), attrs)
         outs = out if isinstance(out, tuple) else (out,)
         outs = tuple(transfer(o, dev) for o in outs)
-    finally:
-        _scope_state.scope = outer
     if _recording:
         _tape.record(op, inputs, attrs, outs)
     return outs if isinstance(out, tuple) else outs[0]

@@ -134,11 +134,11 @@ class GradientTape:
         return id(x) in self._watched or (self.watch_accessed_variables and getattr(x, "trainable", False))
 
     def _is_watched(self, x: Any) -> bool:
+        """Like ``_watches``, and an accessed trainable variable starts being watched."""
         if id(x) in self._watched:
             return True
-        if self.watch_accessed_variables and getattr(x, "trainable", False):
-            self._watched[id(x)] = x
-            self._variables[id(x)] = x
+        if self._watches(x):
+            self._watched[id(x)] = self._variables[id(x)] = x
             return True
         return False
 
@@ -179,7 +179,7 @@ class GradientTape:
         single = not isinstance(sources, (list, tuple))
         flat_sources = [sources] if single else list(sources)
         for i, s in enumerate(flat_sources):
-            if id(s) not in self._watched and not self._watches(s):
+            if not self._watches(s):
                 raise GradientError(
                     f"gradient source {i} ({_describe(s)}) was not watched by this tape; "
                     "call tape.watch(x) before using it"

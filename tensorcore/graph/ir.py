@@ -85,12 +85,7 @@ def run(graph: Graph, args: list[Tensor]) -> Any:
         if node.kind == OP:
             kernel = node.op.kernels.get(node.device) if direct else None
             if kernel is None:
-                with_scope = dispatch._scope_state.scope
-                dispatch._scope_state.scope = node.device
-                try:
-                    out = dispatch.apply(node.op, tuple(vals), node.attrs)
-                finally:
-                    dispatch._scope_state.scope = with_scope
+                out = dispatch.apply_on(node.device, node.op, tuple(vals), node.attrs)
                 outs = out if isinstance(out, tuple) else (out,)
             else:
                 raw = kernel(*[v._data if isinstance(v, Tensor) else v for v in vals], **node.attrs)

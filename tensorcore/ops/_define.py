@@ -41,8 +41,9 @@ def reference_dtype(reference: Callable, *inputs: Any, **attrs: Any) -> np.dtype
             return np.result_type(*[x.dtype if isinstance(x, Spec) else x for x in inputs])
 
 
-def elementwise_rule(name: str, reference: Callable) -> Callable[..., Spec]:
-    """Shape and dtype rule of an elementwise op: broadcast shapes, the reference's dtype."""
+def elementwise_rule(name: str, reference: Callable, out_dtype: Any = None) -> Callable[..., Spec]:
+    """Shape and dtype rule of an elementwise op: broadcast shapes; ``out_dtype`` if the op
+    has a fixed one (comparisons give bool), else the dtype the reference gives."""
 
     def infer(*inputs: Any, **attrs: Any) -> Spec:
         shapes = [x.shape for x in inputs if isinstance(x, Spec)]
@@ -53,42 +54,19 @@ def elementwise_rule(name: str, reference: Callable) -> Callable[..., Spec]:
                 f"{name}: shapes {' and '.join(map(str, shapes))} cannot be broadcast together; "
                 "each dimension must be equal, or 1, or missing (counted from the right)"
             ) from None
-        return Spec(shape, reference_dtype(reference, *inputs, **attrs))
-
-    return infer
-
-
-def broadcast_rule(name: str, out_dtype: np.dtype | None = None) -> Callable[..., Spec]:
-    """Shape rule of a binary elementwise op: broadcast shapes, promote dtypes."""
-
-    def infer(a: Any, b: Any, **_: Any) -> Spec:
-        shapes = [x.shape for x in (a, b) if isinstance(x, Spec)]
-        try:
-            shape = np.broadcast_shapes(*shapes)
-        except ValueError:
-            raise OpError(
-                f"{name}: shapes {shapes[0]} and {shapes[1]} cannot be broadcast together; "
-                "each dimension must be equal, or 1, or missing (counted from the right)"
-            ) from None
-        dtypes = [x.dtype if isinstance(x, Spec) else x for x in (a, b)]
-        try:
-            dtype = np.result_type(*dtypes) if out_dtype is None else out_dtype
-        except TypeError:
-            raise OpError(f"{name}: no common dtype for {dtypes[0]} and {dtypes[1]}") from None
-        return Spec(shape, dtype)
+        return Spec(shape, out_dtype if out_dtype is not None else reference_dtype(reference, *inputs, **attrs))
 
     return infer
 
 
 def unary(name: str, reference: Callable, grad: Callable | None = None, *, float_only: bool = False, out_dtype: Any = None, doc: str = "") -> Callable:
     """Define a unary elementwise op and return its public function."""
-    infer = elementwise_rule(name, reference) if out_dtype is None else (lambda x, **_: Spec(x.shape, out_dtype))
+    infer = elementwise_rule(name, reference, out_dtype)
     op = define(Op(name, reference, infer=infer, grad=grad, float_only=float_only, doc=doc))
     return op_function(op)
 
 
 def binary(name: str, reference: Callable, grad: Callable | None = None, *, float_only: bool = False, out_dtype: Any = None, doc: str = "") -> Callable:
     """Define a binary elementwise op (broadcasting, Python scalars allowed) and return its function."""
-    infer = broadcast_rule(name, out_dtype) if out_dtype is not None else elementwise_rule(name, reference)
-    op = define(Op(name, reference, infer=infer, grad=grad, float_only=float_only, doc=doc))
+    op = define(Op(name, reference, infer=elementwise_rule(name, reference, out_dtype), grad=grad, float_only=float_only, doc=doc))
     return op_function(op)

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from tensorcore import dispatch
 from tensorcore.ops.registry import Op, define
 
 
@@ -52,7 +51,6 @@ def _adam_step(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray
 
 
 ASSIGN = define(Op("assign", _assign, doc="dst[...] = src"))
-dispatch.OPS_ASSIGN = ASSIGN
 ASSIGN_ADD = define(Op("assign_add", _assign_add, doc="dst += src"))
 ASSIGN_SUB = define(Op("assign_sub", _assign_sub, doc="dst -= src"))
 SGD_STEP = define(Op("sgd_step", _sgd_step, mutates=(1,), doc="Fused SGD step with momentum, Nesterov and weight decay."))
