@@ -10,10 +10,13 @@
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
 #endif
 
+/* `long name[8]` holding the lanes of a long8 (shapes and strides index by dimension). */
+#define LONG8_ARRAY(name, v) long name[8] = {(v).s0, (v).s1, (v).s2, (v).s3, (v).s4, (v).s5, (v).s6, (v).s7}
+
 /* Element offset of the i-th element (row-major over `shape`) of a strided array. */
 inline long strided_offset(long i, long8 shape, long8 strides, int ndim) {
-    long dims[8] = {shape.s0, shape.s1, shape.s2, shape.s3, shape.s4, shape.s5, shape.s6, shape.s7};
-    long steps[8] = {strides.s0, strides.s1, strides.s2, strides.s3, strides.s4, strides.s5, strides.s6, strides.s7};
+    LONG8_ARRAY(dims, shape);
+    LONG8_ARRAY(steps, strides);
     long offset = 0;
     for (int d = ndim - 1; d >= 0; --d) {
         long n = dims[d];

@@ -10,9 +10,9 @@
 /* The offsets of the i-th element (row-major over `shape`) in two strided arrays at once:
  * one division per dimension instead of two. */
 inline void strided_offset2(long i, long8 shape, long8 sa, long8 sb, int ndim, long* oa, long* ob) {
-    long dims[8] = {shape.s0, shape.s1, shape.s2, shape.s3, shape.s4, shape.s5, shape.s6, shape.s7};
-    long as[8] = {sa.s0, sa.s1, sa.s2, sa.s3, sa.s4, sa.s5, sa.s6, sa.s7};
-    long bs[8] = {sb.s0, sb.s1, sb.s2, sb.s3, sb.s4, sb.s5, sb.s6, sb.s7};
+    LONG8_ARRAY(dims, shape);
+    LONG8_ARRAY(as, sa);
+    LONG8_ARRAY(bs, sb);
     long a = 0, b = 0;
     for (int d = ndim - 1; d >= 0; --d) {
         long n = dims[d];
@@ -56,11 +56,9 @@ __kernel void copy_view(__global T* out, long out_offset, __global const T* in, 
     long start = get_global_id(0) * chunk;
     if (start >= n) return;
     long stop = min(n, start + chunk);
-    long dims[8] = {shape.s0, shape.s1, shape.s2, shape.s3, shape.s4, shape.s5, shape.s6, shape.s7};
-    long os[8] = {out_strides.s0, out_strides.s1, out_strides.s2, out_strides.s3,
-                  out_strides.s4, out_strides.s5, out_strides.s6, out_strides.s7};
-    long is[8] = {in_strides.s0, in_strides.s1, in_strides.s2, in_strides.s3,
-                  in_strides.s4, in_strides.s5, in_strides.s6, in_strides.s7};
+    LONG8_ARRAY(dims, shape);
+    LONG8_ARRAY(os, out_strides);
+    LONG8_ARRAY(is, in_strides);
     long c[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     if (ndim == 0) ndim = 1;  /* one element: the padding (size 1, stride 0) describes it */
     long o = out_offset, s = in_offset, rest = start;
@@ -124,9 +122,8 @@ __kernel void fill_view(__global T* out, long out_offset, long8 shape, long8 out
     long start = get_global_id(0) * chunk;
     if (start >= n) return;
     long stop = min(n, start + chunk);
-    long dims[8] = {shape.s0, shape.s1, shape.s2, shape.s3, shape.s4, shape.s5, shape.s6, shape.s7};
-    long os[8] = {out_strides.s0, out_strides.s1, out_strides.s2, out_strides.s3,
-                  out_strides.s4, out_strides.s5, out_strides.s6, out_strides.s7};
+    LONG8_ARRAY(dims, shape);
+    LONG8_ARRAY(os, out_strides);
     long c[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     if (ndim == 0) ndim = 1;
     long o = out_offset, rest = start;
@@ -167,7 +164,7 @@ __kernel void triangle(__global T* out, __global const T* in, long in_offset,
                        long8 shape, long8 strides, int ndim, long n, long k, int upper) {
     long i = get_global_id(0);
     if (i < n) {
-        long dims[8] = {shape.s0, shape.s1, shape.s2, shape.s3, shape.s4, shape.s5, shape.s6, shape.s7};
+        LONG8_ARRAY(dims, shape);
         long cols = dims[ndim - 1], rows = dims[ndim - 2];
         long col = i % cols, row = (i / cols) % rows;
         int keep = upper ? (col - row >= k) : (col - row <= k);
@@ -181,9 +178,9 @@ __kernel void roll(__global T* out, __global const T* in, long in_offset,
                    long8 shape, long8 strides, long8 shifts, int ndim, long n) {
     long i = get_global_id(0);
     if (i < n) {
-        long dims[8] = {shape.s0, shape.s1, shape.s2, shape.s3, shape.s4, shape.s5, shape.s6, shape.s7};
-        long steps[8] = {strides.s0, strides.s1, strides.s2, strides.s3, strides.s4, strides.s5, strides.s6, strides.s7};
-        long by[8] = {shifts.s0, shifts.s1, shifts.s2, shifts.s3, shifts.s4, shifts.s5, shifts.s6, shifts.s7};
+        LONG8_ARRAY(dims, shape);
+        LONG8_ARRAY(steps, strides);
+        LONG8_ARRAY(by, shifts);
         long rest = i, src = 0;
         for (int d = ndim - 1; d >= 0; --d) {
             long c = rest % dims[d];

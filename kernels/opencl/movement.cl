@@ -31,10 +31,10 @@ typedef struct {
 } Odometer;
 
 inline void odo_start(Odometer* o, long i, long8 shape, long8 sa, long8 sb, long8 sc, int ndim) {
-    long d8[8] = {shape.s0, shape.s1, shape.s2, shape.s3, shape.s4, shape.s5, shape.s6, shape.s7};
-    long a8[8] = {sa.s0, sa.s1, sa.s2, sa.s3, sa.s4, sa.s5, sa.s6, sa.s7};
-    long b8[8] = {sb.s0, sb.s1, sb.s2, sb.s3, sb.s4, sb.s5, sb.s6, sb.s7};
-    long c8[8] = {sc.s0, sc.s1, sc.s2, sc.s3, sc.s4, sc.s5, sc.s6, sc.s7};
+    LONG8_ARRAY(d8, shape);
+    LONG8_ARRAY(a8, sa);
+    LONG8_ARRAY(b8, sb);
+    LONG8_ARRAY(c8, sc);
     o->last = (ndim > 0 ? ndim : 1) - 1;
     o->a = o->b = o->cc = 0;
     for (int d = 7; d >= 0; --d) {
