@@ -48,3 +48,12 @@ class CPUBackend(Backend):
     def to_numpy(self, data: Any) -> np.ndarray:
         """The array itself (NumPy scalars from reductions become 0-d arrays)."""
         return np.asarray(data)
+
+    def fuse(self, program: Any, index: int) -> Any:
+        """A fused elementwise chain as NumPy ufunc calls into as few buffers as possible."""
+        from tensorcore.ops.fusable import run_numpy
+
+        def run(*inputs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+            return run_numpy(program, list(inputs), out)
+
+        return run

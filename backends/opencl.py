@@ -199,6 +199,17 @@ class CLDevice:
             self._declare_scalar_types(kernel)
         return kernel
 
+    def generated_kernel(self, label: str, text: str, name: str, options: tuple[str, ...] = ()) -> Any:
+        """Kernel ``name`` of generated OpenCL C ``text`` (``label`` names it in build errors),
+        built once per (text, options)."""
+        key = ("<generated>", text, (name,) + options)
+        kernel = self._kernels.get(key)
+        if kernel is None:
+            program = self.build(label, text, list(options))
+            kernel = self._kernels[key] = getattr(program, name)
+            self._declare_scalar_types(kernel)
+        return kernel
+
     def _declare_scalar_types(self, kernel: Any) -> None:
         """Declare each by-value argument's type once (read from the compiled kernel): pyopencl
         then sets arguments in ~0.5 us instead of ~15 us per launch."""
@@ -323,6 +334,12 @@ class OpenCLBackend(Backend):
                        "compute_units": d.max_compute_units, "float64": dev.fp64}
             infos.append(DeviceInfo(Device("opencl", dev.index), dev.name, int(d.global_mem_size), details))
         return infos
+
+    def fuse(self, program: Any, index: int) -> Any:
+        """A generated kernel for a fused elementwise chain (see ``opencl_ops/fused.py``)."""
+        from tensorcore.backends.opencl_ops.fused import fuse
+
+        return fuse(self._devices[index], program)
 
     def device(self, index: int) -> CLDevice:
         """The ``CLDevice`` of ``opencl:index``."""

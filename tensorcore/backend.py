@@ -77,3 +77,10 @@ class Backend:
     def memory_stats(self, index: int) -> dict[str, int]:
         """Bytes ``in_use``, ``cached`` (held by the pool, free) and ``peak`` on the device."""
         return {}
+
+    def fuse(self, program: Any, index: int) -> Callable[..., Any] | None:
+        """Optional: one kernel for a fused elementwise chain (a ``FusedProgram``, see
+        ``tensorcore/ops/fusable.py``) on device ``index``, called as
+        ``kernel(*inputs, out=None)``; ``out`` is a dead input's array the result may be
+        written into. None (the default) leaves the chain's ops unfused on this backend."""
+        return None

@@ -176,6 +176,9 @@ def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] =
     Without a kernel on the device, the op runs on ``cpu`` (soft) and the results are copied
     back into the same tensors; under strict placement it raises.
     """
+    if tracers:  # recorded only: the graph applies it when it runs (see graph/trace.py)
+        tracers[-1].inplace(op, target, inputs, attrs)
+        return
     dev = target._device
     if any(isinstance(x, Tensor) and x._device is not dev for x in inputs):
         inputs = _gather(op, inputs, dev)
@@ -195,8 +198,6 @@ def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] =
     except Exception as exc:
         raise _explain(op, (target, *inputs), attrs, dev, exc) from exc
     _bump_version(target)
-    if tracers:
-        tracers[-1].inplace(op, target, inputs, attrs)
 
 
 def _inplace_on_cpu(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any], dev: Device, reason: str = "") -> None:
@@ -268,13 +269,21 @@ def _without_kernel(op: Op, inputs: tuple, attrs: dict[str, Any], dev: Device, r
     """No (usable) kernel on ``dev``: run the composite form there, else fall back to cpu (soft)."""
     if op.composite is not None:
         return op.composite(*inputs, **attrs)
-    placement.kernel_missing(op.name, dev, op.backends(), reason)
-    with _tape.paused():  # the op is recorded once below, on the inputs the user gave
-        out = apply_on(_CPU, op, tuple(transfer(x, _CPU) if isinstance(x, Tensor) else x for x in inputs), attrs)
-        outs = out if isinstance(out, tuple) else (out,)
-        outs = tuple(transfer(o, dev) for o in outs)
+    if not tracers:  # while tracing, the graph's placer applies the policy to this node
+        placement.kernel_missing(op.name, dev, op.backends(), reason)
+    outer_tracers = tracers[:]
+    tracers.clear()  # the copies and the cpu op are not traced: one node below stands for them
+    try:
+        with _tape.paused():  # the op is recorded once below, on the inputs the user gave
+            out = apply_on(_CPU, op, tuple(transfer(x, _CPU) if isinstance(x, Tensor) else x for x in inputs), attrs)
+            outs = out if isinstance(out, tuple) else (out,)
+            outs = tuple(transfer(o, dev) for o in outs)
+    finally:
+        tracers.extend(outer_tracers)
     if _recording:
         _tape.record(op, inputs, attrs, outs)
+    if tracers:
+        tracers[-1].op(op, inputs, attrs, outs, dev, fallback=reason or f"no kernel on {dev}")
     return outs if isinstance(out, tuple) else outs[0]
 
 

@@ -1,13 +1,26 @@
-"""``tc.function``: trace a Python function into a graph once per input signature, then replay it."""
+"""``tc.function``: trace a Python function into a graph once per input signature, optimize
+and place it, then run it with the executor.
+
+The pipeline of one trace (each step its own module): ``trace`` -> ``passes.optimize`` (dead
+code, constant folding, algebraic simplification, common subexpressions) -> ``placer.place``
+(devices, copy nodes) -> ``fusion.fuse_elementwise`` -> ``executor.schedule`` ->
+``memory.plan_memory`` (inside the ``Executable``).
+"""
 
 from __future__ import annotations
 
 import functools
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from tensorcore.graph import ir
+from tensorcore import dispatch, placement
+from tensorcore.autodiff import tape as _tape
+from tensorcore.device import scoped_device
+from tensorcore.graph import captures, ir, passes, placer
+from tensorcore.graph.executor import Executable, schedule
+from tensorcore.graph.fusion import fuse_elementwise
 from tensorcore.graph.trace import Tracer
 from tensorcore.tensor import Tensor
 
@@ -18,7 +31,7 @@ def _flatten(args: Any, tensors: list[Tensor]) -> Any:
     """The hashable signature of ``args``; tensors are appended to ``tensors``."""
     if isinstance(args, Tensor):
         tensors.append(args)
-        return ("tensor", args.shape, str(args.dtype), str(args.device))
+        return (args._data.shape, args._data.dtype, args._device)
     if isinstance(args, (list, tuple)):
         return (type(args).__name__,) + tuple(_flatten(a, tensors) for a in args)
     if isinstance(args, dict):
@@ -28,7 +41,7 @@ def _flatten(args: Any, tensors: list[Tensor]) -> Any:
     except TypeError:
         raise TypeError(f"tc.function: argument {args!r} is neither a tensor nor hashable; "
                         "pass tensors, Python scalars, strings or tuples of them") from None
-    return ("value", args)
+    return ("value", type(args).__name__, args)
 
 
 def _output_structure(value: Any, tracer: Tracer, name: str) -> Any:
@@ -44,53 +57,100 @@ def _output_structure(value: Any, tracer: Tracer, name: str) -> Any:
                     "function returns tensors (or tuples, lists and dicts of them)")
 
 
+@dataclass
+class Compiled:
+    """One trace: the graph as traced, the graph as run, and its executable."""
+
+    traced: ir.Graph
+    graph: ir.Graph
+    executable: Executable
+    stats: dict[str, int]
+
+
+def compile_graph(traced: ir.Graph, strict: bool, fuse: bool = True, plan: bool = True) -> Compiled:
+    """Optimize, place, fuse, schedule and lower a traced graph (``traced`` is not changed)."""
+    graph = traced.copy()
+    stats = passes.optimize(graph)
+    placer.place(graph, strict)
+    stats["fused nodes"] = fuse_elementwise(graph) if fuse else 0
+    schedule(graph)
+    return Compiled(traced, graph, Executable(graph, planned=plan), stats)
+
+
 class Function:
-    """A traced function: ``f(*args)`` replays the graph traced for ``args``' signature."""
+    """A traced function: ``f(*args)`` runs the graph traced for ``args``' signature."""
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
-        self._graphs: dict[Any, ir.Graph] = {}
+        self._compiled: dict[Any, Compiled] = {}
         self.trace_count = 0
 
-    def _graph_for(self, args: tuple, kwargs: dict) -> tuple[ir.Graph | None, list[Tensor], Any]:
-        tensors: list[Tensor] = []
-        key = _flatten((args, kwargs), tensors)
-        return self._graphs.get(key), tensors, key
+    def _lookup(self, args: tuple, kwargs: dict) -> tuple[Compiled | None, list[Tensor], Any]:
+        if not kwargs and all(type(a) is Tensor for a in args):  # the common case, kept cheap
+            tensors = list(args)
+            signature: Any = tuple((t._data.shape, t._data.dtype, t._device) for t in tensors)
+        else:
+            tensors = []
+            signature = _flatten((args, kwargs), tensors)
+        key = (signature, scoped_device(), placement.state.strict)
+        return self._compiled.get(key), tensors, key
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        graph, tensors, key = self._graph_for(args, kwargs)
-        if graph is not None:
-            return ir.run(graph, tensors)
-        return self._trace(key, tensors, args, kwargs)
+        if dispatch.tracers:  # called while an outer function traces: its ops join that graph
+            return self.fn(*args, **kwargs)
+        compiled, tensors, key = self._lookup(args, kwargs)
+        if compiled is None:
+            compiled = self._trace(key, tensors, args, kwargs)
+        if _tape.recording:  # an outer tape must see each op to differentiate through this call
+            return ir.replay_eager(compiled.traced, tensors)
+        return compiled.executable.run(tensors)
 
-    def _trace(self, key: Any, tensors: list[Tensor], args: tuple, kwargs: dict) -> Any:
+    def _trace(self, key: Any, tensors: list[Tensor], args: tuple, kwargs: dict) -> Compiled:
         name = getattr(self.fn, "__qualname__", "function")
         graph = ir.Graph(name)
+        watch = captures.CapturedContainers(self.fn)
         with Tracer(graph) as tracer:  # tapes keep recording: gradients computed inside get traced
             for t in tensors:
                 graph.inputs.append(tracer.new_slot(t))
             result = self.fn(*args, **kwargs)
             graph.outputs = _output_structure(result, tracer, name)
-        self._graphs[key] = graph
+        watch.warn_if_changed(name)
+        compiled = self._compiled[key] = compile_graph(graph, strict=key[2])
         self.trace_count += 1
         if self.trace_count == RETRACE_WARNING:
             warnings.warn(f"tc.function {name!r} was traced {self.trace_count} times: each new input "
                           "signature (shapes, dtypes, devices, Python values) traces again; pass tensors "
                           "rather than changing Python values", stacklevel=3)
-        return result
+        return compiled
+
+    def _compiled_for(self, args: tuple, kwargs: dict) -> Compiled:
+        compiled, tensors, key = self._lookup(args, kwargs)
+        return compiled if compiled is not None else self._trace(key, tensors, args, kwargs)
 
     def graph(self, *args: Any, **kwargs: Any) -> ir.Graph:
-        """The graph for these arguments' signature (tracing it if needed)."""
-        graph, tensors, key = self._graph_for(args, kwargs)
-        if graph is None:
-            self._trace(key, tensors, args, kwargs)
-            graph = self._graphs[key]
-        return graph
+        """The optimized, placed graph that runs for these arguments' signature (traced if needed).
+
+        Export it with ``tc.graph_export.to_dot(g)`` or ``to_tensorboard(g, logdir)``."""
+        return self._compiled_for(args, kwargs).graph
+
+    def traced_graph(self, *args: Any, **kwargs: Any) -> ir.Graph:
+        """The graph as traced, before optimization and placement."""
+        return self._compiled_for(args, kwargs).traced
+
+    def placement_report(self, *args: Any, **kwargs: Any) -> str:
+        """Print and return each node of the graph for these arguments, its device, and why."""
+        text = placer.report(self.graph(*args, **kwargs))
+        print(text)
+        return text
+
+    def memory_report(self, *args: Any, **kwargs: Any) -> str:
+        """Peak bytes of the graph's intermediates with and without memory planning."""
+        return self._compiled_for(args, kwargs).executable.memory.summary()
 
 
 def function(fn: Callable[..., Any] | None = None) -> Any:
-    """Trace ``fn`` into a graph per input signature and replay it (TensorFlow's ``tf.function``).
+    """Trace ``fn`` into a graph per input signature and run it (TensorFlow's ``tf.function``).
 
     Use as ``@tc.function`` or ``tc.function(fn)``. Python control flow runs once, at trace time
     (loops are unrolled, branches fixed); reading a tensor's value while tracing is an error.

@@ -1,14 +1,22 @@
-"""Tracing: run a function eagerly once while recording what it dispatches into a Graph."""
+"""Tracing: run a function once while recording what it dispatches into a Graph.
+
+Ops run eagerly while tracing (so shapes, dtypes and the traced devices are real), but
+in-place updates are only recorded: the graph applies them when it first runs, so a trace
+that fails (a value read, a strict placement error) changes no Variable.
+"""
 
 from __future__ import annotations
 
+import linecache
 import os
-import traceback
+import sys
 from typing import Any
 
 from tensorcore import dispatch
 from tensorcore.autodiff.variable import Variable
+from tensorcore.device import scoped_device
 from tensorcore.graph.ir import INPLACE, OP, TRANSFER, Graph, Literal, Node
+from tensorcore.ops.registry import Spec
 from tensorcore.tensor import Tensor
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,11 +27,19 @@ class TraceError(RuntimeError):
 
 
 def user_line() -> str:
-    """``file:line`` of the innermost frame outside tensorcore: where the user's code is."""
-    for frame in reversed(traceback.extract_stack()):
-        if not os.path.abspath(frame.filename).startswith(_PACKAGE):
-            return f"{frame.filename}:{frame.lineno}: {frame.line}"
-    return "<unknown line>"
+    """``file:line: source`` of the innermost frame outside tensorcore: where the user's code is."""
+    frame = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame = frame.f_back
+    if frame is None:
+        return "<unknown line>"
+    filename, lineno = frame.f_code.co_filename, frame.f_lineno
+    return f"{filename}:{lineno}: {linecache.getline(filename, lineno).strip()}"
+
+
+def spec(t: Tensor) -> Spec:
+    """A tensor's shape and dtype."""
+    return Spec(tuple(t._data.shape), t._data.dtype)
 
 
 class Tracer:
@@ -33,10 +49,10 @@ class Tracer:
         self.graph = graph
         self.slot_of: dict[int, int] = {}
         self.alive: list[Any] = []  # keeps traced tensors alive, so their ids stay unique
+        self.count = 0
 
     def new_slot(self, t: Tensor) -> int:
-        slot = self.graph.slots
-        self.graph.slots += 1
+        slot = self.graph.new_slot(spec(t), t._device)
         self.slot_of[id(t)] = slot
         self.alive.append(t)
         return slot
@@ -52,16 +68,23 @@ class Tracer:
             table[slot] = x
         return slot
 
-    def op(self, op: Any, inputs: tuple, attrs: dict, outputs: tuple, dev: Any) -> None:
+    def _node(self, kind: str, op: Any, args: tuple, attrs: dict, dev: Any, outs: tuple, **extra: Any) -> None:
+        self.count += 1
+        name = f"{'transfer' if op is None else op.name}_{self.count}"
+        self.graph.nodes.append(Node(kind, op, args, dict(attrs), dev, outs, name=name, line=user_line(),
+                                     requested=scoped_device(), **extra))
+
+    def op(self, op: Any, inputs: tuple, attrs: dict, outputs: tuple, dev: Any, fallback: str | None = None) -> None:
+        """An op ran on ``dev`` (or would have, had it a kernel there: ``fallback`` says why not)."""
         args = tuple(self.ref(x) for x in inputs)
-        self.graph.nodes.append(Node(OP, op, args, dict(attrs), dev, tuple(self.new_slot(o) for o in outputs)))
+        self._node(OP, op, args, attrs, dev, tuple(self.new_slot(o) for o in outputs), fallback=fallback)
 
     def inplace(self, op: Any, target: Tensor, inputs: tuple, attrs: dict) -> None:
         args = (self.ref(target),) + tuple(self.ref(x) for x in inputs)
-        self.graph.nodes.append(Node(INPLACE, op, args, dict(attrs), target.device, ()))
+        self._node(INPLACE, op, args, attrs, target.device, ())
 
     def transfer(self, x: Tensor, out: Tensor, dev: Any) -> None:
-        self.graph.nodes.append(Node(TRANSFER, None, (self.ref(x),), {}, dev, (self.new_slot(out),)))
+        self._node(TRANSFER, None, (self.ref(x),), {}, dev, (self.new_slot(out),))
 
     def __enter__(self) -> Tracer:
         dispatch.tracers.append(self)
