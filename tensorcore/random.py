@@ -1,7 +1,9 @@
 """Random tensors from one seeded host generator (reproducible across devices).
 
 Values are drawn on the host with NumPy's PCG64 generator and copied to the device, so
-the same seed gives the same numbers on ``cpu``, ``opencl`` and ``cuda``.
+the same seed gives the same numbers on ``cpu``, ``opencl`` and ``cuda``. Each draw is the
+stateful ``random`` op (``ops/sampling.py``): inside ``tc.function`` it becomes a graph node
+that draws new values every time the graph runs, instead of a constant frozen at trace time.
 """
 
 from __future__ import annotations
@@ -10,44 +12,44 @@ from typing import Any
 
 import numpy as np
 
-from tensorcore import dtypes
+from tensorcore import dispatch, dtypes
+from tensorcore.device import Device, current_device, resolve
+from tensorcore.ops.sampling import RANDOM, generator, sample, seed
 
-_generator = np.random.default_rng()
-
-
-def seed(value: int) -> None:
-    """Reseed the generator used by ``tc.random`` functions, dropout and layer initialization."""
-    global _generator
-    _generator = np.random.default_rng(value)
+_CPU = Device("cpu")
 
 
-def generator() -> np.random.Generator:
-    """The NumPy generator behind ``tc.random`` (for host-side shuffling)."""
-    return _generator
+def _draw(distribution: str, shape: Any, a: float, b: float, dtype: Any, device: Any) -> Any:
+    values, attrs = sample(distribution, shape, a, b, dtype)
+    out = dispatch.wrap(values, _CPU)
+    if dispatch.tracers:  # drawn on the host by definition: no device was asked for
+        dispatch.tracers[-1].op(RANDOM, (), attrs, (out,), _CPU, requested=None)
+    dev = current_device() if device is None else resolve(device)
+    return out if dev == _CPU else dispatch.transfer(out, dev)
 
 
-def _place(values: np.ndarray, dtype: Any, device: Any) -> Any:
-    from tensorcore.ops.creation import from_host
-
-    dt = dtypes.DEFAULT_FLOAT if dtype is None else dtypes.as_dtype(dtype)
-    return from_host(values.astype(dt, copy=False), device)
+def _float(dtype: Any) -> np.dtype:
+    return np.dtype(dtypes.DEFAULT_FLOAT if dtype is None else dtypes.as_dtype(dtype))
 
 
 def uniform(shape: Any, low: float = 0.0, high: float = 1.0, *, dtype: Any = None, device: Any = None) -> Any:
     """Samples from the uniform distribution on ``[low, high)``."""
-    return _place(_generator.uniform(low, high, shape), dtype, device)
+    return _draw("uniform", shape, low, high, _float(dtype), device)
 
 
 def normal(shape: Any, mean: float = 0.0, std: float = 1.0, *, dtype: Any = None, device: Any = None) -> Any:
     """Samples from the normal distribution with ``mean`` and ``std``."""
-    return _place(_generator.normal(mean, std, shape), dtype, device)
+    return _draw("normal", shape, mean, std, _float(dtype), device)
 
 
 def bernoulli(shape: Any, p: float, *, dtype: Any = None, device: Any = None) -> Any:
     """Ones with probability ``p``, zeros otherwise."""
-    return _place((_generator.random(shape) < p), dtype, device)
+    return _draw("bernoulli", shape, p, 0.0, _float(dtype), device)
 
 
 def permutation(n: int, *, device: Any = None) -> Any:
     """A random permutation of ``0 .. n-1`` as an int64 tensor."""
-    return _place(_generator.permutation(n), dtypes.int64, device)
+    return _draw("permutation", (n,), 0.0, 0.0, np.dtype(np.int64), device)
+
+
+__all__ = ["seed", "generator", "uniform", "normal", "bernoulli", "permutation"]

@@ -22,6 +22,7 @@ from tensorcore.graph import captures, ir, passes, placer
 from tensorcore.graph.executor import Executable, schedule
 from tensorcore.graph.fusion import fuse_elementwise
 from tensorcore.graph.trace import Tracer
+from tensorcore.ops import sampling
 from tensorcore.tensor import Tensor
 
 RETRACE_WARNING = 5  # traces of one function before warning, as TensorFlow does
@@ -110,11 +111,15 @@ class Function:
         name = getattr(self.fn, "__qualname__", "function")
         graph = ir.Graph(name)
         watch = captures.CapturedContainers(self.fn)
-        with Tracer(graph) as tracer:  # tapes keep recording: gradients computed inside get traced
-            for t in tensors:
-                graph.inputs.append(tracer.new_slot(t))
-            result = self.fn(*args, **kwargs)
-            graph.outputs = _output_structure(result, tracer, name)
+        rng = sampling.state()
+        try:
+            with Tracer(graph) as tracer:  # tapes keep recording: gradients computed inside get traced
+                for t in tensors:
+                    graph.inputs.append(tracer.new_slot(t))
+                result = self.fn(*args, **kwargs)
+                graph.outputs = _output_structure(result, tracer, name)
+        finally:
+            sampling.restore(rng)  # the graph draws when it runs: as if tracing drew nothing
         watch.warn_if_changed(name)
         compiled = self._compiled[key] = compile_graph(graph, strict=key[2])
         self.trace_count += 1

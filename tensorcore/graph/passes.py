@@ -42,7 +42,7 @@ def eliminate_common_subexpressions(graph: Graph) -> int:
         node.args = tuple(mapping.get(a, a) if type(a) is int else a for a in node.args)
         if node.kind == INPLACE:
             seen.clear()  # values read before an update are not the values read after it
-        elif node.kind in (OP, TRANSFER):
+        elif node.kind == TRANSFER or (node.kind == OP and not node.op.stateful):
             key = _key(node)
             first = seen.get(key) if key is not None else None
             if first is not None and all(safe.can_alias(index, o) for o in node.outs):
@@ -63,7 +63,7 @@ def fold_constants(graph: Graph) -> int:
     kept: list[Node] = []
     folded = 0
     for node in graph.nodes:
-        if (node.kind == OP and node.fallback is None and all(s in graph.constants and s not in frozen for s in node.slots())
+        if (node.kind == OP and node.fallback is None and not node.op.stateful and all(s in graph.constants and s not in frozen for s in node.slots())
                 and not any(o in frozen for o in node.outs)):
             for slot, value in zip(node.outs, _evaluate(node, graph)):
                 graph.constants[slot] = value

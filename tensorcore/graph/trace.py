@@ -71,13 +71,16 @@ class Tracer:
     def _node(self, kind: str, op: Any, args: tuple, attrs: dict, dev: Any, outs: tuple, **extra: Any) -> None:
         self.count += 1
         name = f"{'transfer' if op is None else op.name}_{self.count}"
-        self.graph.nodes.append(Node(kind, op, args, dict(attrs), dev, outs, name=name, line=user_line(),
-                                     requested=scoped_device(), **extra))
+        extra.setdefault("requested", scoped_device())
+        self.graph.nodes.append(Node(kind, op, args, dict(attrs), dev, outs, name=name, line=user_line(), **extra))
 
-    def op(self, op: Any, inputs: tuple, attrs: dict, outputs: tuple, dev: Any, fallback: str | None = None) -> None:
-        """An op ran on ``dev`` (or would have, had it a kernel there: ``fallback`` says why not)."""
+    def op(self, op: Any, inputs: tuple, attrs: dict, outputs: tuple, dev: Any, fallback: str | None = None,
+           **extra: Any) -> None:
+        """An op ran on ``dev`` (or would have, had it a kernel there: ``fallback`` says why not).
+        ``extra`` sets other node fields, e.g. ``requested=None`` for an op that runs on the host
+        whatever the ``tc.device`` scope."""
         args = tuple(self.ref(x) for x in inputs)
-        self._node(OP, op, args, attrs, dev, tuple(self.new_slot(o) for o in outputs), fallback=fallback)
+        self._node(OP, op, args, attrs, dev, tuple(self.new_slot(o) for o in outputs), fallback=fallback, **extra)
 
     def inplace(self, op: Any, target: Tensor, inputs: tuple, attrs: dict) -> None:
         args = (self.ref(target),) + tuple(self.ref(x) for x in inputs)

@@ -38,6 +38,8 @@ class Op:
     - ``float_only``: inputs must be floating point (checked before any kernel runs).
     - ``mutates``: for an in-place op, the indices of the inputs (after the target) that its
       kernel writes too, e.g. an optimizer's state.
+    - ``stateful``: each call may give a different result (random sampling), so a graph never
+      folds it into a constant or merges two calls.
 
     ``kernels`` maps each :class:`Device` to its kernel, already bound to that device by
     its backend (so a kernel needs no lookup of its queue or context when it runs).
@@ -45,7 +47,7 @@ class Op:
 
     __slots__ = (
         "name", "reference", "infer", "grad", "composite", "float_only", "n_outputs",
-        "kernels", "doc", "mutates",
+        "kernels", "doc", "mutates", "stateful",
     )
 
     def __init__(
@@ -60,6 +62,7 @@ class Op:
         n_outputs: int = 1,
         doc: str | None = None,
         mutates: tuple[int, ...] = (),
+        stateful: bool = False,
     ) -> None:
         self.name = name
         self.reference = reference
@@ -71,6 +74,7 @@ class Op:
         self.kernels: dict[Device, Callable[..., Any]] = {CPU: reference}
         self.doc = doc
         self.mutates = mutates
+        self.stateful = stateful
 
     def backends(self) -> list[str]:
         """Names of the backends with a kernel for this op."""
