@@ -262,7 +262,20 @@ def _gather(op: Op, inputs: tuple, dev: Device) -> tuple:
     """Soft placement: copy inputs that live off ``dev`` onto it (strict: raise)."""
     devices = [x._device for x in inputs if isinstance(x, Tensor)]
     placement.cross_device(op.name, list(dict.fromkeys(devices)), dev, scoped=_scope_state.scope is dev)
-    return tuple(transfer(x, dev) if isinstance(x, Tensor) else x for x in inputs)
+    if not tracers:
+        return tuple(transfer(x, dev) if isinstance(x, Tensor) else x for x in inputs)
+    # While tracing, the op's node reads the tensors where they are: the graph's placer
+    # inserts the copies, so they are not traced here.
+    outer = tracers[:]
+    tracers.clear()
+    try:
+        moved = tuple(transfer(x, dev) if isinstance(x, Tensor) else x for x in inputs)
+    finally:
+        tracers.extend(outer)
+    for x, m in zip(inputs, moved):
+        if m is not x:
+            outer[-1].alias(m, x)
+    return moved
 
 
 def _without_kernel(op: Op, inputs: tuple, attrs: dict[str, Any], dev: Device, reason: str = "") -> Any:

@@ -68,6 +68,12 @@ class Tracer:
             table[slot] = x
         return slot
 
+    def alias(self, copy: Tensor, original: Tensor) -> None:
+        """Let ``copy`` (made by soft placement while tracing) stand for ``original``'s slot: the
+        node that reads it reads the original, and the placer inserts the copy node."""
+        self.slot_of[id(copy)] = self.ref(original)
+        self.alive.append(copy)
+
     def _node(self, kind: str, op: Any, args: tuple, attrs: dict, dev: Any, outs: tuple, **extra: Any) -> None:
         self.count += 1
         name = f"{'transfer' if op is None else op.name}_{self.count}"
