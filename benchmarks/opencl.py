@@ -109,20 +109,26 @@ def mlp_cases(batch: int = 128, sizes: tuple[int, ...] = (784, 512, 512, 10), lr
             param -= lr * g
         return float(loss)
 
-    cl_params = [tc.Variable(p, device="opencl") for p in params]
-    opt = tc.optim.SGD(cl_params, lr=lr)
     tx, ty = tc.asarray(x, device="opencl"), tc.asarray(y, device="opencl")
-    w1, b1, w2, b2, w3, b3 = cl_params
 
-    def opencl_step() -> float:
-        with tc.GradientTape() as tape:
-            h = F.relu(F.linear(tx, w1, b1))
-            h = F.relu(F.linear(h, w2, b2))
-            loss = F.cross_entropy(F.linear(h, w3, b3), ty)
-        opt.step(tape.gradient(loss, cl_params))
-        return loss.item()
+    def step_fn() -> Callable[[Any, Any], Any]:
+        cl_params = [tc.Variable(p, device="opencl") for p in params]
+        opt = tc.optim.SGD(cl_params, lr=lr)
+        w1, b1, w2, b2, w3, b3 = cl_params
 
-    return {"numpy": numpy_step, "opencl": opencl_step}
+        def step(x: Any, y: Any) -> Any:
+            with tc.GradientTape() as tape:
+                h = F.relu(F.linear(x, w1, b1))
+                h = F.relu(F.linear(h, w2, b2))
+                loss = F.cross_entropy(F.linear(h, w3, b3), y)
+            opt.step(tape.gradient(loss, cl_params))
+            return loss
+
+        return step
+
+    eager, traced = step_fn(), tc.function(step_fn())  # each with its own parameters
+    return {"numpy": numpy_step, "opencl": lambda: eager(tx, ty).item(),
+            "opencl traced": lambda: traced(tx, ty).item()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,7 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"-> {gb['opencl'] / gb['numpy']:.2f}x")
         t = interleaved(mlp_cases(), args.rounds, 5)
         print(f"MLP 784-512-512-10 training step, batch 128: numpy {t['numpy'] * 1e3:.2f} ms, "
-              f"opencl {t['opencl'] * 1e3:.2f} ms -> {t['numpy'] / t['opencl']:.2f}x")
+              f"opencl eager {t['opencl'] * 1e3:.2f} ms -> {t['numpy'] / t['opencl']:.2f}x, "
+              f"opencl traced (tc.function) {t['opencl traced'] * 1e3:.2f} ms -> {t['numpy'] / t['opencl traced']:.2f}x")
     print(f"placement: {tc.placement.summary()}")
     return 0
 
