@@ -301,7 +301,7 @@ def test_bad_inputs_raise_op_errors_naming_the_problem(device: str) -> None:
             F.dropout(x, p=p)
     with pytest.raises(tc.OpError, match=r"gelu: approximate must be 'none' or 'tanh'"):
         F.gelu(x, approximate="erf")
-    with pytest.raises(tc.OpError, match=r"embedding: index 5 is out of range for a weight with 5 rows"):
-        F.embedding(tc.asarray(np.array([0, 5]), device=device), tc.zeros((5, 2), device=device))
+    with pytest.raises(tc.OpError, match=r"embedding: (index 5|an index) is out of range for a weight with 5 rows"):
+        F.embedding(tc.asarray(np.array([0, 5]), device=device), tc.zeros((5, 2), device=device)).numpy()
     with pytest.raises(tc.OpError, match=r"embedding: indices must be an integer tensor, got float32"):
         F.embedding(x, tc.zeros((5, 2), device=device))

@@ -5,16 +5,23 @@ gathers must match NumPy for every dtype and layout (negative steps, broadcasts,
 size-1 dimensions, non-contiguous inputs), scatter-adds must accumulate repeated indices,
 in-place ops must leave their target unchanged when they fail, and none of these ops may
 fall back to cpu on float32.
+
+Index values are checked on the device: getitem, take, take_along_axis, embedding and the
+scatter-adds never wait for the queue, and a bad index raises ``OpError`` at the next read,
+once, after which the device goes on (only setitem, in place, still raises at the call).
 """
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 import tensorcore as tc
-from tensorcore import optim
-from tensorcore.dispatch import apply_inplace
+from tensorcore import optim, registry
+from tensorcore.dispatch import apply, apply_inplace
 from tensorcore.ops.dense import _EMBEDDING_BACKWARD
 from tensorcore.ops.indexing import scatter_add, scatter_along_axis
 from tensorcore.ops.normalization import _RUNNING_UPDATE
@@ -172,8 +179,8 @@ def test_setitem_variants_and_failures_leave_the_target_unchanged() -> None:
         with pytest.raises(tc.OpError):
             t[bad_key] = bad_value
         np.testing.assert_array_equal(t.numpy(), x)
-    with pytest.raises(tc.OpError, match="out of bounds"):
-        cl(x)[cl(np.array([3]))]
+    with pytest.raises(tc.OpError, match=r"getitem: an index is out of bounds for axis 0 with size 3"):
+        cl(x)[cl(np.array([3]))].numpy()  # a gather: checked on the device, raised at the read
     assert_no_fallbacks()
 
 
@@ -241,6 +248,223 @@ def test_take_along_axis_embedding_and_their_gradients_accumulate() -> None:
     np.add.at(want, ids.reshape(-1), ge.reshape(-1, 3))
     got = tc.dispatch.apply(_EMBEDDING_BACKWARD, (cl(ge), cl(ids)), {"num_embeddings": 5})
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
+    assert_no_fallbacks()
+
+
+# --- index values checked on the device --------------------------------------------------------
+
+W = rng.standard_normal((5, 3)).astype(np.float32)
+G = rng.standard_normal((2, 3)).astype(np.float32)
+
+
+def _device() -> object:
+    return registry.get_backend("opencl").device(0)
+
+
+def _axis_rule(op: str, axis: int, n: int) -> str:
+    return rf"{op}: an index is out of bounds for axis {axis} with size {n}; expected -{n} <= index < {n}"
+
+
+def _row_rule(op: str, rows: int) -> str:
+    what = f"a weight with {rows} rows" if op == "embedding" else f"{rows} rows"
+    return rf"{op}: an index is out of range for {what}; expected 0 <= index < {rows}"
+
+
+def _many_with_one_bad(n: int, bad: int) -> np.ndarray:
+    idx = np.arange(100_000) % n - n // 2  # ~100 chunks of work items, negatives included
+    idx[77_777] = bad
+    return idx
+
+
+BAD_INDICES: dict[str, tuple[Callable[[], tc.Tensor], str]] = {
+    "getitem": (lambda: cl(X)[cl(np.array([0, 3, 1]))], _axis_rule("getitem", 0, 3)),
+    "getitem_too_negative": (lambda: cl(X)[:, cl(np.array([-5, 0], np.int32))], _axis_rule("getitem", 1, 4)),
+    "getitem_second_array": (lambda: cl(X)[cl(np.array([0, 1])), :, cl(np.array([[4], [5]]))], _axis_rule("getitem", 2, 5)),
+    "getitem_huge": (lambda: cl(X)[1, cl(np.array([2**40]))], _axis_rule("getitem", 1, 4)),  # a wild read would crash
+    "getitem_one_bad_among_many": (lambda: cl(np.arange(1000.0))[cl(_many_with_one_bad(1000, 1000))],
+                                   _axis_rule("getitem", 0, 1000)),
+    "take": (lambda: tc.take(cl(X), cl(np.array([2, 5])), axis=2), _axis_rule("getitem", 2, 5)),
+    "take_along_axis": (lambda: tc.take_along_axis(cl(X[0]), cl(np.array([[0], [4], [-6], [1]])), axis=1),
+                        _axis_rule("take_along_axis", 1, 5)),
+    "embedding": (lambda: tc.nn.functional.embedding(cl(np.array([[0, 5]])), cl(W)), _row_rule("embedding", 5)),
+    "embedding_negative": (lambda: tc.nn.functional.embedding(cl(np.array([0, -1], np.int32)), cl(W)),
+                           _row_rule("embedding", 5)),  # no wrapping: the cpu refuses negatives too
+    "embedding_backward": (lambda: apply(_EMBEDDING_BACKWARD, (cl(G), cl(np.array([1, 7]))), {"num_embeddings": 5}),
+                           _row_rule("embedding_backward", 5)),
+    "scatter_add_huge": (lambda: scatter_add(cl(G), (3, 3), cl(np.array([1, -2**40]))), _axis_rule("scatter_add", 0, 3)),
+    "scatter_along_axis": (lambda: scatter_along_axis(cl(G), cl(np.array([[0, 1, 4], [0, 0, 0]])), 1, (2, 4)),
+                           _axis_rule("scatter_along_axis", 1, 4)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INDICES))
+def test_a_bad_index_raises_at_the_next_read_once_and_the_device_goes_on(name: str) -> None:
+    make, rule = BAD_INDICES[name]
+    result = make()  # no error yet: the indices were not read back
+    with pytest.raises(tc.OpError, match=rule):
+        result.numpy()
+    # Reported once: a later index op on the same device (which checks its indices through
+    # the same error flag) reads fine, and nothing is left pending for a synchronize.
+    good = cl(np.arange(4.0))[cl(np.array([-1, 0, 3]))]
+    np.testing.assert_array_equal(good.numpy(), [3.0, 0.0, 3.0])
+    tc.synchronize(CL)
+    assert_no_fallbacks()
+
+
+def test_a_bad_index_is_reported_at_synchronize_and_at_a_read_of_another_tensor() -> None:
+    other = cl(np.ones(3, np.float32))
+    tc.take(cl(X), cl(np.array([9])), axis=0)
+    with pytest.raises(tc.OpError, match=_axis_rule("getitem", 0, 3)):
+        tc.synchronize(CL)
+    tc.nn.functional.embedding(cl(np.array([5])), cl(W))
+    with pytest.raises(tc.OpError, match=_row_rule("embedding", 5)):
+        (other + 1).numpy()
+    np.testing.assert_array_equal((other + 1).numpy(), [2, 2, 2])
+
+
+def test_index_errors_known_from_the_shapes_raise_at_the_call() -> None:
+    # An axis of length 0 has no valid index: no read needed, and nothing to gather from.
+    with pytest.raises(tc.OpError, match=r"out of bounds for axis 1 with size 0"):
+        cl(np.zeros((2, 0), np.float32))[:, cl(np.array([0]))]
+    with pytest.raises(tc.OpError, match=_row_rule("embedding", 0)):
+        tc.nn.functional.embedding(cl(np.array([0])), cl(np.zeros((0, 3), np.float32)))
+    tc.synchronize(CL)  # nothing was left pending
+
+
+NEGATIVE_CASES: dict[str, tuple[Callable[[tc.Tensor], tc.Tensor], Callable[[np.ndarray], np.ndarray]]] = {
+    "getitem": (lambda t: t[cl(np.array([-1, -3, 2, 0]))], lambda a: a[[-1, -3, 2, 0]]),
+    "two_arrays_int8": (lambda t: t[cl(np.array([[-1], [0]], np.int8)), 1:, cl(np.array([-5, 4, -1], np.int8))],
+                        lambda a: a[np.array([[-1], [0]]), 1:, np.array([-5, 4, -1])]),
+    "strided_index_view": (lambda t: t[:, cl(np.array([[-4, 3, 0, -1], [1, 1, 2, 2]]))[:, ::-2]],
+                           lambda a: a[:, np.array([[-4, 3, 0, -1], [1, 1, 2, 2]])[:, ::-2]]),
+    "take": (lambda t: tc.take(t, cl(np.array([-5, 4, -2], np.int32)), axis=2), lambda a: np.take(a, [-5, 4, -2], 2)),
+    "take_along_axis": (lambda t: tc.take_along_axis(t, cl(np.array([[[-1], [0]], [[-4], [3]], [[2], [-2]]])), axis=1),
+                        lambda a: np.take_along_axis(a, np.array([[[-1], [0]], [[-4], [3]], [[2], [-2]]]), 1)),
+    "many_chunks": (lambda t: tc.reshape(t, (-1,))[cl(_many_with_one_bad(60, -60))],
+                    lambda a: a.reshape(-1)[_many_with_one_bad(60, -60)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEGATIVE_CASES))
+def test_negative_indices_wrap_as_numpy_s_do(name: str) -> None:
+    ours, numpys = NEGATIVE_CASES[name]
+    np.testing.assert_array_equal(ours(cl(X)).numpy(), numpys(X))
+    view = X.transpose(2, 1, 0)[::-1].transpose(2, 1, 0)  # the same ops on a negative-stride view
+    np.testing.assert_array_equal(ours(tc.flip(cl(X), axis=2)).numpy(), numpys(view))
+    tc.synchronize(CL)
+    assert_no_fallbacks()
+
+
+def test_gradients_through_negative_and_repeated_indices_match_numpy() -> None:
+    idx = np.array([-1, 0, -1, 2, -4])
+    g = rng.standard_normal((3, 5, 5)).astype(np.float32)
+    want = np.zeros_like(X)
+    np.add.at(want, (slice(None), idx), g)
+    got = scatter_add(cl(g), X.shape, (slice(None), cl(idx)))
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-6)
+    idx2 = np.array([[-1, 2], [0, -3]])
+    g2 = rng.standard_normal((2, 2)).astype(np.float32)
+    want2 = np.zeros((2, 3), np.float32)
+    for r in range(2):
+        np.add.at(want2[r], idx2[r], g2[r])
+    np.testing.assert_allclose(scatter_along_axis(cl(g2), cl(idx2), 1, (2, 3)).numpy(), want2, rtol=1e-6)
+    assert_no_fallbacks()
+
+
+def test_empty_index_tensors_match_numpy() -> None:
+    empty, empty2 = np.zeros(0, np.int64), np.zeros((2, 0), np.int32)
+    checks = [
+        (cl(X)[cl(empty)], X[empty]),
+        (cl(X)[:, cl(empty2)], X[:, empty2]),
+        (cl(X)[cl(empty2), 1:, cl(np.array([0]))], X[empty2, 1:, np.array([0])]),
+        (tc.take(cl(X), cl(empty), axis=1), np.take(X, empty, 1)),
+        (tc.take_along_axis(cl(X), cl(np.zeros((3, 0, 5), np.int64)), axis=1), np.zeros((3, 0, 5), np.float32)),
+        (tc.nn.functional.embedding(cl(empty), cl(W)), W[empty]),
+        (tc.nn.functional.embedding(cl(empty2), cl(W)), W[empty2]),
+        (apply(_EMBEDDING_BACKWARD, (cl(np.zeros((0, 3), np.float32)), cl(empty)), {"num_embeddings": 5}), np.zeros((5, 3))),
+        (scatter_add(cl(np.zeros((0, 4, 5), np.float32)), X.shape, cl(empty)), np.zeros_like(X)),
+        (cl(np.zeros((0, 3), np.float32))[cl(empty)], np.zeros((0, 3))),  # an empty axis, no index: fine
+    ]
+    for got, want in checks:
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got.numpy(), want)
+    tc.synchronize(CL)
+    assert_no_fallbacks()
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.float32, np.float64])
+def test_masks_over_negative_strides_for_every_width(dtype: type) -> None:
+    # A mask's offsets are negative where x has negative strides: taken as they are, never
+    # wrapped like an index (which would move them 2**62 elements away on 1- and 2-byte types).
+    a = np.arange(24).reshape(2, 3, 4).astype(dtype)
+    v, t = a[::-1, :, ::-1], tc.flip(cl(a), axis=(0, 2))
+    m = (v % 3) == 0
+    np.testing.assert_array_equal(t[cl(m)].numpy(), v[m])
+    np.testing.assert_array_equal(t[cl(np.array([[-1], [0]])), cl(m[0])].numpy(), v[np.array([[-1], [0]]), m[0]])
+    assert_no_fallbacks()
+
+
+def test_index_ops_enqueue_without_waiting_for_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """getitem, take, take_along_axis, embedding and the scatter-adds read nothing back: with
+    the queue held shut by a user event, they all return; and no host read happens."""
+    dev = _device()
+    cl_mod = dev.cl
+    x, w, g = cl(X), cl(W), cl(G)
+    i, i2 = cl(np.array([2, -1, 0])), cl(np.array([[1, -2], [0, 4]], np.int32))
+    along, ids = cl(np.array([[[-1], [0], [2]]] * 3)), cl(np.array([[4, 0], [4, 4]]))
+
+    def enqueue() -> dict[str, tc.Tensor]:
+        return {
+            "getitem": x[i],
+            "getitem_two_arrays": x[i[:2, None], :, i2],
+            "take": tc.take(x, i2, axis=2),
+            "take_along_axis": tc.take_along_axis(x, along, axis=1),
+            "embedding": tc.nn.functional.embedding(ids, w),
+            "embedding_backward": apply(_EMBEDDING_BACKWARD, (tc.broadcast_to(g[:1], (2, 2, 3)), ids), {"num_embeddings": 5}),
+            "scatter_add": scatter_add(g, (3, 3), cl(np.array([-1, -1]))),
+            "scatter_along_axis": scatter_along_axis(g, cl(np.array([[0, -1, 0], [1, 1, -3]])), 1, (2, 3)),
+        }
+
+    want = {k: v.numpy() for k, v in enqueue().items()}  # builds the kernels; checked against NumPy below
+    tc.synchronize(CL)
+    reads = []
+    finished = dev.finished  # every host read or drain of the queue ends in CLDevice.finished
+
+    def counting_finished() -> None:
+        reads.append(1)
+        finished()
+
+    monkeypatch.setattr(dev, "finished", counting_finished)
+    gate = cl_mod.UserEvent(dev.context)
+    cl_mod.enqueue_barrier(dev.queue, wait_for=[gate])  # nothing after this runs until the gate opens
+    got: dict[str, object] = {}
+
+    def worker() -> None:
+        try:
+            got.update(enqueue())
+        except BaseException as exc:  # reported by the main thread
+            got["error"] = exc
+
+    thread = threading.Thread(target=worker, daemon=True)
+    try:
+        thread.start()
+        thread.join(timeout=60)
+        returned = not thread.is_alive()
+    finally:
+        gate.set_status(cl_mod.command_execution_status.COMPLETE)
+        thread.join()
+    assert returned, "an index op waited for the queue"
+    assert "error" not in got, got.get("error")
+    assert not reads, f"{len(reads)} host read(s) while enqueuing index ops"
+    monkeypatch.undo()
+    for name, tensor in got.items():
+        np.testing.assert_array_equal(tensor.numpy(), want[name], err_msg=name)
+    np.testing.assert_array_equal(want["getitem"], X[[2, -1, 0]])
+    np.testing.assert_array_equal(want["take"], np.take(X, [[1, -2], [0, 4]], 2))
+    np.testing.assert_array_equal(want["embedding"], W[[[4, 0], [4, 4]]])
+    expected = np.zeros((5, 3), np.float32)
+    np.add.at(expected, [4, 0, 4, 4], np.broadcast_to(G[:1], (4, 3)))
+    np.testing.assert_allclose(want["embedding_backward"], expected, rtol=1e-6)
     assert_no_fallbacks()
 
 

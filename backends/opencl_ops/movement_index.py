@@ -3,10 +3,16 @@ scatter_along_axis, embedding, embedding_backward and repeat.
 
 ``plan_key`` reduces a key to a base offset and strides; the index tensors become one array
 of element offsets over their broadcast shape (``adv``), and one kernel gathers, sets or
-atomically adds through it. Index values are validated before anything is written, with one
-small read of their (min, max) per op; a boolean mask reads its per-chunk counts (the output
-size depends on them). These reads wait for the queue: the price of NumPy's errors, paid
-only by ops with index tensors, never by views.
+atomically adds through it.
+
+Index values are validated on the device, as cross_entropy's labels are: ``adv_offsets``
+stores a code into the device's error flag (``CLDevice.error_flag``) for an index out of
+range and uses offset 0 instead, so nothing is accessed out of bounds, and the host raises
+``OpError`` at its next read or synchronize on the device, before a result built from a bad
+index can be seen. So getitem, take, take_along_axis, embedding and the scatter-adds never
+wait for the queue. Two exceptions read back: setitem (an in-place write must raise at the
+call and leave its target unchanged: one small read of the indices' (min, max) first) and a
+boolean mask (the output size depends on its per-chunk counts).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from tensorcore.backends.opencl_ops.movement_views import KeyPlan, basic_view, p
 
 from tensorcore.errors import KernelUnsupported, OpError
 
-_NO_WRAP = 1 << 62  # axis length for offsets that are already final (masks, repeat)
+_NO_WRAP = 1 << 62  # axis length of offsets that are already final (masks): neither wrapped nor checked
 _SCAN = (1,)  # work-group size of the per-chunk scans: one chunk per group, groups spread over the cores
 
 
@@ -78,14 +84,46 @@ def index_ranges(dev: CLDevice, arrays: list[CLArray]) -> list[tuple[int, int]]:
             for _, _, count, pos in jobs]
 
 
-def _check_in_range(dev: CLDevice, comps: list[tuple[CLArray, int]]) -> None:
-    """NumPy's IndexError for an index outside ``-n <= i < n`` (comps: (array, axis length))."""
-    comps = [(a, n) for a, n in comps if a.size]
+def _check_in_range(dev: CLDevice, comps: list[tuple[CLArray, int, int]]) -> None:
+    """NumPy's IndexError for an index outside ``-n <= i < n``, read back now (comps: (array,
+    x axis, axis length)). For setitem only: the other ops validate on the device."""
+    comps = [c for c in comps if c[0].size]
     if not comps:
         return
-    for (lo, hi), (_, n) in zip(index_ranges(dev, [a for a, _ in comps]), comps):
+    for (lo, hi), (_, axis, n) in zip(index_ranges(dev, [a for a, _, _ in comps]), comps):
         if lo < -n or hi >= n:
-            raise IndexError(f"index {lo if lo < -n else hi} is out of bounds for an axis of size {n}")
+            raise IndexError(f"index {lo if lo < -n else hi} is out of bounds for axis {axis} with size {n}")
+
+
+def _bounds_message(op: str, axis: int, n: int) -> str:
+    """The device error of an index outside ``-n <= i < n`` (the kernel knows no value)."""
+    return f"{op}: an index is out of bounds for axis {axis} with size {n}; expected {-n} <= index < {n}"
+
+
+def _none_fit(a: CLArray, axis: int, n: int) -> None:
+    """An axis of length 0 has no valid index, known from the shapes alone: raise now (and
+    never launch a gather from an empty buffer)."""
+    if n == 0 and a.size:
+        raise IndexError(f"an index is out of bounds for axis {axis} with size 0")
+
+
+def _index_axes(ndim: int, template: Any, arrays: tuple[CLArray, ...]) -> list[int]:
+    """The x axis where each index array of a key starts, in key order (one per array, as
+    ``plan_key`` lists them in ``KeyPlan.adv``): named in the out-of-bounds errors."""
+    from tensorcore.ops.indexing import Slot  # the key format belongs to the op (imported late: layers)
+
+    key = template if isinstance(template, tuple) else (template,)
+    width = [len(arrays[k].shape) if isinstance(k, Slot) and arrays[k].dtype == np.bool_ else 1 for k in key]
+    consumed = sum(w for k, w in zip(key, width) if k is not None and k is not Ellipsis)
+    axes, dim = [], 0
+    for k, w in zip(key, width):
+        if k is Ellipsis:
+            dim += ndim - consumed
+        elif k is not None:
+            if isinstance(k, Slot):
+                axes.append(dim)
+            dim += w
+    return axes
 
 
 def mask_offsets(dev: CLDevice, mask: CLArray, xstrides: tuple[int, ...]) -> CLArray:
@@ -110,31 +148,48 @@ def mask_offsets(dev: CLDevice, mask: CLArray, xstrides: tuple[int, ...]) -> CLA
     return out
 
 
-def build_adv(dev: CLDevice, shape: tuple[int, ...], comps: list[tuple[CLArray, int, int]]) -> CLArray:
-    """int64 offsets over broadcast ``shape``: the sum of wrap(index) * x stride over ``comps``
-    ((index array, axis length, x stride)), each index array broadcast to ``shape``."""
+# A component of ``build_adv``: (index array, axis length, x stride, the OpError message of an
+# index out of range (None: offsets that are final, from a mask, taken unchecked and unwrapped:
+# negative where x has negative strides), whether negative indices count from the end).
+Comp = tuple[CLArray, int, int, str | None, bool]
+
+
+def build_adv(dev: CLDevice, shape: tuple[int, ...], comps: list[Comp]) -> CLArray:
+    """int64 offsets over broadcast ``shape``: the sum of wrap(index) * x stride over ``comps``,
+    each index array broadcast to ``shape``. An index out of range becomes offset 0 and sets
+    the device's error flag with its component's message: raised at the next read."""
     adv = output(dev, shape, np.int64)
     if adv.buf is None:
-        return adv
-    for j, (a, axis_len, xstride) in enumerate(comps):
+        return adv  # nothing to gather, so nothing to validate (as NumPy)
+    for j, (a, axis_len, xstride, message, wrap) in enumerate(comps):
         dims, (astrides, _) = _dims(shape, broadcast_strides(a, shape, "index"), contiguous_strides(shape))
         chunk, size = chunked(adv.size)
+        err, code = dev.error_flag(message) if message is not None else (None, np.int32(0))
         run(dev, "movement.cl", "adv_offsets", (("IT", ctype(a.dtype)),), size,
             adv.buf, int(j > 0), a.buf, a.offset, long8(dims, 1), long8(astrides, 0), len(dims), adv.size, chunk,
-            axis_len, xstride)
+            axis_len, xstride, int(wrap), err, code)
     return adv
 
 
-def _resolve(dev: CLDevice, plan: KeyPlan) -> tuple[tuple[int, ...], tuple[int, ...], CLArray, tuple[int, ...]]:
-    """(result shape, x strides, adv offsets, adv strides) of a key with index arrays,
-    validated: nothing has been written when this returns or raises."""
-    _check_in_range(dev, [(a, n) for kind, a, n, _ in plan.adv if kind == "index"])
-    comps, shapes = [], []
-    for kind, a, n, xstride in plan.adv:
+def _resolve(dev: CLDevice, plan: KeyPlan, op: str, axes: list[int],
+             on_host: bool = False) -> tuple[tuple[int, ...], tuple[int, ...], CLArray, tuple[int, ...]]:
+    """(result shape, x strides, adv offsets, adv strides) of a key with index arrays (``axes``:
+    their x axes, from ``_index_axes``). Index values are checked on the device (an error at
+    the next read), or with ``on_host`` read back and checked now; nothing but the offsets has
+    been written when this returns or raises."""
+    for (kind, a, n, _), axis in zip(plan.adv, axes):
+        if kind == "index":
+            _none_fit(a, axis, n)
+    if on_host:
+        _check_in_range(dev, [(a, axis, n) for (kind, a, n, _), axis in zip(plan.adv, axes) if kind == "index"])
+    comps: list[Comp] = []
+    shapes = []
+    for (kind, a, n, xstride), axis in zip(plan.adv, axes):
         if kind == "mask":
-            a, n, xstride = mask_offsets(dev, a, xstride), _NO_WRAP, 1
-        comps.append((a, n, xstride))
-        shapes.append(tuple(a.shape))
+            comps.append((mask_offsets(dev, a, xstride), _NO_WRAP, 1, None, False))
+        else:
+            comps.append((a, n, xstride, _bounds_message(op, axis, n), True))
+        shapes.append(tuple(comps[-1][0].shape))
     try:
         bshape = tuple(np.broadcast_shapes(*shapes))
     except ValueError:
@@ -199,12 +254,13 @@ def getitem(dev: CLDevice, x: CLArray, *index: CLArray, key: Any) -> CLArray:
     plan = plan_key(x, key, index)
     if not plan.adv:
         return basic_view(x, plan)
-    shape, xstrides, adv, astrides = _resolve(dev, plan)
+    shape, xstrides, adv, astrides = _resolve(dev, plan, "getitem", _index_axes(len(x.shape), key, index))
     return _gather(dev, x, plan.base, shape, xstrides, adv, astrides)
 
 
 def setitem(dev: CLDevice, x: CLArray, value: Any, *index: CLArray, key: Any) -> None:
-    """``x[key] = value`` in place, value broadcast; validated before anything is written."""
+    """``x[key] = value`` in place, value broadcast; validated before anything is written
+    (index values too, read back: an in-place op raises at the call, its target unchanged)."""
     if any(s == 0 and n > 1 for n, s in zip(x.shape, x.strides)):
         raise ValueError("assignment destination is read-only (a broadcast view)")
     plan = plan_key(x, key, index)
@@ -215,7 +271,8 @@ def setitem(dev: CLDevice, x: CLArray, value: Any, *index: CLArray, key: Any) ->
     if value.dtype != x.dtype:
         raise KernelUnsupported(f"setitem of {value.dtype} values into {x.dtype}")
     if plan.adv:
-        shape, xstrides, adv, astrides = _resolve(dev, plan)
+        shape, xstrides, adv, astrides = _resolve(dev, plan, "setitem", _index_axes(len(x.shape), key, index),
+                                                  on_host=True)
         base = plan.base
     else:
         target = basic_view(x, plan)
@@ -242,7 +299,7 @@ def scatter_add(dev: CLDevice, g: CLArray, *index: CLArray, shape: tuple[int, ..
         copy_view(dev, g.dtype, view.shape, out.buf, view.offset, view.strides, g.buf, g.offset,
                   broadcast_strides(g, view.shape, "gradient"))
         return out
-    rshape, xstrides, adv, astrides = _resolve(dev, plan)
+    rshape, xstrides, adv, astrides = _resolve(dev, plan, "scatter_add", _index_axes(len(out.shape), key, index))
     _scatter(dev, "index_add", defines, out, plan.base, rshape, xstrides, adv, astrides, g)
     return out
 
@@ -258,19 +315,23 @@ def _along(x_shape: tuple[int, ...], idx_shape: tuple[int, ...], axis: int) -> t
     return tuple(out)
 
 
-def _along_plan(dev: CLDevice, x: CLArray, indices: CLArray, axis: int) -> tuple:
+def _along_plan(dev: CLDevice, x: CLArray, indices: CLArray, axis: int, op: str) -> tuple:
+    """(shape, x strides, adv offsets, adv strides) of ``op`` (take_along_axis or its
+    gradient) over ``x``; indices checked on the device, wrapping negatives as NumPy does."""
     if indices.dtype.kind not in "iu":
         raise ValueError("indices must be integers")
     shape = _along(x.shape, indices.shape, axis)
-    _check_in_range(dev, [(indices, x.shape[axis])] if math.prod(shape) else [])
-    adv = build_adv(dev, shape, [(indices, x.shape[axis], x.strides[axis])])
+    n = x.shape[axis]
+    if math.prod(shape):
+        _none_fit(indices, axis, n)
+    adv = build_adv(dev, shape, [(indices, n, x.strides[axis], _bounds_message(op, axis, n), True)])
     xstrides = tuple(0 if d == axis or n != m else s for d, (n, m, s) in enumerate(zip(x.shape, shape, x.strides)))
     return shape, xstrides, adv, contiguous_strides(shape)
 
 
 def take_along_axis(dev: CLDevice, x: CLArray, indices: CLArray, axis: int) -> CLArray:
     """``np.take_along_axis``: a gather through offsets built from ``indices``."""
-    shape, xstrides, adv, astrides = _along_plan(dev, x, indices, axis)
+    shape, xstrides, adv, astrides = _along_plan(dev, x, indices, axis, "take_along_axis")
     return _gather(dev, x, x.offset, shape, xstrides, adv, astrides)
 
 
@@ -278,38 +339,41 @@ def scatter_along_axis(dev: CLDevice, g: CLArray, indices: CLArray, axis: int, s
     """take_along_axis's gradient: zeros of ``shape`` with ``g`` added where it reads."""
     defines = _add_defines(dev, g.dtype)
     out = zeros(dev, tuple(shape), g.dtype)
-    rshape, xstrides, adv, astrides = _along_plan(dev, out, indices, axis)
+    rshape, xstrides, adv, astrides = _along_plan(dev, out, indices, axis, "scatter_along_axis")
     _scatter(dev, "index_add", defines, out, 0, rshape, xstrides, adv, astrides, g)
     return out
 
 
 def embedding(dev: CLDevice, indices: CLArray, weight: CLArray) -> CLArray:
-    """Rows of ``weight`` at ``indices``; out-of-range indices raise the cpu's OpError."""
+    """Rows of ``weight`` at ``indices``. An index outside ``0 <= index < rows`` (negatives
+    included, as on the cpu) raises OpError at the next read on the device."""
     if indices.dtype.kind not in "iu" or len(weight.shape) != 2:
         raise ValueError("bad inputs")  # explained by the op's rule
     rows = weight.shape[0]
-    if indices.size:
-        ((lo, hi),) = index_ranges(dev, [indices])
-        if lo < 0 or hi >= rows:
-            raise OpError(f"embedding: index {lo if lo < 0 else hi} is out of range for a weight with {rows} rows; "
-                          f"expected 0 <= index < {rows}")
+    message = f"embedding: an index is out of range for a weight with {rows} rows; expected 0 <= index < {rows}"
+    if rows == 0 and indices.size:
+        raise OpError(message)  # known from the shapes: no read needed, and no gather from nothing
     b = tuple(indices.shape)
-    adv = build_adv(dev, b, [(indices, rows, weight.strides[0])])
+    adv = build_adv(dev, b, [(indices, rows, weight.strides[0], message, False)])
     return _gather(dev, weight, weight.offset, b + (weight.shape[1],), (0,) * len(b) + (weight.strides[1],),
                    adv, contiguous_strides(b) + (0,))
 
 
 def embedding_backward(dev: CLDevice, g: CLArray, indices: CLArray, num_embeddings: int) -> CLArray:
-    """Rows of ``g`` added at ``indices`` (repeats accumulate). The indices are embedding's,
-    which validated them: no second read here; the kernel still never writes out of bounds."""
+    """Rows of ``g`` added at ``indices`` (repeats accumulate). The indices are checked on the
+    device as embedding's are (an error at the next read; nothing written out of bounds)."""
     defines = _add_defines(dev, g.dtype)
     b, dim = tuple(indices.shape), g.shape[-1]
     if tuple(g.shape) != b + (dim,):
         raise ValueError("g does not match the indices")
+    message = (f"embedding_backward: an index is out of range for {num_embeddings} rows; "
+               f"expected 0 <= index < {num_embeddings}")
+    if num_embeddings == 0 and indices.size:
+        raise OpError(message)  # known from the shapes
     out = zeros(dev, (num_embeddings, dim), g.dtype)
     if out.buf is None or g.buf is None:
         return out
-    adv = build_adv(dev, b, [(indices, num_embeddings, dim)])
+    adv = build_adv(dev, b, [(indices, num_embeddings, dim, message, False)])
     _scatter(dev, "index_add", defines, out, 0, tuple(g.shape), (0,) * len(b) + (1,), adv,
              contiguous_strides(b) + (0,), g)
     return out

@@ -10,6 +10,11 @@
  * then increments with carries. A 64-bit division per element (tens of cycles on a CPU)
  * made these kernels several times slower than memory on PoCL.
  *
+ * Index values are validated here, not on the host (a host check would read them back and
+ * drain the queue): `adv_offsets` stores an error code into the device's error int for an
+ * index out of range and uses offset 0 instead, so that no kernel touches memory outside x;
+ * the host raises at its next read, before anyone sees a result built from it.
+ *
  * Builds (each with only the defines it needs):
  *   -DIT=<index type>            index_minmax, adv_offsets
  *   -DMASK=1                     mask_count, mask_offsets
@@ -80,7 +85,8 @@ inline long odo_run(const Odometer* o, long left) {
 #ifdef IT
 /* Min and max of an index tensor, chunk by chunk: work item g writes its chunk's (min, max)
  * to out[out_pos + 2g], out[out_pos + 2g + 1]; the host reduces the few chunks. Several
- * tensors share one result buffer, so one read validates them all. */
+ * tensors share one result buffer, so one read validates them all. Only setitem uses it: an
+ * in-place write must raise before it writes anything, at the call. */
 __kernel void index_minmax(__global const IT* idx, long offset, long8 shape, long8 strides, int ndim,
                            long n, long chunk, __global long* out, long out_pos) {
     long g = get_global_id(0), i = g * chunk;
@@ -103,10 +109,15 @@ __kernel void index_minmax(__global const IT* idx, long offset, long8 shape, lon
 }
 
 /* adv[i] (+)= wrap(idx[i]) * xstride over the broadcast index shape (adv contiguous, idx
- * strided with zero strides where it broadcasts). Indices were validated on the host; the
- * clamp only keeps a kernel from ever touching memory outside x. */
+ * strided with zero strides where it broadcasts). With `wrap`, -axis_len <= v < 0 counts from
+ * the end (NumPy); without (embedding), negatives are out of range. An index still outside
+ * [0, axis_len) stores `code` into `*err` (the host raises at its next read) and becomes 0:
+ * the gathers and scatters that follow then stay inside x. Code 0 means offsets that are
+ * final and valid by construction (a mask's: negative where x has negative strides), taken
+ * as they are, unchecked; `err` may be NULL then, as it is never stored. */
 __kernel void adv_offsets(__global long* adv, int accumulate, __global const IT* idx, long offset,
-                          long8 shape, long8 strides, int ndim, long n, long chunk, long axis_len, long xstride) {
+                          long8 shape, long8 strides, int ndim, long n, long chunk, long axis_len, long xstride,
+                          int wrap, __global int* err, int code) {
     long i = get_global_id(0) * chunk;
     if (i >= n) return;
     long stop = min(n, i + chunk);
@@ -116,8 +127,12 @@ __kernel void adv_offsets(__global long* adv, int accumulate, __global const IT*
         long run = odo_run(&o, stop - i), step = o.sa[o.last];
         for (long k = 0; k < run; ++k) {
             long v = (long)idx[offset + o.a + k * step];
-            if (v < 0) v += axis_len;
-            if (v < 0 || v >= axis_len) v = 0;
+            if ((v < 0) & wrap) v += axis_len;
+            /* `|` and `&`, not `||` and `&&`: all tests, no short-circuit branches in the hot loop. */
+            if (((v < 0) | (v >= axis_len)) & (code != 0)) {
+                *err = code;  /* every bad work item stores the same code: a benign race */
+                v = 0;
+            }
             adv[i + k] = accumulate ? adv[i + k] + v * xstride : v * xstride;
         }
         i += run;
