@@ -136,7 +136,7 @@ class Function:
     def graph(self, *args: Any, **kwargs: Any) -> ir.Graph:
         """The optimized, placed graph that runs for these arguments' signature (traced if needed).
 
-        Export it with ``tc.graph_export.to_dot(g)`` or ``to_tensorboard(g, logdir)``."""
+        Export it with ``g.to_dot()`` (Graphviz) or ``g.to_tensorboard(logdir)``."""
         return self._compiled_for(args, kwargs).graph
 
     def traced_graph(self, *args: Any, **kwargs: Any) -> ir.Graph:
@@ -148,6 +148,10 @@ class Function:
         text = placer.report(self.graph(*args, **kwargs))
         print(text)
         return text
+
+    def code(self, *args: Any, **kwargs: Any) -> str:
+        """The Python source the executor runs for these arguments' graph (one line per node)."""
+        return self._compiled_for(args, kwargs).executable.source()
 
     def memory_report(self, *args: Any, **kwargs: Any) -> str:
         """Peak bytes of the graph's intermediates with and without memory planning."""

@@ -149,6 +149,18 @@ class Graph:
         new.devices = dict(self.devices)
         return new
 
+    def to_dot(self) -> str:
+        """This graph as Graphviz DOT text (see ``graph/export.py``)."""
+        from tensorcore.graph.export import to_dot
+
+        return to_dot(self)
+
+    def to_tensorboard(self, logdir: str) -> str:
+        """Write this graph for TensorBoard's Graphs tab into ``logdir``; returns the event file."""
+        from tensorcore.graph.export import to_tensorboard
+
+        return to_tensorboard(self, logdir)
+
     def __str__(self) -> str:
         head = [f"graph {self.name}: inputs {['%' + str(s) for s in self.inputs]}, "
                 f"{len(self.variables)} variables, {len(self.constants)} constants, {len(self.nodes)} nodes"]
