@@ -110,6 +110,24 @@ class CUDADevice:
             self.peak = used
         return out
 
+    def zeros(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        """A new C-contiguous array of zeros: ``empty`` and a ``cudaMemsetAsync`` on the current
+        stream (all-zero bytes are 0, 0.0 and False alike; no kernel needed)."""
+        out = self.empty(tuple(shape), dtype)
+        if out.nbytes:
+            out.data.memset_async(0, out.nbytes)
+        return out
+
+    def view(self, x: Any, shape: tuple[int, ...], strides: tuple[int, ...], offset: int = 0) -> Any:
+        """A view of ``x``'s memory: ``shape``, element ``strides`` (any sign) and an element
+        ``offset``, both relative to ``x``'s first element. No kernel, no copy: a new
+        ``cupy.ndarray`` header that keeps ``x``'s allocation alive."""
+        shape = tuple(int(n) for n in shape)
+        if 0 in shape:
+            return self.empty(shape, x.dtype)
+        size = x.dtype.itemsize
+        return self.cp.ndarray(shape, x.dtype, memptr=x.data + offset * size, strides=tuple(s * size for s in strides))
+
     def meta(self, values: tuple[int, ...]) -> Any:
         """``values`` as an int64 array on the device (a strided kernel's shape and strides),
         uploaded once per distinct tuple and kept (least recently used dropped first)."""
@@ -291,12 +309,49 @@ class CUDABackend(Backend):
 
     def to_numpy(self, data: Any) -> np.ndarray:
         """The values on the host: waits for the stream (the copy is queued after the work that
-        produces ``data``), then raises device-side input errors, if any."""
+        produces ``data``), then raises device-side input errors, if any. A strided view is
+        first gathered into a contiguous array by the backend's own copy kernel."""
+        from tensorcore.backends.cuda_ops.movement_copy import contiguous
+
         dev = self._owner(data)
         with dev.activate():
-            host = data.get(stream=dev.stream)  # blocking: synchronizes the stream
+            dense = contiguous(dev, data) if data.size else data
+            host = dense.get(stream=dev.stream)  # blocking: synchronizes the stream
         dev.finished()
         return np.asarray(host).reshape(data.shape)
+
+    # --- DLPack (zero-copy exchange with CuPy, PyTorch, JAX, ...) -----------------------------
+    def to_dlpack(self, data: Any, *, stream: Any = None, max_version: Any = None, dl_device: Any = None,
+                  copy: Any = None) -> Any:
+        """``data``'s DLPack capsule, zero-copy, with this device's stream current: CuPy's
+        ``__dlpack__`` then makes the consumer's ``stream`` wait for the work queued on ours
+        (an event, not a host wait). CuPy versions whose ``__dlpack__`` takes only ``stream``
+        get only that. Device errors still pending (a bad index found by a kernel) are not
+        raised here: that would need a host wait; they come at the next read, as always."""
+        dev = self._owner(data)
+        extra = {k: v for k, v in (("max_version", max_version), ("dl_device", dl_device), ("copy", copy))
+                 if v is not None}
+        with dev.activate():
+            try:
+                return data.__dlpack__(stream=stream, **extra)
+            except TypeError:
+                if not extra:
+                    raise
+                if copy or (dl_device is not None and tuple(dl_device) != tuple(data.__dlpack_device__())):
+                    raise BufferError(f"CuPy {self.cp.__version__} cannot export to DLPack device {dl_device} "
+                                      f"or copy on export (copy={copy}); move the tensor with .to_device first") from None
+                return data.__dlpack__(stream=stream)  # an older CuPy: the legacy signature
+
+    def from_dlpack(self, obj: Any, index: int) -> Any:
+        """A CuPy array sharing the memory of DLPack producer ``obj`` (which lives on ``cuda:index``),
+        imported with ``cuda:index``'s stream current: the producer orders its pending work
+        before our stream, as the protocol's ``stream`` argument asks."""
+        if not 0 <= index < len(self._devices):
+            raise RuntimeError(f"the object lives on CUDA device {index}, but this process sees "
+                               f"{len(self._devices)} CUDA device(s) (CUDA_VISIBLE_DEVICES?)")
+        dev = self._devices[index]
+        with dev.activate():
+            return self.cp.from_dlpack(obj)
 
     def synchronize(self, index: int) -> None:
         """Wait for everything queued on the device's stream."""

@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=cmd_train)
-    p = sub.add_parser("bench", help="run a benchmark (e.g. `tensorcore bench eager`)")
-    p.add_argument("name", choices=["eager", "graph", "opencl"])
+    p = sub.add_parser("bench", help="run a benchmark (e.g. `tensorcore bench eager`; `cuda` needs CuPy and a GPU)")
+    p.add_argument("name", choices=["eager", "graph", "opencl", "cuda"])
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     p.set_defaults(run=cmd_bench)
     return parser

@@ -16,6 +16,10 @@ from tensorcore.device import Device
 # Set by tensorcore.graph: raises when a value is read while a function is being traced.
 value_read_hook: Any = None
 
+# DLPack device types (dlpack.h's DLDeviceType) of the tensors' __dlpack_device__.
+_DL_CPU, _DL_EXT_DEV = 1, 12
+_DL_DEVICE_TYPES = {"cpu": 1, "cuda": 2, "opencl": 4}
+
 
 class Tensor:
     """An n-dimensional array on a device. Create one with ``tc.asarray`` and friends."""
@@ -89,13 +93,43 @@ class Tensor:
         return a.copy() if copy else a
 
     def __dlpack__(self, *, stream: Any = None, max_version: Any = None, dl_device: Any = None, copy: Any = None) -> Any:
-        data = self._data if hasattr(self._data, "__dlpack__") else self.numpy()
-        kwargs = {k: v for k, v in (("stream", stream), ("max_version", max_version), ("dl_device", dl_device), ("copy", copy)) if v is not None}
-        return data.__dlpack__(**kwargs)
+        """This tensor as a DLPack capsule, sharing its memory (no copy) where the device's arrays
+        speak DLPack: NumPy's on ``cpu``, CuPy's on ``cuda`` (where the consumer's ``stream``
+        is made to wait for the work queued on the device's stream). OpenCL buffers have no
+        DLPack device type that consumers accept: this raises ``BufferError``, unless the
+        consumer asks for a host copy (``dl_device=(1, 0)``, as ``np.from_dlpack(x,
+        device="cpu")`` does). Nothing is read, so pending device errors are not raised here."""
+        if value_read_hook is not None:
+            value_read_hook("a DLPack export (__dlpack__)")
+        kwargs = {k: v for k, v in (("stream", stream), ("max_version", max_version), ("dl_device", dl_device),
+                                    ("copy", copy)) if v is not None}
+        if self._device.type == "cpu":
+            return np.asarray(self._data).__dlpack__(**kwargs)  # a NumPy scalar result becomes a 0-d array
+        from tensorcore import registry
+
+        backend = registry.get_backend(self._device.type)
+        export = getattr(backend, "to_dlpack", None)  # a backend's own export (cuda: with its stream current)
+        if export is not None:
+            return export(self._data, **kwargs)
+        if hasattr(self._data, "__dlpack__"):
+            return self._data.__dlpack__(**kwargs)
+        if dl_device is not None and int(tuple(dl_device)[0]) == _DL_CPU and copy is not False:
+            # The consumer asked for host memory; the protocol allows a copy for that.
+            return self.numpy().__dlpack__(**{k: v for k, v in kwargs.items() if k != "copy"})
+        why = ("OpenCL buffers have no DLPack device type that consumers (NumPy, PyTorch, CuPy, JAX) accept"
+               if self._device.type == "opencl" else f"the {self._device.type} backend's arrays do not support DLPack")
+        raise BufferError(f"cannot export a tensor on {self._device} through DLPack without a copy: {why}. "
+                          f"Copy it to the host first: x.to_device('cpu') (or np.from_dlpack(x, device='cpu'))")
 
     def __dlpack_device__(self) -> tuple[int, int]:
-        data = self._data if hasattr(self._data, "__dlpack_device__") else self.numpy()
-        return data.__dlpack_device__()
+        """(DLPack device type, device index): (1, 0) on cpu (kDLCPU), (2, N) on cuda:N (kDLCUDA),
+        (4, N) on opencl:N (kDLOpenCL: stated for what it is, though ``__dlpack__`` refuses it)."""
+        if self._device.type == "cpu":
+            return (_DL_CPU, 0)
+        if hasattr(self._data, "__dlpack_device__"):
+            kind, index = self._data.__dlpack_device__()
+            return (int(kind), int(index))
+        return (_DL_DEVICE_TYPES.get(self._device.type, _DL_EXT_DEV), self._device.index)
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python scalar."""

@@ -64,3 +64,23 @@ def test_bench_graph_runs_and_traces_once() -> None:
     assert out.returncode == 0, out.stderr
     assert re.search(r"traced +[\d,]+ +\([\d.]+x hand-written NumPy", out.stdout)
     assert "traces of the step: 1" in out.stdout
+
+
+def test_bench_cuda_parses_its_arguments_and_without_a_gpu_exits_1_saying_why() -> None:
+    from tensorcore.benchmarks import cuda as bench
+
+    args = bench.parse_args(["--rounds", "2", "--quick", "--device", "cuda:1"])
+    assert (args.rounds, args.repeats, args.quick, args.device) == (2, 10, True, "cuda:1")
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--rounds", "0"])
+    helped = run("bench", "cuda", "--help")
+    assert helped.returncode == 0 and "--repeats" in helped.stdout
+    reason = bench.unavailable_reason("cuda:0")
+    if reason is None:
+        pytest.skip("a CUDA device is available here: the benchmark would run")
+    out = run("bench", "cuda", "--rounds", "1", "--quick")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"cuda benchmark not run: {reason}" in out.stderr
+    script = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "..", "benchmarks", "cuda.py")],
+                            capture_output=True, text=True, timeout=120)
+    assert script.returncode == 1 and "cuda benchmark not run: " in script.stderr

@@ -7,9 +7,15 @@ With a GPU and CuPy, ``cuda:0`` also joins the whole suite's device matrix (test
 
 from __future__ import annotations
 
+import ctypes
+import pathlib
+import re
+import shutil
+import subprocess
 import sys
 import types
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -19,6 +25,7 @@ from tensorcore.backends.cuda_ops import reduce as cuda_reduce
 
 import tensorcore as tc
 from tensorcore.errors import KernelUnsupported
+from tensorcore.nn import functional as F
 
 CUDA = "cuda:0"
 HAVE_CUDA = CUDA in [str(d.device) for d in tc.devices()]
@@ -83,6 +90,345 @@ def test_batch_dimensions_merge_into_one_grid_axis_or_are_declined() -> None:
     assert cuda_matmul.merge_batch((), [(), ()]) == (1, [0, 0])
     with pytest.raises(KernelUnsupported):
         cuda_matmul.merge_batch((2, 3), [(0, 12), (3, 1)])  # A broadcast along one batch dim only
+
+
+# --- without a GPU: every launcher end to end, against the kernels' C signatures -----------------
+#
+# A CUDA kernel reads its arguments as the raw bytes of its C parameters: an np.int32 passed where
+# the kernel declares i64, a float64 scalar for a float, one argument too few, all launch without
+# complaint and compute garbage. These tests run the real launchers on a device whose arrays are
+# NumPy memory ("FakeArray", with CuPy's attribute names) and whose `launch` checks every launch
+# against the kernel's parameter list, read from the source through the C preprocessor (macros
+# expanded, as NVRTC sees it). They also check that every view a launcher builds lies inside its
+# allocation (NumPy refuses one that does not), grid and block limits, and the output shapes and
+# dtypes against the ops' rules. Kernels are not run: results are checked on a GPU only.
+
+CPP = shutil.which("cpp")
+needs_cpp = pytest.mark.skipif(CPP is None, reason="no C preprocessor (cpp) to read the kernels' signatures")
+_SCALARS = {"int": np.int32, "i64": np.int64, "long long": np.int64, "float": np.float32, "double": np.float64,
+            "u8": np.uint8, "unsigned char": np.uint8, "u16": np.uint16, "u32": np.uint32, "u64": np.uint64,
+            "signed char": np.int8, "short": np.int16}
+_WIDTH_TYPES = {"u8": 1, "u16": 2, "u32": 4, "u64": 8}  # pointers of these move bytes: any dtype of that width
+_SIGNATURES: dict = {}
+
+
+def _signatures(source: str, defines: tuple) -> dict[str, list[str]]:
+    """Kernel name -> its parameter declarations, from the preprocessed source."""
+    key = (source, defines)
+    if key not in _SIGNATURES:
+        text = cuda_backend.kernel_source(source)
+        cmd = [CPP, "-P", "-x", "c++", *(f"-D{k}={v}" for k, v in defines), "-"]
+        pre = subprocess.run(cmd, input=text, capture_output=True, text=True, check=True).stdout
+        found = re.findall(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(([^)]*)\)',
+                           pre)
+        _SIGNATURES[key] = {name: [p.strip() for p in params.split(",")] for name, params in found}
+    return _SIGNATURES[key]
+
+
+def _param_type(param: str, dtype_define: str | None) -> tuple[bool, str]:
+    """(is a pointer, base type name with T resolved) of one C parameter declaration."""
+    words = [w for w in re.sub(r"[*]", " * ", param).split() if w not in ("const", "__restrict__")]
+    pointer = "*" in words
+    words = [w for w in words if w != "*"][:-1]  # drop the parameter's name
+    base = " ".join(words)
+    return pointer, (dtype_define if base == "T" else base)
+
+
+class _FakePtr:
+    """A CuPy MemoryPointer over NumPy memory: the root allocation and a byte offset into it."""
+
+    def __init__(self, root: np.ndarray, offset: int) -> None:
+        self.root, self.offset = root, offset
+
+    @property
+    def ptr(self) -> int:
+        return self.root.ctypes.data + self.offset
+
+    def __add__(self, nbytes: int) -> _FakePtr:
+        return _FakePtr(self.root, self.offset + int(nbytes))
+
+    def copy_from_device_async(self, src: _FakePtr, size: int, stream: object = None) -> None:
+        assert 0 <= self.offset and self.offset + size <= self.root.nbytes, "memcpy past the destination"
+        assert 0 <= src.offset and src.offset + size <= src.root.nbytes, "memcpy past the source"
+        ctypes.memmove(self.ptr, src.ptr, size)
+
+    def memset_async(self, value: int, size: int, stream: object = None) -> None:
+        assert 0 <= self.offset and self.offset + size <= self.root.nbytes, "memset past the allocation"
+        ctypes.memset(self.ptr, value, size)
+
+
+class FakeArray(np.ndarray):
+    """NumPy memory with the attributes the launchers use of a cupy.ndarray."""
+
+    def __array_finalize__(self, obj: object) -> None:
+        self._root = getattr(obj, "_root", None)
+
+    @property
+    def data(self) -> _FakePtr:  # type: ignore[override]
+        return _FakePtr(self._root, self.__array_interface__["data"][0] - self._root.ctypes.data)
+
+    def set(self, host: np.ndarray, stream: object = None) -> None:
+        self[...] = host
+
+    def get(self, stream: object = None) -> np.ndarray:
+        return np.array(self)
+
+
+def _fake_empty(shape: tuple[int, ...], dtype: object) -> FakeArray:
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64))
+    root = np.zeros(max(n * dtype.itemsize, 1), np.uint8)
+    out = root[:n * dtype.itemsize].view(dtype).reshape(shape).view(FakeArray)
+    out._root = root
+    return out
+
+
+class _FakeCupy:
+    """The few CuPy entry points the CUDA device object calls."""
+
+    class cuda:  # noqa: N801 - CuPy's module name
+        class memory:  # noqa: N801
+            class OutOfMemoryError(Exception):
+                pass
+
+    __version__ = "fake"
+    empty = staticmethod(_fake_empty)
+
+    @staticmethod
+    def ndarray(shape: tuple[int, ...], dtype: object, memptr: _FakePtr, strides: tuple[int, ...]) -> FakeArray:
+        out = np.ndarray(shape, dtype, buffer=memptr.root, offset=memptr.offset, strides=strides).view(FakeArray)
+        out._root = memptr.root  # np.ndarray raised above if the view leaves the allocation
+        return out
+
+
+class _FakePool:
+    def used_bytes(self) -> int:
+        return 0
+
+    def free_all_blocks(self) -> None:
+        pass
+
+
+class CheckingDevice(cuda_backend.CUDADevice):
+    """A CUDADevice on NumPy memory whose launches are checked against the kernels' signatures."""
+
+    def __init__(self) -> None:  # no super().__init__: that would talk to a driver
+        self.cp, self.index, self.name, self.capability, self.sm_count = _FakeCupy(), 0, "fake", "9.0", 4
+        self.memory_bytes, self.stream, self.pool, self.peak = 1 << 30, None, _FakePool(), 0
+        self._modules, self._functions, self._meta = {}, {}, OrderedDict()
+        self._error_buf, self._error_messages, self._errors_pending = None, {}, False
+        self.launches: list[tuple[str, str]] = []
+
+    def launch(self, source: str, name: str, defines: tuple, grid: tuple, block: tuple, args: tuple) -> None:
+        params = _signatures(source, tuple(defines)).get(name)
+        assert params is not None, f"{source} {defines} has no kernel {name!r}"
+        assert len(args) == len(params), f"{name}: {len(args)} arguments for {len(params)} parameters {params}"
+        dtype_define = dict(defines).get("DTYPE")
+        for k, (arg, param) in enumerate(zip(args, params)):
+            pointer, base = _param_type(param, dtype_define)
+            where = f"{name} argument {k} ({param})"
+            if pointer:
+                assert isinstance(arg, FakeArray), f"{where}: got {type(arg).__name__}"
+                if base in _WIDTH_TYPES:
+                    assert arg.dtype.itemsize == _WIDTH_TYPES[base], f"{where}: got {arg.dtype}"
+                elif arg.dtype != np.bool_ or base != "u8":
+                    assert arg.dtype == np.dtype(_SCALARS[base]), f"{where}: got a {arg.dtype} array"
+            else:
+                want = _SCALARS[base]
+                assert type(arg) is want, f"{where}: got {type(arg).__name__} {arg!r}, the kernel reads {want.__name__}"
+        grid = tuple(grid) + (1,) * (3 - len(grid))
+        block = tuple(block) + (1,) * (3 - len(block))
+        assert 1 <= grid[0] < 2**31 and 1 <= grid[1] <= 65535 and 1 <= grid[2] <= 65535, f"{name}: grid {grid}"
+        assert all(b >= 1 for b in block) and int(np.prod(block)) <= 1024 and block[2] <= 64, f"{name}: block {block}"
+        self.launches.append((source, name))
+
+
+def _fake(a: np.ndarray) -> FakeArray:
+    out = _fake_empty(a.shape, a.dtype)
+    out[...] = a
+    return out
+
+
+def _specs(*args: object) -> list:
+    from tensorcore.ops.registry import Spec
+
+    return [Spec(tuple(a.shape), np.dtype(a.dtype)) if isinstance(a, np.ndarray) else a for a in args]
+
+
+def _launch_cases() -> list[tuple[str, str, tuple, dict]]:
+    """(label, op, inputs, attrs): every launcher, with strided views, broadcasts and both dtypes."""
+    from tensorcore.ops.indexing import Slot
+
+    r = np.random.default_rng(3)
+
+    def f(*shape: int, dtype: type = np.float32) -> FakeArray:
+        return _fake(r.standard_normal(shape).astype(dtype))
+
+    def idx(*shape: int, high: int = 4, dtype: type = np.int64) -> FakeArray:
+        return _fake(r.integers(0, high, shape).astype(dtype))
+
+    x4, x4d = f(2, 3, 9, 10), f(2, 3, 9, 10, dtype=np.float64)
+    conv = {"stride": (2, 1), "padding": (1, 2), "dilation": (1, 2)}
+    pool = {"kernel_size": (3, 2), "stride": (2, 2), "padding": (1, 1)}
+    t = f(40, 24).T  # a transposed view: the tiled copy
+    cases = [
+        ("add views", "add", (f(4, 5, 6), f(5, 1)), {}),
+        ("add scalar", "add", (f(4, 5), 2.0), {}),
+        ("exp of a view", "exp", (t,), {}),
+        ("less", "less", (f(3, 4, dtype=np.float64), 0.5), {}),
+        ("gelu tanh", "gelu", (f(7),), {"approximate": "tanh"}),
+        ("relu_backward", "relu_backward", (f(7), f(7)), {}),
+        ("matmul batched", "matmul", (f(2, 1, 4, 6), f(3, 6, 7)), {}),
+        ("matmul 1-d", "matmul", (f(5), f(5, 9, dtype=np.float32)), {}),
+        ("linear", "linear", (f(33, 20), f(17, 20), f(17)), {}),
+        ("linear of a view", "linear", (f(4, 5, 6).transpose(1, 0, 2), f(3, 6)), {}),
+        ("linear_backward_weight", "linear_backward_weight", (f(33, 17), f(33, 20)), {}),
+        ("linear_backward_bias", "linear_backward_bias", (f(8, 5),), {}),
+        ("sum rows", "sum", (f(37, 3000),), {"axis": (1,), "keepdims": False, "dtype": None}),
+        ("sum of a view", "sum", (t,), {"axis": (0,), "keepdims": True, "dtype": None}),
+        ("mean cols", "mean", (f(3000, 37, dtype=np.float64),), {"axis": (0,), "keepdims": False}),
+        ("max", "max", (f(4, 5, 6),), {"axis": (1,), "keepdims": False}),
+        ("sum over axes apart", "sum", (f(2, 3, 4, 5),), {"axis": (0, 2, 3), "keepdims": False, "dtype": None}),
+        ("mean over axes apart, keepdims", "mean", (f(2, 3, 4, 5),), {"axis": (0, 3), "keepdims": True}),
+        ("softmax", "softmax", (f(3, 1000),), {"axis": -1}),
+        ("log_softmax of a view", "log_softmax", (t,), {"axis": 1}),
+        ("softmax_backward", "softmax_backward", (f(3, 10), f(3, 10)), {"axis": -1}),
+        ("cross_entropy", "cross_entropy", (f(4, 10), idx(4, high=10, dtype=np.int32)), {"reduction": "mean"}),
+        ("cross_entropy_backward", "cross_entropy_backward",
+         (f(), f(4, 10), f(4, 10), idx(4, high=10)), {"reduction": "mean"}),
+        ("sgd_step", "sgd_step", (f(5, 3), f(3, 5).T, f(5, 3)),
+         {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+        ("adam_step", "adam_step", (f(5, 3, dtype=np.float64), f(5, 3, dtype=np.float64), f(5, 3, dtype=np.float64),
+                                    f(5, 3, dtype=np.float64)),
+         {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.1, "decoupled": True, "step": 3}),
+        ("conv2d", "conv2d", (x4, f(4, 3, 3, 3), f(4)), {**conv, "groups": 1}),
+        ("conv2d groups, strided input", "conv2d", (f(2, 10, 9, 4).transpose(0, 1, 3, 2), f(6, 5, 2, 2)),
+         {**conv, "groups": 2}),
+        ("conv2d float64", "conv2d", (x4d, f(4, 3, 3, 3, dtype=np.float64)), {**conv, "groups": 1}),
+        ("conv2d_backward_input", "conv2d_backward_input", (f(2, 4, 5, 8), f(4, 3, 3, 3)),
+         {**conv, "groups": 1, "input_size": (9, 10)}),
+        ("conv2d_backward_input groups", "conv2d_backward_input", (f(2, 6, 5, 8), f(6, 1, 3, 3)),
+         {**conv, "groups": 3, "input_size": (9, 10)}),
+        ("conv2d_backward_weight", "conv2d_backward_weight", (x4, f(2, 4, 5, 8)),
+         {**conv, "groups": 1, "kernel_size": (3, 3)}),
+        ("conv2d_backward_weight groups", "conv2d_backward_weight", (f(2, 6, 9, 10), f(2, 4, 5, 8)),
+         {**conv, "groups": 2, "kernel_size": (3, 3)}),
+        ("max_pool2d", "max_pool2d", (x4,), pool),
+        ("max_pool2d int64 view", "max_pool2d", (idx(2, 3, 10, 9, high=50).transpose(0, 1, 3, 2),), pool),
+        ("max_pool2d_backward", "max_pool2d_backward", (f(2, 3, 5, 5), idx(2, 3, 5, 5, high=90)),
+         {"input_size": (9, 10), "overlapping": True}),
+        ("avg_pool2d", "avg_pool2d", (x4d,), pool),
+        ("avg_pool2d_backward", "avg_pool2d_backward", (f(2, 3, 5, 5),), {**pool, "input_size": (9, 10)}),
+        ("permute_dims", "permute_dims", (f(2, 3, 4),), {"axes": (2, 0, 1)}),
+        ("broadcast_to", "broadcast_to", (f(3, 1),), {"shape": (2, 3, 4)}),
+        ("reshape of a transpose", "reshape", (t,), {"shape": (-1,)}),
+        ("reshape of a slice", "reshape", (f(6, 8)[:, 2:6],), {"shape": (3, 2, 4)}),
+        ("flip", "flip", (f(3, 4),), {"axis": (0, 1)}),
+        ("concat", "concat", (f(2, 3), f(3, 2).T, f(1, 3)), {"axis": 0}),
+        ("getitem basic", "getitem", (f(4, 5, 6),), {"key": (slice(None, None, -2), None, 3)}),
+        ("getitem take", "getitem", (f(4, 5), idx(2, 3)), {"key": (slice(None), Slot(0))}),
+        ("getitem two tensors", "getitem", (f(4, 5, 6), idx(3, high=4, dtype=np.int32), idx(3, high=6, dtype=np.uint8)),
+         {"key": (Slot(0), slice(1, 4), Slot(1))}),
+        ("getitem of a view", "getitem", (t, idx(5, high=24, dtype=np.int16)), {"key": Slot(0)}),
+        ("scatter_add", "scatter_add", (f(2, 3), idx(2, 3)), {"shape": (4,), "key": (Slot(0),)}),
+        ("scatter_add basic", "scatter_add", (f(2, 5),), {"shape": (4, 5), "key": (slice(1, 3),)}),
+        ("scatter_add int64", "scatter_add", (idx(3, 5, high=9), idx(3, high=4)), {"shape": (4, 5), "key": (Slot(0),)}),
+        ("embedding", "embedding", (idx(2, 3, high=10), f(10, 4)), {}),
+        ("embedding of a view", "embedding", (idx(3, 2, high=10, dtype=np.int32).T, f(4, 10).T), {}),
+        ("embedding_backward", "embedding_backward", (f(2, 3, 4), idx(2, 3, high=10)), {"num_embeddings": 10}),
+    ]
+    return cases
+
+
+@needs_cpp
+@pytest.mark.parametrize("label,op,inputs,attrs", _launch_cases(), ids=[c[0] for c in _launch_cases()])
+def test_launchers_pass_what_the_kernels_declare(label: str, op: str, inputs: tuple, attrs: dict) -> None:
+    from tensorcore.backends.cuda_ops import KERNELS
+
+    from tensorcore.ops.registry import OPS
+
+    dev = CheckingDevice()
+    out = KERNELS[op](dev, *inputs, **attrs)
+    views = ("permute_dims", "broadcast_to", "flip", "getitem basic", "reshape of a slice", "scatter_add basic")
+    assert bool(dev.launches) != (op in views or label in views), f"{label}: launches {dev.launches}"
+    if op in ("sgd_step", "adam_step"):
+        return
+    expected = OPS[op].infer(*_specs(*inputs), **attrs)
+    outs, rules = (out, expected) if OPS[op].n_outputs > 1 else ((out,), (expected,))
+    for o, rule in zip(outs, rules):
+        assert tuple(o.shape) == tuple(rule.shape) and o.dtype == rule.dtype, (label, o.shape, o.dtype, rule)
+
+
+@needs_cpp
+def test_in_place_launchers_check_their_targets() -> None:
+    from tensorcore.backends.cuda_ops import KERNELS
+
+    dev = CheckingDevice()
+    x = _fake(np.zeros((4, 6), np.float32))
+    KERNELS["assign"](dev, x, _fake(np.ones((6,), np.float32)))  # broadcast source
+    KERNELS["assign"](dev, x, 2.5)  # a scalar: the fill kernel, no upload
+    KERNELS["assign"](dev, x[:, ::2], x[:, 1::2])  # overlapping source: copied first
+    assert [n for _, n in dev.launches] == ["copy_view_4", "fill_view_4", "copy_view_4", "copy_view_4"]
+    with pytest.raises(ValueError, match="read-only"):
+        KERNELS["assign"](dev, KERNELS["broadcast_to"](dev, x[:1], shape=(4, 6)), 1.0)
+    with pytest.raises(KernelUnsupported):
+        KERNELS["assign"](dev, x, _fake(np.ones((5,), np.float64)))  # the cpu casts; here it falls back
+    with pytest.raises(KernelUnsupported, match="boolean mask"):
+        KERNELS["getitem"](dev, x, _fake(np.ones((4, 5), bool)), key=cuda_index_slot(0))
+
+
+def cuda_index_slot(i: int) -> object:
+    from tensorcore.ops.indexing import Slot
+
+    return Slot(i)
+
+
+@needs_cpp
+def test_copies_pick_memcpy_the_tiled_transpose_or_the_strided_gather() -> None:
+    from tensorcore.backends.cuda_ops import movement_copy
+
+    dev = CheckingDevice()
+    a = _fake(np.arange(40 * 24, dtype=np.float32).reshape(40, 24))
+    dense = movement_copy.copy_of(dev, a)  # dense to dense: a cudaMemcpyAsync, which the fake runs
+    np.testing.assert_array_equal(dense, a)
+    assert dev.launches == []
+    movement_copy.contiguous(dev, a.T)
+    movement_copy.contiguous(dev, a[:, ::3])
+    movement_copy.contiguous(dev, a.T[:4])  # too short for tiles
+    assert [n for _, n in dev.launches] == ["copy_tiled_4", "copy_view_4", "copy_view_4"]
+    assert movement_copy.contiguous(dev, a) is a
+    zeros = dev.zeros((3, 2), np.float64)  # a cudaMemsetAsync
+    np.testing.assert_array_equal(zeros, 0)
+
+
+def test_index_keys_reduce_to_offsets_and_strides() -> None:
+    from tensorcore.backends.cuda_ops.movement_views import nocopy_strides, plan_key
+
+    from tensorcore.ops.indexing import Slot
+
+    x = _fake(np.zeros((4, 5, 6), np.float32))
+    i = _fake(np.zeros((2, 3), np.int64))
+    plan = plan_key(x, (1, slice(None, None, -2), Slot(0)), (i,))
+    assert plan.base == 1 * 30 + 4 * 6 and plan.dims == [(3, -12)] and plan.adv_at == 0
+    plan = plan_key(x, (Slot(0), None, Ellipsis), (i,))
+    assert plan.adv_at == 0 and plan.dims == [(1, 0), (5, 6), (6, 1)]
+    plan = plan_key(x, (slice(None), Slot(0), Slot(1)), (i, i))
+    assert plan.adv_at == 1 and [(n, s) for _, n, s in plan.adv] == [(5, 6), (6, 1)]
+    plan = plan_key(x, (Slot(0), slice(None), Slot(1)), (i, i))
+    assert plan.adv_at == 0  # separated index tensors: their dimensions go first, as in NumPy
+    with pytest.raises(IndexError, match="out of bounds"):
+        plan_key(x, (4,), ())
+    assert nocopy_strides((4, 6), (6, 1), (2, 2, 6)) == [12, 6, 1]
+    assert nocopy_strides((6, 4), (1, 6), (24,)) is None  # a transpose cannot be flattened without a copy
+    assert nocopy_strides((4, 3), (12, 2), (2, 2, 3)) == [24, 12, 2]
+
+
+def test_cuda_section_of_the_backends_doc_lists_every_native_op() -> None:
+    from tensorcore.backends.cuda_ops import KERNELS
+
+    text = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "backends.md").read_text()
+    block = re.search(r"<!-- cuda-native -->(.*?)<!-- end -->", text, re.S).group(1)
+    assert set(re.findall(r"`([a-z0-9_.]+)`", block)) == set(KERNELS)
 
 
 # --- with a GPU: the key ops against NumPy --------------------------------------------------------
@@ -224,3 +570,101 @@ def test_memory_stats_and_out_of_memory() -> None:
         with dev.activate():
             dev.empty((huge,), np.uint8)
     assert "cuda:0" in str(info.value) and f"{huge:,} bytes" in str(info.value)
+
+
+# --- with a GPU: movement, indexing, conv and pooling against the cpu -----------------------------
+
+
+def _grads(fn: object, inputs: list[np.ndarray], device: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(fn's output, its input gradients for the sum of output * a fixed weight) on ``device``."""
+    ts = [tc.Variable(a, device=device) for a in inputs]
+    with tc.GradientTape() as tape:
+        out = fn(*ts)
+        weight = tc.asarray(np.random.default_rng(7).standard_normal(out.shape).astype(out.dtype), device=device)
+        total = tc.sum(out * weight)
+    return out.numpy(), [g.numpy() for g in tape.gradient(total, ts)]
+
+
+def _same_on_cuda_as_on_cpu(fn: object, inputs: list[np.ndarray], rtol: float) -> None:
+    want, want_grads = _grads(fn, inputs, "cpu")
+    with tc.placement_policy("strict"):  # a fallback to the cpu fails the test
+        got, got_grads = _grads(fn, inputs, CUDA)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
+    for g, w in zip(got_grads, want_grads):
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("groups,stride,padding,dilation", [(1, 1, 0, 1), (1, (2, 1), (1, 2), (1, 2)), (2, (1, 2), 1, (2, 1))])
+def test_conv2d_and_both_backward_ops_match_the_cpu(groups: int, stride: object, padding: object, dilation: object,
+                                                    dtype: type) -> None:
+    x = rng.standard_normal((3, 4, 11, 10)).astype(dtype)
+    w = rng.standard_normal((6, 4 // groups, 3, 3)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+
+    def conv(x: tc.Tensor, w: tc.Tensor, b: tc.Tensor) -> tc.Tensor:
+        return F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+    _same_on_cuda_as_on_cpu(conv, [x, w, b], 1e-4 if dtype == np.float32 else 1e-11)
+
+
+@needs_gpu
+@pytest.mark.parametrize("kernel,stride,padding", [(2, 2, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0))])
+def test_pooling_and_its_gradients_match_the_cpu(kernel: object, stride: object, padding: object) -> None:
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    _same_on_cuda_as_on_cpu(lambda t: F.max_pool2d(t, kernel, stride, padding), [x], 1e-6)
+    _same_on_cuda_as_on_cpu(lambda t: F.avg_pool2d(t, kernel, stride, padding), [x], 1e-6)
+    ints = rng.integers(-50, 50, (2, 3, 9, 8))
+    with tc.placement_policy("strict"):
+        got = F.max_pool2d(_on(ints), kernel, stride, padding).numpy()
+    np.testing.assert_array_equal(got, F.max_pool2d(tc.asarray(ints), kernel, stride, padding).numpy())
+
+
+@needs_gpu
+def test_views_copies_and_concat_match_numpy() -> None:
+    a = rng.standard_normal((40, 24)).astype(np.float32)
+    b = rng.standard_normal((3, 24)).astype(np.float32)
+    with tc.placement_policy("strict"):
+        t = _on(a)
+        np.testing.assert_array_equal(tc.reshape(tc.permute_dims(t, (1, 0)), (-1,)).numpy(), a.T.reshape(-1))
+        np.testing.assert_array_equal(tc.flip(t, axis=0)[::3, 5:].numpy(), a[::-1][::3, 5:])
+        np.testing.assert_array_equal(tc.concat([t, _on(b), tc.permute_dims(_on(b.T.copy()), (1, 0))], axis=0).numpy(),
+                                      np.concatenate([a, b, b]))
+        np.testing.assert_array_equal(tc.broadcast_to(_on(b[:1]), (4, 24)).numpy(), np.broadcast_to(b[:1], (4, 24)))
+        np.testing.assert_allclose(tc.sum(tc.permute_dims(t, (1, 0)), axis=1).numpy(), a.sum(0), rtol=1e-5)
+
+
+@needs_gpu
+def test_take_getitem_and_their_gradient_match_numpy() -> None:
+    x = rng.standard_normal((5, 6, 7)).astype(np.float32)
+    i = np.array([[4, 0], [-1, 2]])
+    j = np.array([1, 6, 0], dtype=np.int32)
+    with tc.placement_policy("strict"):
+        t, ti, tj = _on(x), _on(i), _on(j)
+        np.testing.assert_array_equal(tc.take(t, ti, axis=1).numpy(), np.take(x, i, axis=1))
+        np.testing.assert_array_equal(t[ti, 1:4].numpy(), x[i, 1:4])
+        np.testing.assert_array_equal(t[tj[:2], :, tj[1:]].numpy(), x[j[:2], :, j[1:]])
+    _same_on_cuda_as_on_cpu(lambda v: v[tc.asarray(i, device=v.device), ::2], [x], 1e-6)
+
+
+@needs_gpu
+def test_embedding_and_its_gradient_match_the_cpu_and_bad_indices_are_reported_late() -> None:
+    w = rng.standard_normal((10, 4)).astype(np.float32)
+    idx = np.array([[1, 9, 1], [0, 3, 1]])
+    _same_on_cuda_as_on_cpu(lambda v: F.embedding(tc.asarray(idx, device=v.device), v), [w], 1e-6)
+    out = F.embedding(_on(np.array([0, 10])), _on(w))  # checked on the device: no host wait
+    with pytest.raises(tc.OpError, match="embedding: an index is out of range for a weight with 10 rows"):
+        out.numpy()
+    bad = _on(np.arange(6.0, dtype=np.float32))[_on(np.array([7]))]
+    with pytest.raises(tc.OpError, match="getitem: an index is out of bounds for an axis of size 6"):
+        bad.numpy()
+
+
+@needs_gpu
+def test_assign_writes_into_the_same_memory_so_views_see_it() -> None:
+    v = tc.Variable(np.zeros((3, 4), np.float32), device=CUDA)
+    view = tc.permute_dims(v, (1, 0))
+    with tc.placement_policy("strict"):
+        v.assign(tc.asarray(np.ones((3, 4), np.float32), device=CUDA))
+    np.testing.assert_array_equal(view.numpy(), np.ones((4, 3)))

@@ -8,10 +8,22 @@ inputs it does not handle; the op then falls back to cpu. ``VARIANTS`` lists eve
 (source, defines) pair the launchers build, for the compile check in CI.
 """
 
-from tensorcore.backends.cuda_ops import elementwise, matmul, optim, reduce, softmax
+from tensorcore.backends.cuda_ops import (
+    elementwise,
+    matmul,
+    movement_copy,
+    movement_index,
+    movement_views,
+    nn_conv,
+    nn_pool,
+    optim,
+    reduce,
+    softmax,
+)
 
 KERNELS: dict = {}
 VARIANTS: list = []
-for _module in (elementwise, reduce, matmul, softmax, optim):
+for _module in (elementwise, reduce, matmul, softmax, optim, movement_copy, movement_views, movement_index, nn_conv,
+                nn_pool):
     KERNELS.update(_module.KERNELS)
-    VARIANTS += _module.VARIANTS
+    VARIANTS += getattr(_module, "VARIANTS", [])

@@ -21,8 +21,10 @@ MAX_DIMS = 8
 
 
 def is_array(x: Any) -> bool:
-    """Whether ``x`` is a device array (anything with shape, dtype and a data pointer)."""
-    return hasattr(x, "data") and hasattr(x, "shape") and hasattr(x, "dtype") and hasattr(x, "strides")
+    """Whether ``x`` is a device array (anything with shape, dtype and a data pointer). NumPy
+    scalars have all four attributes too, and are the launchers' scalar arguments: not arrays."""
+    return (not isinstance(x, np.generic) and hasattr(x, "data") and hasattr(x, "shape") and hasattr(x, "dtype")
+            and hasattr(x, "strides"))
 
 
 def float_dtype(op: str, *arrays: Any) -> np.dtype:
@@ -72,3 +74,24 @@ def size(shape: tuple[int, ...]) -> int:
 def i64(v: int) -> np.int64:
     """A kernel's ``i64`` argument."""
     return np.int64(v)
+
+
+def cdiv(p: int, q: int) -> int:
+    """``ceil(p / q)`` for non-negative ints."""
+    return -(-p // q)
+
+
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Row-major element strides of ``shape``."""
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+def int_arg(name: str, value: int) -> np.int32:
+    """A kernel's ``int`` argument, or ``KernelUnsupported`` where it does not fit in 32 bits."""
+    if not -(2**31) <= value < 2**31:
+        raise KernelUnsupported(f"{name} = {value} does not fit the kernel's 32-bit int")
+    return np.int32(value)

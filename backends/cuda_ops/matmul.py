@@ -3,9 +3,12 @@
 ``gridDim.z``).
 
 The kernel reads A, B and writes C through element strides, so transposed views (``x @ w.T``,
-``g.T @ x``) need no copy. Batches: the broadcast batch dimensions must merge into one
-(each operand's batch strides uniform, 0 where it broadcasts), at most 65535 of them.
-float32 and float64 with matching dtypes; anything else raises ``KernelUnsupported``.
+``g.T @ x``) need no copy. Batches: the broadcast batch dimensions merge into one
+(each operand's batch strides uniform, 0 where it broadcasts), at most 65535 of them; where
+they do not, the operands are first gathered into dense broadcast copies. The same GEMM
+serves conv2d (``nn_conv``): its C columns may be split across images, its bias run along
+rows, and it may accumulate into C. float32 and float64 with matching dtypes; anything else
+raises ``KernelUnsupported``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import math
 from typing import Any
 
 import numpy as np
-from tensorcore.backends.cuda_ops._common import FLOATS, defines, elem_strides, float_dtype, i64
+from tensorcore.backends.cuda_ops._common import FLOATS, contiguous_strides, defines, elem_strides, float_dtype, i64
+from tensorcore.backends.cuda_ops.movement_copy import contiguous, copy_strided
 
 from tensorcore.errors import KernelUnsupported
 
@@ -23,6 +27,7 @@ TILE = 128
 THREADS = 256
 MAX_BATCH = 65535  # gridDim.z
 INT_MAX = 2**31 - 1
+HAS_BIAS, ACCUMULATE = 1, 2  # gemm's flags (see matmul.cu)
 
 #: (source, defines) the launchers build: compiled by tests/test_cuda_compile.py.
 VARIANTS = [(SOURCE, defines(t)) for t in FLOATS]
@@ -46,19 +51,26 @@ def merge_batch(bshape: tuple[int, ...], strides: list[tuple[int, ...]]) -> tupl
 
 def gemm(dev: Any, dtype: np.dtype, m: int, n: int, k: int, count: int, c: Any, a: Any, b: Any,
          a_strides: tuple[int, int, int], b_strides: tuple[int, int, int], c_strides: tuple[int, int, int],
-         bias: Any = None, bias_stride: int = 0) -> None:
-    """Enqueue ``C = A @ B (+ bias)``; ``*_strides`` are (row, column, batch) in elements."""
+         bias: Any = None, bias_strides: tuple[int, int, int] = (0, 0, 0), csplit: int | None = None,
+         c_split_stride: int = 0, accumulate: bool = False) -> None:
+    """Enqueue ``C (+)= A @ B (+ bias)``; ``*_strides`` are (row, column, batch) in elements,
+    ``bias_strides`` too. Column j of C sits at ``(j // csplit) * c_split_stride + (j % csplit)
+    * c_strides[1]`` (default: no split). ``accumulate`` adds to what C holds."""
     if not (m and n and count):
         return
     if max(m, n, k) > INT_MAX:
         raise KernelUnsupported("a matrix dimension beyond 2^31")
+    if count > MAX_BATCH:
+        raise KernelUnsupported(f"more than {MAX_BATCH} matrices in a batch")
     grid = (-(-n // TILE), -(-m // TILE), count)
     if grid[1] > 65535:
         raise KernelUnsupported("more than 65535 row tiles")
+    flags = (HAS_BIAS if bias is not None else 0) | (ACCUMULATE if accumulate else 0)
     args = (c, a, b, bias if bias is not None else c, np.int32(m), np.int32(n), np.int32(k),
             i64(a_strides[0]), i64(a_strides[1]), i64(b_strides[0]), i64(b_strides[1]),
-            i64(c_strides[0]), i64(c_strides[1]), i64(bias_stride),
-            i64(a_strides[2]), i64(b_strides[2]), i64(c_strides[2]), np.int32(bias is not None))
+            i64(c_strides[0]), i64(c_strides[1]), np.int32(csplit or n), i64(c_split_stride),
+            i64(bias_strides[0]), i64(bias_strides[1]), i64(a_strides[2]), i64(b_strides[2]), i64(c_strides[2]),
+            i64(bias_strides[2]), np.int32(flags))
     dev.launch(SOURCE, "gemm", defines(dtype), grid, (THREADS,), args)
 
 
@@ -85,23 +97,52 @@ def matmul(dev: Any, x1: Any, x2: Any) -> Any:
         return (0,) * lead + tuple(0 if d == 1 else s for d, s in zip(shape[:nb], strides[:nb]))
 
     out_batch = tuple(int(v) for v in np.cumprod((1,) + bshape[::-1][:-1])[::-1] * m * n) if bshape else ()
-    count, (ba, bb, bc) = merge_batch(bshape, [batch_strides(shape1, st1), batch_strides(shape2, st2), out_batch])
+    bs1, bs2 = batch_strides(shape1, st1), batch_strides(shape2, st2)
+    try:
+        count, (ba, bb, bc) = merge_batch(bshape, [bs1, bs2, out_batch])
+    except KernelUnsupported:
+        # e.g. (2, 1, M, K) @ (3, K, N): each operand broadcasts along a different batch
+        # dimension. Gather both into dense (2, 3, ...) copies, whose batches merge.
+        x1, st1, bs1 = _dense_batch(dev, x1, bshape, bs1, shape1[-2:], st1[-2:])
+        x2, st2, bs2 = _dense_batch(dev, x2, bshape, bs2, shape2[-2:], st2[-2:])
+        count, (ba, bb, bc) = merge_batch(bshape, [bs1, bs2, out_batch])
     shape = bshape + ((m,) if len(x1.shape) > 1 else ()) + ((n,) if len(x2.shape) > 1 else ())
     out = dev.empty(shape, dtype)
     gemm(dev, dtype, m, n, k, count, out, x1, x2, (st1[-2], st1[-1], ba), (st2[-2], st2[-1], bb), (n, 1, bc))
     return out
 
 
-def _rows(op: str, x: Any) -> tuple[int, int, int]:
-    """(rows, row stride, column stride) of ``x`` read as a 2-D (rows, last dim) matrix."""
+def _dense_batch(dev: Any, x: Any, bshape: tuple[int, ...], bstrides: tuple[int, ...], mat: tuple[int, int],
+                 mat_strides: tuple[int, ...]) -> tuple[Any, tuple[int, ...], tuple[int, ...]]:
+    """(copy, its strides, its batch strides): ``x`` broadcast to batch ``bshape`` and gathered
+    into a contiguous array of shape ``bshape + mat``."""
+    shape = tuple(bshape) + tuple(mat)
+    out = dev.empty(shape, x.dtype)
+    strides = contiguous_strides(shape)
+    copy_strided(dev, shape, out, strides, x, tuple(bstrides) + tuple(mat_strides))
+    return out, strides, strides[:len(bshape)]
+
+
+def _rows(x: Any) -> tuple[int, int, int] | None:
+    """(rows, row stride, column stride) of ``x`` read as a 2-D (rows, last dim) matrix, or
+    None where its leading dimensions do not merge into one row dimension."""
     s = elem_strides(x)
     if len(x.shape) == 1:
         return 1, 0, s[0]
     lead = x.shape[:-1]
-    for d in range(len(lead) - 1):  # leading dims must merge into one row dimension
+    for d in range(len(lead) - 1):
         if lead[d] != 1 and s[d] != s[d + 1] * lead[d + 1]:
-            raise KernelUnsupported(f"{op}: leading dimensions that do not merge (no copy kernel yet)")
+            return None
     return math.prod(lead), s[-2], s[-1]
+
+
+def _as_rows(dev: Any, x: Any) -> tuple[Any, tuple[int, int, int]]:
+    """(``x``, its ``_rows``), or a contiguous copy of ``x`` (one gather) where they do not merge."""
+    rows = _rows(x)
+    if rows is None:
+        x = contiguous(dev, x)
+        rows = _rows(x)
+    return x, rows
 
 
 def linear(dev: Any, x: Any, weight: Any, bias: Any = None) -> Any:
@@ -110,12 +151,12 @@ def linear(dev: Any, x: Any, weight: Any, bias: Any = None) -> Any:
     if len(weight.shape) != 2 or not x.shape or x.shape[-1] != weight.shape[1] or (
             bias is not None and tuple(bias.shape) != tuple(weight.shape[:1])):
         raise KernelUnsupported("bad shapes")  # the reference explains the error
-    m, sxm, sxk = _rows("linear", x)
+    x, (m, sxm, sxk) = _as_rows(dev, x)
     k, n = x.shape[-1], weight.shape[0]
     sw = elem_strides(weight)
     out = dev.empty(tuple(x.shape[:-1]) + (n,), dtype)
     gemm(dev, dtype, m, n, k, 1, out, x, weight, (sxm, sxk, 0), (sw[1], sw[0], 0), (n, 1, 0),
-         bias, elem_strides(bias)[0] if bias is not None else 0)
+         bias, (0, elem_strides(bias)[0] if bias is not None else 0, 0))
     return out
 
 
@@ -124,8 +165,8 @@ def linear_backward_weight(dev: Any, g: Any, x: Any) -> Any:
     dtype = float_dtype("linear_backward_weight", g, x)
     if not g.shape or not x.shape or tuple(g.shape[:-1]) != tuple(x.shape[:-1]):
         raise KernelUnsupported("bad shapes")
-    rows, sgr, sgc = _rows("linear_backward_weight", g)
-    _, sxr, sxc = _rows("linear_backward_weight", x)
+    g, (rows, sgr, sgc) = _as_rows(dev, g)
+    x, (_, sxr, sxc) = _as_rows(dev, x)
     m, n = g.shape[-1], x.shape[-1]
     out = dev.empty((m, n), dtype)
     # A = g2.T (m x rows), B = x2 (rows x n)

@@ -2,9 +2,10 @@
 ``adam_step``, in place, one kernel per step, no host wait.
 
 Covered: float32/float64 parameters whose gradient and state arrays have the same dtype and
-shape, are contiguous, and share no memory with each other. Anything else (a scalar gradient,
-strided views, aliasing) raises ``KernelUnsupported`` before anything is written; the update
-then runs on host copies and is written back (the in-place fallback).
+shape, with contiguous parameter and state that share no memory with each other. A strided or
+aliasing gradient is first copied (it is only read). Anything else (a scalar gradient, a
+strided parameter) raises ``KernelUnsupported`` before anything is written; the update then
+runs on host copies and is written back (the in-place fallback).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from tensorcore.backends.cuda_ops._common import FLOATS, defines, grid_1d, i64, is_array, is_contiguous
+from tensorcore.backends.cuda_ops.movement_copy import copy_of, overlaps
 
 from tensorcore.errors import KernelUnsupported
 
@@ -23,26 +25,33 @@ SOURCE = "optim.cu"
 VARIANTS = [(SOURCE, defines(t)) for t in FLOATS]
 
 
-def _check(op: str, param: Any, others: list[Any]) -> np.dtype:
-    arrays = [param] + others
+def _check(dev: Any, op: str, param: Any, grad: Any, states: list[Any]) -> tuple[np.dtype, Any]:
+    """(dtype, the gradient as a contiguous array): a strided gradient (a view, e.g. the
+    gradient of a transpose) is gathered into a copy, which the step only reads; the parameter
+    and its state are written in place, so they must be contiguous already."""
+    arrays = [param, grad] + states
     if not all(is_array(a) for a in arrays):
         raise KernelUnsupported(f"{op}: gradient and state must be device arrays")
     dtype = np.dtype(param.dtype)
     if dtype not in FLOATS:
         raise KernelUnsupported(f"{op} on {dtype}")
     for a in arrays:
-        if a.dtype != dtype or tuple(a.shape) != tuple(param.shape) or not is_contiguous(a):
-            raise KernelUnsupported(f"{op}: gradient and state must be contiguous, of the parameter's dtype and shape")
-    spans = sorted((a.data.ptr, a.data.ptr + a.nbytes) for a in arrays if a.nbytes)
-    if any(lo < prev_hi for (_, prev_hi), (lo, _) in zip(spans, spans[1:])):
-        raise KernelUnsupported(f"{op}: parameter, gradient and state share memory")
-    return dtype
+        if a.dtype != dtype or tuple(a.shape) != tuple(param.shape):
+            raise KernelUnsupported(f"{op}: gradient and state must have the parameter's dtype and shape")
+    if not all(is_contiguous(a) for a in [param] + states):
+        raise KernelUnsupported(f"{op}: parameter and state must be contiguous (they are written in place)")
+    written = [param] + states
+    if any(overlaps(a, b) for i, a in enumerate(written) for b in written[i + 1:]):
+        raise KernelUnsupported(f"{op}: parameter and state share memory")
+    if not is_contiguous(grad) or any(overlaps(grad, a) for a in written):
+        grad = copy_of(dev, grad)  # read-only input: a dense copy that no write of this step can change
+    return dtype, grad
 
 
 def sgd_step(dev: Any, param: Any, grad: Any, velocity: Any, *, lr: float, momentum: float, nesterov: bool,
              weight_decay: float) -> None:
     """One fused SGD step (weight decay, momentum, Nesterov), as ``_sgd_step``."""
-    t = _check("sgd_step", param, [grad] + ([] if velocity is None else [velocity]))
+    t, grad = _check(dev, "sgd_step", param, grad, [] if velocity is None else [velocity])
     n = param.size
     if n == 0:
         return
@@ -55,7 +64,7 @@ def adam_step(dev: Any, param: Any, grad: Any, m: Any, v: Any, *, lr: float, bet
               weight_decay: float, decoupled: bool, step: int) -> None:
     """One fused Adam/AdamW step with bias correction, as ``_adam_step``: the scalars are
     computed on the host in double precision, as NumPy computes them."""
-    t = _check("adam_step", param, [grad, m, v])
+    t, grad = _check(dev, "adam_step", param, grad, [m, v])
     n = param.size
     if n == 0:
         return

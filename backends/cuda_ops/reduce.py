@@ -4,9 +4,10 @@ linear_backward_bias, over float32/float64.
 A contiguous input reduced over a run of adjacent axes is read as (A, N, B) and reduced over
 N: rows (B == 1) one block per row and chunk, or one warp per short row; columns (B > 1) one
 thread per column and chunk. Long reductions split N into chunks whose partials further passes
-of the same kernels combine; the last pass divides for ``mean``. Other layouts (views,
-interleaved axes), integer and bool inputs, and a ``dtype`` other than the input's raise
-``KernelUnsupported`` (the op then falls back to cpu).
+of the same kernels combine; the last pass divides for ``mean``. A strided view is first
+gathered into a contiguous copy (``movement_copy.contiguous``), and so is an input reduced
+over axes that are not adjacent (permuted so that they come last). Integer and bool inputs and
+a ``dtype`` other than the input's raise ``KernelUnsupported`` (the op then falls back to cpu).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import math
 from typing import Any
 
 import numpy as np
-from tensorcore.backends.cuda_ops._common import FLOATS, defines, float_dtype, i64, is_contiguous
+from tensorcore.backends.cuda_ops._common import FLOATS, defines, elem_strides, float_dtype, i64
+from tensorcore.backends.cuda_ops.movement_copy import contiguous
 
 from tensorcore.errors import KernelUnsupported
 from tensorcore.ops._axes import reduced_shape
@@ -82,13 +84,23 @@ def run(dev: Any, x: Any, a: int, n: int, b: int, comb: int, out: Any, div: floa
 
 def _reduce(dev: Any, op: str, x: Any, axis: tuple[int, ...], keepdims: bool, comb: int, mean: bool = False) -> Any:
     float_dtype(op, x)
-    if not is_contiguous(x):
-        raise KernelUnsupported(f"{op}: CUDA reductions read contiguous arrays (no copy kernel yet)")
-    axis = tuple(range(len(x.shape))) if axis is None else tuple(axis)
-    a, n, b = plan(tuple(x.shape), axis)
+    shape = tuple(x.shape)
+    axis = tuple(range(len(shape))) if axis is None else tuple(d % max(len(shape), 1) for d in axis)
+    out_shape = reduced_shape(shape, axis, keepdims)
+    try:
+        a, n, b = plan(shape, axis)
+        x = contiguous(dev, x)  # a view is gathered once (the kernels read (A, N, B) dense)
+    except KernelUnsupported:
+        # Axes apart in memory (conv2d's bias gradient sums over N, H and W): gather x with the
+        # kept axes first and the reduced ones last, in one copy, and reduce its rows.
+        kept, reduced = [d for d in range(len(shape)) if d not in axis], sorted(set(axis))
+        strides = elem_strides(x)
+        x = contiguous(dev, dev.view(x, tuple(shape[d] for d in kept + reduced),
+                                     tuple(strides[d] for d in kept + reduced)))
+        a, n, b = math.prod(shape[d] for d in kept), math.prod(shape[d] for d in reduced), 1
     if n == 0 and comb != SUM:
         raise KernelUnsupported(f"{op} over an empty axis")  # the reference raises
-    out = dev.empty(reduced_shape(tuple(x.shape), axis, keepdims), x.dtype)
+    out = dev.empty(out_shape, x.dtype)
     if out.size == 0:
         return out
     return run(dev, x, a, n, b, comb, out, float(n) if mean else None)

@@ -1,9 +1,10 @@
 """CUDA launchers: softmax, log_softmax, their backward ops, cross_entropy and its backward
 (``kernels/cuda/softmax.cu``).
 
-Along the last axis of contiguous float32/float64 arrays: one block per row, the row's max and
-sum by block all-reductions. Other axes and layouts raise ``KernelUnsupported`` for now (the
-OpenCL backend's general (A, N, B) form is the model for the next step). Cross-entropy labels
+Along the last axis of float32/float64 arrays (a strided view is gathered into a contiguous
+copy first): one block per row, the row's max and sum by block all-reductions. Other axes raise
+``KernelUnsupported`` for now (the OpenCL backend's general (A, N, B) form is the model for the
+next step). Cross-entropy labels
 (int32 or int64, any stride) are checked on the device: an out-of-range label raises
 ``OpError`` at the next read or synchronize, as on OpenCL.
 """
@@ -22,8 +23,8 @@ from tensorcore.backends.cuda_ops._common import (
     grid_1d,
     i64,
     is_array,
-    is_contiguous,
 )
+from tensorcore.backends.cuda_ops.movement_copy import contiguous
 
 from tensorcore.errors import KernelUnsupported
 
@@ -40,21 +41,26 @@ def row_block(n: int) -> int:
 
 
 def _rows(op: str, axis: int, *arrays: Any) -> tuple[np.dtype, int, int]:
-    """(dtype, rows, row length) for contiguous arrays of one shape, reduced along the last axis."""
+    """(dtype, rows, row length) for arrays of one shape, reduced along the last axis (the
+    caller passes them through ``_dense``: the kernels read contiguous rows)."""
     dtype = float_dtype(op, *arrays)
     shape = tuple(arrays[0].shape)
     if any(tuple(a.shape) != shape for a in arrays):
         raise KernelUnsupported(f"{op}: operands of different shapes")
     if not shape or axis not in (len(shape) - 1, -1):
         raise KernelUnsupported(f"{op}: CUDA kernels work along the last axis only (for now)")
-    if not all(is_contiguous(a) for a in arrays):
-        raise KernelUnsupported(f"{op}: CUDA kernels read contiguous rows (no copy kernel yet)")
     n = shape[-1]
     return dtype, (int(np.prod(shape, dtype=np.int64)) // n if n else 0), n
 
 
+def _dense(dev: Any, *arrays: Any) -> tuple[Any, ...]:
+    """Each array, or a contiguous copy of a strided view (one gather)."""
+    return tuple(contiguous(dev, a) for a in arrays)
+
+
 def _forward(dev: Any, name: str, x: Any, axis: int) -> Any:
     dtype, rows, n = _rows(name, axis, x)
+    (x,) = _dense(dev, x)
     out = dev.empty(tuple(x.shape), dtype)
     if rows and n:
         dev.launch(SOURCE, f"{name}_rows", defines(dtype), (rows,), (row_block(n),), (out, x, i64(n)))
@@ -73,6 +79,7 @@ def log_softmax(dev: Any, x: Any, *, axis: int) -> Any:
 
 def _backward(dev: Any, name: str, g: Any, y: Any, axis: int) -> Any:
     dtype, rows, n = _rows(name, axis, g, y)
+    g, y = _dense(dev, g, y)
     out = dev.empty(tuple(y.shape), dtype)
     if rows and n:
         dev.launch(SOURCE, f"{name}_rows", defines(dtype), (rows,), (row_block(n),), (out, g, y, i64(n)))
@@ -100,6 +107,7 @@ def cross_entropy(dev: Any, logits: Any, labels: Any, *, reduction: str) -> tupl
     if not is_array(logits) or len(logits.shape) != 2:
         raise KernelUnsupported("cross_entropy: 2-D logits")  # the rule explains
     dtype, n, c = _rows("cross_entropy", 1, logits)
+    (logits,) = _dense(dev, logits)
     n = logits.shape[0]
     suffix, lstride = _labels(labels, n)
     probs = dev.empty((n, c), dtype)
@@ -123,6 +131,7 @@ def cross_entropy_backward(dev: Any, g: Any, logits: Any, probs: Any, labels: An
         raise KernelUnsupported("cross_entropy_backward: 2-D probabilities")
     dtype, _, c = _rows("cross_entropy_backward", 1, probs)
     float_dtype("cross_entropy_backward", g, probs)
+    (probs,) = _dense(dev, probs)
     n = probs.shape[0]
     suffix, lstride = _labels(labels, n)
     if reduction == "none":

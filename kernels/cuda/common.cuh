@@ -19,6 +19,9 @@
 
 typedef long long i64;
 typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
 
 #define TC_MAX_DIMS 8
 
@@ -33,6 +36,24 @@ __device__ __forceinline__ i64 tc_strided_offset(i64 i, const i64* __restrict__ 
         i /= n;
     }
     return offset;
+}
+
+/* The offsets of element i (row-major over `shape`) in two strided layouts at once: the
+ * copy and gather kernels need both, and one division per dimension instead of two halves
+ * the integer work (64-bit divisions are the costliest instructions these kernels run). */
+__device__ __forceinline__ void tc_strided_offset2(i64 i, const i64* __restrict__ shape,
+                                                   const i64* __restrict__ sa, const i64* __restrict__ sb,
+                                                   int ndim, i64* oa, i64* ob) {
+    i64 a = 0, b = 0;
+    for (int d = ndim - 1; d >= 0; --d) {
+        const i64 n = shape[d];
+        const i64 c = i % n;
+        a += c * sa[d];
+        b += c * sb[d];
+        i /= n;
+    }
+    *oa = a;
+    *ob = b;
 }
 
 /* Grid-stride loop over [0, n). */

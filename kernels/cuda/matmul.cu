@@ -4,8 +4,13 @@
  *
  * Build define: DTYPE (float: SGEMM; double). A is M x K, B is K x N, C is M x N, each read or
  * written through element strides (any layout: transposed views need no copy), batch z at
- * A + z * batch_a, B + z * batch_b, C + z * batch_c (0 broadcasts an operand). The optional
- * bias is added as C is stored: bias[n * sbias] (row broadcast, as linear's bias).
+ * A + z * batch_a, B + z * batch_b, C + z * batch_c (0 broadcasts an operand). Column n of C
+ * is at (n / csplit) * scsplit + (n % csplit) * scn: conv2d's columns are (image, pixel)
+ * pairs that land in different images of its output (csplit = pixels per image); a plain
+ * matrix passes csplit = N, so n / csplit is 0. `flags`: bit 0 (HAS_BIAS) adds
+ * bias[m * sbias_m + n * sbias_n] (batch z at bias + z * batch_bias) as C is stored: a row
+ * broadcast for linear's bias, a column broadcast for conv2d's; bit 1 (ACCUMULATE) adds what
+ * C holds (C += A @ B: conv2d's weight gradient summed over chunks of images).
  *
  * Tiling: a block of 256 threads computes a 128 x 128 tile of C, stepping through K by 8.
  * Each step stages an 8 x 128 slice of A (transposed: As[k][m]) and of B (Bs[k][n]) in
@@ -31,11 +36,13 @@ typedef DTYPE T;
 #define TN 8
 #define THREADS 256 /* (BM / TM) * (BN / TN) */
 #define PAD 4
+#define HAS_BIAS 1
+#define ACCUMULATE 2
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 gemm(T* __restrict__ C, const T* __restrict__ A, const T* __restrict__ B, const T* __restrict__ bias,
-     int M, int N, int K, i64 sam, i64 sak, i64 sbk, i64 sbn, i64 scm, i64 scn, i64 sbias,
-     i64 batch_a, i64 batch_b, i64 batch_c, int has_bias) {
+     int M, int N, int K, i64 sam, i64 sak, i64 sbk, i64 sbn, i64 scm, i64 scn, int csplit, i64 scsplit,
+     i64 sbias_m, i64 sbias_n, i64 batch_a, i64 batch_b, i64 batch_c, i64 batch_bias, int flags) {
     __shared__ T As[BK][BM + PAD];
     __shared__ T Bs[BK][BN + PAD];
     const int tid = threadIdx.x;
@@ -44,6 +51,7 @@ gemm(T* __restrict__ C, const T* __restrict__ A, const T* __restrict__ B, const 
     A += z * batch_a;
     B += z * batch_b;
     C += z * batch_c;
+    if (flags & HAS_BIAS) bias += z * batch_bias; /* without a bias, `bias` may be any pointer */
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
 
     T acc[TM][TN];
@@ -89,6 +97,13 @@ gemm(T* __restrict__ C, const T* __restrict__ A, const T* __restrict__ B, const 
         __syncthreads();
     }
 
+    /* Each thread's 8 columns, with their offsets in C worked out once (a division each). */
+    i64 coff[TN];
+#pragma unroll
+    for (int j = 0; j < TN; ++j) {
+        const int n = n0 + tc + (BN / TN) * j;
+        coff[j] = (i64)(n / csplit) * scsplit + (i64)(n % csplit) * scn;
+    }
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
         const int m = m0 + tr + (BM / TM) * i;
@@ -98,8 +113,10 @@ gemm(T* __restrict__ C, const T* __restrict__ A, const T* __restrict__ B, const 
             const int n = n0 + tc + (BN / TN) * j;
             if (n >= N) continue;
             T v = acc[i][j];
-            if (has_bias) v += bias[n * sbias];
-            C[m * scm + n * scn] = v;
+            if (flags & HAS_BIAS) v += bias[m * sbias_m + n * sbias_n];
+            T* at = C + m * scm + coff[j];
+            if (flags & ACCUMULATE) v += *at;
+            *at = v;
         }
     }
 }

@@ -58,6 +58,13 @@ def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | 
             return astype(out, dt)
         return astype(obj, obj.dtype, copy=True) if copy and out is obj else out
     if not isinstance(obj, (np.ndarray, np.generic, list, tuple, int, float, bool)) and hasattr(obj, "__dlpack__"):
+        if _dlpack_device(obj)[0] in _DL_CUDA_TYPES:  # GPU memory: shared through CuPy, no host round trip
+            t = from_dlpack(obj, device=device, copy=False if copy is False else None)
+            if dt is not None and dt != t.dtype:
+                if copy is False:
+                    raise ValueError(f"asarray(copy=False): turning {t.dtype} data into {dt} needs a copy")
+                return astype(t, dt)
+            return astype(t, t.dtype, copy=True) if copy else t
         obj = np.from_dlpack(obj)
     if copy is False:
         shareable = isinstance(obj, np.ndarray) and (dt is None or dt == obj.dtype) and (target or current_device()).type == "cpu"
@@ -162,11 +169,30 @@ def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = N
     return from_host(np.eye(n_rows, n_cols, k=k, dtype=_dtype(dtype)), device)
 
 
-def from_dlpack(x: Any, /, *, device: Any = None, copy: bool | None = None) -> Tensor:
-    """A tensor from any object with ``__dlpack__`` (read through NumPy on the host).
+# DLPack device types (dlpack.h's DLDeviceType) that from_dlpack reads through CuPy: device
+# memory and managed memory of an NVIDIA GPU. Host memory (kDLCPU, pinned kDLCUDAHost) goes
+# through NumPy.
+_DL_CUDA, _DL_CUDA_MANAGED = 2, 13
+_DL_CUDA_TYPES = (_DL_CUDA, _DL_CUDA_MANAGED)
 
-    Host data is shared when ``copy`` is not True and ``device`` is cpu; another ``device``
-    gets a copy. ``copy=False`` with a non-cpu ``device`` raises, as a copy is unavoidable.
+
+def _dlpack_device(x: Any) -> tuple[int, int]:
+    """``x.__dlpack_device__()`` as ints; (kDLCPU, 0) for a producer without it."""
+    if not hasattr(x, "__dlpack_device__"):
+        return 1, 0
+    kind, index = x.__dlpack_device__()
+    return int(kind), int(index)
+
+
+def from_dlpack(x: Any, /, *, device: Any = None, copy: bool | None = None) -> Tensor:
+    """A tensor sharing the memory of any object with ``__dlpack__``, without a copy.
+
+    Host memory (NumPy arrays, PyTorch CPU tensors, ...) is read through NumPy and the tensor
+    lives on ``cpu``; memory of CUDA device N (CuPy arrays, PyTorch CUDA tensors, ...) is read
+    through CuPy and the tensor lives on ``cuda:N`` (the producer's pending work is ordered
+    before that device's stream). Writes through either side show on the other. A ``device``
+    other than the data's gets a copy there; ``copy=True`` always copies; ``copy=False``
+    raises ``ValueError`` where a copy is unavoidable.
     """
     if isinstance(x, Tensor):
         out = x if device is None else transfer(x, resolve(device))
@@ -177,16 +203,44 @@ def from_dlpack(x: Any, /, *, device: Any = None, copy: bool | None = None) -> T
         return out
     if not hasattr(x, "__dlpack__"):
         raise OpError(f"from_dlpack: {type(x).__name__} does not implement the DLPack protocol (__dlpack__)")
+    kind, index = _dlpack_device(x)
+    if kind in _DL_CUDA_TYPES:
+        return _from_cuda_dlpack(x, index, device, copy)
     try:
         arr = np.from_dlpack(x)
     except (BufferError, RuntimeError, TypeError, ValueError) as exc:
-        raise OpError(f"from_dlpack: cannot read a {type(x).__name__} through NumPy on the host: {exc}") from exc
+        raise OpError(f"from_dlpack: cannot read a {type(x).__name__} (DLPack device type {kind}) through NumPy "
+                      f"on the host: {exc}") from exc
     if arr.dtype not in dtypes.ALL:
         raise OpError(f"from_dlpack: unsupported dtype {arr.dtype}; supported: {', '.join(d.name for d in dtypes.ALL)}")
-    dev = _device(device)
+    dev = resolve("cpu") if device is None else resolve(device)
     if copy is False and dev.type != "cpu":
         raise ValueError(f"from_dlpack(copy=False): host data cannot be shared with {dev}; a copy is needed")
     return from_host(arr.copy() if copy else arr, dev)
+
+
+def _from_cuda_dlpack(x: Any, index: int, device: Any, copy: bool | None) -> Tensor:
+    """from_dlpack of memory on CUDA device ``index``: zero-copy onto ``cuda:index``."""
+    from tensorcore.ops.logic import astype
+
+    home = Device("cuda", index)
+    reason = registry.unavailable_reason(home)
+    if reason is not None:
+        raise OpError(f"from_dlpack: the {type(x).__name__} lives on CUDA device {index}, which tensorcore cannot "
+                      f"use here: {reason}")
+    target = home if device is None else resolve(device)
+    if copy is False and target != home:
+        raise ValueError(f"from_dlpack(copy=False): the data lives on {home}; placing it on {target} needs a copy")
+    try:
+        data = registry.get_backend("cuda").from_dlpack(x, index)
+    except (BufferError, RuntimeError, TypeError, ValueError) as exc:
+        raise OpError(f"from_dlpack: cannot read a {type(x).__name__} on {home} through CuPy: {exc}") from exc
+    if np.dtype(data.dtype) not in dtypes.ALL:
+        raise OpError(f"from_dlpack: unsupported dtype {data.dtype}; supported: {', '.join(d.name for d in dtypes.ALL)}")
+    out = wrap(data, home)
+    if target != home:
+        return transfer(out, target)
+    return astype(out, out.dtype, copy=True) if copy else out
 
 
 def meshgrid(*arrays: Tensor, indexing: str = "xy") -> list[Tensor]:

@@ -1,0 +1,281 @@
+"""tensorcore's CUDA backend against CuPy's own routines on the same GPU, in one interleaved run.
+
+Run: ``python benchmarks/cuda.py`` or ``tensorcore bench cuda`` (``--rounds N``, ``--repeats N``,
+``--quick`` for small sizes, ``--device cuda:N``). Needs CuPy and an NVIDIA GPU.
+
+Cases, each reported as the median over rounds in which tensorcore and its reference take
+turns (every sample times ``repeats`` calls and then waits for the stream they ran on; the
+device is drained, untimed, before each sample):
+
+- SGEMM, n = 4096: tensorcore's tiled GEMM against ``cupy.matmul`` (cuBLAS) with TF32 off:
+  ``CUPY_TF32=0`` (CuPy's float32 compute type, read at its first GEMM) and
+  ``NVIDIA_TF32_OVERRIDE=0`` (cuBLAS itself) are set before CuPy runs anything, and cuBLAS's
+  float32 error against float64 is printed, which shows TF32 (about 1e-3) or not (about 1e-6);
+- the device-to-device copy bandwidth (``cudaMemcpyAsync`` of 1 GiB), measured in the run: the
+  yardstick of the memory-bound cases;
+- add and sum of float32 operands of 1 GiB each, as GB/s and as a fraction of that copy
+  bandwidth (``cupy.add`` / ``cupy.sum`` alongside);
+- softmax over rows of 4096 (1 GiB), against the copy bandwidth (one read and one write is
+  the ideal; a CuPy expression alongside);
+- one training step of the MLP 784-512-512-10 (batch 128, ReLU, softmax cross-entropy, SGD),
+  against the same step written directly with CuPy; both read the loss back.
+
+tensorcore's figures include its eager dispatch (Python) overhead; they end with a stream
+synchronize, not with a copy to the host. ``placement:`` at the end should report no cpu
+fallbacks.
+
+Without a usable CUDA device (CuPy missing, no driver, no GPU, or ``--device`` not present),
+it prints ``cuda benchmark not run: <reason>`` on stderr and exits with status 1, so a job that
+needs the numbers fails; one that may run without a GPU can accept status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+# Before CuPy does anything: float32 GEMMs in full float32 (no TF32 tensor cores), in CuPy and in cuBLAS.
+os.environ["CUPY_TF32"] = "0"
+os.environ["NVIDIA_TF32_OVERRIDE"] = "0"
+
+import numpy as np  # noqa: E402
+
+GIB = 1 << 30
+MIB = 1 << 20
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The benchmark's command line."""
+    parser = argparse.ArgumentParser(prog="tensorcore bench cuda", description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians over them (default 5)")
+    parser.add_argument("--repeats", type=int, default=10, help="calls per timed sample (default 10)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (n=1024, 64 MiB), for a smoke test")
+    parser.add_argument("--device", default="cuda:0", help="the CUDA device to measure (default cuda:0)")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.repeats < 1:
+        parser.error("--rounds and --repeats must be at least 1")
+    return args
+
+
+def unavailable_reason(device: str) -> str | None:
+    """Why ``device`` cannot be benchmarked here, or None if it can."""
+    import tensorcore as tc
+
+    entries = [d for d in tc.devices(all=True) if d.backend == "cuda"]
+    if not entries:
+        return "no cuda backend is registered"
+    if not entries[0].available:
+        return entries[0].reason or "the cuda backend is unavailable"
+    have = [str(d.device) for d in entries]
+    try:
+        wanted = str(tc.Device(device))
+    except ValueError as exc:
+        return str(exc)
+    if wanted not in have:
+        return f"{wanted} does not exist here; the cuda backend has {', '.join(have)}"
+    return None
+
+
+# --- timing ------------------------------------------------------------------------------------
+
+
+def _sample(fn: Callable[[], Any], wait: Callable[[], None], drain: Callable[[], None], repeats: int) -> float:
+    """Seconds per call: ``repeats`` calls, then a wait for their stream."""
+    drain()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    wait()
+    return (time.perf_counter() - start) / repeats
+
+
+def interleaved(cases: dict[str, tuple[Callable[[], Any], Callable[[], None]]], drain: Callable[[], None],
+                rounds: int, repeats: int) -> dict[str, float]:
+    """Median seconds per call of each case (fn, wait); the cases take turns every round."""
+    for fn, wait in cases.values():
+        fn()  # warm-up: compile kernels, fill the memory pool
+        wait()
+    samples: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(rounds):
+        for name, (fn, wait) in cases.items():
+            samples[name].append(_sample(fn, wait, drain, repeats))
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+# --- cases -------------------------------------------------------------------------------------
+
+
+def gemm_cases(cp: Any, tc: Any, device: str, n: int, waits: dict) -> dict:
+    """float32 n x n matmul: tensorcore's GEMM and cupy.matmul on the same inputs."""
+    rng = np.random.default_rng(0)
+    ta = tc.asarray(rng.standard_normal((n, n), dtype=np.float32), device=device)
+    tb = tc.asarray(rng.standard_normal((n, n), dtype=np.float32), device=device)
+    a, b = ta._data, tb._data
+    return {"tensorcore": (lambda: ta @ tb, waits["tc"]), "cuBLAS": (lambda: cp.matmul(a, b), waits["cp"])}
+
+
+def tf32_check(cp: Any, tc: Any, device: str) -> str:
+    """cuBLAS's and tensorcore's float32 max relative error against float64 at n = 512."""
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((512, 512)), rng.standard_normal((512, 512))
+    want = a @ b
+    scale = np.abs(want).max()
+    blas = cp.asnumpy(cp.matmul(cp.asarray(a, np.float32), cp.asarray(b, np.float32)))
+    ours = (tc.asarray(a.astype(np.float32), device=device) @ tc.asarray(b.astype(np.float32), device=device)).numpy()
+    return (f"float32 GEMM max error / max |value| vs float64 at n=512: cuBLAS {np.abs(blas - want).max() / scale:.1e}, "
+            f"tensorcore {np.abs(ours - want).max() / scale:.1e} (TF32 would give about 1e-3)")
+
+
+def copy_cases(cp: Any, nbytes: int, waits: dict) -> dict:
+    """A device-to-device cudaMemcpyAsync of ``nbytes``: the memory bandwidth yardstick."""
+    src, dst = cp.ones(nbytes // 4, np.float32), cp.empty(nbytes // 4, np.float32)
+    return {"copy": (lambda: dst.data.copy_from_device_async(src.data, nbytes), waits["cp"])}
+
+
+def add_cases(cp: Any, tc: Any, device: str, nbytes: int, waits: dict) -> dict:
+    """Elementwise add of two float32 arrays of ``nbytes`` each."""
+    ta = tc.asarray(np.ones(nbytes // 4, np.float32), device=device)
+    tb = tc.asarray(np.full(nbytes // 4, 2.0, np.float32), device=device)
+    a, b = ta._data, tb._data
+    return {"tensorcore": (lambda: ta + tb, waits["tc"]), "cupy.add": (lambda: cp.add(a, b), waits["cp"])}
+
+
+def sum_cases(cp: Any, tc: Any, device: str, nbytes: int, waits: dict) -> dict:
+    """Full float32 sum of ``nbytes``."""
+    ta = tc.asarray(np.random.default_rng(1).random(nbytes // 4, dtype=np.float32), device=device)
+    a = ta._data
+    return {"tensorcore": (lambda: tc.sum(ta), waits["tc"]), "cupy.sum": (lambda: cp.sum(a), waits["cp"])}
+
+
+def softmax_cases(cp: Any, tc: Any, device: str, nbytes: int, waits: dict) -> dict:
+    """Softmax over rows of 4096 float32 values, ``nbytes`` in all."""
+    from tensorcore.nn import functional as F
+
+    tx = tc.asarray(np.random.default_rng(2).standard_normal((nbytes // 4 // 4096, 4096), dtype=np.float32),
+                    device=device)
+    x = tx._data
+
+    def cupy_softmax() -> Any:
+        e = cp.exp(x - x.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    return {"tensorcore": (lambda: F.softmax(tx, axis=-1), waits["tc"]), "CuPy expression": (cupy_softmax, waits["cp"])}
+
+
+def mlp_cases(cp: Any, tc: Any, device: str, batch: int = 128, sizes: tuple[int, ...] = (784, 512, 512, 10),
+              lr: float = 0.01) -> dict:
+    """One MLP training step (ReLU, softmax cross-entropy, SGD) in tensorcore and in CuPy;
+    both read the loss back (so both include one host wait)."""
+    from tensorcore.nn import functional as F
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
+    y = rng.integers(0, sizes[-1], batch)
+    params = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        bound = 1 / np.sqrt(n_in)
+        params += [rng.uniform(-bound, bound, (n_out, n_in)).astype(np.float32), np.zeros(n_out, np.float32)]
+
+    cx, cy, rows = cp.asarray(x), cp.asarray(y), cp.arange(batch)
+    cparams = [cp.asarray(p) for p in params]
+
+    def cupy_step() -> float:
+        w1, b1, w2, b2, w3, b3 = cparams
+        h1 = cp.maximum(cx @ w1.T + b1, 0)
+        h2 = cp.maximum(h1 @ w2.T + b2, 0)
+        z = h2 @ w3.T + b3
+        z -= z.max(1, keepdims=True)
+        p = cp.exp(z)
+        p /= p.sum(1, keepdims=True)
+        loss = -cp.log(p[rows, cy]).mean()
+        p[rows, cy] -= 1
+        p /= batch
+        d2 = (p @ w3) * (h2 > 0)
+        d1 = (d2 @ w2) * (h1 > 0)
+        for param, g in zip(cparams, (d1.T @ cx, d1.sum(0), d2.T @ h1, d2.sum(0), p.T @ h2, p.sum(0))):
+            param -= lr * g
+        return float(loss)
+
+    tparams = [tc.Variable(p, device=device) for p in params]
+    opt = tc.optim.SGD(tparams, lr=lr)
+    tx, ty = tc.asarray(x, device=device), tc.asarray(y, device=device)
+    w1, b1, w2, b2, w3, b3 = tparams
+
+    def tensorcore_step() -> float:
+        with tc.GradientTape() as tape:
+            h = F.relu(F.linear(tx, w1, b1))
+            h = F.relu(F.linear(h, w2, b2))
+            loss = F.cross_entropy(F.linear(h, w3, b3), ty)
+        opt.step(tape.gradient(loss, tparams))
+        return loss.item()
+
+    def nothing() -> None:
+        return None
+
+    return {"tensorcore": (tensorcore_step, nothing), "CuPy": (cupy_step, nothing)}
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every case and print figures with ratios; status 1 where no CUDA device can run them."""
+    args = parse_args(argv)
+    reason = unavailable_reason(args.device)
+    if reason is not None:
+        print(f"cuda benchmark not run: {reason}", file=sys.stderr)
+        return 1
+    import cupy as cp
+
+    import tensorcore as tc
+
+    device = str(tc.Device(args.device))
+    index = tc.Device(device).index
+    info = [d for d in tc.devices() if str(d.device) == device][0]
+    n = 1024 if args.quick else 4096
+    big = 64 * MIB if args.quick else GIB
+    with cp.cuda.Device(index):
+        waits = {"tc": lambda: tc.synchronize(device), "cp": lambda: cp.cuda.get_current_stream().synchronize()}
+
+        def drain() -> None:
+            tc.synchronize(device)
+            cp.cuda.Device(index).synchronize()
+
+        print(f"{device} = {info.name} ({', '.join(f'{k}={v}' for k, v in info.details.items())}); "
+              f"medians of {args.rounds} interleaved rounds of {args.repeats} calls")
+        print(f"TF32 off: CUPY_TF32={os.environ['CUPY_TF32']}, NVIDIA_TF32_OVERRIDE={os.environ['NVIDIA_TF32_OVERRIDE']}; "
+              + tf32_check(cp, tc, device))
+        tc.reset_placement_stats()
+
+        t = interleaved(gemm_cases(cp, tc, device, n, waits), drain, args.rounds, max(1, args.repeats // 5))
+        tf = {k: 2 * n**3 / v / 1e12 for k, v in t.items()}
+        print(f"SGEMM float32 n={n}: cuBLAS {tf['cuBLAS']:.2f} TFLOP/s, tensorcore {tf['tensorcore']:.2f} TFLOP/s "
+              f"-> {tf['tensorcore'] / tf['cuBLAS']:.2f}x cuBLAS")
+
+        copy = interleaved(copy_cases(cp, big, waits), drain, args.rounds, args.repeats)["copy"]
+        copy_gbs = 2 * big / copy / 1e9  # read and write
+        print(f"device-to-device copy, {big // MIB} MiB: {copy_gbs:.0f} GB/s (read + write)")
+
+        def bandwidth(label: str, cases: dict, moved: int) -> None:
+            t = interleaved(cases, drain, args.rounds, args.repeats)
+            parts = [f"{k} {moved / v / 1e9:.0f} GB/s ({moved / v / 1e9 / copy_gbs:.2f} of copy)" for k, v in t.items()]
+            print(f"{label}: " + ", ".join(parts))
+
+        bandwidth(f"add float32, {big // MIB} MiB operands", add_cases(cp, tc, device, big, waits), 3 * big)
+        bandwidth(f"sum float32, {big // MIB} MiB", sum_cases(cp, tc, device, big, waits), big)
+        bandwidth(f"softmax float32, rows of 4096, {big // MIB} MiB", softmax_cases(cp, tc, device, big, waits), 2 * big)
+
+        t = interleaved(mlp_cases(cp, tc, device), drain, args.rounds, args.repeats)
+        print(f"MLP 784-512-512-10 training step, batch 128: CuPy {t['CuPy'] * 1e3:.3f} ms, tensorcore "
+              f"{t['tensorcore'] * 1e3:.3f} ms -> {t['CuPy'] / t['tensorcore']:.2f}x CuPy's speed")
+    print(f"placement: {tc.placement.summary()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
