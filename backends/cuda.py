@@ -191,6 +191,22 @@ class CUDADevice:
             self._functions[key] = fn
         return fn
 
+    def generated_function(self, label: str, text: str, name: str) -> Any:
+        """Kernel ``name`` of generated CUDA ``text`` (``label`` names it in build errors),
+        compiled once per text (and kept across runs by CuPy's compile cache)."""
+        key = ("<generated>", text, name)
+        fn = self._functions.get(key)
+        if fn is None:
+            cp = self.cp
+            try:
+                with self.device:
+                    fn = cp.RawModule(code=text).get_function(name)
+            except cp.cuda.compiler.CompileException as exc:
+                raise _build_error(label, text, f"{self.label} ({self.name}, sm_{self.capability})", (),
+                                   str(exc)) from None
+            self._functions[key] = fn
+        return fn
+
     def _module(self, source: str, defines: tuple[tuple[str, str], ...]) -> tuple[Any, str, tuple[str, ...]]:
         key = (source, defines)
         entry = self._modules.get(key)
@@ -288,6 +304,12 @@ class CUDABackend(Backend):
                            {"compute_capability": d.capability, "multiprocessors": d.sm_count,
                             "cupy": self.cp.__version__})
                 for d in self._devices]
+
+    def fuse(self, program: Any, index: int) -> Any:
+        """A generated kernel for a fused elementwise chain (see ``cuda_ops/fused.py``)."""
+        from tensorcore.backends.cuda_ops.fused import fuse
+
+        return fuse(self._devices[index], program)
 
     def device(self, index: int) -> CUDADevice:
         """The ``CUDADevice`` of ``cuda:index``."""

@@ -1,7 +1,7 @@
 /* Template of a fused elementwise kernel. The graph's fusion pass (tensorcore/graph/fusion.py)
  * turns a chain of elementwise ops into a FusedProgram; backends/opencl_ops/fused.py fills in
- * the placeholders below ($PARAMS, $LOADS, $BODY, $RESULT) with its inputs, scalars and one
- * statement per op, and builds the text once per program. A chain of N ops then reads its
+ * the dollar-sign placeholders below with its inputs, scalars and one statement per op, and
+ * builds the text once per program. A chain of N ops then reads its
  * inputs and writes its result once, in one launch, instead of N times.
  *
  * FT is the element type (float or double). Inputs come as `xN_p` plus an element offset
