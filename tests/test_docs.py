@@ -19,6 +19,17 @@ def test_readme_example_runs() -> None:
     assert isinstance(namespace["loss"], tc.Tensor)
 
 
+def test_readme_graph_mode_example_runs(capsys) -> None:
+    text = (ROOT / "README.md").read_text()
+    namespace: dict = {}
+    for section in ("A short example", "Graph mode"):  # the second uses the first's names
+        code = re.search(rf"## {section}\s+.*?```python\n(.*?)```", text, re.S).group(1)
+        exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    step = namespace["train_step"]
+    assert step.trace_count == 1 and "partitions:" in capsys.readouterr().out
+    assert isinstance(step(namespace["x"], namespace["y"]), tc.Tensor) and step.trace_count == 1
+
+
 def _listed(section: str) -> set[str]:
     text = (ROOT / "docs" / "backends.md").read_text()
     block = re.search(rf"<!-- {section} -->(.*?)<!-- end -->", text, re.S).group(1)
