@@ -40,6 +40,8 @@ def wrap(data: Any, dev: Device) -> Tensor:
     t._data = data
     t._device = dev
     t._version = 0
+    if tracers:  # a tensor made while tracing (tc.zeros, tc.asarray, ...): a new one in each eager call
+        tracers[-1].made(t)
     return t
 
 

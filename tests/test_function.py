@@ -125,3 +125,144 @@ def test_gradients_flow_through_a_traced_function_under_an_outer_tape(device: st
         y = traced(x)
     xv = np.array([0.5, 1.0])
     np.testing.assert_allclose(tape.gradient(y, x).numpy(), np.cos(xv) * xv + np.sin(xv), rtol=1e-12)
+
+
+# --- Regressions: graph-mode bugs found by comparing every op test with eager mode -------------
+
+
+@tc.custom_op("test_function_twice_on_cpu")  # a NumPy kernel only: other devices fall back to cpu
+def _twice_on_cpu(x: np.ndarray) -> np.ndarray:
+    return x * 2
+
+
+def _op_names(graph) -> list[str]:
+    return [n.op_name for n in graph.nodes]
+
+
+def test_a_result_a_cpu_fallback_computes_is_returned_on_the_device_eager_mode_uses(device: str) -> None:
+    # The placer runs the node on cpu; eager mode copies a fallback's result back to the device
+    # asked for, so the graph must return it there too (it returned it on cpu).
+    def f(x):
+        return _twice_on_cpu(x), _twice_on_cpu(x) + 1.0  # returned as it is, and read on the device
+
+    x = tc.asarray(np.arange(3.0), device=device)
+    traced = tc.function(f)
+    for _ in range(2):
+        for got, want in zip(traced(x), f(x)):
+            assert got.device == want.device == tc.Device(device)
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_adding_zero_stays_where_it_turns_negative_zero_positive(device: str) -> None:
+    # -0.0 + 0.0 is +0.0, so ``x + 0.0`` is not ``x``; ``x - 0.0`` is, and is still removed.
+    from tensorcore.graph import passes
+
+    def f(x):
+        return 1.0 / (x + 0.0), 1.0 / (0.0 + x), 1.0 / (x - 0.0)
+
+    x = tc.asarray(np.array([-0.0, 2.0]), device=device)
+    traced = tc.function(f)
+    for got, want in zip(traced(x), ([np.inf, 0.5], [np.inf, 0.5], [-np.inf, 0.5])):
+        np.testing.assert_array_equal(got.numpy(), want)
+    graph = traced.traced_graph(x).copy()
+    passes.simplify(graph)
+    assert _op_names(graph).count("add") == 2 and "subtract" not in _op_names(graph)
+
+
+def test_common_subexpressions_tell_zeros_of_different_signs_apart(device: str) -> None:
+    # 0.0 == -0.0 in Python, but x * 0.0 and x * -0.0 differ in the sign of zero
+    def f(x):
+        return 1.0 / (x * 0.0), 1.0 / (x * -0.0)
+
+    x = tc.asarray(np.array([-1.0, 2.0]), device=device)
+    a, b = tc.function(f)(x)
+    np.testing.assert_array_equal(a.numpy(), [-np.inf, np.inf])
+    np.testing.assert_array_equal(b.numpy(), [np.inf, -np.inf])
+
+
+def test_a_tensor_made_inside_the_function_is_new_in_each_call(device: str) -> None:
+    # tc.zeros inside the function was one constant of the graph: the first call's write stayed
+    def one_hot(i):
+        out = tc.zeros((4,), device=i.device)
+        out[i] = 1.0
+        return out
+
+    traced = tc.function(one_hot)
+    first = traced(tc.asarray([0], device=device))
+    second = traced(tc.asarray([2], device=device))
+    assert traced.trace_count == 1
+    np.testing.assert_array_equal(second.numpy(), [0.0, 0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(first.numpy(), [1.0, 0.0, 0.0, 0.0])  # its own tensor, unchanged
+
+
+def test_a_returned_constant_is_a_new_tensor_in_each_call(device: str) -> None:
+    # the folded constant was returned itself: a caller's write changed every later result
+    traced = tc.function(lambda x: (x * 2.0, tc.arange(3, device=x.device) * 2))
+    x = tc.asarray(np.ones(3), device=device)
+    first = traced(x)[1]
+    first[0] = 100
+    np.testing.assert_array_equal(traced(x)[1].numpy(), [0, 2, 4])
+    assert _op_names(traced.graph(x)).count("astype") == 1  # one copy, of the folded result
+
+
+def test_a_tensor_made_inside_and_only_read_needs_no_copy(device: str) -> None:
+    traced = tc.function(lambda x: x * tc.asarray(np.array([1.0, 2.0, 3.0]), device=x.device))
+    x = tc.asarray(np.ones(3), device=device)
+    assert _op_names(traced.traced_graph(x)) == ["multiply"]
+    np.testing.assert_array_equal(traced(x).numpy(), [1.0, 2.0, 3.0])
+
+
+def test_writing_into_an_argument_bumps_its_version_so_a_tape_refuses_a_stale_gradient(device: str) -> None:
+    def f(x):
+        x[0] = 1.0
+        return x * 2.0
+
+    traced = tc.function(f)
+    traced(tc.zeros(3, dtype=tc.float64, device=device))  # traced: the call below replays
+    x = tc.ones(3, dtype=tc.float64, device=device)
+    with tc.GradientTape() as tape:
+        tape.watch(x)
+        y = tc.sum(x * x)
+    version = x._version
+    traced(x)
+    assert x._version == version + 1  # as eager mode: one update, one version
+    with pytest.raises(tc.GradientError):
+        tape.gradient(y, x)
+
+
+def test_a_shape_that_depends_on_the_data_is_not_fixed_by_the_trace(device: str) -> None:
+    # the masked chain was fused for the traced size: a replay with another count of positive
+    # elements failed (cpu) or computed the wrong elements (opencl)
+    def f(a):
+        return tc.exp(a[a > 0] * 2.0) + 1.0
+
+    traced = tc.function(f)
+    for values in ([1.0, -1.0, 2.0, 3.0], [1.0, -1.0, -2.0, 3.0], [1.0, 1.0, 2.0, 3.0]):
+        x = tc.asarray(np.array(values), device=device)
+        np.testing.assert_array_equal(traced(x).numpy(), f(x).numpy())
+    assert traced.trace_count == 1
+    graph = traced.graph(x)
+    assert graph.specs[graph.outputs].shape == (None,)  # known only when it runs
+
+
+def test_a_tensor_made_inside_is_copied_through_the_host_on_a_device_without_astype(
+        device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the copy of a tensor made while tracing needs no kernel: strict placement accepts it
+    from tensorcore.ops.registry import OPS
+
+    if tc.Device(device).type == "cpu":
+        pytest.skip("cpu always has its astype kernel (the NumPy reference)")
+    monkeypatch.delitem(OPS["astype"].kernels, tc.Device(device))
+
+    def one_hot(i):
+        out = tc.zeros((3,), device=i.device)
+        out[i] = 1.0
+        return out
+
+    traced = tc.function(one_hot)
+    with tc.placement_policy("strict"):
+        traced(tc.asarray([0], device=device))
+        second = traced(tc.asarray([2], device=device))
+    assert second.device == tc.Device(device)
+    np.testing.assert_array_equal(second.numpy(), [0.0, 0.0, 1.0])
+    assert "astype" not in _op_names(traced.graph(tc.asarray([2], device=device)))

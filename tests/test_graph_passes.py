@@ -89,7 +89,7 @@ def test_constant_folding_leaves_random_draws_and_updated_state_alone(device: st
 def test_algebraic_simplification_removes_identities(device: str) -> None:
     def f(x):
         y = tc.matrix_transpose(tc.matrix_transpose(x))  # the identity
-        return tc.exp(tc.negative(-(y * 1.0 + 0.0)) / 1.0)
+        return tc.exp(tc.negative(-(y * 1.0 - 0.0)) / 1.0)
 
     x = tc.asarray(rng.standard_normal((2, 3)), device=device)
     _, graph, fn = traced(f, x)

@@ -119,6 +119,14 @@ class Executable:
         for node in graph.nodes:
             self.ops_per_device[node.device] = self.ops_per_device.get(node.device, 0) + 1
         self.fallbacks = [(n.op.name, n.moved_from) for n in graph.nodes if n.moved_from is not None]
+        # (argument position, updates): arguments the graph writes in place. As in eager mode
+        # each update bumps the tensor's version, so a tape that recorded it refuses a stale gradient.
+        writes: dict[int, int] = {}
+        for node in graph.nodes:
+            if node.kind == INPLACE:
+                for s in _written(node):
+                    writes[s] = writes.get(s, 0) + 1
+        self._argument_writes = [(k, writes[s]) for k, s in enumerate(graph.inputs) if s in writes]
 
     def source(self, start: int = 0) -> str:
         """The Python source that runs nodes ``start`` onwards (one comment line names each node)."""
@@ -175,6 +183,8 @@ class Executable:
             counts[dev] = counts.get(dev, 0) + n
         for key in self.fallbacks:  # counted per run, as eager mode counts per call
             placement.fallbacks[key] += 1
+        for k, n in self._argument_writes:
+            args[k]._version += n
         out = self.graph.outputs
         if type(out) is int and out not in self._known_slots:  # one new tensor: the common case
             return dispatch.wrap(env[out], self.graph.devices[out])
@@ -240,8 +250,8 @@ class Executable:
                 f"env[{node.outs[0]}] = {f}({ins}, out=d)", "d = None"]
 
     def _update_lines(self, i: int, node: Node) -> list[str]:
-        op, target = node.op, node.args[0]
-        written = [target] + [node.args[k + 1] for k in op.mutates if type(node.args[k + 1]) is int]
+        op = node.op
+        written = _written(node)
         kernel = op.kernels.get(node.device)
         if kernel is None or any(type(a) is int and self.graph.devices[a] != node.device for a in node.args):
             return [f"{self._name('update', i, self._dispatched_update(node, written))}(env)"]
@@ -295,6 +305,11 @@ class Executable:
             env[slot] = t._data
         for s in self.memory.frees[self.graph.nodes.index(node)]:
             env[s] = None
+
+
+def _written(node: Node) -> list[int]:
+    """The slots an in-place node writes: its target and the state inputs its op mutates."""
+    return [node.args[0]] + [node.args[k + 1] for k in node.op.mutates if type(node.args[k + 1]) is int]
 
 
 def _declines(why: str) -> Callable[..., Any]:

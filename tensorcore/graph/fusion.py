@@ -14,6 +14,7 @@ from typing import Any
 from tensorcore import registry
 from tensorcore.errors import KernelUnsupported
 from tensorcore.graph.ir import FUSED, INPLACE, OP, Graph, Literal, Node
+from tensorcore.graph.passes import known
 from tensorcore.ops.fusable import FUSABLE, FUSED_DTYPES, FusedProgram, Operand
 
 
@@ -35,17 +36,20 @@ class FusedOp:
 
 def is_fusable(node: Node, graph: Graph) -> bool:
     """An op node this pass can put in a fused kernel: a listed elementwise op whose tensor
-    inputs and output share one float dtype, with plain numbers as its other operands."""
+    inputs and output share one float dtype, with plain numbers as its other operands, and
+    whose shapes are known when the graph is built (a fused kernel is built for one output
+    shape; a data-dependent one, from a boolean mask say, changes from run to run)."""
     if node.kind != OP or node.fallback is not None or node.op.name not in FUSABLE:
         return False
     if len(node.args) != FUSABLE[node.op.name].arity or node.attrs:
         return False
-    dtype = graph.specs[node.outs[0]].dtype
-    if dtype not in FUSED_DTYPES:
+    out = graph.specs[node.outs[0]]
+    dtype = out.dtype
+    if dtype not in FUSED_DTYPES or not known(out):
         return False
     for a in node.args:
         if type(a) is int:
-            if graph.specs[a].dtype != dtype or graph.devices[a] != node.device:
+            if graph.specs[a].dtype != dtype or graph.devices[a] != node.device or not known(graph.specs[a]):
                 return False
         elif type(a.value) not in (int, float):
             return False

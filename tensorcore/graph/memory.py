@@ -5,8 +5,8 @@ The executor drops its reference to a value right after its last reader runs, so
 backend's pool (NumPy's allocator, pyopencl's and CuPy's pools) reuses the memory for later
 nodes; without a plan every intermediate would stay alive until the graph returns. A node
 that donates is an elementwise one (or a fused chain) whose dead input has the output's
-shape and dtype; the executor still checks at run time that nothing else (a view) holds that
-buffer before writing into it.
+shape and dtype (both known before the run); the executor still checks at run time that
+nothing else (a view) holds that buffer before writing into it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from tensorcore.graph.fusion import is_fusable
 from tensorcore.graph.ir import FUSED, Graph
-from tensorcore.graph.passes import mutable_slots
+from tensorcore.graph.passes import known, mutable_slots
 
 
 @dataclass
@@ -36,8 +36,9 @@ class MemoryPlan:
 
 
 def _nbytes(graph: Graph, slot: int) -> int:
+    """The size of a slot's value; 0 where it depends on the data (not known before the run)."""
     spec = graph.specs[slot]
-    return math.prod(spec.shape) * spec.dtype.itemsize if spec.shape is not None else 0
+    return math.prod(spec.shape) * spec.dtype.itemsize if known(spec) else 0
 
 
 def plan_memory(graph: Graph) -> MemoryPlan:
@@ -62,7 +63,7 @@ def plan_memory(graph: Graph) -> MemoryPlan:
             continue
         out = node.outs[0]
         for s in dict.fromkeys(node.slots()):
-            if (s in frees[i] and s not in shared and graph.specs[s] == graph.specs[out]
+            if (s in frees[i] and s not in shared and graph.specs[s] == graph.specs[out] and known(graph.specs[s])
                     and graph.devices[s] == node.device):
                 plan.donations[i] = s
                 break

@@ -8,15 +8,23 @@ Two rules keep them sound around in-place updates (optimizer steps, ``assign``, 
   nodes) is applied only where no in-place node runs between the node and the last reader of
   the slot it removes, so no reader can see the other slot's later update;
 - constant folding skips anything an in-place node writes, or derives from (a view of it).
+
+Keys and identities compare Python numbers by type and sign as well as value: ``0.0 == -0.0``
+and ``1 == 1.0 == True`` in Python, yet ``x * 0.0`` and ``x * -0.0`` differ (in the sign of
+zero), as can the dtypes an op gives for ``1`` and ``1.0``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import numpy as np
 
 from tensorcore import dispatch
 from tensorcore.autodiff import tape as _tape
 from tensorcore.graph.ir import INPLACE, OP, TRANSFER, Graph, Literal, Node, rename_structure
+from tensorcore.ops.registry import OPS
 
 
 def eliminate_dead_code(graph: Graph) -> int:
@@ -58,20 +66,60 @@ def eliminate_common_subexpressions(graph: Graph) -> int:
 
 
 def fold_constants(graph: Graph) -> int:
-    """Compute, once, every op node whose inputs are all constants; its outputs become constants."""
+    """Compute, once, every op node whose inputs are all constants; its outputs become constants.
+
+    ``astype`` of a constant to its own dtype (how the tracer copies a tensor made while tracing,
+    see ``trace.py``) folds to that constant itself, without a copy. A folded value that the
+    function returns is copied at the end of each run (a copy node), so each call returns a new
+    tensor, as in eager mode, and never the graph's own constant, which a caller could change.
+    """
     frozen = mutable_slots(graph)
+    traced_constants = set(graph.constants)  # captured tensors (returned as they are, as eager mode does)
     kept: list[Node] = []
     folded = 0
     for node in graph.nodes:
         if (node.kind == OP and node.fallback is None and not node.op.stateful and all(s in graph.constants and s not in frozen for s in node.slots())
                 and not any(o in frozen for o in node.outs)):
-            for slot, value in zip(node.outs, _evaluate(node, graph)):
-                graph.constants[slot] = value
+            if _is_same_dtype_copy(node, graph):
+                graph.constants[node.outs[0]] = graph.constants[node.args[0]]
+            else:
+                for slot, value in zip(node.outs, _evaluate(node, graph)):
+                    graph.constants[slot] = value
             folded += 1
             continue
         kept.append(node)
     graph.nodes = kept
+    mapping: dict[int, int] = {}
+    for slot in sorted(graph.output_slots()):
+        if slot in graph.constants and slot not in traced_constants:
+            mapping[slot] = _append_copy(graph, slot)
+    graph.outputs = _renamed_outputs(graph, mapping)
     return folded
+
+
+def _is_same_dtype_copy(node: Node, graph: Graph) -> bool:
+    return (node.op.name == "astype" and len(node.args) == 1
+            and node.attrs.get("dtype") == graph.specs[node.args[0]].dtype)
+
+
+def _append_copy(graph: Graph, slot: int) -> int:
+    """A copy of ``slot`` made by a node at the end of the graph (a fresh tensor each run); returns
+    the copy's slot."""
+    out = graph.new_slot(graph.specs[slot], graph.devices[slot])
+    graph.nodes.append(copy_node(graph, slot, out, name=f"copy_of_constant_{slot}",
+                                 reason="a copy of a folded constant that the function returns"))
+    return out
+
+
+def copy_node(graph: Graph, slot: int, out: int, **fields: Any) -> Node:
+    """A node that writes a new copy of ``slot`` into ``out`` on the same device: ``astype`` to
+    the same dtype, or, on a device without an ``astype`` kernel, a copy node through the host
+    (which needs no kernel, so strict placement accepts it)."""
+    dev, astype = graph.devices[slot], OPS["astype"]
+    if dev in astype.kernels:
+        return Node(OP, astype, (slot,), {"dtype": graph.specs[slot].dtype, "copy": True}, dev, (out,),
+                    requested=None, **fields)
+    return Node(TRANSFER, None, (slot,), {}, dev, (out,), requested=None, **fields)
 
 
 # op name -> the scalar that leaves the other operand unchanged, on the right / on the left
@@ -100,6 +148,12 @@ def simplify(graph: Graph) -> int:
     graph.nodes = kept
     graph.outputs = _renamed_outputs(graph, mapping)
     return rewrites
+
+
+def known(spec: Any) -> bool:
+    """Whether every dimension of ``spec`` is known when the graph is built: ``None`` marks one
+    that depends on the data (a boolean mask's result, and what is computed from it)."""
+    return spec.shape is not None and None not in spec.shape
 
 
 def mutable_slots(graph: Graph) -> set[int]:
@@ -141,7 +195,8 @@ class _AliasSafety:
 
 def _key(node: Node) -> Any:
     """A hashable identity of what ``node`` computes, or None if its attributes cannot be hashed."""
-    key = (node.kind, node.op, node.args, _freeze(node.attrs), node.device, node.requested)
+    args = tuple(a if type(a) is int else ("literal", _freeze(a.value)) for a in node.args)
+    key = (node.kind, node.op, args, _freeze(node.attrs), node.device, node.requested)
     try:
         hash(key)
     except TypeError:
@@ -150,10 +205,16 @@ def _key(node: Node) -> Any:
 
 
 def _freeze(value: Any) -> Any:
+    """``value`` as a hashable key that tells apart what Python's ``==`` does not: numbers of
+    different types (``1``, ``1.0``, ``True``) and zeros of different signs."""
     if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
+        return ("dict",) + tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__,) + tuple(_freeze(v) for v in value)
+    if isinstance(value, (float, np.floating)):
+        return (type(value).__name__, value, math.copysign(1.0, value))
+    if isinstance(value, (bool, int, np.generic)):
+        return (type(value).__name__, value)
     return value
 
 
@@ -161,14 +222,21 @@ def _is_number(arg: Any, value: int) -> bool:
     return type(arg) is Literal and type(arg.value) in (int, float) and arg.value == value
 
 
+def _keeps_float_zero_sign(name: str, literal: Literal) -> bool:
+    """Whether ``x + literal`` / ``x - literal`` (a zero) returns every float ``x`` unchanged. In
+    IEEE arithmetic ``-0.0 + 0.0`` is ``+0.0``: only ``x + (-0.0)`` and ``x - (+0.0)`` are exact."""
+    negative = math.copysign(1.0, literal.value) < 0
+    return negative if name == "add" else not negative
+
+
 def _identity_input(node: Node, graph: Graph, producer: dict[int, Node]) -> int | None:
     """The slot ``node``'s output always equals (same shape and dtype), or None."""
     name, args, out = node.op.name, node.args, node.outs[0]
-    candidate = None
+    candidate, literal = None, None
     if len(args) == 2 and name in _RIGHT_IDENTITY and _is_number(args[1], _RIGHT_IDENTITY[name]):
-        candidate = args[0]
+        candidate, literal = args[0], args[1]
     elif len(args) == 2 and name in _LEFT_IDENTITY and _is_number(args[0], _LEFT_IDENTITY[name]):
-        candidate = args[1]
+        candidate, literal = args[1], args[0]
     elif name == "negative":
         inner = producer.get(args[0])
         if inner is not None and inner.kind == OP and inner.op.name == "negative":
@@ -176,6 +244,10 @@ def _identity_input(node: Node, graph: Graph, producer: dict[int, Node]) -> int 
     elif name == "reshape" or (name == "permute_dims" and node.attrs.get("axes") == tuple(range(len(node.attrs["axes"])))):
         candidate = args[0]
     if type(candidate) is not int or graph.specs.get(candidate) != graph.specs.get(out):
+        return None
+    if not known(graph.specs[out]):
+        return None  # two data-dependent shapes may differ at run time though their specs are equal
+    if name in ("add", "subtract") and graph.specs[out].dtype.kind == "f" and not _keeps_float_zero_sign(name, literal):
         return None
     if out in graph.output_slots() and (candidate in graph.inputs or candidate in graph.variables or candidate in graph.constants):
         return None  # returning an argument or a Variable itself would alias the caller's tensor

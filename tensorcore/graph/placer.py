@@ -10,20 +10,24 @@
    have the kernel.
 
 Then a copy node is inserted wherever an edge crosses devices (one per value and device,
-until an in-place update may change the value), and ``partition`` splits the graph per device.
+until an in-place update may change the value), and a returned value that the placer moved
+off the device it had while tracing is copied back there, so the function returns each
+tensor where eager mode does (eager mode copies a cpu fallback's result back to the device
+asked for). ``partition`` splits the graph per device.
 """
 
 from __future__ import annotations
 
 from tensorcore.device import Device
 from tensorcore.errors import PlacementError
-from tensorcore.graph.ir import INPLACE, OP, TRANSFER, Graph, Node
+from tensorcore.graph.ir import INPLACE, OP, TRANSFER, Graph, Node, rename_structure
 
 CPU = Device("cpu")
 
 
 def place(graph: Graph, strict: bool) -> None:
     """Set every node's ``device`` and ``reason``, then insert copy nodes (in place)."""
+    traced = dict(graph.devices)  # where each value was while tracing: where eager mode has it
     for node in graph.nodes:
         if node.kind == TRANSFER:
             node.reason = node.reason or "an explicit copy (to_device) in the traced code"
@@ -34,6 +38,7 @@ def place(graph: Graph, strict: bool) -> None:
         for slot in node.outs:
             graph.devices[slot] = node.device
     _insert_copies(graph)
+    _return_where_traced(graph, traced)
 
 
 def _where_asked(node: Node) -> str:
@@ -99,6 +104,22 @@ def _copy(graph: Graph, slot: int, reader: Node, placed: list[Node], copies: dic
                                                 f"{reader.name} reads it on {reader.device}"))
     copies[slot, reader.device] = out
     return out
+
+
+def _return_where_traced(graph: Graph, traced: dict[int, Device]) -> None:
+    """Copy each returned value that now lives off its traced device back there, at the end
+    (after every update, so the copy sees the final value)."""
+    mapping: dict[int, int] = {}
+    for slot in sorted(graph.output_slots()):
+        want = traced.get(slot)
+        if want is None or graph.devices[slot] == want:
+            continue
+        out = graph.new_slot(graph.specs[slot], want)
+        graph.nodes.append(Node(TRANSFER, None, (slot,), {}, want, (out,), name=f"copy_{slot}_to_{want}",
+                                reason=f"copy inserted by the placer: %{slot} is returned, and was on {want} when "
+                                       f"traced (eager mode's result), but is computed on {graph.devices[slot]}"))
+        mapping[slot] = out
+    graph.outputs = rename_structure(graph.outputs, mapping)
 
 
 def partition(graph: Graph) -> dict[Device, list[Node]]:
