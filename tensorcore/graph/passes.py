@@ -37,6 +37,9 @@ def eliminate_dead_code(graph: Graph) -> int:
             live.update(node.slots())
     removed = len(graph.nodes) - len(kept)
     graph.nodes = kept[::-1]
+    for table in (graph.constants, graph.variables):  # tensors nothing reads any more
+        for slot in [s for s in table if s not in live]:
+            del table[slot]
     return removed
 
 
@@ -46,6 +49,7 @@ def eliminate_common_subexpressions(graph: Graph) -> int:
     mapping: dict[int, int] = {}
     kept: list[Node] = []
     safe = _AliasSafety(graph)
+    returned = graph.output_slots()
     for index, node in enumerate(graph.nodes):
         node.args = tuple(mapping.get(a, a) if type(a) is int else a for a in node.args)
         if node.kind == INPLACE:
@@ -53,7 +57,8 @@ def eliminate_common_subexpressions(graph: Graph) -> int:
         elif node.kind == TRANSFER or (node.kind == OP and not node.op.stateful):
             key = _key(node)
             first = seen.get(key) if key is not None else None
-            if first is not None and all(safe.can_alias(index, o) for o in node.outs):
+            if (first is not None and all(safe.can_alias(index, o) for o in node.outs)
+                    and not (returned & set(node.outs) and returned & set(first.outs))):  # two results, one tensor
                 mapping.update(zip(node.outs, first.outs))
                 continue
             if key is not None:
@@ -123,12 +128,12 @@ def copy_node(graph: Graph, slot: int, out: int, **fields: Any) -> Node:
 
 
 # op name -> the scalar that leaves the other operand unchanged, on the right / on the left
-_RIGHT_IDENTITY = {"add": 0, "subtract": 0, "multiply": 1, "divide": 1}
+_RIGHT_IDENTITY = {"add": 0, "subtract": 0, "multiply": 1, "divide": 1, "pow": 1}
 _LEFT_IDENTITY = {"add": 0, "multiply": 1}
 
 
 def simplify(graph: Graph) -> int:
-    """Algebraic identities: ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1``, ``1 * x``, ``-(-x)``,
+    """Algebraic identities: ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1``, ``x ** 1``, ``1 * x``, ``-(-x)``,
     a reshape to the same shape, and transposes that undo each other (or compose into one)."""
     producer: dict[int, Node] = {o: n for n in graph.nodes for o in n.outs}
     safe = _AliasSafety(graph)
@@ -185,7 +190,8 @@ class _AliasSafety:
         for i, node in enumerate(graph.nodes):
             for s in node.slots():
                 self.last_read[s] = max(self.last_read.get(s, i), i)
-        self.next_inplace: list[int] = [end] * (end + 1)
+        # end + 1 where no update follows: returned values are read at ``end``, after every node
+        self.next_inplace: list[int] = [end + 1] * (end + 1)
         for i in range(end - 1, -1, -1):
             self.next_inplace[i] = i if graph.nodes[i].kind == INPLACE else self.next_inplace[i + 1]
 
@@ -249,8 +255,10 @@ def _identity_input(node: Node, graph: Graph, producer: dict[int, Node]) -> int 
         return None  # two data-dependent shapes may differ at run time though their specs are equal
     if name in ("add", "subtract") and graph.specs[out].dtype.kind == "f" and not _keeps_float_zero_sign(name, literal):
         return None
-    if out in graph.output_slots() and (candidate in graph.inputs or candidate in graph.variables or candidate in graph.constants):
-        return None  # returning an argument or a Variable itself would alias the caller's tensor
+    returned = graph.output_slots()
+    if out in returned and (candidate in returned or candidate in graph.inputs or candidate in graph.variables
+                            or candidate in graph.constants):
+        return None  # two results as one tensor, or an argument or Variable returned as a result
     return candidate
 
 

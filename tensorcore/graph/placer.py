@@ -99,7 +99,7 @@ def _insert_copies(graph: Graph) -> None:
 def _copy(graph: Graph, slot: int, reader: Node, placed: list[Node], copies: dict) -> int:
     src = graph.devices[slot]
     out = graph.new_slot(graph.specs[slot], reader.device)
-    placed.append(Node(TRANSFER, None, (slot,), {}, reader.device, (out,), name=f"copy_{slot}_to_{reader.device}",
+    placed.append(Node(TRANSFER, None, (slot,), {}, reader.device, (out,), name=f"copy_{out}",
                        line=reader.line, reason=f"copy inserted by the placer: %{slot} is on {src}, "
                                                 f"{reader.name} reads it on {reader.device}"))
     copies[slot, reader.device] = out
@@ -115,7 +115,7 @@ def _return_where_traced(graph: Graph, traced: dict[int, Device]) -> None:
         if want is None or graph.devices[slot] == want:
             continue
         out = graph.new_slot(graph.specs[slot], want)
-        graph.nodes.append(Node(TRANSFER, None, (slot,), {}, want, (out,), name=f"copy_{slot}_to_{want}",
+        graph.nodes.append(Node(TRANSFER, None, (slot,), {}, want, (out,), name=f"copy_{out}",
                                 reason=f"copy inserted by the placer: %{slot} is returned, and was on {want} when "
                                        f"traced (eager mode's result), but is computed on {graph.devices[slot]}"))
         mapping[slot] = out
