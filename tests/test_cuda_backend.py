@@ -402,9 +402,10 @@ def test_copies_pick_memcpy_the_tiled_transpose_or_the_strided_gather() -> None:
 
 
 def test_index_keys_reduce_to_offsets_and_strides() -> None:
-    from tensorcore.backends.cuda_ops.movement_views import nocopy_strides, plan_key
+    from tensorcore.backends.cuda_ops.movement_views import plan_key
 
     from tensorcore.ops.indexing import Slot
+    from tensorcore.strides import nocopy_strides
 
     x = _fake(np.zeros((4, 5, 6), np.float32))
     i = _fake(np.zeros((2, 3), np.int64))
