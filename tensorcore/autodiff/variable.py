@@ -26,6 +26,10 @@ class Variable(Tensor):
             raise OpError(f"a trainable Variable must be floating point, got {value.dtype}; pass trainable=False")
         self._data, self._device = value._data, value._device
         self.trainable, self.name, self._version = trainable, name or "Variable", 0
+        if dispatch.tracers:  # it would be one Variable shared by every run of the graph
+            dispatch.tracers[-1].refuse(
+                "a tc.Variable is created while tracing; create Variables (and models, optimizers' "
+                "parameters) once, outside the traced function, as TensorFlow requires")
 
     def __repr__(self) -> str:
         return f"Variable({self.name!r}, {super().__repr__()})"

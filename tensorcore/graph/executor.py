@@ -297,12 +297,15 @@ class Executable:
     def _fallback(self, node: Node, env: list, reason: str) -> None:
         """A kernel declined its inputs at run time: run the node through eager dispatch, which
         applies the placement policy (cpu under soft placement, an error under strict)."""
-        if node.kind != OP:
+        if node.kind == INPLACE:  # eager's in-place path: the kernel again, then cpu and write back
+            self._dispatched_update(node, _written(node))(env)
+        elif node.kind == OP:
+            tensor_of = self._tensor_of()
+            out = dispatch.apply_on(node.device, node.op, tuple(tensor_of(a, env) for a in node.args), node.attrs)
+            for slot, t in zip(node.outs, out if isinstance(out, tuple) else (out,)):
+                env[slot] = t._data
+        else:
             raise OpError(f"node {node.name!r} ({node.op_name}) on {node.device} declined its inputs: {reason}")
-        tensor_of = self._tensor_of()
-        out = dispatch.apply_on(node.device, node.op, tuple(tensor_of(a, env) for a in node.args), node.attrs)
-        for slot, t in zip(node.outs, out if isinstance(out, tuple) else (out,)):
-            env[slot] = t._data
         for s in self.memory.frees[self.graph.nodes.index(node)]:
             env[s] = None
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from tensorcore import dispatch, placement
 from tensorcore.autodiff import tape as _tape
-from tensorcore.device import scoped_device
+from tensorcore.device import default_device, scoped_device
 from tensorcore.graph import captures, ir, passes, placer
 from tensorcore.graph.executor import Executable, schedule
 from tensorcore.graph.fusion import fuse_elementwise
@@ -36,7 +36,9 @@ def _flatten(args: Any, tensors: list[Tensor]) -> Any:
     if isinstance(args, (list, tuple)):
         return (type(args).__name__,) + tuple(_flatten(a, tensors) for a in args)
     if isinstance(args, dict):
-        return ("dict",) + tuple((k, _flatten(v, tensors)) for k, v in sorted(args.items()))
+        return ("dict",) + tuple((k, _flatten(v, tensors)) for k, v in sorted(args.items(), key=lambda kv: repr(kv[0])))
+    if type(args) is float:  # by bits: -0.0 and 0.0 give different graphs, and a NaN finds its trace
+        return ("value", "float", args.hex())
     try:
         hash(args)
     except TypeError:
@@ -51,7 +53,7 @@ def _output_structure(value: Any, tracer: Tracer, name: str) -> Any:
     if value is None:
         return ir.Literal(None)
     if isinstance(value, (list, tuple)):
-        return type(value)(_output_structure(v, tracer, name) for v in value)
+        return ir.rebuild(value, [_output_structure(v, tracer, name) for v in value])
     if isinstance(value, dict):
         return {k: _output_structure(v, tracer, name) for k, v in value.items()}
     raise TypeError(f"tc.function {name!r} returned a {type(value).__name__} ({value!r}); a traced "
@@ -94,7 +96,7 @@ class Function:
         else:
             tensors = []
             signature = _flatten((args, kwargs), tensors)
-        key = (signature, scoped_device(), placement.state.strict)
+        key = (signature, scoped_device(), default_device(), placement.state.strict)
         return self._compiled.get(key), tensors, key
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -121,7 +123,7 @@ class Function:
         finally:
             sampling.restore(rng)  # the graph draws when it runs: as if tracing drew nothing
         watch.warn_if_changed(name)
-        compiled = self._compiled[key] = compile_graph(graph, strict=key[2])
+        compiled = self._compiled[key] = compile_graph(graph, strict=key[3])
         self.trace_count += 1
         if self.trace_count == RETRACE_WARNING:
             warnings.warn(f"tc.function {name!r} was traced {self.trace_count} times: each new input "

@@ -178,13 +178,18 @@ def _walk(structure: Any, found: set[int]) -> None:
             _walk(v, found)
 
 
+def rebuild(like: list | tuple, items: list) -> Any:
+    """A list or tuple of ``like``'s type holding ``items`` (namedtuples take them as arguments)."""
+    return type(like)(*items) if hasattr(like, "_fields") else type(like)(items)
+
+
 def rename_structure(structure: Any, mapping: dict[int, int]) -> Any:
     if isinstance(structure, int):
         return mapping.get(structure, structure)
     if isinstance(structure, dict):
         return {k: rename_structure(v, mapping) for k, v in structure.items()}
     if isinstance(structure, (list, tuple)):
-        return type(structure)(rename_structure(v, mapping) for v in structure)
+        return rebuild(structure, [rename_structure(v, mapping) for v in structure])
     return structure
 
 
@@ -196,7 +201,7 @@ def build_outputs(structure: Any, env: list[Any]) -> Any:
         return structure.value
     if isinstance(structure, dict):
         return {k: build_outputs(v, env) for k, v in structure.items()}
-    return type(structure)(build_outputs(v, env) for v in structure)
+    return rebuild(structure, [build_outputs(v, env) for v in structure])
 
 
 def replay_eager(graph: Graph, args: list[Tensor]) -> Any:

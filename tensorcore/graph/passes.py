@@ -32,7 +32,8 @@ def eliminate_dead_code(graph: Graph) -> int:
     live = graph.output_slots()
     kept: list[Node] = []
     for node in reversed(graph.nodes):
-        if node.kind == INPLACE or any(o in live for o in node.outs):
+        # updates and random draws always run: a draw nobody reads still moves the generator
+        if node.kind == INPLACE or (node.kind == OP and node.op.stateful) or any(o in live for o in node.outs):
             kept.append(node)
             live.update(node.slots())
     removed = len(graph.nodes) - len(kept)
@@ -136,6 +137,7 @@ def simplify(graph: Graph) -> int:
     """Algebraic identities: ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1``, ``x ** 1``, ``1 * x``, ``-(-x)``,
     a reshape to the same shape, and transposes that undo each other (or compose into one)."""
     producer: dict[int, Node] = {o: n for n in graph.nodes for o in n.outs}
+    position = {id(n): i for i, n in enumerate(graph.nodes)}
     safe = _AliasSafety(graph)
     mapping: dict[int, int] = {}
     kept: list[Node] = []
@@ -143,6 +145,8 @@ def simplify(graph: Graph) -> int:
     for index, node in enumerate(graph.nodes):
         node.args = tuple(mapping.get(a, a) if type(a) is int else a for a in node.args)
         same = _identity_input(node, graph, producer) if node.kind == OP else None
+        if same is not None and node.op.name == "negative" and not safe.no_update_between(position[id(producer[node.args[0]])], index):
+            same = None  # -(-x) is x only if x was not updated between the two negations
         if same is not None and safe.can_alias(index, node.outs[0]):
             mapping[node.outs[0]] = same
             rewrites += 1
@@ -194,6 +198,10 @@ class _AliasSafety:
         self.next_inplace: list[int] = [end + 1] * (end + 1)
         for i in range(end - 1, -1, -1):
             self.next_inplace[i] = i if graph.nodes[i].kind == INPLACE else self.next_inplace[i + 1]
+
+    def no_update_between(self, first: int, last: int) -> bool:
+        """Whether no in-place node runs after node ``first`` and before node ``last``."""
+        return self.next_inplace[first + 1] >= last
 
     def can_alias(self, index: int, slot: int) -> bool:
         return self.last_read.get(slot, index) < self.next_inplace[index + 1]

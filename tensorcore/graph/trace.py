@@ -107,6 +107,10 @@ class Tracer:
                 self.graph.constants[slot] = x
         return slot
 
+    def refuse(self, what: str) -> None:
+        """Raise ``TraceError`` for something a graph cannot capture, naming the user's line."""
+        raise TraceError(f"tc.function: {what}, at {user_line()}")
+
     def alias(self, copy: Tensor, original: Tensor) -> None:
         """Let ``copy`` (made by soft placement while tracing) stand for ``original``'s slot: the
         node that reads it reads the original, and the placer inserts the copy node."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from tensorcore import dispatch
 from tensorcore.autodiff.variable import Variable
 from tensorcore.dispatch import apply_inplace
 from tensorcore.ops.creation import zeros_like
@@ -27,6 +28,11 @@ class Adam(Optimizer):
         return {"m": zeros_like(param), "v": zeros_like(param), "step": 0}
 
     def _update(self, param: Variable, grad: Any, state: dict[str, Any]) -> None:
+        if dispatch.tracers:  # the step count is Python state: a graph would freeze it
+            dispatch.tracers[-1].refuse(
+                f"{type(self).__name__}.step inside a traced function is not supported yet (its bias "
+                "correction uses a Python step count, which a graph would freeze at trace time); call "
+                "opt.step outside the traced function, or use SGD inside it")
         state["step"] += 1  # per parameter: one skipped with a None gradient keeps its own count
         apply_inplace(ADAM_STEP, param, (grad, state["m"], state["v"]), {
             "lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps,
