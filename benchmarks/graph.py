@@ -83,14 +83,10 @@ def run_chain(rounds: int) -> None:
     if "opencl:0" not in [str(i.device) for i in tc.devices()]:
         print("elementwise chain: skipped (no opencl:0 device)")
         return
+    from tensorcore.benchmarks.opencl import interleaved
+
     cases, traces = chain_cases(CHAIN_BYTES)
-    times: dict[str, list[float]] = {k: [] for k in cases}
-    for _ in range(rounds):
-        for name, fn in cases.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = interleaved(cases, rounds, 1)
     print(f"5-op elementwise chain exp(maximum(x*0.5+y, 0))-1 on {CHAIN_BYTES >> 20} MiB float32 arrays, "
           f"median of {rounds} interleaved rounds (result on the host)")
     for name, t in med.items():
