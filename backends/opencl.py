@@ -24,6 +24,7 @@ import numpy as np
 from tensorcore.backend import Backend, DeviceInfo
 from tensorcore.device import Device
 from tensorcore.errors import KernelBuildError, KernelUnsupported, OutOfMemoryError
+from tensorcore.strides import contiguous_strides
 
 MAX_DIMS = 8  # strided kernels take shapes and strides as long8
 
@@ -66,16 +67,6 @@ class CLArray:
 
     def __repr__(self) -> str:
         return f"CLArray({self.dtype}{list(self.shape)}, strides={self.strides}, offset={self.offset}, {self.dev.name})"
-
-
-@functools.lru_cache(maxsize=4096)
-def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Row-major strides, in elements (cached: launchers ask for the same shapes every step)."""
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= max(n, 1)
-    return tuple(reversed(strides))
 
 
 class CLDevice:
@@ -319,7 +310,6 @@ class OpenCLBackend(Backend):
 
     def bind(self, kernel: Any, index: int) -> Any:
         """Kernels take their ``CLDevice`` first; bind it once per device."""
-        import functools
 
         return functools.partial(kernel, self._devices[index])
 

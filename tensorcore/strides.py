@@ -6,6 +6,8 @@ question on every device.
 
 from __future__ import annotations
 
+import functools
+
 
 def nocopy_strides(old_shape: tuple[int, ...], old_strides: tuple[int, ...],
                    new_shape: tuple[int, ...]) -> list[int] | None:
@@ -35,3 +37,36 @@ def nocopy_strides(old_shape: tuple[int, ...], old_strides: tuple[int, ...],
     for nk in range(ni, len(new_shape)):
         newstrides[nk] = last
     return newstrides
+
+
+@functools.lru_cache(maxsize=4096)
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Row-major strides, in elements (cached: launchers ask for the same shapes every step)."""
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+def broadcast_strides(src_shape: tuple[int, ...], src_strides: tuple[int, ...], shape: tuple[int, ...],
+                      what: str = "input") -> tuple[int, ...]:
+    """Element strides of an array (``src_shape``, ``src_strides``) broadcast to ``shape``: zero
+    where it repeats; leading size-1 dimensions beyond ``shape``'s rank are dropped, as NumPy
+    does for assignments. Raises ValueError where the shapes do not broadcast."""
+    given = tuple(src_shape)
+    src_shape, src_strides = tuple(src_shape), tuple(src_strides)
+    while len(src_shape) > len(shape) and src_shape[0] == 1:
+        src_shape, src_strides = src_shape[1:], src_strides[1:]
+    if len(src_shape) > len(shape):
+        raise ValueError(f"could not broadcast {what} from shape {given} into shape {tuple(shape)}")
+    lead = len(shape) - len(src_shape)
+    out = [0] * lead
+    for n, s, m in zip(src_shape, src_strides, shape[lead:]):
+        if n == m:
+            out.append(s if m != 1 else 0)
+        elif n == 1:
+            out.append(0)
+        else:
+            raise ValueError(f"could not broadcast {what} from shape {given} into shape {tuple(shape)}")
+    return tuple(out)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tensorcore.errors import KernelUnsupported
+from tensorcore.strides import contiguous_strides  # noqa: F401 - re-exported to the launchers
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -80,14 +81,6 @@ def cdiv(p: int, q: int) -> int:
     """``ceil(p / q)`` for non-negative ints."""
     return -(-p // q)
 
-
-def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Row-major element strides of ``shape``."""
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= max(n, 1)
-    return tuple(reversed(strides))
 
 
 def int_arg(name: str, value: int) -> np.int32:

@@ -26,6 +26,7 @@ from tensorcore.backends.cuda_ops._common import (
 )
 
 from tensorcore.errors import KernelUnsupported
+from tensorcore.strides import broadcast_strides as shared_broadcast_strides
 
 SOURCE = "copy.cu"
 WIDTHS = (1, 2, 4, 8)
@@ -63,23 +64,8 @@ def coalesce(shape: tuple[int, ...], *strides: tuple[int, ...]) -> tuple[tuple[i
 
 
 def broadcast_strides(x: Any, shape: tuple[int, ...], what: str = "input") -> tuple[int, ...]:
-    """``x``'s element strides broadcast to ``shape`` (zero where it repeats); leading size-1
-    dimensions beyond ``shape``'s rank are dropped, as NumPy does for assignments."""
-    src_shape, src_strides = tuple(x.shape), elem_strides(x)
-    while len(src_shape) > len(shape) and src_shape[0] == 1:
-        src_shape, src_strides = src_shape[1:], src_strides[1:]
-    if len(src_shape) > len(shape):
-        raise ValueError(f"could not broadcast {what} from shape {tuple(x.shape)} into shape {tuple(shape)}")
-    lead = len(shape) - len(src_shape)
-    out = [0] * lead
-    for n, s, m in zip(src_shape, src_strides, shape[lead:]):
-        if n == m:
-            out.append(s if m != 1 else 0)
-        elif n == 1:
-            out.append(0)
-        else:
-            raise ValueError(f"could not broadcast {what} from shape {tuple(x.shape)} into shape {tuple(shape)}")
-    return tuple(out)
+    """``x``'s element strides broadcast to ``shape`` (see ``tensorcore.strides``)."""
+    return shared_broadcast_strides(tuple(x.shape), elem_strides(x), shape, what)
 
 
 def copy_strided(dev: Any, shape: tuple[int, ...], dst: Any, dst_strides: tuple[int, ...], src: Any,

@@ -16,6 +16,7 @@ from tensorcore.backends.opencl import MAX_DIMS, CLArray, CLDevice, contiguous_s
 from tensorcore.backends.opencl_ops._common import global_size, long8, output
 
 from tensorcore.errors import KernelUnsupported
+from tensorcore.strides import broadcast_strides as shared_broadcast_strides
 
 _WIDTH = {1: "uchar", 2: "ushort", 4: "uint", 8: "ulong", 16: "ulong2"}
 def run(dev: CLDevice, source: str, name: str, defines: tuple, size: tuple[int, ...], *args: Any,
@@ -69,23 +70,8 @@ def new_view(a: CLArray, shape: tuple[int, ...], strides: tuple[int, ...], offse
 
 
 def broadcast_strides(a: CLArray, shape: tuple[int, ...], what: str = "input") -> tuple[int, ...]:
-    """``a``'s strides broadcast to ``shape`` (zero where it repeats); leading size-1
-    dimensions beyond ``shape``'s rank are dropped, as NumPy does for assignments."""
-    src_shape, src_strides = tuple(a.shape), tuple(a.strides)
-    while len(src_shape) > len(shape) and src_shape[0] == 1:
-        src_shape, src_strides = src_shape[1:], src_strides[1:]
-    if len(src_shape) > len(shape):
-        raise ValueError(f"could not broadcast {what} from shape {tuple(a.shape)} into shape {tuple(shape)}")
-    lead = len(shape) - len(src_shape)
-    out = [0] * lead
-    for n, s, m in zip(src_shape, src_strides, shape[lead:]):
-        if n == m:
-            out.append(s if m != 1 else 0)
-        elif n == 1:
-            out.append(0)
-        else:
-            raise ValueError(f"could not broadcast {what} from shape {tuple(a.shape)} into shape {tuple(shape)}")
-    return tuple(out)
+    """``a``'s strides broadcast to ``shape`` (see ``tensorcore.strides``)."""
+    return shared_broadcast_strides(a.shape, a.strides, shape, what)
 
 
 def copy_view(dev: CLDevice, dtype: Any, shape: tuple[int, ...], out_buf: Any, out_offset: int,

@@ -96,14 +96,19 @@ def _insert_copies(graph: Graph) -> None:
     graph.nodes = placed
 
 
+def _transfer(graph: Graph, slot: int, dev: Device, why: str, line: str = "") -> Node:
+    """A copy node writing ``slot``'s value on ``dev`` into a new slot."""
+    out = graph.new_slot(graph.specs[slot], dev)
+    return Node(TRANSFER, None, (slot,), {}, dev, (out,), name=f"copy_{out}", line=line,
+                reason=f"copy inserted by the placer: {why}")
+
+
 def _copy(graph: Graph, slot: int, reader: Node, placed: list[Node], copies: dict) -> int:
-    src = graph.devices[slot]
-    out = graph.new_slot(graph.specs[slot], reader.device)
-    placed.append(Node(TRANSFER, None, (slot,), {}, reader.device, (out,), name=f"copy_{out}",
-                       line=reader.line, reason=f"copy inserted by the placer: %{slot} is on {src}, "
-                                                f"{reader.name} reads it on {reader.device}"))
-    copies[slot, reader.device] = out
-    return out
+    node = _transfer(graph, slot, reader.device, f"%{slot} is on {graph.devices[slot]}, {reader.name} reads it on "
+                     f"{reader.device}", reader.line)
+    placed.append(node)
+    copies[slot, reader.device] = node.outs[0]
+    return node.outs[0]
 
 
 def _return_where_traced(graph: Graph, traced: dict[int, Device]) -> None:
@@ -114,11 +119,10 @@ def _return_where_traced(graph: Graph, traced: dict[int, Device]) -> None:
         want = traced.get(slot)
         if want is None or graph.devices[slot] == want:
             continue
-        out = graph.new_slot(graph.specs[slot], want)
-        graph.nodes.append(Node(TRANSFER, None, (slot,), {}, want, (out,), name=f"copy_{out}",
-                                reason=f"copy inserted by the placer: %{slot} is returned, and was on {want} when "
-                                       f"traced (eager mode's result), but is computed on {graph.devices[slot]}"))
-        mapping[slot] = out
+        node = _transfer(graph, slot, want, f"%{slot} is returned, and was on {want} when traced (eager mode's "
+                         f"result), but is computed on {graph.devices[slot]}")
+        graph.nodes.append(node)
+        mapping[slot] = node.outs[0]
     graph.outputs = rename_structure(graph.outputs, mapping)
 
 
