@@ -29,6 +29,13 @@ def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
 
 
 PAUSE = 0.25  # seconds of rest before each timed block (see interleaved)
+WARM = 0.05  # seconds each case runs untimed after the rest, before its timed block
+
+
+def _run_for(fn: Callable[[], Any], seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        fn()
 
 
 def interleaved(cases: dict[str, Callable[[], Any]], rounds: int, repeats: int) -> dict[str, float]:
@@ -36,7 +43,10 @@ def interleaved(cases: dict[str, Callable[[], Any]], rounds: int, repeats: int) 
 
     Each timed block starts after a short rest: OpenBLAS's worker thread keeps spinning for
     about 0.1 s after a NumPy call, and on two cores it would take one away from whatever runs
-    next. With the rest, each side starts with the other's threads idle.
+    next. With the rest, each side starts with the other's threads idle. After the rest, the
+    case itself runs untimed for ``WARM`` seconds: threads that slept through the rest take
+    that long to come back up to speed (PoCL's MLP step runs ~30% slower for its first ten
+    calls after an idle quarter second), and a training loop does not pause between steps.
     """
     for fn in cases.values():
         fn()  # warm-up: compile kernels, fill pools
@@ -44,6 +54,7 @@ def interleaved(cases: dict[str, Callable[[], Any]], rounds: int, repeats: int) 
     for _ in range(rounds):
         for name, fn in cases.items():
             time.sleep(PAUSE)
+            _run_for(fn, WARM)
             samples[name].append(_median_seconds(fn, repeats))
     return {k: statistics.median(v) for k, v in samples.items()}
 
@@ -165,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         gb = {k: big / v / 1e9 for k, v in t.items()}
         print(f"sum float32, {big // mib} MiB: numpy {gb['numpy']:.1f} GB/s, opencl {gb['opencl']:.1f} GB/s "
               f"-> {gb['opencl'] / gb['numpy']:.2f}x")
-        t = interleaved(mlp_cases(), args.rounds, 5)
+        t = interleaved(mlp_cases(), args.rounds, 20)
         print(f"MLP 784-512-512-10 training step, batch 128: numpy {t['numpy'] * 1e3:.2f} ms, "
               f"opencl eager {t['opencl'] * 1e3:.2f} ms -> {t['numpy'] / t['opencl']:.2f}x, "
               f"opencl traced (tc.function) {t['opencl traced'] * 1e3:.2f} ms -> {t['numpy'] / t['opencl traced']:.2f}x")
