@@ -25,7 +25,7 @@ from tensorcore.dispatch import apply, apply_inplace
 from tensorcore.ops.dense import _EMBEDDING_BACKWARD
 from tensorcore.ops.indexing import scatter_add, scatter_along_axis
 from tensorcore.ops.normalization import _RUNNING_UPDATE
-from tensorcore.ops.optim_updates import ADAM_STEP, ASSIGN, ASSIGN_ADD, ASSIGN_SUB, SGD_STEP
+from tensorcore.ops.optim_updates import ADAM_SCHEDULE, ADAM_STEP, ASSIGN, ASSIGN_ADD, ASSIGN_SUB, SGD_STEP
 
 CL = "opencl:0"
 pytestmark = pytest.mark.skipif(
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.skipif(
 MOVEMENT_OPS = {"permute_dims", "broadcast_to", "reshape", "flip", "stop_gradient", "concat", "tile", "tril",
                 "triu", "roll", "getitem", "setitem", "scatter_add", "take_along_axis", "scatter_along_axis",
                 "embedding", "embedding_backward", "repeat", "assign", "assign_add", "assign_sub", "sgd_step",
-                "adam_step", "batch_norm_update_running"}
+                "adam_step", "adam_schedule", "batch_norm_update_running"}
 rng = np.random.default_rng(7)
 
 
@@ -526,10 +526,19 @@ def test_sgd_without_velocity_and_adam_step_direct() -> None:
                   {"lr": 0.25, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0})
     np.testing.assert_array_equal(p.numpy(), np.full(7, 0.5))
     m, v = cl(np.zeros(7, np.float32)), cl(np.zeros(7, np.float32))
-    apply_inplace(ADAM_STEP, p, (cl(np.ones(7, np.float32)), m, v), {
-        "lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "decoupled": False, "step": 1})
+    schedule = cl(np.array([1.0, 1.0, 0.0, 0.0]))
+    apply_inplace(ADAM_SCHEDULE, schedule, (), {"lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8})
+    first = [0.9, 0.999, 0.1 * np.sqrt(1 - 0.999) / (1 - 0.9), 1e-8 * np.sqrt(1 - 0.999)]
+    np.testing.assert_array_equal(schedule.numpy(), first)  # float64, rounded as NumPy rounds
+    apply_inplace(ADAM_STEP, p, (cl(np.ones(7, np.float32)), m, v, schedule), {
+        "lr": 0.1, "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.0, "decoupled": False})
     np.testing.assert_allclose(p.numpy(), np.full(7, 0.4), rtol=1e-6)
     np.testing.assert_allclose(m.numpy(), np.full(7, 0.1), rtol=1e-6)
+    apply_inplace(ADAM_SCHEDULE, schedule, (), {"lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8})
+    np.testing.assert_allclose(schedule.numpy()[:2], [0.9**2, 0.999**2], rtol=1e-15)
+    with pytest.raises(tc.OpError):  # a schedule of the wrong size: the cpu reference rejects it too
+        apply_inplace(ADAM_STEP, p, (cl(np.ones(7, np.float32)), m, v, cl(np.ones(2))), {
+            "lr": 0.1, "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.0, "decoupled": False})
     assert_no_fallbacks()
 
 

@@ -1,5 +1,5 @@
-"""CUDA launchers of the fused optimizer steps (``kernels/cuda/optim.cu``): ``sgd_step`` and
-``adam_step``, in place, one kernel per step, no host wait.
+"""CUDA launchers of the fused optimizer steps (``kernels/cuda/optim.cu``): ``sgd_step``,
+``adam_schedule`` and ``adam_step``, in place, one kernel per step, no host wait.
 
 Covered: float32/float64 parameters whose gradient and state arrays have the same dtype and
 shape, with contiguous parameter and state that share no memory with each other. A strided or
@@ -10,7 +10,6 @@ runs on host copies and is written back (the in-place fallback).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -60,20 +59,32 @@ def sgd_step(dev: Any, param: Any, grad: Any, velocity: Any, *, lr: float, momen
     dev.launch(SOURCE, "sgd_step", defines(t), grid_1d(dev, n), (256,), args)
 
 
-def adam_step(dev: Any, param: Any, grad: Any, m: Any, v: Any, *, lr: float, beta1: float, beta2: float, eps: float,
-              weight_decay: float, decoupled: bool, step: int) -> None:
-    """One fused Adam/AdamW step with bias correction, as ``_adam_step``: the scalars are
-    computed on the host in double precision, as NumPy computes them."""
+def adam_schedule(dev: Any, schedule: Any, *, lr: float, beta1: float, beta2: float, eps: float) -> None:
+    """Advance Adam's bias correction by one step (one thread), as ``_adam_schedule``."""
+    _check_schedule(schedule)
+    dev.launch(SOURCE, "adam_schedule", defines(np.dtype(np.float64)), (1,), (1,),
+               (schedule, np.float64(lr), np.float64(beta1), np.float64(beta2), np.float64(eps)))
+
+
+def _check_schedule(schedule: Any) -> None:
+    if not is_array(schedule) or schedule.dtype != np.float64 or tuple(schedule.shape) != (4,) or \
+            not is_contiguous(schedule):
+        raise KernelUnsupported("Adam's schedule must be a contiguous float64 device array of 4 elements")
+
+
+def adam_step(dev: Any, param: Any, grad: Any, m: Any, v: Any, schedule: Any, *, lr: float, beta1: float,
+              beta2: float, weight_decay: float, decoupled: bool) -> None:
+    """One fused Adam/AdamW step, as ``_adam_step``: the bias-corrected step size comes from
+    the schedule (float64)."""
+    _check_schedule(schedule)
     t, grad = _check(dev, "adam_step", param, grad, [m, v])
     n = param.size
     if n == 0:
         return
     mode = 0 if not weight_decay else (1 if decoupled else 2)
-    correction = math.sqrt(1.0 - beta2**step)
-    args = (param, grad, m, v, np.int32(mode), t.type(weight_decay), t.type(1.0 - lr * weight_decay), t.type(beta1),
-            t.type(1.0 - beta1), t.type(beta2), t.type(1.0 - beta2), np.float64(lr * correction / (1.0 - beta1**step)),
-            np.float64(eps * correction), i64(n))
+    args = (param, grad, m, v, schedule, np.int32(mode), t.type(weight_decay), t.type(1.0 - lr * weight_decay),
+            t.type(beta1), t.type(1.0 - beta1), t.type(beta2), t.type(1.0 - beta2), i64(n))
     dev.launch(SOURCE, "adam_step", defines(t), grid_1d(dev, n), (256,), args)
 
 
-KERNELS: dict = {"sgd_step": sgd_step, "adam_step": adam_step}
+KERNELS: dict = {"sgd_step": sgd_step, "adam_schedule": adam_schedule, "adam_step": adam_step}

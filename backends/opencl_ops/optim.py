@@ -51,9 +51,10 @@ def _operand(dev: CLDevice, value: Any, target: CLArray, written: list[CLArray],
 
 
 def _launch(dev: CLDevice, name: str, dtype: np.dtype, arrays: list[CLArray], extra: tuple,
-            shape: tuple[int, ...]) -> None:
+            shape: tuple[int, ...], acc: str | None = None) -> None:
     """Enqueue optim.cl's ``name`` over ``shape``; every array passes (buffer, offset, strides),
-    broadcast to ``shape``. The contiguous build is used when every array is contiguous."""
+    broadcast to ``shape``. The contiguous build is used when every array is contiguous.
+    ``acc`` is the kernels' ACC type (default: double wherever the device has it)."""
     n = math.prod(shape)
     if n == 0:
         return
@@ -63,7 +64,7 @@ def _launch(dev: CLDevice, name: str, dtype: np.dtype, arrays: list[CLArray], ex
     strided = any(s != dense for s in merged)
     if len(dims) > MAX_DIMS:
         raise KernelUnsupported(f"update of a {len(dims)}-D strided layout")
-    acc = "double" if dev.fp64 else CTYPES[dtype]
+    acc = acc or ("double" if dev.fp64 else CTYPES[dtype])
     defines = (("T", CTYPES[dtype]), ("ACC", acc), ("STRIDED", str(int(strided))))
     args = [v for a, s in zip(arrays, merged) for v in (a.buf, a.offset, long8(s, 0))]
     run(dev, "optim.cl", name, defines, global_size(n), *args, *extra, long8(dims, 1), len(dims), n)
@@ -127,20 +128,37 @@ def sgd_step(dev: CLDevice, param: CLArray, grad: Any, velocity: CLArray | None,
     _launch(dev, "sgd_step", t, arrays, extra, param.shape)
 
 
-def adam_step(dev: CLDevice, param: CLArray, grad: Any, m: CLArray, v: CLArray, *, lr: float, beta1: float,
-              beta2: float, eps: float, weight_decay: float, decoupled: bool, step: int) -> None:
-    """One fused Adam/AdamW step with bias correction, as ``_adam_step``: the scalars are
-    computed on the host in double precision, as NumPy computes them."""
+def _schedule(dev: CLDevice, schedule: Any) -> str:
+    """The C type of Adam's schedule (four contiguous elements; see ``_adam_schedule``)."""
+    if not isinstance(schedule, CLArray) or schedule.shape != (4,):
+        raise ValueError(f"Adam's schedule must be an array of 4 elements, got {getattr(schedule, 'shape', schedule)}")
+    if schedule.strides != (1,):
+        raise KernelUnsupported("Adam's schedule is a strided view")
+    if schedule.dtype not in _FLOATS or (schedule.dtype == np.float64 and not dev.fp64):
+        raise KernelUnsupported(f"Adam's schedule in {schedule.dtype} on this device")
+    return CTYPES[schedule.dtype]
+
+
+def adam_schedule(dev: CLDevice, schedule: CLArray, *, lr: float, beta1: float, beta2: float, eps: float) -> None:
+    """Advance Adam's bias correction by one step (one work item), as ``_adam_schedule``."""
+    acc = _schedule(dev, schedule)
+    t = schedule.dtype.type
+    run(dev, "optim.cl", "adam_schedule", (("T", acc), ("ACC", acc), ("STRIDED", "0")), (1,),
+        schedule.buf, schedule.offset, t(lr), t(beta1), t(beta2), t(eps), local=(1,))
+
+
+def adam_step(dev: CLDevice, param: CLArray, grad: Any, m: CLArray, v: CLArray, schedule: CLArray, *, lr: float,
+              beta1: float, beta2: float, weight_decay: float, decoupled: bool) -> None:
+    """One fused Adam/AdamW step, as ``_adam_step``: the bias-corrected step size comes from
+    the schedule, in its type."""
     _state(param, [m, v])
+    acc = _schedule(dev, schedule)
     grad = _operand(dev, grad, param, [param, m, v], "gradient")
     t = param.dtype
-    acc = np.float64 if dev.fp64 else t.type
     mode = 0 if not weight_decay else (1 if decoupled else 2)
-    correction = math.sqrt(1.0 - beta2**step)
-    extra = (mode, _scalar(t, weight_decay), _scalar(t, 1.0 - lr * weight_decay), _scalar(t, beta1),
-             _scalar(t, 1.0 - beta1), _scalar(t, beta2), _scalar(t, 1.0 - beta2),
-             acc(lr * correction / (1.0 - beta1**step)), acc(eps * correction))
-    _launch(dev, "adam_step", t, [param, grad, m, v], extra, param.shape)
+    extra = (schedule.buf, schedule.offset, mode, _scalar(t, weight_decay), _scalar(t, 1.0 - lr * weight_decay),
+             _scalar(t, beta1), _scalar(t, 1.0 - beta1), _scalar(t, beta2), _scalar(t, 1.0 - beta2))
+    _launch(dev, "adam_step", t, [param, grad, m, v], extra, param.shape, acc)
 
 
 def batch_norm_update_running(dev: CLDevice, dst: CLArray, src: Any, *, momentum: float, correction: float) -> None:
@@ -159,5 +177,5 @@ def batch_norm_update_running(dev: CLDevice, dst: CLArray, src: Any, *, momentum
 
 KERNELS: dict = {
     "assign": assign, "assign_add": assign_add, "assign_sub": assign_sub, "sgd_step": sgd_step,
-    "adam_step": adam_step, "batch_norm_update_running": batch_norm_update_running,
+    "adam_step": adam_step, "adam_schedule": adam_schedule, "batch_norm_update_running": batch_norm_update_running,
 }

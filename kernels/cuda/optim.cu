@@ -39,13 +39,28 @@ extern "C" __global__ void sgd_step(T* __restrict__ p, const T* __restrict__ g, 
     }
 }
 
+/* _adam_schedule: s = [beta1^t, beta2^t, step_size, eps_hat] (double) advanced by one step,
+ * operation for operation as NumPy does it. One thread. */
+extern "C" __global__ void adam_schedule(double* s, double lr, double beta1, double beta2, double eps) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        const double b1 = __dmul_rn(s[0], beta1);
+        const double b2 = __dmul_rn(s[1], beta2);
+        const double correction = __dsqrt_rn(__dsub_rn(1.0, b2));
+        s[0] = b1;
+        s[1] = b2;
+        s[2] = __ddiv_rn(__dmul_rn(lr, correction), __dsub_rn(1.0, b1));
+        s[3] = __dmul_rn(eps, correction);
+    }
+}
+
 /* _adam_step. mode 0: no weight decay, 1: AdamW (param *= decay, decay = 1 - lr * wd), 2: Adam
  * (grad += wd * param). The host computes one_b1 = 1 - beta1, one_b2 = 1 - beta2 (rounded to
- * T, as NumPy's weak Python floats are), step_size = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
- * and eps_hat = eps * sqrt(1 - beta2^t) in double. */
+ * T, as NumPy's weak Python floats are); step_size = s[2] and eps_hat = s[3] come from the
+ * schedule that adam_schedule advanced. */
 extern "C" __global__ void adam_step(T* __restrict__ p, const T* __restrict__ g, T* __restrict__ m,
-                                     T* __restrict__ v, int mode, T weight_decay, T decay, T beta1, T one_b1,
-                                     T beta2, T one_b2, double step_size, double eps_hat, i64 n) {
+                                     T* __restrict__ v, const double* __restrict__ s, int mode, T weight_decay,
+                                     T decay, T beta1, T one_b1, T beta2, T one_b2, i64 n) {
+    const double step_size = s[2], eps_hat = s[3];
     TC_GRID_LOOP(i, n) {
         T param = p[i];
         T grad = g[i];

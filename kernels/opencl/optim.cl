@@ -50,12 +50,28 @@ __kernel void sgd_step(ARR(p), ARR(g), ARR(v), int has_velocity, T lr, T momentu
     }
 }
 
+/* tensorcore.ops.optim_updates._adam_schedule: s = [beta1^t, beta2^t, step_size, eps_hat]
+ * advanced by one step, in ACC (the schedule's own type), operation for operation as NumPy
+ * does it. One work item. */
+__kernel void adam_schedule(__global ACC* s, long s_off, ACC lr, ACC beta1, ACC beta2, ACC eps) {
+    if (get_global_id(0) == 0) {
+        s += s_off;
+        ACC b1 = s[0] * beta1;
+        ACC b2 = s[1] * beta2;
+        ACC correction = sqrt((ACC)1 - b2);
+        s[0] = b1;
+        s[1] = b2;
+        s[2] = lr * correction / ((ACC)1 - b1);
+        s[3] = eps * correction;
+    }
+}
+
 /* tensorcore.ops.optim_updates._adam_step. The host computes decay = 1 - lr * wd (AdamW),
- * one_b1 = 1 - beta1, one_b2 = 1 - beta2, step_size and eps_hat in double; NumPy evaluates
- * the last line in float64 even for float32 parameters (step_size is a float64 scalar), and
- * ACC is double wherever the device has it, to agree. */
-__kernel void adam_step(ARR(p), ARR(g), ARR(m), ARR(v), int mode, T weight_decay, T decay,
-                        T beta1, T one_b1, T beta2, T one_b2, ACC step_size, ACC eps_hat,
+ * one_b1 = 1 - beta1 and one_b2 = 1 - beta2; the step size and eps_hat are read from the
+ * schedule (ACC, its type: double wherever the device has it). NumPy evaluates the last line
+ * in the schedule's type even for float32 parameters, and so does this kernel. */
+__kernel void adam_step(ARR(p), ARR(g), ARR(m), ARR(v), __global const ACC* s, long s_off, int mode,
+                        T weight_decay, T decay, T beta1, T one_b1, T beta2, T one_b2,
                         long8 shape, int ndim, long n) {
     long i = get_global_id(0);
     if (i < n) {
@@ -71,7 +87,7 @@ __kernel void adam_step(ARR(p), ARR(g), ARR(m), ARR(v), int mode, T weight_decay
         var = var + one_b2 * sq;
         m[mi] = mom;
         v[vi] = var;
-        ACC update = step_size * (ACC)mom / ((ACC)sqrt(var) + eps_hat);
+        ACC update = s[s_off + 2] * (ACC)mom / ((ACC)sqrt(var) + s[s_off + 3]);
         p[pi] = (T)((ACC)param - update);
     }
 }

@@ -36,8 +36,23 @@ def _sgd_step(param: np.ndarray, grad: np.ndarray, velocity: Any, *, lr: float, 
     param -= lr * grad
 
 
-def _adam_step(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, *, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, decoupled: bool, step: int) -> None:
-    """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step with bias correction."""
+def _adam_schedule(schedule: np.ndarray, *, lr: float, beta1: float, beta2: float, eps: float) -> None:
+    """Advance Adam's bias correction by one step, in place.
+
+    ``schedule`` holds ``[beta1**t, beta2**t, step_size, eps_hat]`` (it starts as
+    ``[1, 1, 0, 0]``). Keeping it in a tensor rather than a Python step count lets a traced
+    graph advance it on every run, as TensorFlow's Adam keeps ``beta1_power``.
+    """
+    schedule[0] *= beta1
+    schedule[1] *= beta2
+    correction = np.sqrt(1.0 - schedule[1])
+    schedule[2] = lr * correction / (1.0 - schedule[0])
+    schedule[3] = eps * correction
+
+
+def _adam_step(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, schedule: np.ndarray, *, lr: float, beta1: float, beta2: float, weight_decay: float, decoupled: bool) -> None:
+    """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step; the bias-corrected
+    step size and epsilon come from ``schedule`` (see ``_adam_schedule``), in its dtype."""
     if weight_decay and decoupled:
         param *= 1.0 - lr * weight_decay
     elif weight_decay:
@@ -46,12 +61,12 @@ def _adam_step(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray
     m += (1.0 - beta1) * grad
     v *= beta2
     v += (1.0 - beta2) * np.square(grad)
-    step_size = lr * np.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
-    param -= step_size * m / (np.sqrt(v) + eps * np.sqrt(1.0 - beta2**step))
+    param -= schedule[2] * m / (np.sqrt(v) + schedule[3])
 
 
 ASSIGN = define(Op("assign", _assign, doc="dst[...] = src"))
 ASSIGN_ADD = define(Op("assign_add", _assign_add, doc="dst += src"))
 ASSIGN_SUB = define(Op("assign_sub", _assign_sub, doc="dst -= src"))
 SGD_STEP = define(Op("sgd_step", _sgd_step, mutates=(1,), doc="Fused SGD step with momentum, Nesterov and weight decay."))
+ADAM_SCHEDULE = define(Op("adam_schedule", _adam_schedule, doc="Advance Adam's bias correction by one step."))
 ADAM_STEP = define(Op("adam_step", _adam_step, mutates=(1, 2), doc="Fused Adam/AdamW step."))

@@ -1,16 +1,27 @@
-"""Adam and AdamW (decoupled weight decay), with bias correction."""
+"""Adam and AdamW (decoupled weight decay), with bias correction.
+
+The bias correction lives in a small per-parameter tensor, the *schedule*
+(``[beta1**t, beta2**t, step size, eps_hat]``), advanced by its own in-place op before each
+update. A Python step count would be frozen into a traced graph; the schedule tensor is
+advanced on every run of it, so ``opt.step`` works inside ``tc.function``.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
-from tensorcore import dispatch
+import numpy as np
+
 from tensorcore.autodiff.variable import Variable
+from tensorcore.device import Device
 from tensorcore.dispatch import apply_inplace
-from tensorcore.ops.creation import zeros_like
-from tensorcore.ops.optim_updates import ADAM_STEP
+from tensorcore.ops.creation import asarray, zeros_like
+from tensorcore.ops.logic import astype
+from tensorcore.ops.optim_updates import ADAM_SCHEDULE, ADAM_STEP
 from tensorcore.optim.optimizer import Optimizer
+from tensorcore.runtime import devices
 
 
 class Adam(Optimizer):
@@ -25,19 +36,31 @@ class Adam(Optimizer):
         super().__init__(params, lr)
 
     def _init_state(self, param: Variable) -> dict[str, Any]:
-        return {"m": zeros_like(param), "v": zeros_like(param), "step": 0}
+        return {"m": zeros_like(param), "v": zeros_like(param), "schedule": _new_schedule(param.device)}
 
     def _update(self, param: Variable, grad: Any, state: dict[str, Any]) -> None:
-        if dispatch.tracers:  # the step count is Python state: a graph would freeze it
-            dispatch.tracers[-1].refuse(
-                f"{type(self).__name__}.step inside a traced function is not supported yet (its bias "
-                "correction uses a Python step count, which a graph would freeze at trace time); call "
-                "opt.step outside the traced function, or use SGD inside it")
-        state["step"] += 1  # per parameter: one skipped with a None gradient keeps its own count
-        apply_inplace(ADAM_STEP, param, (grad, state["m"], state["v"]), {
-            "lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps,
-            "weight_decay": self.weight_decay, "decoupled": self.decoupled, "step": state["step"],
+        schedule = state["schedule"]
+        if schedule.dtype != _schedule_dtype(param.device):  # moved to a device without float64
+            schedule = state["schedule"] = astype(schedule, _schedule_dtype(param.device))
+        # per parameter: one skipped with a None gradient keeps its own count
+        apply_inplace(ADAM_SCHEDULE, schedule, (), {
+            "lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps})
+        apply_inplace(ADAM_STEP, param, (grad, state["m"], state["v"], schedule), {
+            "lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1],
+            "weight_decay": self.weight_decay, "decoupled": self.decoupled,
         })
+
+
+@functools.cache
+def _schedule_dtype(device: Device) -> np.dtype:
+    """float64 (as NumPy computes the bias correction), unless the device has no float64."""
+    info = next((d for d in devices() if d.device == device), None)
+    return np.dtype(np.float32 if info is not None and info.details.get("float64") is False else np.float64)
+
+
+def _new_schedule(device: Device) -> Any:
+    """A fresh schedule on ``device``: no steps taken yet."""
+    return asarray(np.array([1.0, 1.0, 0.0, 0.0], _schedule_dtype(device)), device=device)
 
 
 class AdamW(Adam):
