@@ -4,6 +4,7 @@ float64, empty dimensions, and no cpu fallback for any of these ops on float32."
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -124,6 +125,29 @@ def test_matmul_large() -> None:
     b = rng.standard_normal((512, 512), dtype=np.float32)
     # float32 sums of 512 products of unit normals, in another order than BLAS: ~1e-5 relative
     _close(tc.matmul(_on(a), _on(b)).numpy(), (a.astype(np.float64) @ b).astype(np.float32), rtol=1e-3, atol=2e-3)
+    _no_fallbacks()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_long_sums_are_blocked_and_as_accurate_as_numpy(dtype: type) -> None:
+    """Past matmul.LONG_K products, the GEMM adds KBLOCK-long register sums into a per-tile
+    total (the float32 error of one running sum grows with K). Both the plain k loop and
+    conv2d's two-level (image, pixel) k are covered, with blocks that end mid-image."""
+    from tensorcore.backends.opencl_ops.matmul import KBLOCK, LONG_K
+
+    k = 3 * KBLOCK * 41 + 7  # > LONG_K, and not a multiple of the block
+    assert k > LONG_K
+    a, b = rng.random((9, k)).astype(dtype), rng.random((k, 5)).astype(dtype)
+    exact = np.array([[math.fsum(a[i].astype(np.float64) * b[:, j]) for j in range(5)] for i in range(9)])
+    ours = tc.matmul(_on(a), _on(b)).numpy()
+    theirs = np.abs((a @ b) - exact).max()  # NumPy's own error, in this dtype
+    assert np.abs(ours - exact).max() <= 4 * theirs + 4 * np.finfo(dtype).eps * np.abs(exact).max()
+    # conv2d_backward_weight: k = images (96) x output pixels (7 x 7 = 49), 4,704 products
+    x = rng.standard_normal((96, 2, 7, 7)).astype(dtype)
+    g = rng.standard_normal((96, 3, 7, 7)).astype(dtype)
+    params = {"stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 1, "kernel_size": (3, 3)}
+    tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == np.float32 else {"rtol": 1e-11, "atol": 1e-11}
+    _same_as_cpu("conv2d_backward_weight", [x, g], params, **tol)
     _no_fallbacks()
 
 

@@ -1,6 +1,7 @@
 /* Register-blocked matrix product for CPU-like OpenCL devices (PoCL), and its packing kernels.
  *
- * Build with -DT=<float|double> -DVW=<16|8> (one SIMD register of T) and -DMR=<rows per tile>.
+ * Build with -DT=<float|double> -DVW=<16|8> (one SIMD register of T), -DMR=<rows per tile> and
+ * -DKBLOCK=<0, or products per register sum when K is long> (gemm only).
  *
  * C (M x N) = A (M x K) @ B (K x N), batched over up to 8 broadcast batch dimensions.
  * - B, the "vector side", is packed beforehand into column panels of NR = 2 * VW columns:
@@ -102,6 +103,14 @@ __kernel void pack_panels_t(__global T* out, __global const T* b, long b_off, lo
         c##r##_1 = fma(av, b1, c##r##_1);                                        \
     }
 #define NEXT_K1(r) a##r += a_sk1;
+#define FOLD(r)                                                                  \
+    VSTORE(VLOAD(0, part + r * NR) + c##r##_0, 0, part + r * NR);                \
+    VSTORE(VLOAD(0, part + r * NR + VW) + c##r##_1, 0, part + r * NR + VW);      \
+    c##r##_0 = (VT)0;                                                            \
+    c##r##_1 = (VT)0;
+#define UNFOLD(r)                                                                \
+    c##r##_0 = VLOAD(0, part + r * NR);                                          \
+    c##r##_1 = VLOAD(0, part + r * NR + VW);
 #define SPILL(r)                                                                 \
     VSTORE(c##r##_0, 0, t + r * NR);                                             \
     VSTORE(c##r##_1, 0, t + r * NR + VW);
@@ -187,6 +196,34 @@ __kernel void gemm(__global const T* A, long a_off, long a_sm, long a_sk1, long 
     bias += bias_off;
     const __global T* bp = Bp + (long)get_global_id(1) * K1 * K2 * NR;
     ROWS(DECL)
+#if KBLOCK
+    /* Built with KBLOCK for a long K (see matmul.py): the registers sum at most KBLOCK
+     * products, and each block's sum is then added to `part`. One running float32 sum over
+     * all of K loses accuracy as K grows (conv2d's weight gradient sums a million products);
+     * blocked, the error grows with KBLOCK + K / KBLOCK instead of K, as in BLAS. */
+    T part[MR * NR];
+    for (int j = 0; j < MR * NR; ++j) part[j] = (T)0;
+    int kc = 0;
+    for (int k1 = 0; k1 < K1; ++k1) {
+        for (int k0 = 0; k0 < K2; k0 += KBLOCK) {  /* the inner loop stays branch-free */
+            int end = min(K2, k0 + KBLOCK);
+            for (int k2 = k0; k2 < end; ++k2) {
+                VT b0 = VLOAD(0, bp);
+                VT b1 = VLOAD(0, bp + VW);
+                bp += NR;
+                ROWS(FMA)
+            }
+            kc += end - k0;
+            if (kc >= KBLOCK) {
+                kc = 0;
+                ROWS(FOLD)
+            }
+        }
+        ROWS(NEXT_K1)
+    }
+    ROWS(FOLD)
+    ROWS(UNFOLD)
+#else
     for (int k1 = 0; k1 < K1; ++k1) {
         for (int k2 = 0; k2 < K2; ++k2) {
             VT b0 = VLOAD(0, bp);
@@ -196,6 +233,7 @@ __kernel void gemm(__global const T* A, long a_off, long a_sm, long a_sk1, long 
         }
         ROWS(NEXT_K1)
     }
+#endif
 #if MR == 8
     /* C written through transposed strides (the GEMM ran as C.T = B.T @ A.T): a column of the
      * tile is 8 consecutive elements of C, stored as one vector. Element by element, the
