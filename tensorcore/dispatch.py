@@ -11,6 +11,8 @@ This is eager mode's hot loop: it avoids per-call allocation beyond the result t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -258,6 +260,23 @@ def _transfer_grad(ctx: Any, g: Tensor) -> tuple[Tensor]:
 
 # Cross-device copies are recorded on tapes like any op, so gradients flow back across them.
 TRANSFER = Op("transfer", lambda x, device: x, grad=_transfer_grad, doc="Copy between devices.")
+
+
+@contextmanager
+def untraced() -> Iterator[None]:
+    """Run ops now, even while a function is being traced, and keep them off tapes.
+
+    For bookkeeping whose result must persist across runs of a graph, such as moving an
+    optimizer's state to its parameter's new device: traced, the move would run on every call
+    and copy from the stale original each time.
+    """
+    outer = tracers[:]
+    tracers.clear()
+    try:
+        with _tape.paused():
+            yield
+    finally:
+        tracers.extend(outer)
 
 
 def _gather(op: Op, inputs: tuple, dev: Device) -> tuple:

@@ -78,6 +78,36 @@ def test_adam_inside_a_traced_function_advances_its_bias_correction_every_run(cl
     assert traced.trace_count == 1
 
 
+@pytest.mark.skipif("opencl:0" not in [str(i.device) for i in tc.devices()], reason="needs a second device")
+@pytest.mark.parametrize("cls,kwargs", [("Adam", {"lr": 0.05}), ("SGD", {"lr": 0.05, "momentum": 0.9})])
+def test_optimizer_state_that_follows_a_moved_parameter_persists_in_a_traced_step(cls: str, kwargs: dict) -> None:
+    """The move of the state is done once, untraced: traced, it would copy the stale state
+    from the old device on every run, and the moments would never accumulate."""
+    def train(traced: bool) -> tuple:
+        w = tc.Variable(np.array([1.0, -2.0, 0.5], np.float32))
+        opt = getattr(tc.optim, cls)([w], **kwargs)
+
+        def step(x):
+            with tc.GradientTape() as tape:
+                loss = tc.sum((w * x) ** 2)
+            opt.step(tape.gradient(loss, [w]))
+            return loss
+
+        f = tc.function(step) if traced else step
+        x = np.array([0.5, 1.0, -1.5], np.float32)
+        for _ in range(3):
+            f(tc.asarray(x))
+        w.move_to_device("opencl:0")
+        for _ in range(4):
+            f(tc.asarray(x, device="opencl:0"))
+        return w.numpy(), [v.numpy() for v in opt.state[0].values()]
+
+    (w_eager, state_eager), (w_traced, state_traced) = train(False), train(True)
+    np.testing.assert_array_equal(w_traced, w_eager)
+    for got, want in zip(state_traced, state_eager):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_signed_zero_and_nan_arguments_have_their_own_traces() -> None:
     f = tc.function(lambda x, s: x * s)
     x = tc.asarray(np.array([1.0, 2.0]))

@@ -100,3 +100,20 @@ def test_adam_counts_steps_per_parameter() -> None:
     np.testing.assert_allclose(powers[0], [0.9**2, 0.999**2], rtol=1e-15)
     np.testing.assert_allclose(powers[1], [0.9, 0.999], rtol=1e-15)
     np.testing.assert_allclose(b.numpy(), [0.9, 0.9])  # a first step: lr * m_hat / sqrt(v_hat) = lr
+
+
+def test_a_malformed_adam_schedule_is_rejected_before_anything_is_written(device: str) -> None:
+    from tensorcore.dispatch import apply_inplace
+    from tensorcore.ops.optim_updates import ADAM_SCHEDULE, ADAM_STEP
+
+    p, m, v = (tc.asarray(np.full(3, x, np.float32), device=device) for x in (1.0, 0.5, 0.25))
+    attrs = {"lr": 0.1, "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.1, "decoupled": True}
+    for bad in (np.ones(2), np.ones(4, np.int64)):
+        schedule = tc.asarray(bad, device=device)
+        with pytest.raises(tc.OpError, match="schedule must be"):
+            apply_inplace(ADAM_STEP, p, (tc.ones(3, device=device), m, v, schedule), attrs)
+        with pytest.raises(tc.OpError, match="schedule must be"):
+            apply_inplace(ADAM_SCHEDULE, schedule, (), {"lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8})
+        np.testing.assert_array_equal(schedule.numpy(), bad)
+    for t, x in ((p, 1.0), (m, 0.5), (v, 0.25)):
+        np.testing.assert_array_equal(t.numpy(), np.full(3, x, np.float32))

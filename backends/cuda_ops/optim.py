@@ -67,9 +67,10 @@ def adam_schedule(dev: Any, schedule: Any, *, lr: float, beta1: float, beta2: fl
 
 
 def _check_schedule(schedule: Any) -> None:
-    if not is_array(schedule) or schedule.dtype != np.float64 or tuple(schedule.shape) != (4,) or \
-            not is_contiguous(schedule):
-        raise KernelUnsupported("Adam's schedule must be a contiguous float64 device array of 4 elements")
+    if not is_array(schedule) or tuple(schedule.shape) != (4,):
+        raise ValueError(f"Adam's schedule must be an array of 4 elements, got {getattr(schedule, 'shape', schedule)}")
+    if schedule.dtype != np.float64 or not is_contiguous(schedule):
+        raise KernelUnsupported("Adam's schedule on CUDA is a contiguous float64 array")
 
 
 def adam_step(dev: Any, param: Any, grad: Any, m: Any, v: Any, schedule: Any, *, lr: float, beta1: float,

@@ -36,6 +36,13 @@ def _sgd_step(param: np.ndarray, grad: np.ndarray, velocity: Any, *, lr: float, 
     param -= lr * grad
 
 
+def _check_schedule(schedule: Any) -> None:
+    """Validate before anything is written (the in-place ops' rule)."""
+    shape, dtype = getattr(schedule, "shape", None), getattr(schedule, "dtype", None)
+    if shape != (4,) or dtype not in (np.float32, np.float64):
+        raise ValueError(f"Adam's schedule must be a float32 or float64 array of 4 elements, got {dtype} {shape}")
+
+
 def _adam_schedule(schedule: np.ndarray, *, lr: float, beta1: float, beta2: float, eps: float) -> None:
     """Advance Adam's bias correction by one step, in place.
 
@@ -43,6 +50,7 @@ def _adam_schedule(schedule: np.ndarray, *, lr: float, beta1: float, beta2: floa
     ``[1, 1, 0, 0]``). Keeping it in a tensor rather than a Python step count lets a traced
     graph advance it on every run, as TensorFlow's Adam keeps ``beta1_power``.
     """
+    _check_schedule(schedule)
     schedule[0] *= beta1
     schedule[1] *= beta2
     correction = np.sqrt(1.0 - schedule[1])
@@ -53,6 +61,7 @@ def _adam_schedule(schedule: np.ndarray, *, lr: float, beta1: float, beta2: floa
 def _adam_step(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, schedule: np.ndarray, *, lr: float, beta1: float, beta2: float, weight_decay: float, decoupled: bool) -> None:
     """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step; the bias-corrected
     step size and epsilon come from ``schedule`` (see ``_adam_schedule``), in its dtype."""
+    _check_schedule(schedule)
     if weight_decay and decoupled:
         param *= 1.0 - lr * weight_decay
     elif weight_decay:

@@ -38,10 +38,12 @@ class Adam(Optimizer):
     def _init_state(self, param: Variable) -> dict[str, Any]:
         return {"m": zeros_like(param), "v": zeros_like(param), "schedule": _new_schedule(param.device)}
 
+    def _adapt_state(self, param: Variable, state: dict[str, Any]) -> None:
+        if state["schedule"].dtype != _schedule_dtype(param.device):  # moved to a device without float64
+            state["schedule"] = astype(state["schedule"], _schedule_dtype(param.device))
+
     def _update(self, param: Variable, grad: Any, state: dict[str, Any]) -> None:
         schedule = state["schedule"]
-        if schedule.dtype != _schedule_dtype(param.device):  # moved to a device without float64
-            schedule = state["schedule"] = astype(schedule, _schedule_dtype(param.device))
         # per parameter: one skipped with a None gradient keeps its own count
         apply_inplace(ADAM_SCHEDULE, schedule, (), {
             "lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps})

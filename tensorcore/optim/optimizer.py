@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from tensorcore import dispatch
 from tensorcore.autodiff.variable import Variable
 from tensorcore.errors import OpError
 from tensorcore.tensor import Tensor
@@ -50,14 +51,20 @@ class Optimizer:
             if g is None:
                 continue
             state, dev = self.state[i], p.device
-            for key, value in state.items():  # the parameter may have moved since
-                if isinstance(value, Tensor) and value.device is not dev:
-                    state[key] = value.to_device(dev)
+            with dispatch.untraced():  # the moved state must persist, also when traced
+                for key, value in state.items():  # the parameter may have moved since
+                    if isinstance(value, Tensor) and value.device is not dev:
+                        state[key] = value.to_device(dev)
+                self._adapt_state(p, state)
             self._update(p, g if g.device is dev else g.to_device(dev), state)
 
     def _init_state(self, param: Variable) -> dict[str, Any]:
         """The state a parameter starts with (subclasses override)."""
         return {}
+
+    def _adapt_state(self, param: Variable, state: dict[str, Any]) -> None:
+        """Adjust state that has just followed its parameter to a new device (subclasses
+        override; runs untraced, so changes persist across runs of a traced step)."""
 
     def _update(self, param: Variable, grad: Any, state: dict[str, Any]) -> None:
         raise NotImplementedError
