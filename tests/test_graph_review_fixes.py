@@ -54,22 +54,25 @@ def test_creating_a_variable_while_tracing_is_refused_naming_the_line() -> None:
         f(tc.ones(3))
 
 
+def _quadratic_training(cls: str, kwargs: dict, device: str) -> tuple:
+    """(w, step, optimizer): one optimizer step on sum((w * x)**2) per call of step(x)."""
+    w = tc.Variable(np.array([1.0, -2.0, 0.5], np.float32), device=device)
+    opt = getattr(tc.optim, cls)([w], **kwargs)
+
+    def step(x):
+        with tc.GradientTape() as tape:
+            loss = tc.sum((w * x) ** 2)
+        opt.step(tape.gradient(loss, [w]))
+        return loss
+
+    return w, step, opt
+
+
 @pytest.mark.parametrize("cls,kwargs", [("Adam", {"lr": 0.1}), ("AdamW", {"lr": 0.05, "weight_decay": 0.1})])
 def test_adam_inside_a_traced_function_advances_its_bias_correction_every_run(cls: str, kwargs: dict,
                                                                              device: str) -> None:
-    def make_step() -> tuple:
-        w = tc.Variable(np.array([1.0, -2.0, 0.5], np.float32), device=device)
-        opt = getattr(tc.optim, cls)([w], **kwargs)
-
-        def step(x):
-            with tc.GradientTape() as tape:
-                loss = tc.sum((w * x) ** 2)
-            opt.step(tape.gradient(loss, [w]))
-            return loss
-
-        return w, step
-
-    (w_eager, eager), (w_traced, traced) = make_step(), make_step()
+    (w_eager, eager, _), (w_traced, traced, _) = _quadratic_training(cls, kwargs, device), \
+        _quadratic_training(cls, kwargs, device)
     traced = tc.function(traced)
     x = tc.asarray(np.array([0.5, 1.0, -1.5], np.float32), device=device)
     for _ in range(5):  # a frozen step count would repeat the first step's correction
@@ -84,15 +87,7 @@ def test_optimizer_state_that_follows_a_moved_parameter_persists_in_a_traced_ste
     """The move of the state is done once, untraced: traced, it would copy the stale state
     from the old device on every run, and the moments would never accumulate."""
     def train(traced: bool) -> tuple:
-        w = tc.Variable(np.array([1.0, -2.0, 0.5], np.float32))
-        opt = getattr(tc.optim, cls)([w], **kwargs)
-
-        def step(x):
-            with tc.GradientTape() as tape:
-                loss = tc.sum((w * x) ** 2)
-            opt.step(tape.gradient(loss, [w]))
-            return loss
-
+        w, step, opt = _quadratic_training(cls, kwargs, "cpu")
         f = tc.function(step) if traced else step
         x = np.array([0.5, 1.0, -1.5], np.float32)
         for _ in range(3):
