@@ -305,15 +305,12 @@ def _without_kernel(op: Op, inputs: tuple, attrs: dict[str, Any], dev: Device, r
         return op.composite(*inputs, **attrs)
     if not tracers:  # while tracing, the graph's placer applies the policy to this node
         placement.kernel_missing(op.name, dev, op.backends(), reason)
-    outer_tracers = tracers[:]
-    tracers.clear()  # the copies and the cpu op are not traced: one node below stands for them
-    try:
-        with _tape.paused():  # the op is recorded once below, on the inputs the user gave
-            out = apply_on(_CPU, op, tuple(transfer(x, _CPU) if isinstance(x, Tensor) else x for x in inputs), attrs)
-            outs = out if isinstance(out, tuple) else (out,)
-            outs = tuple(transfer(o, dev) for o in outs)
-    finally:
-        tracers.extend(outer_tracers)
+    # The copies and the cpu op are neither traced nor taped: the one node and the one tape
+    # record below stand for them, on the inputs the user gave.
+    with untraced():
+        out = apply_on(_CPU, op, tuple(transfer(x, _CPU) if isinstance(x, Tensor) else x for x in inputs), attrs)
+        outs = out if isinstance(out, tuple) else (out,)
+        outs = tuple(transfer(o, dev) for o in outs)
     if _recording:
         _tape.record(op, inputs, attrs, outs)
     if tracers:

@@ -70,3 +70,22 @@ def broadcast_strides(src_shape: tuple[int, ...], src_strides: tuple[int, ...], 
         else:
             raise ValueError(f"could not broadcast {what} from shape {given} into shape {tuple(shape)}")
     return tuple(out)
+
+
+def coalesce(shape: tuple[int, ...], *strides: tuple[int, ...]) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
+    """Drop size-1 dimensions and merge neighbours that every layout steps through as one.
+
+    Fewer dimensions means fewer divisions per element in the kernels, lets views of more
+    dimensions than the kernels take (tile, repeat) fit them, and makes a contiguous view of
+    any shape one dimension. Only for non-empty shapes.
+    """
+    merged: list[tuple[int, list[int]]] = []
+    for d, n in enumerate(shape):
+        if n == 1:
+            continue
+        st = [s[d] for s in strides]
+        if merged and all(p == s * n for p, s in zip(merged[-1][1], st)):
+            merged[-1] = (merged[-1][0] * n, st)
+        else:
+            merged.append((n, st))
+    return tuple(n for n, _ in merged), [tuple(st[k] for _, st in merged) for k in range(len(strides))]

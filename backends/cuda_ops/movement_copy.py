@@ -27,6 +27,7 @@ from tensorcore.backends.cuda_ops._common import (
 
 from tensorcore.errors import KernelUnsupported
 from tensorcore.strides import broadcast_strides as shared_broadcast_strides
+from tensorcore.strides import coalesce  # noqa: F401 - re-exported to the launchers
 
 SOURCE = "copy.cu"
 WIDTHS = (1, 2, 4, 8)
@@ -44,23 +45,6 @@ def width(dtype: Any) -> int:
     if nbytes not in WIDTHS:
         raise KernelUnsupported(f"no CUDA copy kernels for {nbytes}-byte elements ({dtype})")
     return nbytes
-
-
-def coalesce(shape: tuple[int, ...], *strides: tuple[int, ...]) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
-    """Drop size-1 dimensions and merge neighbours that every layout steps through as one.
-
-    Fewer dimensions means fewer 64-bit divisions per element in the kernels, and a
-    contiguous view of any shape becomes one dimension (then a plain memcpy)."""
-    merged: list[tuple[int, list[int]]] = []
-    for d, n in enumerate(shape):
-        if n == 1:
-            continue
-        st = [s[d] for s in strides]
-        if merged and all(p == s * n for p, s in zip(merged[-1][1], st)):
-            merged[-1] = (merged[-1][0] * n, st)
-        else:
-            merged.append((n, st))
-    return tuple(n for n, _ in merged), [tuple(st[k] for _, st in merged) for k in range(len(strides))]
 
 
 def broadcast_strides(x: Any, shape: tuple[int, ...], what: str = "input") -> tuple[int, ...]:

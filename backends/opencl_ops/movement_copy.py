@@ -17,6 +17,7 @@ from tensorcore.backends.opencl_ops._common import global_size, long8, output
 
 from tensorcore.errors import KernelUnsupported
 from tensorcore.strides import broadcast_strides as shared_broadcast_strides
+from tensorcore.strides import coalesce  # noqa: F401 - re-exported to the launchers
 
 _WIDTH = {1: "uchar", 2: "ushort", 4: "uint", 8: "ulong", 16: "ulong2"}
 def run(dev: CLDevice, source: str, name: str, defines: tuple, size: tuple[int, ...], *args: Any,
@@ -42,24 +43,6 @@ def width_defines(dtype: Any) -> tuple[tuple[str, str], ...]:
     if size not in _WIDTH:
         raise KernelUnsupported(f"no OpenCL copy kernels for {size}-byte elements ({dtype})")
     return (("T", _WIDTH[size]),)
-
-
-def coalesce(shape: tuple[int, ...], *strides: tuple[int, ...]) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
-    """Drop size-1 dimensions and merge neighbours that every array steps through as one.
-
-    Fewer dimensions means fewer divisions per element in the kernels, and lets views of more
-    than 8 dimensions (tile, repeat) fit the kernels' long8 shapes. Only for non-empty shapes.
-    """
-    merged: list[tuple[int, list[int]]] = []
-    for d, n in enumerate(shape):
-        if n == 1:
-            continue
-        st = [s[d] for s in strides]
-        if merged and all(p == s * n for p, s in zip(merged[-1][1], st)):
-            merged[-1] = (merged[-1][0] * n, st)
-        else:
-            merged.append((n, st))
-    return tuple(n for n, _ in merged), [tuple(st[k] for _, st in merged) for k in range(len(strides))]
 
 
 def new_view(a: CLArray, shape: tuple[int, ...], strides: tuple[int, ...], offset: int) -> CLArray:

@@ -51,12 +51,18 @@ class Optimizer:
             if g is None:
                 continue
             state, dev = self.state[i], p.device
-            with dispatch.untraced():  # the moved state must persist, also when traced
-                for key, value in state.items():  # the parameter may have moved since
-                    if isinstance(value, Tensor) and value.device is not dev:
-                        state[key] = value.to_device(dev)
-                self._adapt_state(p, state)
+            if any(isinstance(v, Tensor) and v.device is not dev for v in state.values()):
+                self._follow(p, state)  # the parameter moved since the last step
             self._update(p, g if g.device is dev else g.to_device(dev), state)
+
+    def _follow(self, param: Variable, state: dict[str, Any]) -> None:
+        """Move ``param``'s state to its device, untraced: traced, the move would run on every
+        call of the graph and copy the stale state from the old device each time."""
+        with dispatch.untraced():
+            for key, value in state.items():
+                if isinstance(value, Tensor) and value.device is not param.device:
+                    state[key] = value.to_device(param.device)
+            self._adapt_state(param, state)
 
     def _init_state(self, param: Variable) -> dict[str, Any]:
         """The state a parameter starts with (subclasses override)."""
@@ -64,7 +70,7 @@ class Optimizer:
 
     def _adapt_state(self, param: Variable, state: dict[str, Any]) -> None:
         """Adjust state that has just followed its parameter to a new device (subclasses
-        override; runs untraced, so changes persist across runs of a traced step)."""
+        override; runs untraced, see ``_follow``)."""
 
     def _update(self, param: Variable, grad: Any, state: dict[str, Any]) -> None:
         raise NotImplementedError
