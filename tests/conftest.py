@@ -41,6 +41,20 @@ def _clean_runtime_state():
     placement.reset_placement_stats()
 
 
+@pytest.fixture(autouse=True)
+def _queues_drained_after_each_test():
+    """Each test ends with every device's queue finished.
+
+    Why: PoCL compiles a kernel for each new work-group size in its own worker thread and
+    links it by spawning ``ld``. Linux's execve fails with EFAULT (and PoCL aborts the
+    process) if another thread adds or removes an environment variable meanwhile, and pytest
+    removes ``PYTEST_CURRENT_TEST`` after every test. CI's fresh kernel cache made this race
+    crash the suite once. docs/backends.md describes the hazard for users.
+    """
+    yield
+    tc.synchronize()
+
+
 PLUGIN_DIR = os.path.join(os.path.dirname(__file__), "plugin")
 
 
