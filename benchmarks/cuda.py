@@ -171,48 +171,16 @@ def mlp_cases(cp: Any, tc: Any, device: str, batch: int = 128, sizes: tuple[int,
               lr: float = 0.01) -> dict:
     """One MLP training step (ReLU, softmax cross-entropy, SGD) in tensorcore and in CuPy;
     both read the loss back (so both include one host wait)."""
-    from tensorcore.nn import functional as F
+    from tensorcore.benchmarks._mlp import array_step_fn, problem, tensorcore_step_fn
 
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
-    y = rng.integers(0, sizes[-1], batch)
-    params = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        bound = 1 / np.sqrt(n_in)
-        params += [rng.uniform(-bound, bound, (n_out, n_in)).astype(np.float32), np.zeros(n_out, np.float32)]
-
+    x, y, params = problem(3, batch, sizes)
     cx, cy, rows = cp.asarray(x), cp.asarray(y), cp.arange(batch)
-    cparams = [cp.asarray(p) for p in params]
-
-    def cupy_step() -> float:
-        w1, b1, w2, b2, w3, b3 = cparams
-        h1 = cp.maximum(cx @ w1.T + b1, 0)
-        h2 = cp.maximum(h1 @ w2.T + b2, 0)
-        z = h2 @ w3.T + b3
-        z -= z.max(1, keepdims=True)
-        p = cp.exp(z)
-        p /= p.sum(1, keepdims=True)
-        loss = -cp.log(p[rows, cy]).mean()
-        p[rows, cy] -= 1
-        p /= batch
-        d2 = (p @ w3) * (h2 > 0)
-        d1 = (d2 @ w2) * (h1 > 0)
-        for param, g in zip(cparams, (d1.T @ cx, d1.sum(0), d2.T @ h1, d2.sum(0), p.T @ h2, p.sum(0))):
-            param -= lr * g
-        return float(loss)
-
-    tparams = [tc.Variable(p, device=device) for p in params]
-    opt = tc.optim.SGD(tparams, lr=lr)
+    cupy_step = array_step_fn(cp, cx, cy, [cp.asarray(p) for p in params], lr, rows)
+    step = tensorcore_step_fn(params, lr, device)
     tx, ty = tc.asarray(x, device=device), tc.asarray(y, device=device)
-    w1, b1, w2, b2, w3, b3 = tparams
 
     def tensorcore_step() -> float:
-        with tc.GradientTape() as tape:
-            h = F.relu(F.linear(tx, w1, b1))
-            h = F.relu(F.linear(h, w2, b2))
-            loss = F.cross_entropy(F.linear(h, w3, b3), ty)
-        opt.step(tape.gradient(loss, tparams))
-        return loss.item()
+        return step(tx, ty).item()
 
     def nothing() -> None:
         return None

@@ -107,25 +107,9 @@ def numpy_epoch(params: list[np.ndarray], batches: list[tuple[np.ndarray, np.nda
 
 def tensorcore_epoch_fn(params_np: list[np.ndarray]) -> Callable[[list], float]:
     """An epoch in eager tensorcore: Variables, GradientTape, nn.functional, optim.SGD."""
-    import tensorcore as tc
-    from tensorcore.nn import functional as F
+    from tensorcore.benchmarks._mlp import epoch_fn, tensorcore_step_fn
 
-    params = [tc.Variable(p.copy()) for p in params_np]
-    opt = tc.optim.SGD(params, lr=LR)
-    w1, b1, w2, b2, w3, b3 = params
-
-    def epoch(batches: list) -> float:
-        loss = None
-        for x, y in batches:
-            x, y = tc.asarray(x), tc.asarray(y)
-            with tc.GradientTape() as tape:
-                h = F.relu(F.linear(x, w1, b1))
-                h = F.relu(F.linear(h, w2, b2))
-                loss = F.cross_entropy(F.linear(h, w3, b3), y)
-            opt.step(tape.gradient(loss, params))
-        return float(loss.item())
-
-    return epoch
+    return epoch_fn(tensorcore_step_fn(params_np, LR))
 
 
 def torch_epoch_fn(params_np: list[np.ndarray], torch: Any) -> Callable[[list], float]:

@@ -21,34 +21,16 @@ import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
+from tensorcore.benchmarks._mlp import epoch_fn, tensorcore_step_fn
 from tensorcore.benchmarks.eager import BATCH, LR, SIZES, digits, init_params, numpy_epoch, tensorcore_epoch_fn
 
 
 def traced_epoch_fn(params_np: list[np.ndarray]) -> tuple[Callable[[list], float], Callable[[], int]]:
     """An epoch whose training step is one traced graph; also returns its trace count."""
     import tensorcore as tc
-    from tensorcore.nn import functional as F
 
-    params = [tc.Variable(p.copy()) for p in params_np]
-    opt = tc.optim.SGD(params, lr=LR)
-    w1, b1, w2, b2, w3, b3 = params
-
-    @tc.function
-    def step(x, y):
-        with tc.GradientTape() as tape:
-            h = F.relu(F.linear(x, w1, b1))
-            h = F.relu(F.linear(h, w2, b2))
-            loss = F.cross_entropy(F.linear(h, w3, b3), y)
-        opt.step(tape.gradient(loss, params))
-        return loss
-
-    def epoch(batches: list) -> float:
-        loss = None
-        for x, y in batches:
-            loss = step(tc.asarray(x), tc.asarray(y))
-        return float(loss.item())
-
-    return epoch, lambda: step.trace_count
+    step = tc.function(tensorcore_step_fn(params_np, LR))
+    return epoch_fn(step), lambda: step.trace_count
 
 
 CHAIN_BYTES = 64 << 20

@@ -91,53 +91,15 @@ def sum_cases(nbytes: int) -> dict[str, Callable[[], Any]]:
 
 def mlp_cases(batch: int = 128, sizes: tuple[int, ...] = (784, 512, 512, 10), lr: float = 0.01) -> dict[str, Callable[[], Any]]:
     """One training step of an MLP (ReLU, softmax cross-entropy, SGD), reading the loss back."""
+    from tensorcore.benchmarks._mlp import array_step_fn, problem, tensorcore_step_fn
+
     import tensorcore as tc
-    from tensorcore.nn import functional as F
 
-    rng = np.random.default_rng(2)
-    x = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
-    y = rng.integers(0, sizes[-1], batch)
-    params = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        bound = 1 / np.sqrt(n_in)
-        params += [rng.uniform(-bound, bound, (n_out, n_in)).astype(np.float32), np.zeros(n_out, np.float32)]
-    np_params = [p.copy() for p in params]
-
-    def numpy_step() -> float:
-        w1, b1, w2, b2, w3, b3 = np_params
-        h1 = np.maximum(x @ w1.T + b1, 0)
-        h2 = np.maximum(h1 @ w2.T + b2, 0)
-        z = h2 @ w3.T + b3
-        z -= z.max(1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(1, keepdims=True)
-        loss = -np.log(p[np.arange(batch), y]).mean()
-        p[np.arange(batch), y] -= 1
-        p /= batch
-        d2 = (p @ w3) * (h2 > 0)
-        d1 = (d2 @ w2) * (h1 > 0)
-        for param, g in zip(np_params, (d1.T @ x, d1.sum(0), d2.T @ h1, d2.sum(0), p.T @ h2, p.sum(0))):
-            param -= lr * g
-        return float(loss)
-
+    x, y, params = problem(2, batch, sizes)
+    numpy_step = array_step_fn(np, x, y, [p.copy() for p in params], lr)
     tx, ty = tc.asarray(x, device="opencl"), tc.asarray(y, device="opencl")
-
-    def step_fn() -> Callable[[Any, Any], Any]:
-        cl_params = [tc.Variable(p, device="opencl") for p in params]
-        opt = tc.optim.SGD(cl_params, lr=lr)
-        w1, b1, w2, b2, w3, b3 = cl_params
-
-        def step(x: Any, y: Any) -> Any:
-            with tc.GradientTape() as tape:
-                h = F.relu(F.linear(x, w1, b1))
-                h = F.relu(F.linear(h, w2, b2))
-                loss = F.cross_entropy(F.linear(h, w3, b3), y)
-            opt.step(tape.gradient(loss, cl_params))
-            return loss
-
-        return step
-
-    eager, traced = step_fn(), tc.function(step_fn())  # each with its own parameters
+    eager = tensorcore_step_fn(params, lr, "opencl")  # each with its own parameters
+    traced = tc.function(tensorcore_step_fn(params, lr, "opencl"))
     return {"numpy": numpy_step, "opencl": lambda: eager(tx, ty).item(),
             "opencl traced": lambda: traced(tx, ty).item()}
 

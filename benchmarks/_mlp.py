@@ -1,0 +1,99 @@
+"""The MLP training step the benchmarks share: ReLU hidden layers, softmax cross-entropy, SGD.
+
+Three parametrised layers (weights ``(out, in)`` and biases ``w1, b1, w2, b2, w3, b3``):
+
+- :func:`problem`: one batch of random inputs and labels, and the initial parameters;
+- :func:`array_step_fn`: the step written by hand with an array module (NumPy, or CuPy in
+  ``cuda.py``), updating its parameters in place;
+- :func:`tensorcore_step_fn`: the same step in tensorcore (``GradientTape``, ``nn.functional``,
+  ``optim.SGD``), to call eagerly or to wrap in ``tc.function``.
+
+Importing this module as ``tensorcore.benchmarks._mlp`` imports the tensorcore package, so the
+benchmarks import it after setting the environment variables that must precede the drivers
+(``POCL_MAX_PTHREAD_COUNT``, ``CUPY_TF32``): inside functions, or below those settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def problem(seed: int, batch: int, sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Inputs ``(batch, sizes[0])`` float32 and int64 labels below ``sizes[-1]``, drawn in that
+    order from ``default_rng(seed)``, then the weights (uniform in ±1/sqrt(fan-in), float32) and
+    zero biases of each layer."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
+    y = rng.integers(0, sizes[-1], batch)
+    params = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        bound = 1 / np.sqrt(n_in)
+        params += [rng.uniform(-bound, bound, (n_out, n_in)).astype(np.float32), np.zeros(n_out, np.float32)]
+    return x, y, params
+
+
+def array_step_fn(xp: Any, x: Any, y: Any, params: list[Any], lr: float, rows: Any = None) -> Callable[[], float]:
+    """A training step on ``x``, ``y`` written by hand in the array module ``xp``; it updates
+    ``params`` (arrays of ``xp``) in place and returns the loss read back as a float.
+
+    ``rows`` is ``xp.arange(len(x))`` made once (CuPy: no extra kernel per step); with None,
+    the step makes it with ``xp.arange`` where it indexes, as NumPy costs almost nothing for it.
+    """
+    batch = x.shape[0]
+
+    def step() -> float:
+        w1, b1, w2, b2, w3, b3 = params
+        h1 = xp.maximum(x @ w1.T + b1, 0)
+        h2 = xp.maximum(h1 @ w2.T + b2, 0)
+        z = h2 @ w3.T + b3
+        z -= z.max(1, keepdims=True)
+        p = xp.exp(z)
+        p /= p.sum(1, keepdims=True)
+        loss = -xp.log(p[xp.arange(batch) if rows is None else rows, y]).mean()
+        p[xp.arange(batch) if rows is None else rows, y] -= 1
+        p /= batch
+        d2 = (p @ w3) * (h2 > 0)
+        d1 = (d2 @ w2) * (h1 > 0)
+        for param, g in zip(params, (d1.T @ x, d1.sum(0), d2.T @ h1, d2.sum(0), p.T @ h2, p.sum(0))):
+            param -= lr * g
+        return float(loss)
+
+    return step
+
+
+def tensorcore_step_fn(params: Sequence[np.ndarray], lr: float, device: Any = None) -> Callable[[Any, Any], Any]:
+    """``step(x, y)``: one training step in tensorcore on its own ``tc.Variable`` copies of
+    ``params`` on ``device`` (None: the default device), returning the loss tensor."""
+    import tensorcore as tc
+    from tensorcore.nn import functional as F
+
+    variables = [tc.Variable(p, device=device) for p in params]
+    opt = tc.optim.SGD(variables, lr=lr)
+    w1, b1, w2, b2, w3, b3 = variables
+
+    def step(x: Any, y: Any) -> Any:
+        with tc.GradientTape() as tape:
+            h = F.relu(F.linear(x, w1, b1))
+            h = F.relu(F.linear(h, w2, b2))
+            loss = F.cross_entropy(F.linear(h, w3, b3), y)
+        opt.step(tape.gradient(loss, variables))
+        return loss
+
+    return step
+
+
+def epoch_fn(step: Callable[[Any, Any], Any]) -> Callable[[list], float]:
+    """``epoch(batches)``: ``step(x, y)`` on each NumPy batch made a tensorcore array (default
+    device), returning the last loss as a float."""
+    import tensorcore as tc
+
+    def epoch(batches: list) -> float:
+        loss = None
+        for x, y in batches:
+            loss = step(tc.asarray(x), tc.asarray(y))
+        return float(loss.item())
+
+    return epoch
