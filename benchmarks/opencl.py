@@ -89,6 +89,39 @@ def sum_cases(nbytes: int) -> dict[str, Callable[[], Any]]:
     return {"numpy": lambda: a.sum(), "opencl": lambda: tc.sum(ta).item()}
 
 
+def batch_norm_cases(shape: tuple[int, ...] = (128, 64, 16, 16), eps: float = 1e-5) -> dict[str, Callable[[], Any]]:
+    """Training-mode batch norm of a float32 (N, C, H, W) batch, forward and backward (the
+    gradients of x, weight and bias for the loss sum(y * y)); each side reads one number back."""
+    import tensorcore as tc
+    from tensorcore.nn import functional as F
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    w, b = rng.uniform(0.5, 2, shape[1]).astype(np.float32), np.zeros(shape[1], np.float32)
+    axes, count = (0, 2, 3), x.size // shape[1]
+
+    def numpy_step() -> float:
+        xc = x - x.mean(axes, keepdims=True)
+        invstd = 1 / np.sqrt((xc * xc).mean(axes, keepdims=True) + eps)
+        xhat = xc * invstd
+        g = 2 * (xhat * w[:, None, None] + b[:, None, None])
+        gb, gw = g.sum(axes, keepdims=True), (g * xhat).sum(axes, keepdims=True)
+        gx = (w[:, None, None] * invstd) * (g - gb / count - xhat * (gw / count))
+        return float(gx[0, 0, 0, 0] + gw[0, 0, 0, 0])
+
+    tx = tc.Variable(x, device="opencl")
+    tw, tb = tc.Variable(w, device="opencl"), tc.Variable(b, device="opencl")
+
+    def opencl_step() -> float:
+        with tc.GradientTape() as tape:
+            y = F.batch_norm(tx, None, None, tw, tb, training=True, eps=eps)
+            loss = tc.sum(y * y)
+        gx, gw, _ = tape.gradient(loss, [tx, tw, tb])
+        return (gx[0, 0, 0, 0] + gw[0]).item()
+
+    return {"numpy": numpy_step, "opencl": opencl_step}
+
+
 def mlp_cases(batch: int = 128, sizes: tuple[int, ...] = (784, 512, 512, 10), lr: float = 0.01) -> dict[str, Callable[[], Any]]:
     """One training step of an MLP (ReLU, softmax cross-entropy, SGD), reading the loss back."""
     from tensorcore.benchmarks._mlp import array_step_fn, problem, tensorcore_step_fn
@@ -142,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"MLP 784-512-512-10 training step, batch 128: numpy {t['numpy'] * 1e3:.2f} ms, "
               f"opencl eager {t['opencl'] * 1e3:.2f} ms -> {t['numpy'] / t['opencl']:.2f}x, "
               f"opencl traced (tc.function) {t['opencl traced'] * 1e3:.2f} ms -> {t['numpy'] / t['opencl traced']:.2f}x")
+        shape = (32, 16, 16, 16) if args.quick else (128, 64, 16, 16)
+        t = interleaved(batch_norm_cases(shape), args.rounds, 5)
+        print(f"batch_norm forward + backward, float32 {shape}: numpy {t['numpy'] * 1e3:.2f} ms, "
+              f"opencl {t['opencl'] * 1e3:.2f} ms -> {t['numpy'] / t['opencl']:.2f}x")
     print(f"placement: {tc.placement.summary()}")
     return 0
 

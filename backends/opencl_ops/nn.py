@@ -1,8 +1,9 @@
-"""OpenCL launchers of the neural-network ops: conv2d (``nn_conv``) and pooling (``nn_pool``).
+"""OpenCL launchers of the neural-network ops: conv2d (``nn_conv``), pooling (``nn_pool``) and
+batch_norm (``nn_norm``).
 
 ``linear`` and ``linear_backward_weight`` share the GEMM in ``matmul``, where they live.
 """
 
-from tensorcore.backends.opencl_ops import nn_conv, nn_pool
+from tensorcore.backends.opencl_ops import nn_conv, nn_norm, nn_pool
 
-KERNELS: dict = {**nn_conv.KERNELS, **nn_pool.KERNELS}
+KERNELS: dict = {**nn_conv.KERNELS, **nn_norm.KERNELS, **nn_pool.KERNELS}
