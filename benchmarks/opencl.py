@@ -91,34 +91,39 @@ def sum_cases(nbytes: int) -> dict[str, Callable[[], Any]]:
 
 def batch_norm_cases(shape: tuple[int, ...] = (128, 64, 16, 16), eps: float = 1e-5) -> dict[str, Callable[[], Any]]:
     """Training-mode batch norm of a float32 (N, C, H, W) batch, forward and backward (the
-    gradients of x, weight and bias for the loss sum(y * y)); each side reads one number back."""
+    gradients of x, weight and bias for the loss sum(y * G), G fixed); each side reads the loss
+    and one element of each gradient back, once. The two sides must agree before they are timed."""
     import tensorcore as tc
     from tensorcore.nn import functional as F
 
     rng = np.random.default_rng(4)
-    x = rng.standard_normal(shape, dtype=np.float32)
-    w, b = rng.uniform(0.5, 2, shape[1]).astype(np.float32), np.zeros(shape[1], np.float32)
+    x, big_g = rng.standard_normal(shape, dtype=np.float32), rng.standard_normal(shape, dtype=np.float32)
+    w, b = rng.uniform(0.5, 2, shape[1]).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
     axes, count = (0, 2, 3), x.size // shape[1]
 
-    def numpy_step() -> float:
+    def numpy_step() -> np.ndarray:
         xc = x - x.mean(axes, keepdims=True)
         invstd = 1 / np.sqrt((xc * xc).mean(axes, keepdims=True) + eps)
         xhat = xc * invstd
-        g = 2 * (xhat * w[:, None, None] + b[:, None, None])
-        gb, gw = g.sum(axes, keepdims=True), (g * xhat).sum(axes, keepdims=True)
-        gx = (w[:, None, None] * invstd) * (g - gb / count - xhat * (gw / count))
-        return float(gx[0, 0, 0, 0] + gw[0, 0, 0, 0])
+        y = xhat * w[:, None, None] + b[:, None, None]
+        loss = (y * big_g).sum()
+        gb, gw = big_g.sum(axes, keepdims=True), (big_g * xhat).sum(axes, keepdims=True)
+        gx = (w[:, None, None] * invstd) * (big_g - gb / count - xhat * (gw / count))
+        return np.array([loss, gx[0, 0, 0, 0], gw[0, 0, 0, 0], gb[0, 0, 0, 0]])
 
-    tx = tc.Variable(x, device="opencl")
+    tx, tg = tc.Variable(x, device="opencl"), tc.asarray(big_g, device="opencl")
     tw, tb = tc.Variable(w, device="opencl"), tc.Variable(b, device="opencl")
 
-    def opencl_step() -> float:
+    def opencl_step() -> np.ndarray:
         with tc.GradientTape() as tape:
             y = F.batch_norm(tx, None, None, tw, tb, training=True, eps=eps)
-            loss = tc.sum(y * y)
-        gx, gw, _ = tape.gradient(loss, [tx, tw, tb])
-        return (gx[0, 0, 0, 0] + gw[0]).item()
+            loss = tc.sum(y * tg)
+        gx, gw, gb = tape.gradient(loss, [tx, tw, tb])
+        return tc.stack([loss, gx[0, 0, 0, 0], gw[0], gb[0]]).numpy()
 
+    ours, theirs = opencl_step(), numpy_step()
+    if not np.allclose(ours, theirs, rtol=1e-4, atol=1e-4):
+        raise AssertionError(f"batch_norm: opencl gives {ours}, numpy {theirs}")
     return {"numpy": numpy_step, "opencl": opencl_step}
 
 

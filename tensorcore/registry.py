@@ -110,6 +110,12 @@ def all_entries() -> list[BackendEntry]:
     return [_load(e) for e in entries]
 
 
+def loaded_entries() -> list[BackendEntry]:
+    """The backends started so far (none is started by asking), ``cpu`` first."""
+    entries = sorted((_entries or {}).values(), key=lambda e: e.name != "cpu")
+    return [e for e in entries if e.loaded]
+
+
 def get_backend(name: str) -> Backend:
     """The loaded backend ``name``; raises if it is unknown or unavailable."""
     e = entry(name)

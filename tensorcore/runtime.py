@@ -27,11 +27,19 @@ def memory_stats(device: Any = None) -> dict[str, int]:
 
 
 def synchronize(device: Any = None) -> None:
-    """Wait for all work queued on ``device`` (every loaded device if None)."""
+    """Wait for all work queued on ``device``, or on every device of the backends started so
+    far if None. Every device is waited for even when one reports an error (a late index
+    error, say); then the first error is raised."""
     if device is not None:
         dev = resolve(device)
         registry.get_backend(dev.type).synchronize(dev.index)
         return
-    for entry in registry.all_entries():
+    first: Exception | None = None
+    for entry in registry.loaded_entries():
         for info in entry.devices or []:
-            entry.backend.synchronize(info.device.index)
+            try:
+                entry.backend.synchronize(info.device.index)
+            except Exception as exc:  # noqa: BLE001 - raised below, once every queue is drained
+                first = first or exc
+    if first is not None:
+        raise first

@@ -41,16 +41,29 @@ def _clean_runtime_state():
     placement.reset_placement_stats()
 
 
-@pytest.fixture(autouse=True)
-def _queues_drained_after_each_test():
-    """Each test ends with every device's queue finished.
+# Every test's queued device work is finished before anything changes the environment.
+#
+# Why: PoCL compiles a kernel for each new work-group size in its own worker thread and links
+# it by spawning ``ld`` (vfork + exec, reading the live ``environ``). Linux's execve fails with
+# EFAULT, and PoCL aborts the process, if another thread adds or removes an environment
+# variable meanwhile. pytest removes ``PYTEST_CURRENT_TEST`` after every test, and
+# ``monkeypatch`` undoes its ``setenv`` at teardown, before autouse fixtures finish. CI's
+# fresh kernel cache made this race crash the suite once. So the queues are drained after the
+# test's body and again after its teardown. docs/backends.md describes the hazard for users.
 
-    Why: PoCL compiles a kernel for each new work-group size in its own worker thread and
-    links it by spawning ``ld``. Linux's execve fails with EFAULT (and PoCL aborts the
-    process) if another thread adds or removes an environment variable meanwhile, and pytest
-    removes ``PYTEST_CURRENT_TEST`` after every test. CI's fresh kernel cache made this race
-    crash the suite once. docs/backends.md describes the hazard for users.
-    """
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Drain every started device's queue after the test's body (see above)."""
+    try:
+        return (yield)
+    finally:
+        tc.synchronize()
+
+
+@pytest.fixture(autouse=True)
+def _queues_drained_after_teardown():
+    """Drain the queues again once the test's fixtures are torn down (see above)."""
     yield
     tc.synchronize()
 

@@ -83,6 +83,15 @@ def test_tensorcore_device_environment_variable_sets_the_default() -> None:
     assert strict.returncode != 0 and "DeviceUnavailableError" in strict.stderr
 
 
+def test_synchronize_of_every_device_starts_no_backend() -> None:
+    code = ("import tensorcore as tc; from tensorcore import registry; tc.synchronize(); "
+            "print([e.name for e in registry.loaded_entries()]); tc.ones(2); tc.synchronize(); "
+            "print([e.name for e in registry.loaded_entries()])")
+    out = _run(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["[]", "['cpu']"]
+
+
 def test_bad_placement_policy_in_environment_is_rejected() -> None:
     bad = _run("import tensorcore", TENSORCORE_PLACEMENT="lenient")
     assert bad.returncode != 0 and "use 'soft' or 'strict'" in bad.stderr

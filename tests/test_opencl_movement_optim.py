@@ -320,6 +320,11 @@ def test_a_bad_index_is_reported_at_synchronize_and_at_a_read_of_another_tensor(
     with pytest.raises(tc.OpError, match=_row_rule("embedding", 5)):
         (other + 1).numpy()
     np.testing.assert_array_equal((other + 1).numpy(), [2, 2, 2])
+    # tc.synchronize() of every device raises it too, once, after draining every queue
+    tc.take(cl(X), cl(np.array([9])), axis=0)
+    with pytest.raises(tc.OpError, match=_axis_rule("getitem", 0, 3)):
+        tc.synchronize()
+    tc.synchronize()
 
 
 def test_index_errors_known_from_the_shapes_raise_at_the_call() -> None:

@@ -30,7 +30,8 @@ def _check(dev: CLDevice, x: Any, params: tuple) -> None:
         raise KernelUnsupported(f"opencl:{dev.index} has no float64")
     for p in params:
         if not isinstance(p, CLArray) or p.dtype != x.dtype:
-            raise KernelUnsupported(f"batch_norm: weight and bias must be {x.dtype} device arrays")
+            raise KernelUnsupported(f"batch_norm: every operand must be a {x.dtype} device array like x, "
+                                    f"got {getattr(p, 'dtype', type(p).__name__)}")
 
 
 def _plane_launch(x: CLArray) -> tuple:
@@ -83,20 +84,18 @@ def batch_norm_backward(dev: CLDevice, g: CLArray, x: CLArray, mean: CLArray, va
     if gx.buf is None:
         return gx, gw, gb
     g, x, mean, var = contiguous(g), contiguous(x), contiguous(mean), contiguous(var)
-    if mean.offset or var.offset:
-        raise KernelUnsupported("batch_norm_backward: statistics that are views at an offset")
     gsize, lsize, size, chunk, planes = _plane_launch(x)
     count = planes // max(c, 1) * size
     g_cf, gxhat_cf = output(dev, (c, count), dtype), output(dev, (c, count), dtype)
     t = dtype.type
     dev.launch(_kernel(dev, "batch_norm_grad_terms", dtype), gsize, lsize, g_cf.buf, gxhat_cf.buf, g.buf, g.offset,
-               x.buf, x.offset, mean.buf, var.buf, t(eps), c, size, chunk, planes)
+               x.buf, x.offset, mean.buf, mean.offset, var.buf, var.offset, t(eps), c, size, chunk, planes)
     core.run(dev, core.layout(gxhat_cf, (1,)), gw, core.SUM, core.IDENTITY, dtype)
     core.run(dev, core.layout(g_cf, (1,)), gb, core.SUM, core.IDENTITY, dtype)
     w = contiguous(weight[0]) if has_weight else mean  # a placeholder, never read
     dev.launch(_kernel(dev, "batch_norm_grad_input", dtype, has_weight), gsize, lsize, gx.buf, g.buf, g.offset,
-               x.buf, x.offset, mean.buf, var.buf, w.buf, w.offset, gw.buf, gb.buf, t(eps), t(count), c, size,
-               chunk, planes)
+               x.buf, x.offset, mean.buf, mean.offset, var.buf, var.offset, w.buf, w.offset, gw.buf, gb.buf,
+               t(eps), t(count), c, size, chunk, planes)
     return gx, gw, gb
 
 

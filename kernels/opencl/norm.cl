@@ -55,15 +55,16 @@ __kernel void batch_norm_apply(__global T* y, __global const T* x, long x_off, _
  * and g * xhat channel-first, as (C, N, S), so each channel's sums read one contiguous row.
  * Same launch as batch_norm_apply; g and x contiguous (N, C, S). */
 __kernel void batch_norm_grad_terms(__global T* g_cf, __global T* gxhat_cf, __global const T* g, long g_off,
-                                    __global const T* x, long x_off, __global const T* mean,
-                                    __global const T* var, T eps, long C, long S, long chunk, long planes) {
+                                    __global const T* x, long x_off, __global const T* mean, long m_off,
+                                    __global const T* var, long v_off, T eps, long C, long S, long chunk,
+                                    long planes) {
     long plane, c, begin, end;
     if (!plane_chunk(C, S, chunk, planes, &plane, &c, &begin, &end)) {
         return;
     }
     long n = plane / C, N = planes / C;
-    T m = mean[c];
-    T invstd = (T)1 / sqrt(var[c] + eps);
+    T m = mean[m_off + c];
+    T invstd = (T)1 / sqrt(var[v_off + c] + eps);
     __global const T* gs = g + g_off + plane * S;
     __global const T* xs = x + x_off + plane * S;
     long to = (c * N + n) * S;
@@ -78,15 +79,15 @@ __kernel void batch_norm_grad_terms(__global T* g_cf, __global T* gxhat_cf, __gl
  *   gx = ((xhat * (gw[c] / -count) + g) - gb[c] / count) * (invstd * weight[c]).
  * Build with HAS_WEIGHT; same launch as batch_norm_apply. */
 __kernel void batch_norm_grad_input(__global T* gx, __global const T* g, long g_off, __global const T* x, long x_off,
-                                    __global const T* mean, __global const T* var, __global const T* weight,
-                                    long w_off, __global const T* gw, __global const T* gb, T eps, T count,
+                                    __global const T* mean, long m_off, __global const T* var, long v_off,
+                                    __global const T* weight, long w_off, __global const T* gw, __global const T* gb, T eps, T count,
                                     long C, long S, long chunk, long planes) {
     long plane, c, begin, end;
     if (!plane_chunk(C, S, chunk, planes, &plane, &c, &begin, &end)) {
         return;
     }
-    T m = mean[c];
-    T invstd = (T)1 / sqrt(var[c] + eps);
+    T m = mean[m_off + c];
+    T invstd = (T)1 / sqrt(var[v_off + c] + eps);
     T a = gw[c] / -count;
     T b = gb[c] / count;
 #if HAS_WEIGHT
