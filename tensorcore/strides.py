@@ -89,3 +89,18 @@ def coalesce(shape: tuple[int, ...], *strides: tuple[int, ...]) -> tuple[tuple[i
         else:
             merged.append((n, st))
     return tuple(n for n, _ in merged), [tuple(st[k] for _, st in merged) for k in range(len(strides))]
+
+
+def transpose_axis(shape: tuple[int, ...], src_strides: tuple[int, ...], least: int = 8) -> int | None:
+    """The dimension a tiled copy should pair with the last one, or None for a plain copy.
+
+    That is the dimension p the source steps through most finely, when it steps through p
+    more finely than through the last dimension (a transpose: a plain copy would read or
+    write scattered lines) and both are at least ``least`` long."""
+    if len(shape) < 2:
+        return None
+    last = len(shape) - 1
+    p = min(range(last), key=lambda d: abs(src_strides[d]))
+    if src_strides[p] == 0 or abs(src_strides[p]) >= abs(src_strides[last]) or min(shape[p], shape[last]) < least:
+        return None
+    return p

@@ -398,6 +398,14 @@ def test_copies_pick_memcpy_the_tiled_transpose_or_the_strided_gather() -> None:
     movement_copy.contiguous(dev, a.T[:4])  # too short for tiles
     assert [n for _, n in dev.launches] == ["copy_tiled_4", "copy_view_4", "copy_view_4"]
     assert movement_copy.contiguous(dev, a) is a
+    # the shared rule (OpenCL's copy uses it too), in element strides
+    from tensorcore.strides import transpose_axis
+
+    assert transpose_axis((24, 40), (1, 24)) == 0            # a.T: tiled
+    assert transpose_axis((2, 24, 40), (960, 1, 24)) == 1    # a batch of transposes
+    assert transpose_axis((40, 24), (24, 1)) is None         # row-major already
+    assert transpose_axis((4, 40), (1, 24)) is None          # too short for tiles
+    assert transpose_axis((24, 40), (0, 24)) is None         # a broadcast, not a transpose
     zeros = dev.zeros((3, 2), np.float64)  # a cudaMemsetAsync
     np.testing.assert_array_equal(zeros, 0)
 

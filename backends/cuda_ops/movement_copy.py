@@ -27,7 +27,10 @@ from tensorcore.backends.cuda_ops._common import (
 
 from tensorcore.errors import KernelUnsupported
 from tensorcore.strides import broadcast_strides as shared_broadcast_strides
-from tensorcore.strides import coalesce  # noqa: F401 - re-exported to the launchers
+from tensorcore.strides import (
+    coalesce,  # noqa: F401 - re-exported to the launchers
+    transpose_axis,
+)
 
 SOURCE = "copy.cu"
 WIDTHS = (1, 2, 4, 8)
@@ -78,12 +81,10 @@ def _tiled(dev: Any, w: int, shape: tuple[int, ...], dst: Any, ost: tuple[int, .
     """Enqueue ``copy_tiled`` and return True where the source steps through some dimension p
     more finely than through the output's last one (a transpose), both at least 8 long: the
     plain kernel would then read or write 32 separate lines per warp."""
-    if len(shape) < 2:
+    p = transpose_axis(shape, ist)
+    if p is None:
         return False
     last = len(shape) - 1
-    p = min(range(last), key=lambda d: abs(ist[d]))
-    if ist[p] == 0 or abs(ist[p]) >= abs(ist[last]) or shape[p] < 8 or shape[last] < 8:
-        return False
     rest = [d for d in range(last) if d != p]
     tiles_l, tiles_p = cdiv(shape[last], TILE), cdiv(shape[p], TILE)
     blocks = tiles_l * tiles_p * math.prod(shape[d] for d in rest)

@@ -17,7 +17,10 @@ from tensorcore.backends.opencl_ops._common import global_size, long8, output
 
 from tensorcore.errors import KernelUnsupported
 from tensorcore.strides import broadcast_strides as shared_broadcast_strides
-from tensorcore.strides import coalesce  # noqa: F401 - re-exported to the launchers
+from tensorcore.strides import (
+    coalesce,  # noqa: F401 - re-exported to the launchers
+    transpose_axis,
+)
 
 _WIDTH = {1: "uchar", 2: "ushort", 4: "uint", 8: "ulong", 16: "ulong2"}
 def run(dev: CLDevice, source: str, name: str, defines: tuple, size: tuple[int, ...], *args: Any,
@@ -84,12 +87,10 @@ def _tiled(dev: CLDevice, defines: tuple, shape: tuple[int, ...], out_buf: Any, 
            ost: tuple[int, ...], in_buf: Any, in_offset: int, ist: tuple[int, ...]) -> bool:
     """Enqueue ``copy_tiled`` and return True where the source steps through some dimension p
     more finely than through the last one (a transpose), both being at least 8 long."""
-    if len(shape) < 2:
+    p = transpose_axis(shape, ist)
+    if p is None:
         return False
     last = len(shape) - 1
-    p = min(range(last), key=lambda d: abs(ist[d]))
-    if ist[p] == 0 or abs(ist[p]) >= abs(ist[last]) or shape[p] < 8 or shape[last] < 8:
-        return False
     rest = [d for d in range(last) if d != p]
     rshape = tuple(shape[d] for d in rest)
     count = -(-shape[last] // 32) * -(-shape[p] // 32) * math.prod(rshape)
