@@ -85,7 +85,7 @@ def batch_norm_backward(dev: CLDevice, g: CLArray, x: CLArray, mean: CLArray, va
         return gx, gw, gb
     g, x, mean, var = contiguous(g), contiguous(x), contiguous(mean), contiguous(var)
     gsize, lsize, size, chunk, planes = _plane_launch(x)
-    count = planes // max(c, 1) * size
+    count = x.size // c  # values per channel (c > 0: x has elements)
     g_cf, gxhat_cf = output(dev, (c, count), dtype), output(dev, (c, count), dtype)
     t = dtype.type
     dev.launch(_kernel(dev, "batch_norm_grad_terms", dtype), gsize, lsize, g_cf.buf, gxhat_cf.buf, g.buf, g.offset,
