@@ -11,6 +11,7 @@ This is eager mode's hot loop: it avoids per-call allocation beyond the result t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,8 +27,17 @@ from tensorcore.ops.registry import OPS, Op, Spec
 from tensorcore.tensor import Tensor
 
 _EMPTY: dict[str, Any] = {}
-# Graph tracers active now (tc.function); like the tape list, empty is the cheap common case.
+# Graph tracers (tc.function) active now in any thread; like the tape list, empty is the cheap
+# common case that the hot path checks. A tracer records only the ops of the thread that
+# started it: each thread's innermost one is its ``_trace_state.tracer`` (``current_tracer()``).
 tracers: list[Any] = []
+
+
+class _TraceState(threading.local):
+    tracer: Any = None  # this thread's innermost tracer; None outside tracing and inside untraced()
+
+
+_trace_state = _TraceState()
 _new = object.__new__
 _recording = _tape.recording  # the list of recording tapes; empty almost always
 _ops_per_device = placement.ops_per_device
@@ -43,8 +53,31 @@ def wrap(data: Any, dev: Device) -> Tensor:
     t._device = dev
     t._version = 0
     if tracers:  # a tensor made while tracing (tc.zeros, tc.asarray, ...): a new one in each eager call
-        tracers[-1].made(t)
+        tracer = _trace_state.tracer
+        if tracer is not None:
+            tracer.made(t)
     return t
+
+
+def current_tracer() -> Any:
+    """The tracer recording this thread's ops (its innermost ``tc.function`` trace), or None when
+    this thread traces nothing or is inside :func:`untraced`. Other threads' traces never count."""
+    return _trace_state.tracer if tracers else None
+
+
+def start_tracing(tracer: Any) -> None:
+    """Make ``tracer`` record this thread's ops until :func:`stop_tracing` (graph/trace.py)."""
+    tracer.outer = _trace_state.tracer
+    _trace_state.tracer = tracer
+    tracers.append(tracer)
+
+
+def stop_tracing(tracer: Any) -> None:
+    """End ``tracer`` (this thread's innermost): the thread's outer tracer, if any, records again."""
+    if _trace_state.tracer is not tracer:
+        raise RuntimeError("stop_tracing: the tracer is not this thread's innermost one")
+    _trace_state.tracer = tracer.outer
+    tracers.remove(tracer)
 
 
 def apply(op: Op, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> Any:
@@ -101,14 +134,14 @@ def apply(op: Op, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> Any:
         result._version = 0
         if _recording:
             _tape.record(op, inputs, attrs, (result,))
-        if tracers:
-            tracers[-1].op(op, inputs, attrs, (result,), dev)
+        if tracers and _trace_state.tracer is not None:
+            _trace_state.tracer.op(op, inputs, attrs, (result,), dev)
         return result
     results = tuple(wrap(o, dev) for o in out)
     if _recording:
         _tape.record(op, inputs, attrs, results)
-    if tracers:
-        tracers[-1].op(op, inputs, attrs, results, dev)
+    if tracers and _trace_state.tracer is not None:
+        _trace_state.tracer.op(op, inputs, attrs, results, dev)
     return results
 
 
@@ -180,8 +213,8 @@ def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] =
     Without a kernel on the device, the op runs on ``cpu`` (soft) and the results are copied
     back into the same tensors; under strict placement it raises.
     """
-    if tracers:  # recorded only: the graph applies it when it runs (see graph/trace.py)
-        tracers[-1].inplace(op, target, inputs, attrs)
+    if tracers and _trace_state.tracer is not None:  # recorded only: the graph applies it when it runs
+        _trace_state.tracer.inplace(op, target, inputs, attrs)  # (see graph/trace.py)
         return
     dev = target._device
     if any(isinstance(x, Tensor) and x._device is not dev for x in inputs):
@@ -249,8 +282,8 @@ def transfer(x: Tensor, dev: Device) -> Tensor:
     out = wrap(dst.from_numpy(host, dev.index), dev)
     if _recording:
         _tape.record(TRANSFER, (x,), {"device": dev}, (out,))
-    if tracers:
-        tracers[-1].transfer(x, out, dev)
+    if tracers and _trace_state.tracer is not None:
+        _trace_state.tracer.transfer(x, out, dev)
     return out
 
 
@@ -268,34 +301,37 @@ def untraced() -> Iterator[None]:
 
     For bookkeeping whose result must persist across runs of a graph, such as moving an
     optimizer's state to its parameter's new device: traced, the move would run on every call
-    and copy from the stale original each time.
+    and copy from the stale original each time. Only this thread's tracing and tapes pause.
     """
-    outer = tracers[:]
-    tracers.clear()
+    with _tracing_paused(), _tape.paused():
+        yield
+
+
+@contextmanager
+def _tracing_paused() -> Iterator[None]:
+    """This thread's tracers stop recording inside the block (tapes keep recording)."""
+    outer = _trace_state.tracer
+    _trace_state.tracer = None
     try:
-        with _tape.paused():
-            yield
+        yield
     finally:
-        tracers.extend(outer)
+        _trace_state.tracer = outer
 
 
 def _gather(op: Op, inputs: tuple, dev: Device) -> tuple:
     """Soft placement: copy inputs that live off ``dev`` onto it (strict: raise)."""
     devices = [x._device for x in inputs if isinstance(x, Tensor)]
     placement.cross_device(op.name, list(dict.fromkeys(devices)), dev, scoped=_scope_state.scope is dev)
-    if not tracers:
+    tracer = current_tracer()
+    if tracer is None:
         return tuple(transfer(x, dev) if isinstance(x, Tensor) else x for x in inputs)
     # While tracing, the op's node reads the tensors where they are: the graph's placer
     # inserts the copies, so they are not traced here.
-    outer = tracers[:]
-    tracers.clear()
-    try:
+    with _tracing_paused():
         moved = tuple(transfer(x, dev) if isinstance(x, Tensor) else x for x in inputs)
-    finally:
-        tracers.extend(outer)
     for x, m in zip(inputs, moved):
         if m is not x:
-            outer[-1].alias(m, x)
+            tracer.alias(m, x)
     return moved
 
 
@@ -303,7 +339,8 @@ def _without_kernel(op: Op, inputs: tuple, attrs: dict[str, Any], dev: Device, r
     """No (usable) kernel on ``dev``: run the composite form there, else fall back to cpu (soft)."""
     if op.composite is not None:
         return op.composite(*inputs, **attrs)
-    if not tracers:  # while tracing, the graph's placer applies the policy to this node
+    tracer = current_tracer()
+    if tracer is None:  # while tracing, the graph's placer applies the policy to this node
         placement.kernel_missing(op.name, dev, op.backends(), reason)
     # The copies and the cpu op are neither traced nor taped: the one node and the one tape
     # record below stand for them, on the inputs the user gave.
@@ -313,8 +350,8 @@ def _without_kernel(op: Op, inputs: tuple, attrs: dict[str, Any], dev: Device, r
         outs = tuple(transfer(o, dev) for o in outs)
     if _recording:
         _tape.record(op, inputs, attrs, outs)
-    if tracers:
-        tracers[-1].op(op, inputs, attrs, outs, dev, fallback=reason or f"no kernel on {dev}")
+    if tracer is not None:
+        tracer.op(op, inputs, attrs, outs, dev, fallback=reason or f"no kernel on {dev}")
     return outs if isinstance(out, tuple) else outs[0]
 
 

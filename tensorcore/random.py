@@ -22,8 +22,9 @@ _CPU = Device("cpu")
 def _draw(distribution: str, shape: Any, a: float, b: float, dtype: Any, device: Any) -> Any:
     values, attrs = sample(distribution, shape, a, b, dtype)
     out = dispatch.wrap(values, _CPU)
-    if dispatch.tracers:  # drawn on the host by definition: no device was asked for
-        dispatch.tracers[-1].op(RANDOM, (), attrs, (out,), _CPU, requested=None)
+    tracer = dispatch.current_tracer()
+    if tracer is not None:  # drawn on the host by definition: no device was asked for
+        tracer.op(RANDOM, (), attrs, (out,), _CPU, requested=None)
     dev = current_device() if device is None else resolve(device)
     return out if dev == _CPU else dispatch.transfer(out, dev)
 

@@ -26,8 +26,9 @@ class Variable(Tensor):
             raise OpError(f"a trainable Variable must be floating point, got {value.dtype}; pass trainable=False")
         self._data, self._device = value._data, value._device
         self.trainable, self.name, self._version = trainable, name or "Variable", 0
-        if dispatch.tracers:  # it would be one Variable shared by every run of the graph
-            dispatch.tracers[-1].refuse(
+        tracer = dispatch.current_tracer()
+        if tracer is not None:  # it would be one Variable shared by every run of the graph
+            tracer.refuse(
                 "a tc.Variable is created while tracing; create Variables (and models, optimizers' "
                 "parameters) once, outside the traced function, as TensorFlow requires")
 

@@ -100,7 +100,7 @@ class Function:
         return self._compiled.get(key), tensors, key
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if dispatch.tracers:  # called while an outer function traces: its ops join that graph
+        if dispatch.current_tracer() is not None:  # called while this thread traces: its ops join that graph
             return self.fn(*args, **kwargs)
         compiled, tensors, key = self._lookup(args, kwargs)
         if compiled is None:

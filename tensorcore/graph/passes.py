@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from tensorcore import dispatch
-from tensorcore.autodiff import tape as _tape
 from tensorcore.graph.ir import INPLACE, OP, TRANSFER, Graph, Literal, Node, rename_structure
 from tensorcore.ops.registry import OPS
 
@@ -289,13 +288,8 @@ def _renamed_outputs(graph: Graph, mapping: dict[int, int]) -> Any:
 def _evaluate(node: Node, graph: Graph) -> tuple:
     """Run ``node`` now on its constant inputs (untraced, unrecorded)."""
     vals = tuple(graph.constants[a] if type(a) is int else a.value for a in node.args)
-    outer = dispatch.tracers[:]
-    dispatch.tracers.clear()
-    try:
-        with _tape.paused():
-            out = dispatch.apply_on(node.device, node.op, vals, node.attrs)
-    finally:
-        dispatch.tracers.extend(outer)
+    with dispatch.untraced():  # pauses this thread's tracing (a pass may run inside a trace) and tapes
+        out = dispatch.apply_on(node.device, node.op, vals, node.attrs)
     return out if isinstance(out, tuple) else (out,)
 
 

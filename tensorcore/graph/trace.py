@@ -70,6 +70,7 @@ class Tracer:
         self.made_here: set[int] = set()  # ids of tensors made while tracing (not by a traced op)
         self.copies: dict[int, int] = {}  # slot of a copy node's result -> the constant it copies
         self.count = 0
+        self.outer: Tracer | None = None  # the thread's tracer outside this one (set by dispatch)
 
     def new_slot(self, t: Tensor, s: Spec | None = None) -> int:
         slot = self.graph.new_slot(spec(t) if s is None else s, t._device)
@@ -160,11 +161,11 @@ class Tracer:
         self._node(TRANSFER, None, (source,), {}, dev, (self.new_slot(out, self.graph.specs[source]),))
 
     def __enter__(self) -> Tracer:
-        dispatch.tracers.append(self)
+        dispatch.start_tracing(self)  # records this thread's ops only
         return self
 
     def __exit__(self, exc_type: Any, *exc: object) -> None:
-        dispatch.tracers.remove(self)
+        dispatch.stop_tracing(self)
         if exc_type is None:
             self._drop_unneeded_copies()
 
@@ -180,8 +181,8 @@ class Tracer:
 
 
 def refuse_value_read(what: str) -> None:
-    """Called when a tensor's value is read: an error while tracing, else nothing."""
-    if dispatch.tracers:
+    """Called when a tensor's value is read: an error while this thread traces, else nothing."""
+    if dispatch.current_tracer() is not None:
         raise TraceError(
             f"tc.function: a tensor's value is read while tracing ({what}), at {user_line()}. A graph "
             "cannot branch on values: use tc.where for choices, or return the tensor and read it outside"
