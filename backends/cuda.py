@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections import OrderedDict
 from typing import Any
 
@@ -54,8 +55,20 @@ def kernel_source(source: str) -> str:
     return expand(read(f"cuda/{source}"))
 
 
+class _ThreadErrors(threading.local):
+    """One thread's device-side error flag on one device (class defaults: cheap to read)."""
+
+    buf: Any = None  # an int32 on the device that this thread's validating kernels write
+    pending = False  # a kernel this thread launched may have set it since the thread last looked
+
+
 class CUDADevice:
-    """One CUDA device: its stream, CuPy's memory pool, compiled modules and error flag."""
+    """One CUDA device: its stream, CuPy's memory pool, compiled modules and error flags.
+
+    Threads share it. Compiled modules and functions are built under ``_build_lock`` (each
+    once) and published only when complete; the layout descriptors' cache has its own lock;
+    device-side input errors belong to the thread that launched the op (see ``error_flag``).
+    """
 
     def __init__(self, cp: Any, index: int) -> None:
         self.cp, self.index = cp, index
@@ -70,12 +83,18 @@ class CUDADevice:
             self.stream = cp.cuda.Stream(non_blocking=True)
         self.pool = cp.get_default_memory_pool()  # per-device inside; queried under `with self.device`
         self.peak = 0
+        self._init_shared_state()
+
+    def _init_shared_state(self) -> None:
+        """The caches, their locks and the error flags' state (empty), shared by threads."""
         self._modules: dict[tuple, Any] = {}
         self._functions: dict[tuple, Any] = {}
+        self._build_lock = threading.RLock()  # one build at a time; launches never wait for it
         self._meta: OrderedDict[tuple, Any] = OrderedDict()
-        self._error_buf: Any = None
+        self._meta_lock = threading.Lock()  # the LRU order changes on every hit
+        self._errors = _ThreadErrors()
         self._error_messages: dict[int, str] = {}
-        self._errors_pending = False
+        self._messages_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"CUDADevice(cuda:{self.index}, {self.name!r})"
@@ -131,44 +150,53 @@ class CUDADevice:
     def meta(self, values: tuple[int, ...]) -> Any:
         """``values`` as an int64 array on the device (a strided kernel's shape and strides),
         uploaded once per distinct tuple and kept (least recently used dropped first)."""
-        arr = self._meta.get(values)
-        if arr is None:
-            arr = self.empty((len(values),), np.int64)
-            arr.set(np.asarray(values, np.int64), stream=self.stream)
-            self._meta[values] = arr
+        with self._meta_lock:
+            arr = self._meta.get(values)
+            if arr is not None:
+                self._meta.move_to_end(values)
+                return arr
+        arr = self.empty((len(values),), np.int64)
+        arr.set(np.asarray(values, np.int64), stream=self.stream)  # queued before any kernel that reads it
+        with self._meta_lock:
+            arr = self._meta.setdefault(values, arr)  # published with its upload queued; another thread's may win
             if len(self._meta) > META_CACHE:
                 self._meta.popitem(last=False)
-        else:
-            self._meta.move_to_end(values)
         return arr
 
     # --- device-side input errors ---------------------------------------------------------
     def error_flag(self, message: str) -> tuple[Any, np.int32]:
-        """(the device's int32 error flag, a code for ``message``) for a kernel that validates its
-        input: on bad input it stores the code; the host raises ``OpError(message)`` at its next
-        read or synchronize on this device (as CUDA reports device asserts: late)."""
-        if self._error_buf is None:
-            self._error_buf = self.empty((1,), np.int32)
-            self._error_buf.fill(0)
-        code = next((c for c, m in self._error_messages.items() if m == message), len(self._error_messages) + 1)
-        self._error_messages[code] = message
-        self._errors_pending = True
-        return self._error_buf, np.int32(code)
+        """(this thread's int32 error flag on the device, a code for ``message``) for a kernel that
+        validates its input: on bad input it stores the code; this thread raises
+        ``OpError(message)`` at its next read or synchronize on this device (as CUDA reports
+        device asserts: late). Each thread has its own flag: an error never surfaces in another."""
+        mine = self._errors
+        if mine.buf is None:
+            buf = self.empty((1,), np.int32)
+            buf.fill(0)
+            mine.buf = buf  # this thread's alone: published once its zeroing is queued
+        with self._messages_lock:
+            code = next((c for c, m in self._error_messages.items() if m == message), len(self._error_messages) + 1)
+            self._error_messages[code] = message
+        mine.pending = True
+        return mine.buf, np.int32(code)
 
     def finished(self) -> None:
-        """Called once the stream has drained: raise device-side input errors found meanwhile."""
-        if not self._errors_pending:
+        """Called once the stream has drained (a read or synchronize in this thread): raise the
+        device-side input errors that kernels launched by this thread found meanwhile."""
+        mine = self._errors
+        if not mine.pending:
             return
         from tensorcore.errors import OpError
 
-        self._errors_pending = False
+        mine.pending = False
         with self.activate():
-            code = int(self._error_buf.get(stream=self.stream)[0])
+            code = int(mine.buf.get(stream=self.stream)[0])
             if code:
-                self._error_buf.fill(0)
+                mine.buf.fill(0)
         if code:
             raise OpError(self._error_messages.get(code, "a kernel found invalid input")
-                          + " (found on the device by an earlier op; device errors are reported at the next read)")
+                          + " (found on the device by an earlier op of this thread; device errors are reported "
+                          "at the thread's next read)")
 
     # --- kernels -----------------------------------------------------------------------------
     def function(self, source: str, name: str, defines: tuple[tuple[str, str], ...] = ()) -> Any:
@@ -177,19 +205,24 @@ class CUDADevice:
         key = (source, defines, name)
         fn = self._functions.get(key)
         if fn is None:
-            module, text, options = self._module(source, defines)
-            cp = self.cp
-            try:
-                with self.device:
-                    fn = module.get_function(name)  # NVRTC compiles here, on first use
-            except cp.cuda.compiler.CompileException as exc:
-                raise _build_error(source, text, f"{self.label} ({self.name}, sm_{self.capability})", options,
-                                   str(exc)) from None
-            except cp.cuda.driver.CUDADriverError as exc:
-                raise KernelBuildError(f"kernel source {source} built on {self.label}, but loading kernel {name!r} "
-                                       f"failed: {exc}") from None
-            self._functions[key] = fn
+            with self._build_lock:
+                fn = self._functions.get(key)  # another thread may have built it meanwhile
+                if fn is None:
+                    fn = self._functions[key] = self._load_function(source, defines, name)  # complete
         return fn
+
+    def _load_function(self, source: str, defines: tuple[tuple[str, str], ...], name: str) -> Any:
+        module, text, options = self._module(source, defines)
+        cp = self.cp
+        try:
+            with self.device:
+                return module.get_function(name)  # NVRTC compiles here, on first use
+        except cp.cuda.compiler.CompileException as exc:
+            raise _build_error(source, text, f"{self.label} ({self.name}, sm_{self.capability})", options,
+                               str(exc)) from None
+        except cp.cuda.driver.CUDADriverError as exc:
+            raise KernelBuildError(f"kernel source {source} built on {self.label}, but loading kernel {name!r} "
+                                   f"failed: {exc}") from None
 
     def generated_function(self, label: str, text: str, name: str) -> Any:
         """Kernel ``name`` of generated CUDA ``text`` (``label`` names it in build errors),
@@ -198,16 +231,21 @@ class CUDADevice:
         fn = self._functions.get(key)
         if fn is None:
             cp = self.cp
-            try:
-                with self.device:
-                    fn = cp.RawModule(code=text).get_function(name)
-            except cp.cuda.compiler.CompileException as exc:
-                raise _build_error(label, text, f"{self.label} ({self.name}, sm_{self.capability})", (),
-                                   str(exc)) from None
-            self._functions[key] = fn
+            with self._build_lock:
+                fn = self._functions.get(key)
+                if fn is None:
+                    try:
+                        with self.device:
+                            fn = cp.RawModule(code=text).get_function(name)
+                    except cp.cuda.compiler.CompileException as exc:
+                        raise _build_error(label, text, f"{self.label} ({self.name}, sm_{self.capability})", (),
+                                           str(exc)) from None
+                    self._functions[key] = fn
         return fn
 
     def _module(self, source: str, defines: tuple[tuple[str, str], ...]) -> tuple[Any, str, tuple[str, ...]]:
+        """(module, text, options); the module compiles lazily, at its first ``get_function``,
+        so it is used only under ``_build_lock`` (by ``function``)."""
         key = (source, defines)
         entry = self._modules.get(key)
         if entry is None:

@@ -69,8 +69,21 @@ class CLArray:
         return f"CLArray({self.dtype}{list(self.shape)}, strides={self.strides}, offset={self.offset}, {self.dev.name})"
 
 
+class _ThreadErrors(threading.local):
+    """One thread's device-side error flag on one device (class defaults: cheap to read)."""
+
+    buf: Any = None  # an int32 on the device that this thread's validating kernels write
+    pending = False  # a kernel this thread launched may have set it since the thread last looked
+
+
 class CLDevice:
-    """One OpenCL device: its context, in-order queue, memory pool and compiled programs."""
+    """One OpenCL device: its context, in-order queue, memory pool and compiled programs.
+
+    Threads share it. Compiled programs and kernels are cached per device, and an entry is
+    published only when complete (a kernel with its argument types declared), built under
+    ``_build_lock`` so that each is compiled once. Device-side input errors belong to the
+    thread that launched the op (see ``error_flag``).
+    """
 
     def __init__(self, index: int, cl_device: Any) -> None:
         import pyopencl as cl
@@ -92,12 +105,15 @@ class CLDevice:
         # event is garbage-collected, so they are kept until the queue is known to be done.
         self._uploads: list[Any] = []
         self.lock = threading.RLock()  # pools, kernel arguments and uploads are shared by threads
-        # Device-side input errors (an out-of-range label): kernels store a code in this int
-        # instead of reading out of bounds, and the host raises at its next read, as CUDA
-        # reports device asserts. Validating on the host would drain the queue mid-step.
-        self._error_buf: Any = None
+        # Held while a program or kernel is built for the cache (not while launching): one
+        # build at a time per device, each entry built once and published complete.
+        self._build_lock = threading.RLock()
+        # Device-side input errors (an out-of-range label): kernels store a code in an int of
+        # the launching thread instead of reading out of bounds, and that thread raises at its
+        # next read, as CUDA reports device asserts. Validating on the host would drain the
+        # queue mid-step. The codes' messages are shared by all threads.
+        self._errors = _ThreadErrors()
         self._error_messages: dict[int, str] = {}
-        self._errors_pending = False
 
     def __repr__(self) -> str:
         return f"CLDevice(opencl:{self.index}, {self.name!r})"
@@ -149,35 +165,42 @@ class CLDevice:
                 self._uploads = [e for e in self._uploads if e.command_execution_status != done]
 
     def finished(self) -> None:
-        """Called after the queue drained: the in-flight copies are done; device-side input
-        errors raised by earlier kernels surface now."""
+        """Called after the queue drained (a read or synchronize in this thread): the in-flight
+        copies are done; device-side input errors found by kernels this thread launched
+        surface now. Other threads' errors wait for their own next read."""
         self._uploads.clear()
-        if self._errors_pending:
+        if self._errors.pending:
             self._raise_device_errors()
 
     def error_flag(self, message: str) -> tuple[Any, np.int32]:
-        """(the device's error buffer, a code for ``message``) for a kernel that validates its
-        input: on bad input it stores the code and does no out-of-bounds access; the host then
-        raises ``OpError(message)`` at its next read or synchronize on this device."""
+        """(this thread's error buffer on the device, a code for ``message``) for a kernel that
+        validates its input: on bad input it stores the code and does no out-of-bounds access;
+        this thread then raises ``OpError(message)`` at its next read or synchronize on this
+        device. Each thread has its own buffer, so an error never surfaces in another thread."""
+        mine = self._errors
         with self.lock:
-            if self._error_buf is None:
-                self._error_buf = self.alloc(4)
-                self.cl.enqueue_fill_buffer(self.queue, self._error_buf, np.int32(0), 0, 4)
+            if mine.buf is None:
+                buf = self.alloc(4)
+                self.cl.enqueue_fill_buffer(self.queue, buf, np.int32(0), 0, 4)
+                mine.buf = buf
             code = next((c for c, m in self._error_messages.items() if m == message), len(self._error_messages) + 1)
             self._error_messages[code] = message
-            self._errors_pending = True
-        return self._error_buf, np.int32(code)
+        mine.pending = True
+        return mine.buf, np.int32(code)
 
     def _raise_device_errors(self) -> None:
         from tensorcore.errors import OpError
 
-        self._errors_pending = False
+        mine = self._errors
+        mine.pending = False
         code = np.zeros(1, np.int32)
-        self.cl.enqueue_copy(self.queue, code, self._error_buf, is_blocking=True)
+        self.cl.enqueue_copy(self.queue, code, mine.buf, is_blocking=True)
         if code[0]:
-            self.cl.enqueue_fill_buffer(self.queue, self._error_buf, np.int32(0), 0, 4)
+            with self.lock:
+                self.cl.enqueue_fill_buffer(self.queue, mine.buf, np.int32(0), 0, 4)
             raise OpError(self._error_messages.get(int(code[0]), "a kernel found invalid input")
-                          + " (found on the device by an earlier op; device errors are reported at the next read)")
+                          + " (found on the device by an earlier op of this thread; device errors are reported "
+                          "at the thread's next read)")
 
     # --- programs ----------------------------------------------------------------------------
     def kernel(self, source: str, name: str, defines: tuple[tuple[str, str], ...] = ()) -> Any:
@@ -185,9 +208,12 @@ class CLDevice:
         key = (source, name, defines)
         kernel = self._kernels.get(key)
         if kernel is None:
-            program = self._program(source, defines)
-            kernel = self._kernels[key] = getattr(program, name)
-            self._declare_scalar_types(kernel)
+            with self._build_lock:
+                kernel = self._kernels.get(key)  # another thread may have built it meanwhile
+                if kernel is None:
+                    kernel = getattr(self._program(source, defines), name)
+                    self._declare_scalar_types(kernel)
+                    self._kernels[key] = kernel  # published complete: any thread may launch it now
         return kernel
 
     def generated_kernel(self, label: str, text: str, name: str, options: tuple[str, ...] = ()) -> Any:
@@ -196,9 +222,12 @@ class CLDevice:
         key = ("<generated>", text, (name,) + options)
         kernel = self._kernels.get(key)
         if kernel is None:
-            program = self.build(label, text, list(options))
-            kernel = self._kernels[key] = getattr(program, name)
-            self._declare_scalar_types(kernel)
+            with self._build_lock:
+                kernel = self._kernels.get(key)
+                if kernel is None:
+                    kernel = getattr(self.build(label, text, list(options)), name)
+                    self._declare_scalar_types(kernel)
+                    self._kernels[key] = kernel
         return kernel
 
     def _declare_scalar_types(self, kernel: Any) -> None:
@@ -221,14 +250,14 @@ class CLDevice:
         kernel.set_scalar_arg_dtypes(dtypes)
 
     def _program(self, source: str, defines: tuple[tuple[str, str], ...]) -> Any:
+        """The built program (callers hold ``_build_lock``; cached once built)."""
         from tensorcore.kernels import KERNEL_DIR
 
         key = (source, "", defines)
         program = self._kernels.get(key)
-        if program is not None:
-            return program
-        text = (KERNEL_DIR / "opencl" / source).read_text()
-        program = self._kernels[key] = self.build(source, text, [f"-D{k}={v}" for k, v in defines])
+        if program is None:
+            text = (KERNEL_DIR / "opencl" / source).read_text()
+            program = self._kernels[key] = self.build(source, text, [f"-D{k}={v}" for k, v in defines])
         return program
 
     def build(self, source: str, text: str, options: list[str]) -> Any:

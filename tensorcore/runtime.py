@@ -29,7 +29,9 @@ def memory_stats(device: Any = None) -> dict[str, int]:
 def synchronize(device: Any = None) -> None:
     """Wait for all work queued on ``device``, or on every device of the backends started so
     far if None. Every device is waited for even when one reports an error (a late index
-    error, say); then the first error is raised."""
+    error, say); then the first error is raised. Such device errors belong to the thread that
+    launched the failing op: this raises the calling thread's own, and another thread's wait
+    for that thread's next read or synchronize."""
     if device is not None:
         dev = resolve(device)
         registry.get_backend(dev.type).synchronize(dev.index)

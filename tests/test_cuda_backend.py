@@ -15,7 +15,6 @@ import subprocess
 import sys
 import types
 import warnings
-from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -215,8 +214,7 @@ class CheckingDevice(cuda_backend.CUDADevice):
     def __init__(self) -> None:  # no super().__init__: that would talk to a driver
         self.cp, self.index, self.name, self.capability, self.sm_count = _FakeCupy(), 0, "fake", "9.0", 4
         self.memory_bytes, self.stream, self.pool, self.peak = 1 << 30, None, _FakePool(), 0
-        self._modules, self._functions, self._meta = {}, {}, OrderedDict()
-        self._error_buf, self._error_messages, self._errors_pending = None, {}, False
+        self._init_shared_state()
         self.launches: list[tuple[str, str]] = []
 
     def launch(self, source: str, name: str, defines: tuple, grid: tuple, block: tuple, args: tuple) -> None:
