@@ -49,6 +49,10 @@ class CPUBackend(Backend):
         """The array itself (NumPy scalars from reductions become 0-d arrays)."""
         return np.asarray(data)
 
+    def host_view(self, data: Any) -> np.ndarray:
+        """The array itself: host memory."""
+        return np.asarray(data)
+
     def fuse(self, program: Any, index: int) -> Any:
         """A fused elementwise chain as NumPy ufunc calls into as few buffers as possible."""
         from tensorcore.ops.fusable import run_numpy

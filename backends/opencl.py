@@ -397,6 +397,19 @@ class OpenCLBackend(Backend):
             data.dev.finished()  # an in-order queue: everything before the read is done
         return out
 
+    def host_view(self, data: CLArray) -> np.ndarray | None:
+        """On a CPU device (host memory), the contiguous ``data`` mapped for reading and
+        writing, once the work queued before it is done; the mapping lasts as long as the
+        NumPy array does. None elsewhere (device memory) or for a strided view."""
+        dev = data.dev
+        if not (dev.zero_copy and data.buf is not None and data.is_contiguous):
+            return None
+        mapped, _ = dev.cl.enqueue_map_buffer(
+            dev.queue, data.buf, dev.cl.map_flags.READ | dev.cl.map_flags.WRITE, data.offset * data.dtype.itemsize,
+            (data.size,), data.dtype, is_blocking=True)
+        dev.finished()
+        return np.asarray(_HostView(data, mapped)).reshape(data.shape)
+
     def synchronize(self, index: int) -> None:
         """Wait for everything queued on the device."""
         self._devices[index].queue.finish()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math as _math
 
+from tensorcore import distribute, linalg, nn, optim, random  # noqa: E402  (tc.distribute, tc.linalg, ...)
 from tensorcore import dtypes as _dtypes
-from tensorcore import linalg, nn, optim, random  # noqa: E402  (tc.linalg, tc.nn, tc.optim, tc.random)
 from tensorcore.autodiff.custom import custom_gradient, stop_gradient
 from tensorcore.autodiff.tape import GradientTape
 from tensorcore.autodiff.variable import Variable

@@ -71,6 +71,13 @@ class Backend:
         """Copy a device array to the host, waiting for pending work on it."""
         raise NotImplementedError
 
+    def host_view(self, data: Any) -> np.ndarray | None:
+        """Optional: a writable host array sharing memory with the contiguous device array
+        ``data`` (host memory: ``cpu``, an OpenCL CPU device), once the work queued before it
+        is done; writes to it are what the device sees after the view is dropped. None (the
+        default) where device memory is not host-visible: callers then copy."""
+        return None
+
     def synchronize(self, index: int) -> None:
         """Wait until all work queued on device ``index`` has finished."""
 

@@ -91,6 +91,7 @@ def _unknown_device_message(spec: str, type_: str | None) -> str:
 
 class _ScopeState(threading.local):
     scope: Device | None = None  # set by `with tc.device(...)`; wins over the inputs' device
+    default: Device | None = None  # this thread's default device (a distribute replica's), else None
 
 
 _state = _ScopeState()
@@ -98,8 +99,11 @@ _default: Device | None = None
 
 
 def default_device() -> Device:
-    """The program's default device: ``TENSORCORE_DEVICE`` if set (and available), else ``cpu``."""
+    """The default device: this thread's (set by :func:`thread_default`, as a replica of
+    ``tensorcore.distribute`` does), else ``TENSORCORE_DEVICE`` if set (and available), else ``cpu``."""
     global _default
+    if _state.default is not None:
+        return _state.default
     if _default is None:
         _default = resolve(os.environ.get("TENSORCORE_DEVICE", "cpu"), origin="TENSORCORE_DEVICE")
     return _default
@@ -119,6 +123,18 @@ def current_device() -> Device:
 def scoped_device() -> Device | None:
     """The innermost ``tc.device`` scope of this thread, or None."""
     return _state.scope
+
+
+@contextmanager
+def thread_default(dev: Device | None) -> Iterator[None]:
+    """Make ``dev`` this thread's default device inside the block. Unlike a ``tc.device`` scope,
+    ops still run where their inputs are; only new tensors and input-less ops go to ``dev``."""
+    outer = _state.default
+    _state.default = dev
+    try:
+        yield
+    finally:
+        _state.default = outer
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from tensorcore import placement, registry
 from tensorcore.autodiff import tape as _tape
 from tensorcore.device import Device, default_device
 from tensorcore.device import _state as _scope_state
-from tensorcore.errors import KernelUnsupported, OpError, OutOfMemoryError, PlacementError
+from tensorcore.errors import CollectiveError, KernelUnsupported, OpError, OutOfMemoryError, PlacementError
 from tensorcore.ops.registry import OPS, Op, Spec
 from tensorcore.tensor import Tensor
 
@@ -117,7 +117,7 @@ def apply(op: Op, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> Any:
         out = kernel(*args, **attrs) if attrs else kernel(*args)
     except KernelUnsupported as exc:
         return _without_kernel(op, inputs, attrs, dev, reason=str(exc))
-    except (OpError, PlacementError, OutOfMemoryError):
+    except (OpError, PlacementError, OutOfMemoryError, CollectiveError):
         raise
     except Exception as exc:
         raise _explain(op, inputs, attrs, dev, exc) from exc
@@ -230,7 +230,7 @@ def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] =
                 fallback_reason = str(unsupported)
         if fallback_reason is not None:
             _inplace_on_cpu(op, target, inputs, attrs, dev, fallback_reason)
-    except (OpError, PlacementError, OutOfMemoryError):
+    except (OpError, PlacementError, OutOfMemoryError, CollectiveError):
         raise
     except Exception as exc:
         raise _explain(op, (target, *inputs), attrs, dev, exc) from exc

@@ -40,3 +40,9 @@ class KernelUnsupported(Exception):  # noqa: N818 - a signal to fall back, not a
     """Raised by a backend kernel, before it writes anything, for inputs it does not handle
     (a dtype, a layout). Dispatch then treats the op as having no kernel on that device:
     it falls back to cpu under soft placement and raises under strict."""
+
+
+class CollectiveError(RuntimeError):
+    """A collective of ``tensorcore.distribute`` failed: a participant did not join in time,
+    handed in different tensors, or stopped because another replica failed. Dispatch passes
+    it through unchanged, so the caller sees which of these it was."""

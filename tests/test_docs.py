@@ -30,6 +30,16 @@ def test_readme_graph_mode_example_runs(capsys) -> None:
     assert isinstance(step(namespace["x"], namespace["y"]), tc.Tensor) and step.trace_count == 1
 
 
+def test_readme_distribute_example_runs() -> None:
+    text = (ROOT / "README.md").read_text()
+    namespace: dict = {}
+    for section in ("A short example", "Several devices and processes"):  # the second uses the first's names
+        code = re.search(rf"## {section}\s+.*?```python\n(.*?)```", text, re.S).group(1)
+        exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    assert isinstance(namespace["loss"], tc.Tensor) and namespace["loss"].shape == ()
+    namespace["strategy"].check_in_sync()
+
+
 def _listed(section: str) -> set[str]:
     text = (ROOT / "docs" / "backends.md").read_text()
     block = re.search(rf"<!-- {section} -->(.*?)<!-- end -->", text, re.S).group(1)

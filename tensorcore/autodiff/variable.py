@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tensorcore import dispatch
 from tensorcore.errors import OpError
 from tensorcore.tensor import Tensor
+
+# Set by tensorcore.distribute: the Variable subclass to create instead in this thread (a
+# mirrored variable inside a strategy's scope), or None. A hook, as TensorFlow's variable
+# creator scopes are, so that layers written for one device need no change.
+variable_class_hook: Callable[[], type | None] | None = None
 
 
 class Variable(Tensor):
@@ -17,6 +23,11 @@ class Variable(Tensor):
     """
 
     __slots__ = ("trainable", "name")
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Variable:
+        if cls is Variable and variable_class_hook is not None:
+            cls = variable_class_hook() or cls
+        return object.__new__(cls)
 
     def __init__(self, initial_value: Any, trainable: bool = True, name: str | None = None, dtype: Any = None, device: Any = None) -> None:
         from tensorcore.ops.creation import asarray

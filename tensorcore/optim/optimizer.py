@@ -17,6 +17,9 @@ class Optimizer:
 
     Per-parameter state (momentum, moments, step count) lives in ``self.state[i]`` on the
     parameter's device, and follows the parameter if the model moves (``Module.to_device``).
+
+    Over mirrored variables (``tensorcore.distribute``), each replica has its own state, and
+    ``step`` (inside ``strategy.run``) first all-reduces the gradients across the replicas.
     """
 
     def __init__(self, params: Iterable[Variable], lr: float) -> None:
@@ -30,7 +33,20 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: learning rate must be positive, got {lr}")
         self.lr = lr
         self.iterations = 0
-        self.state: list[dict[str, Any]] = [self._init_state(p) for p in self.params]
+        # The strategy that mirrors the parameters (duck-typed: optim sits below distribute).
+        self._strategy = _strategy_of(self.params)
+        if self._strategy is None:
+            self._replica_states = [[self._init_state(p) for p in self.params]]
+        else:
+            self._replica_states = self._strategy.for_each_replica(lambda: [self._init_state(p) for p in self.params])
+            self._strategy._track_optimizer(self)
+
+    @property
+    def state(self) -> list[dict[str, Any]]:
+        """Per-parameter state of the replica running in this thread (the only one without a strategy)."""
+        if self._strategy is None:
+            return self._replica_states[0]
+        return self._replica_states[self._strategy.local_index()]
 
     def step(self, grads: Sequence[Any]) -> None:
         """Apply one update; ``grads[i]`` is the gradient of ``params[i]`` (None: leave it).
@@ -46,11 +62,15 @@ class Optimizer:
                     f"{name}.step: gradient {i} is {g.dtype}{list(g.shape)} but parameter "
                     f"{p.name!r} is {p.dtype}{list(p.shape)}"
                 )
-        self.iterations += 1
+        if self._strategy is not None:
+            grads = self._strategy.reduce_gradients(grads, self.params)
+        if self._strategy is None or self._strategy.local_index() == 0:
+            self.iterations += 1
+        states = self.state
         for i, (p, g) in enumerate(zip(self.params, grads)):
             if g is None:
                 continue
-            state, dev = self.state[i], p.device
+            state, dev = states[i], p.device
             if any(isinstance(v, Tensor) and v.device is not dev for v in state.values()):
                 self._follow(p, state)  # the parameter moved since the last step
             self._update(p, g if g.device is dev else g.to_device(dev), state)
@@ -74,3 +94,12 @@ class Optimizer:
 
     def _update(self, param: Variable, grad: Any, state: dict[str, Any]) -> None:
         raise NotImplementedError
+
+
+def _strategy_of(params: list[Variable]) -> Any:
+    """The distribute strategy mirroring every parameter, or None; mixing is an error."""
+    strategies = {id(s): s for s in (getattr(p, "strategy", None) for p in params)}
+    if len(strategies) > 1:
+        raise ValueError("an optimizer's parameters must all be mirrored by one strategy, or none of them: "
+                         "create the model and the optimizer in the same strategy.scope()")
+    return next(iter(strategies.values()))

@@ -1,0 +1,55 @@
+"""Gradient buckets: many tensors travel as a few flat buffers (Horovod's tensor fusion,
+PyTorch DDP's buckets), so a step pays one collective per bucket, not one per tensor."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tensorcore.device import Device
+from tensorcore.tensor import Tensor
+
+
+def plan(specs: Sequence[tuple[tuple[int, ...], np.dtype]], bucket_bytes: int) -> list[list[int]]:
+    """Group tensor indices into buckets: one dtype per bucket, in the given order, each at most
+    ``bucket_bytes`` (a larger tensor gets a bucket of its own). Deterministic: every replica
+    and process gets the same plan from the same specs."""
+    buckets: list[list[int]] = []
+    open_bucket: dict[np.dtype, tuple[list[int], int]] = {}
+    for i, (shape, dtype) in enumerate(specs):
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        current = open_bucket.get(dtype)
+        if current is None or current[1] + nbytes > bucket_bytes:
+            current = ([], 0)
+            buckets.append(current[0])
+        current[0].append(i)
+        open_bucket[dtype] = (current[0], current[1] + nbytes)
+    return buckets
+
+
+def pack(tensors: Sequence[Tensor], weight: Tensor | None, device: Device) -> Tensor:
+    """A new flat tensor on ``device``: the tensors raveled and concatenated, times the 0-d
+    ``weight`` tensor (None: no weight). Always a buffer of its own, never a view of an input."""
+    from tensorcore.ops.creation import asarray
+    from tensorcore.ops.manipulation import concat, reshape
+
+    flats = [reshape(t if t.device is device else t.to_device(device), (-1,)) for t in tensors]
+    if len(flats) > 1:
+        flat = concat(flats)
+        return flat if weight is None else flat * weight
+    return asarray(flats[0], copy=True) if weight is None else flats[0] * weight
+
+
+def unpack(flat: Tensor, shapes: Sequence[tuple[int, ...]]) -> list[Any]:
+    """Views of ``flat`` with ``shapes``, in order (the inverse of :func:`pack` without the scale)."""
+    from tensorcore.ops.manipulation import reshape
+
+    out, offset = [], 0
+    for shape in shapes:
+        n = int(np.prod(shape, dtype=np.int64))
+        out.append(reshape(flat[offset:offset + n], tuple(shape)))
+        offset += n
+    return out

@@ -1,0 +1,165 @@
+"""The in-process collective: replicas in threads meet and sum their buffers in place.
+
+Each replica thread hands in its buffer (a host array, often a view of device memory) and a
+description of what it holds (name, shape and dtype of each tensor packed in it). When the
+last replica arrives, that thread checks that the descriptions agree, adds the buffers in
+replica order into one total (so the result does not depend on which thread came last) and
+hands the total to the cross-process step if there is one (MPI). Then every replica copies
+the total into its own buffer, all at once (NumPy releases the GIL), and a second barrier
+keeps the buffers alive until everyone is done. Every replica gets the same bits, which keeps
+mirrored replicas bitwise in sync.
+
+A replica that fails aborts the group, which wakes the others with :class:`ReplicaAborted`;
+a replica that does not arrive within the timeout fails all of them with
+:class:`CollectiveTimeoutError`, naming who did not join.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from tensorcore.errors import CollectiveError
+
+DEFAULT_TIMEOUT = 300.0  # seconds; TENSORCORE_COLLECTIVE_TIMEOUT overrides
+
+# What a contribution is: one (name, shape, dtype) per tensor packed into it.
+Description = tuple[tuple[str, tuple[int, ...], str], ...]
+
+
+class CollectiveTimeoutError(CollectiveError):
+    """A collective waited longer than ``TENSORCORE_COLLECTIVE_TIMEOUT`` for its participants."""
+
+
+class CollectiveMismatchError(CollectiveError):
+    """Participants of one collective handed in different tensors (count, shape or dtype)."""
+
+
+class ReplicaAborted(CollectiveError):  # noqa: N818 - the signal that another replica failed
+    """This replica stopped because another replica of the same step failed."""
+
+
+def collective_timeout() -> float:
+    """Seconds a collective waits for every participant: ``TENSORCORE_COLLECTIVE_TIMEOUT``."""
+    raw = os.environ.get("TENSORCORE_COLLECTIVE_TIMEOUT")
+    if raw is None or raw.strip() == "":
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"TENSORCORE_COLLECTIVE_TIMEOUT must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def mismatch(what: str, left: Description, right: Description, left_name: str, right_name: str) -> str | None:
+    """Why two descriptions of one collective differ (naming the tensor), or None if they agree."""
+    if len(left) != len(right):
+        return (f"{what}: {left_name} handed in {len(left)} tensors but {right_name} handed in {len(right)} "
+                f"({[n for n, _, _ in left]} against {[n for n, _, _ in right]}); every participant must "
+                f"reduce the same tensors in the same order")
+    for i, (a, b) in enumerate(zip(left, right)):
+        if a != b:
+            label = a[0] if a[0] == b[0] else f"{a[0]!r} against {b[0]!r}"
+            return (f"{what}: tensor {i} ({label}) is {a[2]}{list(a[1])} on {left_name} but "
+                    f"{b[2]}{list(b[1])} on {right_name}; every participant must hand in the same shapes and dtypes")
+    return None
+
+
+class LocalGroup:
+    """The replicas of one process, meeting in collectives (see the module docstring).
+
+    ``cross`` (the multi-process step) sums a host buffer over every process in place; None in
+    a single process. ``names`` label the replicas in errors (their devices).
+    """
+
+    def __init__(self, names: Sequence[str], cross: Callable[[np.ndarray, str, Description], np.ndarray] | None = None) -> None:
+        self.names = list(names)
+        self.size = len(self.names)
+        self.cross = cross
+        self._arrive = threading.Barrier(self.size, action=self._check_and_cross)
+        self._leave = threading.Barrier(self.size)
+        self._lock = threading.Lock()
+        self._inputs: list[Any] = [None] * self.size
+        self._arrived = [False] * self.size
+        self._what = ""
+        self._error: BaseException | None = None
+        self._total: np.ndarray | None = None
+        self._abort_reason: str | None = None
+
+    def all_reduce(self, index: int, what: str, description: Description, buffer: np.ndarray,
+                   timeout: float | None = None) -> None:
+        """Replica ``index``'s part of a sum over every replica, in place in ``buffer``."""
+        timeout = collective_timeout() if timeout is None else timeout
+        with self._lock:
+            self._inputs[index] = (description, buffer)
+            self._arrived[index] = True
+            self._what = what
+        self._wait(self._arrive, what, timeout)
+        try:
+            if self._error is None and self._total is not buffer:
+                np.copyto(buffer, self._total)
+        finally:
+            self._wait(self._leave, what, timeout)  # every replica is done with the total
+            self._inputs[index] = None  # only this replica writes its slot: no race with the next round
+        if self._error is not None:
+            raise self._error
+
+    def _wait(self, barrier: threading.Barrier, what: str, timeout: float) -> None:
+        try:
+            barrier.wait(timeout)
+        except threading.BrokenBarrierError:
+            raise self._broken(what, timeout) from None
+
+    def _check_and_cross(self) -> None:
+        """The last replica to arrive: check the descriptions, sum in replica order, and
+        hand the sum to the cross-process step."""
+        self._error, self._total = None, None
+        self._arrived = [False] * self.size  # for the next round's timeout message
+        try:
+            inputs = self._inputs
+            first = inputs[0][0]
+            for i in range(1, self.size):
+                why = mismatch(self._what, first, inputs[i][0], f"replica 0 ({self.names[0]})", f"replica {i} ({self.names[i]})")
+                if why is not None:
+                    raise CollectiveMismatchError(why)
+            if self.size == 1:
+                total = inputs[0][1]  # one replica: the cross-process sum goes straight into its buffer
+            else:
+                total = np.add(inputs[0][1], inputs[1][1])
+                for _, more in inputs[2:]:
+                    total += more
+            if self.cross is not None:
+                self.cross(total, self._what, first)
+            self._total = total
+        except BaseException as exc:  # every replica raises it, not only this thread
+            self._error = exc
+
+    def _broken(self, what: str, timeout: float) -> BaseException:
+        if self._abort_reason is not None:
+            return ReplicaAborted(f"{what}: stopped because {self._abort_reason}")
+        with self._lock:
+            missing = [f"replica {i} ({n})" for i, (n, a) in enumerate(zip(self.names, self._arrived)) if not a]
+        return CollectiveTimeoutError(
+            f"{what}: {', '.join(missing) or 'a replica'} did not join within {timeout:g} s "
+            f"(TENSORCORE_COLLECTIVE_TIMEOUT); every replica must run the same collectives in the same order")
+
+    def abort(self, reason: str) -> None:
+        """Wake every replica waiting in a collective with :class:`ReplicaAborted`."""
+        self._abort_reason = reason
+        self._arrive.abort()
+        self._leave.abort()
+
+    def reset(self) -> None:
+        """Ready the group for the next step after an abort or a timeout."""
+        self._arrive.reset()
+        self._leave.reset()
+        with self._lock:
+            self._inputs = [None] * self.size
+            self._arrived = [False] * self.size
+        self._abort_reason = None

@@ -1,0 +1,97 @@
+"""MultiWorkerMirroredStrategy: MirroredStrategy over MPI processes (``mpiexec -n N``).
+
+Each process (a *worker*, one MPI rank) runs the same program with its own local replicas;
+a collective first sums over the local replicas in the process, then over the processes
+with MPI (hierarchical), so one MPI message per bucket leaves each process. Variables are
+broadcast from rank 0 as they are created, so every worker starts from the same values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from tensorcore import registry
+from tensorcore.device import Device
+from tensorcore.distribute.collective import Description
+from tensorcore.distribute.mpi import MPIComm, install_abort_on_error
+from tensorcore.distribute.strategy import MirroredStrategy, OutOfSyncError, default_devices
+
+
+class MultiWorkerMirroredStrategy(MirroredStrategy):
+    """Data parallelism over MPI processes, each with one or more local devices.
+
+    ``devices``: this worker's replica devices (default: ``TENSORCORE_DEVICES``, else one
+    accelerator per process chosen by the node-local rank, else cpu). ``weights``: this
+    worker's replicas' shares (default 1 each). Needs ``pip install "tensorcore[mpi]"``.
+    """
+
+    def __init__(self, devices: str | Sequence[str | Device] | None = None, weights: Sequence[float] | None = None) -> None:
+        try:
+            self._comm = MPIComm()
+        except ImportError as exc:
+            raise ImportError("MultiWorkerMirroredStrategy needs mpi4py and an MPI library: "
+                              "pip install \"tensorcore[mpi]\" (mpi4py and the mpich wheel)") from exc
+        install_abort_on_error(self._comm)
+        if devices is None:
+            devices = self._default_worker_devices()
+        super().__init__(devices, weights)
+
+    def _default_worker_devices(self) -> list[Device]:
+        if os.environ.get("TENSORCORE_DEVICES", "").strip():
+            return default_devices()
+        accelerators = [d for d in registry.available_devices() if d.type != "cpu"]
+        if not accelerators:
+            return [Device("cpu")]
+        local = self._comm.comm.Split_type(self._comm.MPI.COMM_TYPE_SHARED)
+        try:
+            return [accelerators[local.Get_rank() % len(accelerators)]]
+        finally:
+            local.Free()
+
+    @property
+    def rank(self) -> int:
+        """This process's MPI rank."""
+        return self._comm.rank
+
+    @property
+    def num_workers(self) -> int:
+        """The number of processes."""
+        return self._comm.size
+
+    def __repr__(self) -> str:
+        return (f"MultiWorkerMirroredStrategy(rank={self.rank} of {self.num_workers}, "
+                f"devices={[str(d) for d in self._devices]}, weights={list(self.weights)})")
+
+    # --- the hooks of MirroredStrategy --------------------------------------------------
+    def _setup_cross_process(self) -> None:
+        counts = self._comm.all_gather(np.array([len(self._devices)], np.int64), "replica counts",
+                                       (("replica count", (1,), "int64"),))[:, 0]
+        self._first_replica_id = int(counts[: self.rank].sum())
+        local = np.asarray(self._weights, np.float64)
+        every = np.zeros(int(counts.sum()), np.float64)
+        every[self._first_replica_id:self._first_replica_id + len(local)] = local
+        self._all_weights = [float(w) for w in self._comm.all_reduce(every, "replica weights", (("weights", every.shape, "float64"),))]
+
+    def _cross_sum(self, total: np.ndarray, what: str, description: Description) -> np.ndarray:
+        return self._comm.all_reduce(np.require(total, requirements=["C", "W"]), what, description)
+
+    def _initial_value(self, host: np.ndarray) -> np.ndarray:
+        buf = np.require(host, requirements=["C", "W"])
+        return self._comm.broadcast(buf, "variable broadcast from rank 0", (("initial value", buf.shape, str(buf.dtype)),))
+
+    def _cross_check(self, names: list[str], hosts: list[np.ndarray]) -> None:
+        mine = np.array([np.frombuffer(_content_digest(h), np.int64) for h in hosts], np.int64).reshape(len(hosts), 4)
+        description = tuple((n, tuple(h.shape), str(h.dtype)) for n, h in zip(names, hosts))
+        every = self._comm.all_gather(mine, "check_in_sync", description)
+        for k, name in enumerate(names):
+            differ = [r for r in range(self.num_workers) if not np.array_equal(every[r, k], every[0, k])]
+            if differ:
+                raise OutOfSyncError(f"{name} differs between rank 0 and rank(s) {differ}")
+
+
+def _content_digest(array: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=32).digest()

@@ -1,0 +1,476 @@
+"""MirroredStrategy: data-parallel training over the devices of one process, of any kinds.
+
+One replica per device, each in its own thread (``replicas.py``). Variables created in
+``scope()`` are mirrored (``values.MirroredVariable``); an optimizer over mirrored variables
+all-reduces the gradients in ``step()`` (``reduce_gradients``) in fused buckets through the
+in-process collective (``collective.py``), which sums on the host in replica order, so every
+replica applies the same bits and the replicas stay bitwise identical.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from tensorcore import dispatch, registry
+from tensorcore.device import Device, resolve, thread_default
+from tensorcore.distribute import buckets, collective_op
+from tensorcore.distribute.collective import Description, LocalGroup, ReplicaAborted
+from tensorcore.distribute.collective_op import ALL_REDUCE
+from tensorcore.distribute.replicas import ReplicaThreads
+from tensorcore.distribute.values import (
+    MirroredVariable,
+    PerReplica,
+    ReplicaContext,
+    _local_index,
+    _state,
+    as_replica,
+    in_scope,
+)
+from tensorcore.errors import OpError
+from tensorcore.ops.registry import OPS
+from tensorcore.tensor import Tensor
+
+
+class OutOfSyncError(RuntimeError):
+    """Mirrored copies that should be bitwise identical are not (``check_in_sync``)."""
+
+
+def launched_by_mpi() -> bool:
+    """Whether an MPI launcher (``mpiexec``/``mpirun`` of MPICH or Open MPI, Slurm's ``srun``)
+    started this process as one of several."""
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
+        try:
+            if int(os.environ.get(name, "1")) > 1:
+                return True
+        except ValueError:
+            pass
+    return False
+
+
+def default_devices() -> list[Device]:
+    """``TENSORCORE_DEVICES`` (comma-separated), else every available accelerator, else cpu."""
+    raw = os.environ.get("TENSORCORE_DEVICES", "").strip()
+    if raw:
+        return parse_devices(raw, origin="TENSORCORE_DEVICES")
+    accelerators = [d for d in registry.available_devices() if d.type != "cpu"]
+    return accelerators or [Device("cpu")]
+
+
+def parse_devices(specs: str | Sequence[str | Device], origin: str = "devices") -> list[Device]:
+    """Devices from ``"opencl:0,opencl:1"`` or a list; each entry is resolved as
+    ``TENSORCORE_DEVICE`` is (malformed: an error; unavailable: cpu with a warning, or an error
+    under strict placement)."""
+    items = [s.strip() for s in specs.split(",")] if isinstance(specs, str) else list(specs)
+    if not items or any(s == "" for s in items):
+        raise ValueError(f"{origin}: expected a comma-separated list of devices like 'opencl:0,opencl:1', got {specs!r}")
+    return [resolve(s, origin=origin) for s in items]
+
+
+def largest_remainder(n: int, weights: Sequence[float]) -> list[int]:
+    """Split ``n`` rows into integer shares proportional to ``weights`` (Hamilton's method;
+    ties go to the lower index), the same on every process."""
+    total = float(sum(weights))
+    quotas = [n * w / total for w in weights]
+    sizes = [int(q) for q in quotas]
+    order = sorted(range(len(weights)), key=lambda i: (-(quotas[i] - sizes[i]), i))
+    for i in order[: n - sum(sizes)]:
+        sizes[i] += 1
+    return sizes
+
+
+class MirroredStrategy:
+    """Data parallelism over local devices: ``MirroredStrategy(["cpu", "opencl:0"])``.
+
+    ``devices``: a list or a comma-separated string (default :func:`default_devices`).
+    ``weights``: each replica's share of a global batch (default equal), so a slow device can
+    take a smaller part. See ``docs/distributed.md``.
+    """
+
+    bucket_bytes = 32 * 2**20  # gradients travel in flat buckets of at most this many bytes
+
+    def __init__(self, devices: str | Sequence[str | Device] | None = None, weights: Sequence[float] | None = None) -> None:
+        self._devices = default_devices() if devices is None else parse_devices(devices)
+        self._weights = self._check_weights(weights, len(self._devices))
+        self._first_replica_id = 0
+        self._setup_cross_process()
+        names = [str(d) for d in self._devices]
+        self._group = LocalGroup(names, cross=self._cross_sum)
+        self._threads = ReplicaThreads(names, on_failure=self._replica_failed)
+        self._group_id = collective_op.register(self)
+        self._weight_tensors = [_weight_tensors(dev) for dev in self._devices]
+        self._weight_values: list[float | None] = [None] * len(self._devices)
+        # Weak references in creation order: every process walks them in the same order.
+        self._variables: list[weakref.ref] = []
+        self._optimizers: list[weakref.ref] = []
+        self.reset_collective_stats()
+
+    # --- hooks that MultiWorkerMirroredStrategy fills in (one process: nothing to do) ----
+    def _setup_cross_process(self) -> None:
+        self._all_weights = list(self._weights)
+
+    def _cross_sum(self, total: np.ndarray, what: str, description: Description) -> np.ndarray:
+        return total
+
+    def _initial_value(self, host: np.ndarray) -> np.ndarray:
+        return host
+
+    def _cross_check(self, names: list[str], hosts: list[np.ndarray]) -> None:
+        """Compare this process's values with the other processes' (multi-worker only)."""
+
+    # --- what the strategy is ---------------------------------------------------------
+    @property
+    def devices(self) -> tuple[Device, ...]:
+        """This process's replica devices, in replica order."""
+        return tuple(self._devices)
+
+    @property
+    def num_replicas_in_sync(self) -> int:
+        """The number of replicas of the whole job."""
+        return len(self._all_weights)
+
+    @property
+    def weights(self) -> tuple[float, ...]:
+        """Every replica's share of a global batch (summing to 1), in replica order."""
+        total = sum(self._all_weights)
+        return tuple(w / total for w in self._all_weights)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(devices={[str(d) for d in self._devices]}, weights={list(self.weights)})"
+
+    @staticmethod
+    def _check_weights(weights: Sequence[float] | None, n: int) -> list[float]:
+        if weights is None:
+            return [1.0] * n
+        weights = [float(w) for w in weights]
+        if len(weights) != n or not all(w > 0 and np.isfinite(w) for w in weights):
+            raise ValueError(f"weights: expected {n} positive numbers (one per replica), got {weights}")
+        return weights
+
+    # --- scope and replicas -------------------------------------------------------------
+    @contextmanager
+    def scope(self) -> Iterator[MirroredStrategy]:
+        """Inside the block, ``tc.Variable`` (and so every layer and optimizer state) is mirrored."""
+        with in_scope(self):
+            yield self
+
+    def _track(self, variable: MirroredVariable) -> None:
+        self._variables.append(weakref.ref(variable))
+
+    def _track_optimizer(self, optimizer: Any) -> None:
+        self._optimizers.append(weakref.ref(optimizer))
+
+    def local_index(self) -> int:
+        """The local replica this thread runs as inside ``run`` (0 elsewhere: the primary)."""
+        return _local_index(self)
+
+    def _context(self, local_index: int, weights: Sequence[float] | None = None) -> ReplicaContext:
+        return ReplicaContext(self, local_index, self.weights if weights is None else weights)
+
+    def for_each_replica(self, fn: Callable[[], Any]) -> list[Any]:
+        """``fn()`` once per local replica in this thread, as that replica (for setup such as
+        an optimizer's state): mirrored variables read that replica's copy."""
+        out = []
+        for i, dev in enumerate(self._devices):
+            with as_replica(self._context(i)), thread_default(dev):
+                out.append(fn())
+        return out
+
+    def run(self, fn: Callable[..., Any], args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        """Run ``fn(*args, **kwargs)`` once per replica, in the replica's thread, with its device as
+        the default device and its value of every :class:`PerReplica` argument. Returns the
+        per-replica results (a tuple, list or dict of them keeps its structure)."""
+        kwargs = kwargs or {}
+        if _state.replica is not None:
+            raise RuntimeError("strategy.run was called inside strategy.run; call the function directly instead")
+        weights = self._step_weights(args, kwargs)
+
+        def task(i: int) -> Any:
+            ctx = self._context(i, weights)
+            with as_replica(ctx), thread_default(ctx.device):
+                self._set_weight(i, weights[ctx.replica_id])
+                return fn(*_local(args, i), **_local(kwargs, i))
+
+        results, errors = self._threads.run(task)
+        if any(e is not None for e in errors):
+            self._group.reset()
+            raise _first_error(errors, self._devices)
+        return _per_replica(results, weights)
+
+    def _set_weight(self, index: int, weight: float) -> None:
+        """Write this step's weight into the replica's weight tensors, which the packed
+        gradients are multiplied by (tensors, so that a traced step reads the new value)."""
+        if self._weight_values[index] != weight:
+            for dtype, t in self._weight_tensors[index].items():
+                t.assign(np.asarray(weight, dtype))
+            self._weight_values[index] = weight
+
+    def _replica_failed(self, index: int, exc: BaseException) -> None:
+        if not isinstance(exc, ReplicaAborted):
+            self._group.abort(f"replica {index} ({self._devices[index]}) failed: {type(exc).__name__}: {exc}")
+
+    def _step_weights(self, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[float, ...]:
+        """Every replica's weight in this step: its share of the rows of the first split
+        argument, else the nominal weights."""
+        for value in list(args) + list(kwargs.values()):
+            if isinstance(value, PerReplica) and value.sizes is not None:
+                total = sum(value.sizes)
+                return tuple(n / total for n in value.sizes)
+        return self.weights
+
+    # --- input -------------------------------------------------------------------------
+    def _shares(self, n: int) -> list[int]:
+        sizes = largest_remainder(n, self._all_weights)
+        if min(sizes) == 0:
+            raise ValueError(f"a global batch of {n} rows cannot give each of the {len(sizes)} replicas a row "
+                             f"(shares {list(self.weights)}); use a larger batch")
+        return sizes
+
+    def split(self, *arrays: Any) -> Any:
+        """Split global batches (NumPy arrays or tensors, same number of rows) along axis 0 by
+        the replicas' shares; each shard is placed on its replica's device. Returns one
+        :class:`PerReplica` per array (a tuple for several)."""
+        if not arrays:
+            raise ValueError("split needs at least one array")
+        n = len(arrays[0])
+        for i, a in enumerate(arrays):
+            if len(a) != n:
+                raise ValueError(f"split: array {i} has {len(a)} rows, array 0 has {n}")
+        sizes = self._shares(n)
+        out = tuple(self._place_shards(a, sizes) for a in arrays)
+        return out if len(out) > 1 else out[0]
+
+    def _place_shards(self, array: Any, sizes: list[int], rows: np.ndarray | None = None) -> PerReplica:
+        from tensorcore.ops.creation import from_host
+
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        shards = []
+        for i, dev in enumerate(self._devices):
+            lo, hi = int(starts[self._first_replica_id + i]), int(starts[self._first_replica_id + i + 1])
+            if isinstance(array, Tensor):
+                part = array[lo:hi] if rows is None else array[rows[lo:hi]]
+                shards.append(part.to_device(dev))
+            else:
+                part = np.asarray(array)[lo:hi] if rows is None else np.asarray(array)[rows[lo:hi]]
+                shards.append(from_host(np.ascontiguousarray(part), dev))
+        return PerReplica(shards, sizes=sizes)
+
+    def batches(self, arrays: Sequence[Any], global_batch_size: int, shuffle: bool = True, seed: int = 0,
+                drop_last: bool = False) -> Iterator[tuple[PerReplica, ...]]:
+        """Iterate over a dataset (host arrays with the same number of rows) in global batches,
+        yielding one :class:`PerReplica` per array. Every process draws the same order from
+        ``seed``. A last batch too small to give every replica a row is dropped."""
+        n = len(arrays[0])
+        for i, a in enumerate(arrays):
+            if len(a) != n:
+                raise ValueError(f"batches: array {i} has {len(a)} rows, array 0 has {n}")
+        if global_batch_size < self.num_replicas_in_sync:
+            raise ValueError(f"batches: global_batch_size {global_batch_size} is smaller than the "
+                             f"{self.num_replicas_in_sync} replicas; each replica needs at least one row")
+        order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+        for start in range(0, n, global_batch_size):
+            rows = order[start:start + global_batch_size]
+            if len(rows) < self.num_replicas_in_sync or (drop_last and len(rows) < global_batch_size):
+                return
+            sizes = self._shares(len(rows))
+            yield tuple(self._place_shards(a, sizes, rows) for a in arrays)
+
+    # --- reductions --------------------------------------------------------------------
+    def reduce(self, op: str, value: Any) -> Tensor:
+        """Combine per-replica tensors (what ``run`` returned) into one tensor on the default
+        device: ``"sum"``, or ``"mean"`` weighted by each replica's share of the step's batch."""
+        from tensorcore.ops.creation import from_host
+
+        scale = _check_op(op)
+        if not isinstance(value, PerReplica):
+            raise TypeError(f"reduce takes the PerReplica value that strategy.run returned, not {type(value).__name__}")
+        weights = value.weights or self.weights
+        hosts = []
+        for i, v in enumerate(value.values):
+            if not isinstance(v, Tensor):
+                raise TypeError(f"reduce: replica {i}'s value is a {type(v).__name__}, not a tensor")
+            h = np.asarray(v.numpy())
+            hosts.append(np.asarray(h * weights[self._first_replica_id + i]) if scale else h)
+        description = tuple(("value", tuple(h.shape), str(h.dtype)) for h in hosts[:1])
+        for i, h in enumerate(hosts[1:], 1):
+            if h.shape != hosts[0].shape or h.dtype != hosts[0].dtype:
+                raise OpError(f"reduce: replica {i}'s value is {h.dtype}{list(h.shape)} but replica 0's is "
+                              f"{hosts[0].dtype}{list(hosts[0].shape)}")
+        total = np.array(hosts[0], copy=True)
+        for h in hosts[1:]:
+            total += h
+        return from_host(self._cross_sum(np.require(total, requirements='C'), f"reduce({op!r})", description))
+
+    def _all_reduce_in_replica(self, ctx: ReplicaContext, op: str, tensors: Any) -> Any:
+        mean = _check_op(op)
+        items = list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
+        for i, t in enumerate(items):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"all_reduce: item {i} is a {type(t).__name__}, not a tensor")
+        reduced = self._reduce(ctx, f"all_reduce({op!r})", items, [f"tensors[{i}]" for i in range(len(items))], mean)
+        if isinstance(tensors, (list, tuple)):
+            return type(tensors)(reduced)
+        return reduced[0]
+
+    def reduce_gradients(self, grads: Sequence[Any], params: Sequence[Any]) -> list[Any]:
+        """The gradients of every replica combined as the mean weighted by each replica's share
+        of the step's global batch (so N replicas equal one device on the whole batch), in fused
+        buckets. Called by an optimizer over mirrored variables, inside ``run``."""
+        ctx = _state.replica
+        if ctx is None or ctx.strategy is not self:
+            raise RuntimeError("an optimizer created in strategy.scope() steps inside strategy.run, where it "
+                               "all-reduces the gradients of every replica")
+        present = [i for i, g in enumerate(grads) if g is not None]
+        names = [f"gradient of {params[i].name!r} (parameter {i})" for i in present]
+        reduced = self._reduce(ctx, "gradient all-reduce", [grads[i] for i in present], names, mean=True)
+        out = list(grads)
+        for i, g in zip(present, reduced):
+            out[i] = g
+        return out
+
+    def _reduce(self, ctx: ReplicaContext, what: str, tensors: list[Tensor], names: list[str], mean: bool) -> list[Tensor]:
+        """Replica ``ctx``'s part of summing ``tensors`` over every replica (``mean``: each
+        replica's weighted by its share of the step's batch), one in-place ``all_reduce`` op
+        per bucket, so that it is traced like any op."""
+        if self.num_replicas_in_sync == 1:
+            return list(tensors)
+        out: list[Any] = [None] * len(tensors)
+        previous: tuple = ()
+        for b, bucket in enumerate(buckets.plan([(t.shape, t.dtype) for t in tensors], self.bucket_bytes)):
+            dtype = tensors[bucket[0]].dtype
+            weight = self._weight_tensors[ctx.local_index].get(np.dtype(dtype)) if mean else None
+            if mean and weight is None:
+                raise TypeError(f"{what}: a weighted mean needs floating-point tensors, got {dtype}")
+            flat = buckets.pack([tensors[i] for i in bucket], weight, ctx.device)
+            description = tuple((names[i], tuple(tensors[i].shape), str(tensors[i].dtype)) for i in bucket)
+            attrs = {"group": self._group_id, "what": f"{what}, bucket {b}", "description": description}
+            dispatch.apply_inplace(ALL_REDUCE, flat, previous, attrs)
+            previous = (flat,)
+            for i, t in zip(bucket, buckets.unpack(flat, [tensors[i].shape for i in bucket])):
+                out[i] = t
+        return out
+
+    def _collective_kernel(self, data: Any, what: str, description: Description) -> None:
+        """The ``all_reduce`` op's kernel, in a replica's thread: sum ``data`` (a backend array)
+        over every replica in place, through a host view of it (or a host copy)."""
+        ctx = _state.replica
+        if ctx is None or ctx.strategy is not self:
+            raise RuntimeError(f"{what}: a collective runs inside strategy.run, in every replica")
+        start = time.perf_counter()
+        backend = registry.get_backend(ctx.device.type)
+        view = backend.host_view(data)
+        host = view if view is not None else np.array(backend.to_numpy(data))
+        self._group.all_reduce(ctx.local_index, what, description, host)
+        if view is None:  # device memory the host cannot see: write the sum back
+            OPS["assign"].kernels[ctx.device](data, backend.from_numpy(host, ctx.device.index))
+        del view, host  # a view of device memory: dropping it hands the buffer back to the device
+        if ctx.local_index == 0:
+            self._stats["bytes"] += int(np.prod(data.shape)) * np.dtype(data.dtype).itemsize
+            self._stats["collectives"] += 1
+            self._stats["seconds"] += time.perf_counter() - start
+
+    def collective_stats(self) -> dict[str, float]:
+        """What the collectives inside ``run`` cost so far, seen from this process's first
+        replica: ``collectives`` (buckets), ``bytes`` (all-reduced, one replica's payload) and
+        ``seconds`` (from packing the gradients to unpacking the sum, waits included)."""
+        return dict(self._stats)
+
+    def reset_collective_stats(self) -> None:
+        """Start counting :meth:`collective_stats` from zero."""
+        self._stats = {"collectives": 0, "bytes": 0, "seconds": 0.0}
+
+    # --- consistency ---------------------------------------------------------------------
+    def check_in_sync(self) -> None:
+        """Raise :class:`OutOfSyncError` unless every trainable mirrored variable and every
+        optimizer state tensor is bitwise identical on every replica (and every process)."""
+        names, primaries = [], []
+        for name, copies in self._synced_tensors():
+            hosts = [np.ascontiguousarray(c.numpy()) for c in copies]
+            for i in range(1, len(hosts)):
+                if hosts[i].tobytes() != hosts[0].tobytes():
+                    diff = np.max(np.abs(hosts[i].astype(np.float64) - hosts[0].astype(np.float64)))
+                    raise OutOfSyncError(f"{name} differs between replica 0 ({self._devices[0]}) and replica {i} "
+                                         f"({self._devices[i]}): max |difference| {diff:.3g}")
+            names.append(name)
+            primaries.append(hosts[0])
+        self._cross_check(names, primaries)
+
+    def _synced_tensors(self) -> Iterator[tuple[str, list[Tensor]]]:
+        """(name, copies) of what must stay identical, in creation order."""
+        for ref in self._variables:
+            v = ref()
+            if v is not None and v.trainable:
+                yield f"variable {v.name!r}", list(v.copies)
+        for ref in self._optimizers:
+            opt = ref()
+            if opt is None:
+                continue
+            for p, (param, states) in enumerate(zip(opt.params, zip(*opt._replica_states))):
+                for key, value in states[0].items():
+                    if isinstance(value, Tensor):
+                        yield f"{type(opt).__name__} state {key!r} of {param.name!r} (parameter {p})", [s[key] for s in states]
+
+    def close(self) -> None:
+        """Stop the replica threads (optional: they are daemon threads)."""
+        self._threads.close()
+
+
+def _weight_tensors(device: Device) -> dict[np.dtype, Any]:
+    """A replica's weight as a 0-d non-trainable variable of each float dtype, on its device."""
+    from tensorcore.autodiff.variable import Variable
+    from tensorcore.ops.creation import from_host
+
+    # Built as plain variables even inside a strategy's scope: they belong to one replica.
+    outer, _state.scope = _state.scope, None
+    try:
+        return {np.dtype(dt): Variable(from_host(np.asarray(1.0, dt), device), trainable=False, name="replica weight")
+                for dt in (np.float16, np.float32, np.float64)}
+    finally:
+        _state.scope = outer
+
+
+def _check_op(op: str) -> bool:
+    """Whether ``op`` weights by shares ("mean") or not ("sum"); anything else is an error."""
+    if op not in ("sum", "mean"):
+        raise ValueError(f"reduce op must be 'sum' or 'mean', got {op!r}")
+    return op == "mean"
+
+
+def _local(value: Any, i: int) -> Any:
+    """Replica ``i``'s view of an argument: its value of a PerReplica, inside containers too."""
+    if isinstance(value, PerReplica):
+        return value.values[i]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(_local(v, i) for v in value)
+    if isinstance(value, list):
+        return [_local(v, i) for v in value]
+    if isinstance(value, dict):
+        return {k: _local(v, i) for k, v in value.items()}
+    return value
+
+
+def _per_replica(results: list[Any], weights: Sequence[float]) -> Any:
+    """Per-replica results as one structure of PerReplica leaves (tuples, lists, dicts kept)."""
+    first = results[0]
+    if isinstance(first, tuple) and not hasattr(first, "_fields"):
+        return tuple(_per_replica([r[k] for r in results], weights) for k in range(len(first)))
+    if isinstance(first, list):
+        return [_per_replica([r[k] for r in results], weights) for k in range(len(first))]
+    if isinstance(first, dict):
+        return {k: _per_replica([r[k] for r in results], weights) for k in first}
+    return PerReplica(results, weights=weights)
+
+
+def _first_error(errors: list[BaseException | None], devices: list[Device]) -> BaseException:
+    """The error that stopped the step: the first one that is not another replica's abort."""
+    indexed = [(i, e) for i, e in enumerate(errors) if e is not None]
+    i, exc = next(((i, e) for i, e in indexed if not isinstance(e, ReplicaAborted)), indexed[0])
+    if hasattr(exc, "add_note"):
+        exc.add_note(f"(raised in replica {i}, on {devices[i]}, inside strategy.run)")
+    return exc

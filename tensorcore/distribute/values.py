@@ -1,0 +1,216 @@
+"""Distributed values: per-replica values, the replica context of a thread, mirrored variables.
+
+A replica is one copy of the user's step running on one device, in a thread of its own
+(``strategy.run``). What a thread is doing lives in a thread-local :class:`_ThreadState`:
+the replica it runs as (inside ``run``) and the strategy whose ``scope()`` it is in. A
+:class:`MirroredVariable` reads that state on every access, so the user's single-device code
+sees its replica's copy without change.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tensorcore.autodiff import variable as _variable
+from tensorcore.autodiff.variable import Variable
+from tensorcore.device import Device
+from tensorcore.errors import OpError
+from tensorcore.tensor import Tensor
+
+if TYPE_CHECKING:
+    from tensorcore.distribute.strategy import MirroredStrategy
+
+
+class PerReplica:
+    """One value per local replica, in replica order (what ``run`` takes and returns).
+
+    ``sizes`` are the batch sizes of *every* replica of the job (all workers), set by
+    ``strategy.split`` and ``strategy.batches``; ``run`` weights the step's reductions by them.
+    ``weights`` are the reduction weights of the ``run`` that returned these values.
+    """
+
+    __slots__ = ("values", "sizes", "weights")
+
+    def __init__(self, values: Sequence[Any], sizes: Sequence[int] | None = None,
+                 weights: Sequence[float] | None = None) -> None:
+        self.values = tuple(values)
+        self.sizes = None if sizes is None else tuple(int(n) for n in sizes)
+        self.weights = None if weights is None else tuple(float(w) for w in weights)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.values[i]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.values)
+
+    def __repr__(self) -> str:
+        return f"PerReplica({list(self.values)!r})"
+
+
+class ReplicaContext:
+    """Where one replica runs: ``tc.distribute.get_replica_context()`` inside ``strategy.run``.
+
+    ``replica_id`` counts the replicas of the whole job (all workers); ``local_index`` those
+    of this process. ``weights`` are every replica's share of this step's global batch.
+    """
+
+    def __init__(self, strategy: MirroredStrategy, local_index: int, weights: Sequence[float]) -> None:
+        self.strategy, self.local_index, self.weights = strategy, local_index, tuple(weights)
+        self.replica_id = strategy._first_replica_id + local_index
+        self.device: Device = strategy.devices[local_index]
+
+    @property
+    def num_replicas_in_sync(self) -> int:
+        """The number of replicas of the job."""
+        return self.strategy.num_replicas_in_sync
+
+    def all_reduce(self, op: str, tensors: Any) -> Any:
+        """Combine ``tensors`` (one tensor, or a list or tuple of them) across all replicas;
+        every replica must call it with tensors of the same shapes and dtypes. ``"sum"`` adds
+        them; ``"mean"`` weights each replica by its share of the global batch (a plain mean
+        when shares are equal). Returns the same structure, on this replica's device."""
+        return self.strategy._all_reduce_in_replica(self, op, tensors)
+
+    def __repr__(self) -> str:
+        return f"ReplicaContext(replica_id={self.replica_id}, device={self.device})"
+
+
+class _ThreadState(threading.local):
+    replica: ReplicaContext | None = None  # set inside strategy.run, in the replica's thread
+    scope: MirroredStrategy | None = None  # set by `with strategy.scope():`
+
+
+_state = _ThreadState()
+
+
+def get_replica_context() -> ReplicaContext | None:
+    """The replica this thread runs as inside ``strategy.run``, else None (as TensorFlow's
+    ``tf.distribute.get_replica_context()`` in cross-replica context)."""
+    return _state.replica
+
+
+def current_scope() -> MirroredStrategy | None:
+    """The strategy whose ``scope()`` this thread is in, or None."""
+    return _state.scope
+
+
+@contextmanager
+def as_replica(context: ReplicaContext | None) -> Iterator[None]:
+    """Run the block as ``context``'s replica in this thread (mirrored values read its copies)."""
+    outer = _state.replica
+    _state.replica = context
+    try:
+        yield
+    finally:
+        _state.replica = outer
+
+
+@contextmanager
+def in_scope(strategy: MirroredStrategy) -> Iterator[None]:
+    """``strategy.scope()``: Variables created in the block are mirrored over its replicas."""
+    outer = _state.scope
+    if outer is not None and outer is not strategy:
+        raise RuntimeError("a strategy's scope() is already open in this thread; strategies cannot be nested")
+    _state.scope = strategy
+    try:
+        yield
+    finally:
+        _state.scope = outer
+
+
+def _variable_class() -> type | None:
+    return MirroredVariable if _state.scope is not None else None
+
+
+def _local_index(strategy: MirroredStrategy) -> int:
+    ctx = _state.replica
+    return ctx.local_index if ctx is not None and ctx.strategy is strategy else 0
+
+
+def _replica_slot(name: str) -> property:
+    """A property that reads and writes slot ``name`` of this thread's replica's copy."""
+
+    def get(self: MirroredVariable) -> Any:
+        return getattr(self._copies[_local_index(self._strategy)], name)
+
+    def put(self: MirroredVariable, value: Any) -> None:
+        setattr(self._copies[_local_index(self._strategy)], name, value)
+
+    return property(get, put)
+
+
+class MirroredVariable(Variable):
+    """A Variable with one copy per replica of a strategy, initialised identically.
+
+    Inside ``strategy.run`` it reads (and writes) its replica's copy; elsewhere it reads as the
+    primary copy (replica 0), and ``assign``/``assign_add``/``assign_sub`` write every copy.
+    Created by ``tc.Variable(...)`` (and so by every layer) inside ``strategy.scope()``; a
+    ``device=`` argument is ignored there, since the copies live on the replicas' devices.
+    """
+
+    __slots__ = ("_copies", "_strategy")
+
+    def __init__(self, initial_value: Any, trainable: bool = True, name: str | None = None, dtype: Any = None,
+                 device: Any = None) -> None:
+        from tensorcore.ops.creation import asarray, from_host
+
+        strategy = _state.scope
+        if strategy is None:
+            raise RuntimeError("a MirroredVariable is created inside `with strategy.scope():` (as tc.Variable)")
+        value = asarray(initial_value, dtype=dtype)
+        if trainable and value.dtype.kind != "f":
+            raise OpError(f"a trainable Variable must be floating point, got {value.dtype}; pass trainable=False")
+        host = strategy._initial_value(np.array(value.numpy()))  # multi-worker: rank 0's value
+        self._strategy = strategy
+        _state.scope = None  # the copies are plain variables
+        try:
+            self._copies = [Variable(from_host(host.copy(), dev), trainable=trainable, name=name) for dev in strategy.devices]
+        finally:
+            _state.scope = strategy
+        self.trainable, self.name = trainable, name or "Variable"
+        strategy._track(self)
+
+    # The tensor slots read and write the copy of the replica running in this thread, so that
+    # dispatch, tapes and optimizers use a mirrored variable exactly as a plain one.
+    _data = _replica_slot("_data")
+    _device = _replica_slot("_device")
+    _version = _replica_slot("_version")
+
+    @property
+    def copies(self) -> tuple[Variable, ...]:
+        """This process's copies, one per local replica."""
+        return tuple(self._copies)
+
+    @property
+    def strategy(self) -> MirroredStrategy:
+        """The strategy this variable is mirrored over."""
+        return self._strategy
+
+    def _update(self, op_name: str, value: Any) -> Variable:
+        ctx = _state.replica
+        if ctx is not None and ctx.strategy is self._strategy:
+            return super()._update(op_name, value)  # inside run: this replica's copy
+        for i, copy in enumerate(self._copies):  # outside run: every copy
+            local = value.to_device(copy.device) if isinstance(value, Tensor) else value
+            with as_replica(self._strategy._context(i)):
+                super()._update(op_name, local)
+        return self
+
+    def move_to_device(self, device: Any) -> Variable:
+        """Refused: a mirrored variable lives on its strategy's devices."""
+        raise RuntimeError(f"mirrored variable {self.name!r} lives on {[str(d) for d in self._strategy.devices]} "
+                           f"(one copy per replica) and cannot move to {device}")
+
+    def __repr__(self) -> str:
+        return f"MirroredVariable({self.name!r}, {self.dtype}{list(self.shape)}, on {[str(c.device) for c in self._copies]})"
+
+
+_variable.variable_class_hook = _variable_class

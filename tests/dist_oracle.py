@@ -1,0 +1,150 @@
+"""The oracle of tensorcore.distribute: N replicas on a global batch equal one device on it.
+
+Used by the in-process tests (tests/test_distribute.py) and, as a script, by the tests that
+need a fresh process (two PoCL devices) or several (``mpiexec -n 2``): ``python
+tests/dist_oracle.py SCENARIO [ARGS]`` prints one JSON line per rank.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+import tensorcore as tc
+from tensorcore.nn import functional as F
+
+OPTIMIZERS: dict[str, Callable[[list], Any]] = {
+    "sgd": lambda params: tc.optim.SGD(params, lr=0.1, momentum=0.9),
+    "adam": lambda params: tc.optim.Adam(params, lr=0.01),
+}
+
+
+def data(n: int = 72, features: int = 12, classes: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A small classification problem."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, features)).astype(np.float32), rng.integers(0, classes, n)
+
+
+def model(seed: int = 0) -> tc.nn.Module:
+    """A two-layer MLP, initialised from ``seed``."""
+    tc.random.seed(seed)
+    return tc.nn.Sequential(tc.nn.Linear(12, 16), tc.nn.ReLU(), tc.nn.Linear(16, 4))
+
+
+def batch_rows(step: int, batch: int) -> slice:
+    return slice(step * batch, (step + 1) * batch)
+
+
+def train_single(device: str, optimizer: str, steps: int = 3, batch: int = 24) -> tuple[list[np.ndarray], list[float]]:
+    """Parameters and losses after ``steps`` steps on one device over the whole batches."""
+    x, y = data()
+    with tc.device(device):
+        net = model()
+        params = net.parameters()
+        opt = OPTIMIZERS[optimizer](params)
+        losses = []
+        for s in range(steps):
+            xb, yb = tc.asarray(x[batch_rows(s, batch)]), tc.asarray(y[batch_rows(s, batch)])
+            with tc.GradientTape() as tape:
+                loss = F.cross_entropy(net(xb), yb)
+            opt.step(tape.gradient(loss, params))
+            losses.append(float(loss.item()))
+    return [p.numpy().copy() for p in params], losses
+
+
+def train_mirrored(strategy: Any, optimizer: str, steps: int = 3, batch: int = 24, seed: int = 0, traced: bool = False) -> tuple[list[np.ndarray], list[float]]:
+    """The same training under ``strategy`` (the step eager, or ``traced`` by ``tc.function``);
+    checks the replicas are in sync after every step."""
+    x, y = data()
+    with strategy.scope():
+        net = model(seed)
+        params = net.parameters()
+        opt = OPTIMIZERS[optimizer](params)
+
+    def step(xb: Any, yb: Any) -> Any:
+        with tc.GradientTape() as tape:
+            loss = F.cross_entropy(net(xb), yb)
+        opt.step(tape.gradient(loss, params))
+        return loss
+
+    fn = tc.function(step) if traced else step
+    losses = []
+    for s in range(steps):
+        xs, ys = strategy.split(x[batch_rows(s, batch)], y[batch_rows(s, batch)])
+        losses.append(float(strategy.reduce("mean", strategy.run(fn, (xs, ys))).item()))
+        strategy.check_in_sync()
+    return [p.numpy().copy() for p in params], losses
+
+
+def max_difference(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
+    """The largest |a - b| over lists of arrays."""
+    return max(float(np.max(np.abs(u.astype(np.float64) - v))) for u, v in zip(a, b))
+
+
+def _oracle(devices: str, optimizer: str, weights: str = "", mode: str = "eager", multi_worker: bool = False) -> dict[str, Any]:
+    w = [float(v) for v in weights.split(",")] if weights else None
+    if multi_worker:
+        strategy = tc.distribute.MultiWorkerMirroredStrategy(devices or None, weights=w)
+        rank = strategy.rank
+    else:
+        strategy = tc.distribute.MirroredStrategy(devices, weights=w)
+        rank = 0
+    # Each rank seeds its model differently: rank 0's values must win.
+    mirrored, losses = train_mirrored(strategy, optimizer, seed=rank, traced=mode == "traced")
+    single, single_losses = train_single("cpu", optimizer)
+    return {"rank": rank, "replicas": strategy.num_replicas_in_sync, "devices": [str(d) for d in strategy.devices],
+            "max_param_diff": max_difference(mirrored, single), "losses": losses, "single_losses": single_losses,
+            "param_sum": float(sum(p.sum() for p in mirrored))}
+
+
+def _report(result: dict[str, Any]) -> None:
+    """Print ``result`` as JSON, or write it to ``$DIST_ORACLE_OUT/rank<N>.json`` (ranks that
+    print at once interleave their lines)."""
+    folder = os.environ.get("DIST_ORACLE_OUT")
+    if folder:
+        with open(os.path.join(folder, f"rank{result['rank']}.json"), "w") as f:
+            json.dump(result, f)
+    else:
+        print(json.dumps(result), flush=True)
+
+
+def _faults(kind: str) -> None:
+    """Scenarios of a rank that misbehaves (run under mpiexec -n 2)."""
+    import time
+
+    strategy = tc.distribute.MultiWorkerMirroredStrategy("cpu")
+    ctx_value = tc.ones(3)
+    if kind == "raise":
+        if strategy.rank == 1:
+            raise RuntimeError("rank 1 fails on purpose")
+        strategy.run(lambda: tc.distribute.get_replica_context().all_reduce("sum", tc.ones(3)))
+        time.sleep(60)  # never reached: the job is aborted first
+    elif kind == "kill":
+        import os
+        import signal
+
+        if strategy.rank == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        strategy.run(lambda: tc.distribute.get_replica_context().all_reduce("sum", tc.ones(3)))
+        time.sleep(60)
+    elif kind == "timeout":
+        if strategy.rank == 1:
+            time.sleep(30)  # late for the collective below
+        strategy.run(lambda: tc.distribute.get_replica_context().all_reduce("sum", ctx_value))
+    elif kind == "mismatch":
+        shape = (3,) if strategy.rank == 0 else (4,)
+        strategy.run(lambda: tc.distribute.get_replica_context().all_reduce("sum", [tc.ones(2), tc.ones(shape)]))
+    _report({"rank": strategy.rank, "finished": True})
+
+
+if __name__ == "__main__":
+    scenario, args = sys.argv[1], sys.argv[2:]
+    if scenario in ("oracle", "mpi-oracle"):
+        _report(_oracle(*args[:4], multi_worker=scenario == "mpi-oracle"))
+    else:
+        _faults(scenario)

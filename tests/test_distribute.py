@@ -1,0 +1,294 @@
+"""tensorcore.distribute in one process: MirroredStrategy over pairs of devices.
+
+The oracle: N replicas on a global batch equal one device on the same batch (float32
+tolerance), and the replicas are bitwise identical after every step. Pairs: two cpu
+replicas, cpu + opencl:0 (mixed kinds) and, in a fresh process, two PoCL devices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from conftest import DEVICES
+
+import tensorcore as tc
+from tensorcore import placement
+from tensorcore.distribute import (
+    CollectiveMismatchError,
+    CollectiveTimeoutError,
+    MirroredStrategy,
+    OutOfSyncError,
+    PerReplica,
+)
+from tensorcore.distribute.strategy import largest_remainder
+
+from dist_oracle import OPTIMIZERS, max_difference, train_mirrored, train_single
+
+HERE = os.path.dirname(__file__)
+PAIRS = [("cpu", "cpu")] + [("cpu", d) for d in DEVICES if d.startswith("opencl")][:1]
+
+
+@pytest.fixture(params=PAIRS, ids=["+".join(p) for p in PAIRS])
+def pair(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return request.param
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("weights", [None, (1, 3)], ids=["equal", "unequal"])
+def test_replicas_equal_one_device_on_the_global_batch(pair, optimizer, weights):
+    strategy = MirroredStrategy(list(pair), weights=weights)
+    mirrored, losses = train_mirrored(strategy, optimizer)  # checks bitwise sync after every step
+    single, single_losses = train_single("cpu", optimizer)
+    assert max_difference(mirrored, single) < 2e-5
+    np.testing.assert_allclose(losses, single_losses, rtol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_a_traced_step_equals_the_eager_one(pair, optimizer):
+    """tc.function inside strategy.run: each replica traces its partition once, with an
+    all_reduce node on its device, and the graph gives what eager mode gives."""
+    eager, eager_losses = train_mirrored(MirroredStrategy(list(pair), weights=(1, 2)), optimizer, steps=4, batch=18)
+    traced, traced_losses = train_mirrored(MirroredStrategy(list(pair), weights=(1, 2)), optimizer, steps=4, batch=18, traced=True)
+    assert max_difference(traced, eager) < 2e-6
+    np.testing.assert_allclose(traced_losses, eager_losses, rtol=1e-6)
+
+
+def test_the_traced_step_has_an_all_reduce_node_on_each_replicas_device(pair):
+    strategy = MirroredStrategy(list(pair))
+    with strategy.scope():
+        w = tc.Variable(np.ones(3, np.float32), name="w")
+        opt = tc.optim.SGD([w], lr=0.1)
+
+    @tc.function
+    def step(x):
+        with tc.GradientTape() as tape:
+            loss = tc.sum(w * x)
+        opt.step(tape.gradient(loss, [w]))
+        return loss
+
+    xs = strategy.split(np.arange(6, dtype=np.float32).reshape(2, 3))
+    strategy.run(step, (xs,))
+    reports = strategy.run(lambda x: step.placement_report(x), (xs,))
+    for i, report in enumerate(reports):
+        line = next(line for line in str(report).splitlines() if line.strip().startswith("all_reduce"))
+        assert str(strategy.devices[i]) in line, report
+    np.testing.assert_allclose(w.numpy(), 1 - 0.1 * 0.5 * np.array([3, 5, 7]))  # the mean of the two rows
+    strategy.check_in_sync()
+
+
+def test_two_pocl_devices_in_a_fresh_process():
+    """Two real OpenCL devices need POCL_DEVICES before the backend starts: a new process."""
+    if not any(d.startswith("opencl") for d in DEVICES):
+        pytest.skip("no OpenCL device here")
+    env = dict(os.environ, POCL_DEVICES="pthread pthread", POCL_MAX_PTHREAD_COUNT="1")
+    for optimizer, weights in (("sgd", ""), ("adam", "1,2")):
+        out = subprocess.run([sys.executable, os.path.join(HERE, "dist_oracle.py"), "oracle", "opencl:0,opencl:1", optimizer, weights],
+                             env=env, capture_output=True, text=True, timeout=180)
+        assert out.returncode == 0, out.stderr[-3000:]
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        assert result["devices"] == ["opencl:0", "opencl:1"]
+        assert result["max_param_diff"] < 2e-5, result
+        np.testing.assert_allclose(result["losses"], result["single_losses"], rtol=1e-5)
+
+
+def test_mirrored_variable_reads_its_replicas_copy(pair):
+    strategy = MirroredStrategy(list(pair))
+    with strategy.scope():
+        v = tc.Variable(np.arange(3, dtype=np.float32), name="v")
+    assert isinstance(v, tc.distribute.MirroredVariable)
+    assert [str(c.device) for c in v.copies] == [str(tc.Device(d)) for d in pair]
+    assert v.copies[0]._data is not v.copies[1]._data  # separate buffers, even on one device
+
+    def body():
+        ctx = tc.distribute.get_replica_context()
+        v.assign_add(np.full(3, ctx.replica_id + 1, np.float32))  # inside run: this replica's copy only
+        return v.device, (v * 1).device, tc.zeros(1).device, ctx.replica_id
+
+    devices, computed, created, ids = strategy.run(body)
+    assert list(ids) == [0, 1]
+    assert [str(d) for d in devices] == [str(d) for d in computed] == [str(d) for d in created] == [str(tc.Device(d)) for d in pair]
+    np.testing.assert_array_equal(v.copies[0].numpy(), [1, 2, 3])
+    np.testing.assert_array_equal(v.copies[1].numpy(), [2, 3, 4])
+    np.testing.assert_array_equal(v.numpy(), [1, 2, 3])  # outside run: the primary
+    with pytest.raises(OutOfSyncError, match="'v'.*replica 1"):
+        strategy.check_in_sync()
+    v.assign(np.full(3, 7, np.float32))  # outside run: every copy
+    for c in v.copies:
+        np.testing.assert_array_equal(c.numpy(), [7, 7, 7])
+    strategy.check_in_sync()
+    assert tc.distribute.get_replica_context() is None
+    with pytest.raises(RuntimeError, match="cannot move"):
+        v.move_to_device("cpu")
+
+
+def test_variables_outside_the_scope_stay_plain():
+    strategy = MirroredStrategy(["cpu", "cpu"])
+    with strategy.scope():
+        pass
+    assert type(tc.Variable(1.0)) is tc.Variable
+
+
+def test_replica_context_all_reduce_sum_and_weighted_mean(pair):
+    strategy = MirroredStrategy(list(pair), weights=[1, 3])
+
+    def body(x):
+        ctx = tc.distribute.get_replica_context()
+        assert ctx.num_replicas_in_sync == 2
+        s, m = ctx.all_reduce("sum", [x, x * 2])
+        return s, m, ctx.all_reduce("mean", x), s.device
+
+    x = PerReplica([tc.asarray(np.array([1.0, 2.0], np.float32), device=d) for d in pair])
+    sums, doubled, means, devices = strategy.run(body, (x,))
+    for i, d in enumerate(pair):
+        assert str(devices[i]) == str(tc.Device(d))
+        np.testing.assert_array_equal(sums[i].numpy(), [2, 4])
+        np.testing.assert_array_equal(doubled[i].numpy(), [4, 8])
+        np.testing.assert_allclose(means[i].numpy(), [1, 2])  # 0.25 x + 0.75 x
+    out = sums[0].numpy()
+    out += 1  # a result users may write into, and that does not alias the other replica's
+    np.testing.assert_array_equal(sums[1].numpy(), [2, 4])
+
+
+def test_reduce_and_split_follow_the_shares():
+    strategy = MirroredStrategy(["cpu", "cpu"], weights=[1, 3])
+    x = np.arange(10, dtype=np.float32)
+    shards = strategy.split(x)
+    assert shards.sizes == (3, 7) and [s.shape for s in shards] == [(3,), (7,)]
+    np.testing.assert_array_equal(np.concatenate([s.numpy() for s in shards]), x)
+    sums = strategy.run(lambda s: tc.sum(s), (shards,))
+    assert strategy.reduce("sum", sums).item() == pytest.approx(45.0)
+    means = strategy.run(lambda s: tc.mean(s), (shards,))
+    assert strategy.reduce("mean", means).item() == pytest.approx(4.5)  # the mean of the global batch
+    with pytest.raises(ValueError, match="'sum' or 'mean'"):
+        strategy.reduce("max", sums)
+
+
+def test_largest_remainder_shares():
+    assert largest_remainder(10, [1, 1]) == [5, 5]
+    assert largest_remainder(11, [1, 1, 1]) == [4, 4, 3]
+    assert largest_remainder(7, [1, 3]) == [2, 5]
+    for n in range(1, 50):
+        assert sum(largest_remainder(n, [0.2, 0.5, 0.3])) == n
+
+
+def test_batches_cover_the_dataset_once_per_epoch():
+    strategy = MirroredStrategy(["cpu", "cpu"], weights=[2, 1])
+    ids = np.arange(26)
+    seen, sizes = [], []
+    for (shard,) in strategy.batches([ids], 8, seed=3):
+        sizes.append(shard.sizes)
+        seen.extend(np.concatenate([s.numpy() for s in shard]).tolist())
+    assert sizes == [(5, 3)] * 3 + [(1, 1)]
+    assert sorted(seen) == list(range(26))
+    assert seen != list(range(26))  # shuffled
+    again = [np.concatenate([s.numpy() for s in b[0]]) for b in strategy.batches([ids], 8, seed=3)]
+    assert np.concatenate(again).tolist() == seen
+    assert len(list(strategy.batches([ids[:9]], 8, seed=0))) == 1  # a last batch of one row cannot feed two replicas
+
+
+def test_a_failing_replica_stops_the_step_and_updates_nothing():
+    strategy = MirroredStrategy(["cpu", "cpu"])
+    with strategy.scope():
+        w = tc.Variable(np.ones(4, np.float32), name="w")
+        opt = tc.optim.SGD([w], lr=0.5)
+
+    def step(fail_on):
+        ctx = tc.distribute.get_replica_context()
+        with tc.GradientTape() as tape:
+            loss = tc.sum(w * w)
+        if ctx.replica_id == fail_on:
+            raise MemoryError("replica out of memory (simulated by the test)")
+        opt.step(tape.gradient(loss, [w]))
+
+    with pytest.raises(MemoryError, match="simulated") as info:
+        strategy.run(step, (1,))
+    assert "replica 1" in "".join(getattr(info.value, "__notes__", [])) or sys.version_info < (3, 11)
+    for c in w.copies:
+        np.testing.assert_array_equal(c.numpy(), np.ones(4))
+    strategy.run(step, (-1,))  # the strategy works again afterwards
+    for c in w.copies:
+        np.testing.assert_array_equal(c.numpy(), np.zeros(4))  # 1 - 0.5 * 2
+    strategy.check_in_sync()
+
+
+def test_mismatched_tensors_name_the_tensor():
+    strategy = MirroredStrategy(["cpu", "cpu"])
+
+    def body():
+        ctx = tc.distribute.get_replica_context()
+        return ctx.all_reduce("sum", [tc.ones(2), tc.ones(3 + ctx.replica_id)])
+
+    with pytest.raises(CollectiveMismatchError, match=r"tensor 1.*float32\[3\].*float32\[4\]"):
+        strategy.run(body)
+
+
+def test_a_replica_that_does_not_join_times_out_naming_it(monkeypatch):
+    monkeypatch.setenv("TENSORCORE_COLLECTIVE_TIMEOUT", "0.5")
+    strategy = MirroredStrategy(["cpu", "cpu"])
+    release = threading.Event()
+
+    def body():
+        ctx = tc.distribute.get_replica_context()
+        if ctx.replica_id == 1:
+            release.wait(10)  # late
+            return None
+        return ctx.all_reduce("sum", tc.ones(2))
+
+    def late_release():
+        release.wait(2)
+        release.set()
+
+    threading.Thread(target=late_release, daemon=True).start()
+    with pytest.raises(CollectiveTimeoutError, match=r"replica 1 \(cpu:0\) did not join within 0.5 s"):
+        strategy.run(body)
+    release.set()
+
+
+def test_optimizer_of_a_strategy_steps_only_inside_run():
+    strategy = MirroredStrategy(["cpu", "cpu"])
+    with strategy.scope():
+        w = tc.Variable(np.ones(2, np.float32))
+        opt = tc.optim.SGD([w], lr=0.1)
+    with pytest.raises(RuntimeError, match="inside strategy.run"):
+        opt.step([tc.ones(2)])
+    with pytest.raises(RuntimeError, match="inside strategy.run"):
+        strategy.run(lambda: strategy.run(lambda: None))
+
+
+def test_default_devices_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TENSORCORE_DEVICES", "cpu, cpu")
+    assert [str(d) for d in MirroredStrategy().devices] == ["cpu:0", "cpu:0"]
+    monkeypatch.setenv("TENSORCORE_DEVICES", "cpu,,cpu")
+    with pytest.raises(ValueError, match="comma-separated"):
+        MirroredStrategy()
+    monkeypatch.setenv("TENSORCORE_DEVICES", "cpu,gpu:0")
+    with pytest.raises(ValueError, match="unknown device 'gpu:0'"):
+        MirroredStrategy()
+    monkeypatch.delenv("TENSORCORE_DEVICES")
+    expected = [d for d in DEVICES if not d.startswith("cpu")] or ["cpu:0"]
+    assert [str(d) for d in MirroredStrategy().devices] == expected
+
+
+def test_unavailable_devices_warn_and_use_cpu_or_raise_under_strict(caplog):
+    if "cuda:3" in DEVICES:
+        pytest.skip("cuda:3 is available here")
+    placement._warned.discard(("unavailable", tc.Device("cuda:3")))
+    strategy = MirroredStrategy("cpu,cuda:3")
+    assert [str(d) for d in strategy.devices] == ["cpu:0", "cpu:0"]
+    assert any("cuda:3 is unavailable" in r.getMessage() for r in caplog.records)
+    with tc.placement_policy("strict"), pytest.raises(tc.DeviceUnavailableError, match="cuda:3"):
+        MirroredStrategy("cpu,cuda:3")
+
+
+def test_weights_are_checked():
+    with pytest.raises(ValueError, match="2 positive numbers"):
+        MirroredStrategy(["cpu", "cpu"], weights=[1, 0])
+    with pytest.raises(ValueError, match="2 positive numbers"):
+        MirroredStrategy(["cpu", "cpu"], weights=[1])
+    assert MirroredStrategy(["cpu", "cpu"], weights=[1, 3]).weights == (0.25, 0.75)

@@ -1,0 +1,98 @@
+"""MultiWorkerMirroredStrategy over ``mpiexec -n 2``: the oracle, and ranks that misbehave.
+
+Each case starts a real MPI job (MPICH from PyPI's ``mpich`` wheel) running
+``tests/dist_oracle.py``, with a timeout, so a hang fails the test instead of the suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import DEVICES
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "dist_oracle.py")
+
+
+def _mpiexec() -> str | None:
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return beside if os.path.exists(beside) else shutil.which("mpiexec")
+
+
+try:
+    import mpi4py  # noqa: F401
+    MPIEXEC = _mpiexec()
+    SKIP = None if MPIEXEC else "no mpiexec on PATH (pip install mpich)"
+except ImportError:
+    MPIEXEC, SKIP = None, "mpi4py is not installed (pip install 'tensorcore[mpi]')"
+
+pytestmark = pytest.mark.skipif(SKIP is not None, reason=SKIP or "")
+
+
+def mpirun(tmp_path, *args: str, timeout: float = 120, env: dict | None = None) -> tuple[subprocess.CompletedProcess, float, dict]:
+    """Run the script on 2 ranks; (the process, its seconds, each rank's JSON report by rank)."""
+    start = time.monotonic()
+    out = subprocess.run([MPIEXEC, "-n", "2", sys.executable, SCRIPT, *args], capture_output=True, text=True,
+                         timeout=timeout, env=dict(os.environ, DIST_ORACLE_OUT=str(tmp_path), **(env or {})))
+    reports = {}
+    for path in tmp_path.glob("rank*.json"):
+        report = json.loads(path.read_text())
+        reports[report["rank"]] = report
+    return out, time.monotonic() - start, reports
+
+
+CASES = [("cpu", "sgd", "", "eager"), ("cpu,cpu", "adam", "1,2", "eager"), ("cpu", "adam", "", "traced")]
+CASES += [("cpu,opencl:0", "sgd", "2,1", "traced")] if "opencl:0" in DEVICES else []
+
+
+@pytest.mark.parametrize("devices,optimizer,weights,mode", CASES)
+def test_two_workers_equal_one_device(tmp_path, devices, optimizer, weights, mode):
+    out, _, result = mpirun(tmp_path, "mpi-oracle", devices, optimizer, weights, mode)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert sorted(result) == [0, 1]
+    local = len(devices.split(","))
+    for r in result.values():
+        assert r["replicas"] == 2 * local
+        assert r["max_param_diff"] < 2e-5, r
+        np.testing.assert_allclose(r["losses"], r["single_losses"], rtol=1e-5)
+    # Every rank started from rank 0's initial values (each seeded its model differently) and
+    # ended bitwise equal (check_in_sync ran across ranks after every step, too).
+    assert result[0]["param_sum"] == result[1]["param_sum"]
+
+
+def test_an_exception_on_one_rank_ends_the_job_with_its_traceback(tmp_path):
+    out, seconds, reports = mpirun(tmp_path, "raise", timeout=60)
+    assert out.returncode != 0
+    assert seconds < 30
+    assert "RuntimeError: rank 1 fails on purpose" in out.stderr and "Traceback" in out.stderr
+    assert not reports  # no rank went on as if nothing happened
+
+
+def test_a_killed_rank_ends_the_job(tmp_path):
+    out, seconds, reports = mpirun(tmp_path, "kill", timeout=60)
+    assert out.returncode != 0
+    assert seconds < 30
+    assert not reports  # no rank went on as if nothing happened
+
+
+def test_a_rank_that_does_not_join_times_out_naming_it(tmp_path):
+    out, seconds, reports = mpirun(tmp_path, "timeout", timeout=60, env={"TENSORCORE_COLLECTIVE_TIMEOUT": "2"})
+    assert out.returncode != 0
+    assert seconds < 25
+    assert "CollectiveTimeoutError" in out.stderr
+    assert "rank(s) [1] did not join within 2 s" in out.stderr
+    assert "all_reduce('sum')" in out.stderr  # names the collective
+
+
+def test_ranks_reducing_different_tensors_get_an_error_naming_the_tensor(tmp_path):
+    out, _, reports = mpirun(tmp_path, "mismatch", timeout=60)
+    assert not reports
+    assert out.returncode != 0
+    assert "CollectiveMismatchError" in out.stderr
+    assert "tensor 1" in out.stderr and "float32[3]" in out.stderr and "float32[4]" in out.stderr
