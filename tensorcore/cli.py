@@ -54,9 +54,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train the digits CNN and print per-epoch loss/accuracy and the placement summary."""
     from tensorcore import train
 
+    if args.device is not None and args.devices is not None:
+        raise ValueError("give either --device (one device) or --devices (data-parallel over several), not both")
     result = train.train(epochs=args.epochs, seed=args.seed, device=args.device, batch_size=args.batch_size,
-                         lr=args.lr, progress=not args.no_progress)
-    print(train.summary(result))
+                         lr=args.lr, progress=not args.no_progress, devices=args.devices)
+    rank = getattr(result.strategy, "rank", 0)
+    if rank == 0:
+        print(train.summary(result), flush=True)
     return 0
 
 
@@ -79,12 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="e.g. cpu, opencl:0, cuda:0 (default: TENSORCORE_DEVICE or cpu)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--devices", default=None,
+                   help="train data-parallel over these devices, e.g. opencl:0,opencl:1 or cpu,opencl:0 (default: "
+                        "TENSORCORE_DEVICES if set; under mpiexec, each process's devices)")
+    p.add_argument("--batch-size", type=int, default=32, help="the global batch size (default: 32)")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=cmd_train)
     p = sub.add_parser("bench", help="run a benchmark (e.g. `tensorcore bench eager`; `cuda` needs CuPy and a GPU)")
-    p.add_argument("name", choices=["eager", "graph", "opencl", "cuda"])
+    p.add_argument("name", choices=["eager", "graph", "opencl", "cuda", "distribute"])
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     p.set_defaults(run=cmd_bench)
     return parser
@@ -92,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``tensorcore`` and ``python -m tensorcore``."""
+    from tensorcore.distribute import launched_by_mpi
     from tensorcore.errors import GradientError, OpError, PlacementError
 
     args = build_parser().parse_args(argv)
@@ -101,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise  # a bug, not a bad setting: keep the traceback
     except (ValueError, PlacementError) as exc:  # a bad device name or an unavailable device
         print(f"tensorcore: error: {exc}", file=sys.stderr)
+        if launched_by_mpi():
+            raise  # one MPI rank must not return quietly: the abort hook ends the whole job
         return 2
     except KeyboardInterrupt:
         return 130

@@ -21,10 +21,12 @@ from tensorcore.ops.searching import argmax
 class TrainResult:
     """What a training run reports."""
 
-    device: Device
+    device: Device  # the (primary) replica's device
     losses: list[float] = field(default_factory=list)  # mean training loss per epoch
     accuracies: list[float] = field(default_factory=list)  # test accuracy per epoch
     seconds: float = 0.0
+    strategy: Any = None  # the tensorcore.distribute strategy, when training is distributed
+    steps: int = 0
 
 
 def load_digits_split(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -60,41 +62,103 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, device: Device, bat
 
 
 def train(epochs: int = 20, seed: int = 0, device: Any = None, batch_size: int = 32, lr: float = 3e-3,
-          progress: bool = True, log: Any = print) -> TrainResult:
-    """Train the digits CNN with Adam; return per-epoch losses and test accuracies."""
+          progress: bool = True, log: Any = print, devices: Any = None) -> TrainResult:
+    """Train the digits CNN with Adam; return per-epoch losses and test accuracies.
+
+    ``devices`` (a list or ``"opencl:0,opencl:1"``; default ``TENSORCORE_DEVICES``) trains
+    data-parallel over those devices with ``tensorcore.distribute``; under ``mpiexec`` it
+    trains over the MPI processes. ``batch_size`` is the global batch either way.
+    """
     from tqdm import tqdm
 
-    dev = current_device() if device is None else resolve(device)
+    strategy = make_strategy(devices)
+    chief = strategy is None or getattr(strategy, "rank", 0) == 0
+    dev = (current_device() if device is None else resolve(device)) if strategy is None else strategy.devices[0]
     random.seed(seed)
     x_tr, x_te, y_tr, y_te = load_digits_split(seed)
-    model = digits_cnn(device=dev)
+    if strategy is None:
+        model = digits_cnn(device=dev)
+        opt = optim.Adam(model.parameters(), lr=lr)
+    else:
+        with strategy.scope():
+            model = digits_cnn()
+            opt = optim.Adam(model.parameters(), lr=lr)
+        describe_strategy(strategy, batch_size, log if chief else None)
     params = model.parameters()
-    opt = optim.Adam(params, lr=lr)
-    result = TrainResult(dev)
+
+    def step(xb: Any, yb: Any) -> Any:
+        with GradientTape() as tape:
+            loss = F.cross_entropy(model(xb), yb)
+        opt.step(tape.gradient(loss, params))
+        return loss
+
+    result = TrainResult(dev, strategy=strategy)
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         opt.lr = lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / epochs))  # cosine decay
         total, count = 0.0, 0
-        steps = batches([x_tr, y_tr], batch_size, seed=seed + epoch, device=dev)
-        bar = tqdm(steps, total=-(-len(y_tr) // batch_size), desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=False)
+        if strategy is None:
+            steps = batches([x_tr, y_tr], batch_size, seed=seed + epoch, device=dev)
+        else:
+            steps = strategy.batches([x_tr, y_tr], batch_size, seed=seed + epoch)
+        bar = tqdm(steps, total=-(-len(y_tr) // batch_size), desc=f"epoch {epoch}/{epochs}", disable=not (progress and chief), leave=False)
         for xb, yb in bar:
-            with GradientTape() as tape:
-                loss = F.cross_entropy(model(xb), yb)
-            opt.step(tape.gradient(loss, params))
-            total += float(loss.item()) * len(yb)
-            count += len(yb)
+            if strategy is None:
+                loss, rows = step(xb, yb), len(yb)
+            else:
+                loss, rows = strategy.reduce("mean", strategy.run(step, (xb, yb))), sum(yb.sizes)
+            total += float(loss.item()) * rows
+            count += rows
+            result.steps += 1
         result.losses.append(total / count)
         result.accuracies.append(evaluate(model, x_te, y_te, dev))
-        log(f"epoch {epoch}: loss {result.losses[-1]:.4f}, test accuracy {result.accuracies[-1]:.2%}")
+        if chief:
+            log(f"epoch {epoch}: loss {result.losses[-1]:.4f}, test accuracy {result.accuracies[-1]:.2%}")
     result.seconds = time.perf_counter() - start
     return result
 
 
+def make_strategy(devices: Any) -> Any:
+    """The distribute strategy for ``devices`` (else ``TENSORCORE_DEVICES``): multi-worker under
+    an MPI launcher, mirrored over several local devices, or None for one device."""
+    import os
+
+    from tensorcore import distribute
+
+    if distribute.launched_by_mpi():
+        return distribute.MultiWorkerMirroredStrategy(devices)
+    if devices is None and not os.environ.get("TENSORCORE_DEVICES", "").strip():
+        return None
+    return distribute.MirroredStrategy(devices)
+
+
+def describe_strategy(strategy: Any, batch_size: int, log: Any) -> None:
+    """Say where each replica runs and its share of a global batch; every MPI rank says its devices."""
+    shares = ", ".join(f"{w:.0%}" for w in strategy.weights)
+    rank = getattr(strategy, "rank", None)
+    where = ", ".join(str(d) for d in strategy.devices)
+    if rank is not None:
+        print(f"rank {rank} of {strategy.num_workers}: replicas on {where}", flush=True)
+    if log is not None:
+        log(f"data-parallel over {strategy.num_replicas_in_sync} replicas ({where}{' on rank 0' if rank is not None else ''}); "
+            f"shares of each global batch of {batch_size}: {shares}")
+
 
 def summary(result: TrainResult) -> str:
-    """The closing lines of ``tensorcore train``: device, accuracy, time and placement."""
+    """The closing lines of ``tensorcore train``: device(s), accuracy, time, collectives and placement."""
+    s = result.strategy
+    if s is None:
+        where = f"device: {result.device}\n"
+    else:
+        stats = s.collective_stats()
+        steps = max(result.steps, 1)
+        where = (f"replicas: {', '.join(str(d) for d in s.devices)}"
+                 f"{f' (rank {s.rank} of {s.num_workers})' if hasattr(s, 'rank') else ''}; "
+                 f"shares {', '.join(f'{w:.0%}' for w in s.weights)}\n"
+                 f"all-reduced per step: {stats['bytes'] / steps / 2**20:.2f} MiB in {stats['collectives'] / steps:.1f} "
+                 f"collective(s); time in collectives: {stats['seconds']:.2f} s of {result.seconds:.1f} s\n")
     return (
-        f"device: {result.device}\n"
+        where +
         f"final test accuracy: {result.accuracies[-1]:.2%} after {len(result.accuracies)} epochs "
         f"in {result.seconds:.1f} s\n"
         f"placement: {placement.summary()}"
