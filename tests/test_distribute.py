@@ -50,11 +50,14 @@ def test_replicas_equal_one_device_on_the_global_batch(pair, optimizer, weights)
 
 
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-def test_a_traced_step_equals_the_eager_one(pair, optimizer):
+@pytest.mark.parametrize("weights", [None, (1, 2)], ids=["equal", "unequal"])
+def test_a_traced_step_equals_the_eager_one(pair, optimizer, weights):
     """tc.function inside strategy.run: each replica traces its partition once, with an
-    all_reduce node on its device, and the graph gives what eager mode gives."""
-    eager, eager_losses = train_mirrored(MirroredStrategy(list(pair), weights=(1, 2)), optimizer, steps=4, batch=18)
-    traced, traced_losses = train_mirrored(MirroredStrategy(list(pair), weights=(1, 2)), optimizer, steps=4, batch=18, traced=True)
+    all_reduce node on its device, and the graph gives what eager mode gives. Two replicas
+    on one device with equal shares have equal signatures, yet each needs its own graph (its
+    own optimizer state)."""
+    eager, eager_losses = train_mirrored(MirroredStrategy(list(pair), weights=weights), optimizer, steps=4, batch=18)
+    traced, traced_losses = train_mirrored(MirroredStrategy(list(pair), weights=weights), optimizer, steps=4, batch=18, traced=True)
     assert max_difference(traced, eager) < 2e-6
     np.testing.assert_allclose(traced_losses, eager_losses, rtol=1e-6)
 

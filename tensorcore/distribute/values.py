@@ -9,6 +9,7 @@ sees its replica's copy without change.
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -213,4 +214,11 @@ class MirroredVariable(Variable):
         return f"MirroredVariable({self.name!r}, {self.dtype}{list(self.shape)}, on {[str(c.device) for c in self._copies]})"
 
 
+def _replica_key() -> tuple[int, int] | None:
+    ctx = _state.replica
+    return None if ctx is None else (id(ctx.strategy), ctx.local_index)
+
+
 _variable.variable_class_hook = _variable_class
+# The module, not the package's `function` decorator of the same name.
+importlib.import_module("tensorcore.graph.function").cache_namespace = _replica_key

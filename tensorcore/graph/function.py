@@ -60,6 +60,12 @@ def _output_structure(value: Any, tracer: Tracer, name: str) -> Any:
                     "function returns tensors (or tuples, lists and dicts of them)")
 
 
+# Set by tensorcore.distribute: which replica this thread runs as (None outside strategy.run).
+# A traced graph captures the replica's own state (its optimizer slots, its weights), so two
+# replicas on one device need graphs of their own even where their signatures agree.
+cache_namespace: Callable[[], Any] | None = None
+
+
 @dataclass
 class Compiled:
     """One trace: the graph as traced, the graph as run, and its executable."""
@@ -96,7 +102,8 @@ class Function:
         else:
             tensors = []
             signature = _flatten((args, kwargs), tensors)
-        key = (signature, scoped_device(), default_device(), placement.state.strict)
+        key = (signature, scoped_device(), default_device(), placement.state.strict,
+               None if cache_namespace is None else cache_namespace())
         return self._compiled.get(key), tensors, key
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
