@@ -2,12 +2,17 @@
 
 Each replica thread hands in its buffer (a host array, often a view of device memory) and a
 description of what it holds (name, shape and dtype of each tensor packed in it). When the
-last replica arrives, that thread checks that the descriptions agree, adds the buffers in
-replica order into one total (so the result does not depend on which thread came last) and
-hands the total to the cross-process step if there is one (MPI). Then every replica copies
-the total into its own buffer, all at once (NumPy releases the GIL), and a second barrier
-keeps the buffers alive until everyone is done. Every replica gets the same bits, which keeps
-mirrored replicas bitwise in sync.
+last replica arrives, that thread checks that the descriptions agree. Then the replicas sum
+at once, each one a chunk of its own (a reduce-scatter and an all-gather in one pass, with
+NumPy releasing the GIL so that every core adds): replica r adds chunk r of every buffer, in
+replica order, and writes the sum into chunk r of every buffer. The chunks are disjoint, so
+no two threads touch the same bytes, and the sum of every element is taken in the same order
+whichever thread came last: every replica gets the same bits, which keeps mirrored replicas
+bitwise in sync. A second barrier holds everyone until every chunk is written.
+
+Across processes (MPI) the first barrier's thread instead sums the local buffers into replica
+0's, hands that to the cross-process step (which sums it over the processes in place), and
+the other replicas copy it.
 
 A replica that fails aborts the group, which wakes the others with :class:`ReplicaAborted`;
 a replica that does not arrive within the timeout fails all of them with
@@ -89,26 +94,41 @@ class LocalGroup:
         self._arrived = [False] * self.size
         self._what = ""
         self._error: BaseException | None = None
-        self._total: np.ndarray | None = None
         self._abort_reason: str | None = None
 
     def all_reduce(self, index: int, what: str, description: Description, buffer: np.ndarray,
                    timeout: float | None = None) -> None:
-        """Replica ``index``'s part of a sum over every replica, in place in ``buffer``."""
+        """Replica ``index``'s part of a sum over every replica, in place in ``buffer`` (a
+        C-contiguous host array)."""
         timeout = collective_timeout() if timeout is None else timeout
         with self._lock:
-            self._inputs[index] = (description, buffer)
+            self._inputs[index] = (description, buffer.reshape(-1))
             self._arrived[index] = True
             self._what = what
         self._wait(self._arrive, what, timeout)
         try:
-            if self._error is None and self._total is not buffer:
-                np.copyto(buffer, self._total)
+            if self._error is None:
+                buffers = [flat for _, flat in self._inputs]
+                if self.cross is not None:
+                    if index != 0:
+                        np.copyto(buffers[index], buffers[0])
+                else:
+                    self._sum_chunk(buffers, index)
         finally:
-            self._wait(self._leave, what, timeout)  # every replica is done with the total
+            self._wait(self._leave, what, timeout)  # every chunk is written
             self._inputs[index] = None  # only this replica writes its slot: no race with the next round
         if self._error is not None:
             raise self._error
+
+    def _sum_chunk(self, buffers: list[np.ndarray], index: int) -> None:
+        """Chunk ``index`` of the sum, written into every buffer."""
+        n = buffers[0].size
+        lo, hi = n * index // self.size, n * (index + 1) // self.size
+        total = buffers[0][lo:hi]
+        for more in buffers[1:]:
+            np.add(total, more[lo:hi], out=total)
+        for other in buffers[1:]:
+            np.copyto(other[lo:hi], total)
 
     def _wait(self, barrier: threading.Barrier, what: str, timeout: float) -> None:
         try:
@@ -117,9 +137,9 @@ class LocalGroup:
             raise self._broken(what, timeout) from None
 
     def _check_and_cross(self) -> None:
-        """The last replica to arrive: check the descriptions, sum in replica order, and
-        hand the sum to the cross-process step."""
-        self._error, self._total = None, None
+        """The last replica to arrive: check the descriptions; across processes, sum the local
+        buffers into replica 0's and hand it to the cross-process step."""
+        self._error = None
         self._arrived = [False] * self.size  # for the next round's timeout message
         try:
             inputs = self._inputs
@@ -128,15 +148,11 @@ class LocalGroup:
                 why = mismatch(self._what, first, inputs[i][0], f"replica 0 ({self.names[0]})", f"replica {i} ({self.names[i]})")
                 if why is not None:
                     raise CollectiveMismatchError(why)
-            if self.size == 1:
-                total = inputs[0][1]  # one replica: the cross-process sum goes straight into its buffer
-            else:
-                total = np.add(inputs[0][1], inputs[1][1])
-                for _, more in inputs[2:]:
-                    total += more
             if self.cross is not None:
+                total = inputs[0][1]
+                for _, more in inputs[1:]:
+                    np.add(total, more, out=total)
                 self.cross(total, self._what, first)
-            self._total = total
         except BaseException as exc:  # every replica raises it, not only this thread
             self._error = exc
 

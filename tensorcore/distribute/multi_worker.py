@@ -29,6 +29,8 @@ class MultiWorkerMirroredStrategy(MirroredStrategy):
     worker's replicas' shares (default 1 each). Needs ``pip install "tensorcore[mpi]"``.
     """
 
+    _multi_process = True
+
     def __init__(self, devices: str | Sequence[str | Device] | None = None, weights: Sequence[float] | None = None) -> None:
         try:
             self._comm = MPIComm()

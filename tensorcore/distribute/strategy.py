@@ -94,6 +94,7 @@ class MirroredStrategy:
     """
 
     bucket_bytes = 32 * 2**20  # gradients travel in flat buckets of at most this many bytes
+    _multi_process = False  # whether collectives go on to other processes (_cross_sum)
 
     def __init__(self, devices: str | Sequence[str | Device] | None = None, weights: Sequence[float] | None = None) -> None:
         self._devices = default_devices() if devices is None else parse_devices(devices)
@@ -101,7 +102,7 @@ class MirroredStrategy:
         self._first_replica_id = 0
         self._setup_cross_process()
         names = [str(d) for d in self._devices]
-        self._group = LocalGroup(names, cross=self._cross_sum)
+        self._group = LocalGroup(names, cross=self._cross_sum if self._multi_process else None)
         self._threads = ReplicaThreads(names, on_failure=self._replica_failed)
         self._group_id = collective_op.register(self)
         self._weight_tensors = [_weight_tensors(dev) for dev in self._devices]
