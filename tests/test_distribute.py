@@ -296,3 +296,25 @@ def test_weights_are_checked():
     with pytest.raises(ValueError, match="2 positive numbers"):
         MirroredStrategy(["cpu", "cpu"], weights=[1])
     assert MirroredStrategy(["cpu", "cpu"], weights=[1, 3]).weights == (0.25, 0.75)
+
+
+def test_nccl_is_chosen_only_where_it_applies(monkeypatch):
+    """What of the NCCL path runs without a GPU: the choice and the unique id's round trip."""
+    from tensorcore.distribute import nccl
+
+    assert nccl.why_not([tc.Device("cpu"), tc.Device("cuda:0")]) == "not every replica is a cuda device"
+    assert "share a GPU" in nccl.why_not([tc.Device("cuda:0"), tc.Device("cuda:0")])
+    monkeypatch.setenv("TENSORCORE_NCCL", "0")
+    assert nccl.why_not([tc.Device("cuda:0"), tc.Device("cuda:1")]) == "TENSORCORE_NCCL=0"
+    monkeypatch.delenv("TENSORCORE_NCCL")
+    reason = nccl.why_not([tc.Device("cuda:0"), tc.Device("cuda:1")])
+    try:
+        from cupy.cuda import nccl as _  # noqa: F401
+        assert reason is None
+    except Exception:
+        assert "cupy.cuda.nccl is unavailable" in reason
+    uid = tuple(range(-64, 64))  # CuPy's unique id: 128 signed chars
+    buf = nccl.unique_id_to_array(uid)
+    assert buf.dtype == np.uint8 and buf.shape == (128,)
+    assert nccl.unique_id_from_array(buf) == uid
+    assert MirroredStrategy(["cpu", "cpu"])._nccl is None

@@ -79,14 +79,15 @@ def mismatch(what: str, left: Description, right: Description, left_name: str, r
 class LocalGroup:
     """The replicas of one process, meeting in collectives (see the module docstring).
 
-    ``cross`` (the multi-process step) sums a host buffer over every process in place; None in
-    a single process. ``names`` label the replicas in errors (their devices).
+    ``cross`` (the multi-process step) sums a host buffer over every process in place, and
+    ``cross_check`` checks a description against every process's; None in a single process. ``names`` label the replicas in errors (their devices).
     """
 
-    def __init__(self, names: Sequence[str], cross: Callable[[np.ndarray, str, Description], np.ndarray] | None = None) -> None:
+    def __init__(self, names: Sequence[str], cross: Callable[[np.ndarray, str, Description], np.ndarray] | None = None,
+                 cross_check: Callable[[str, Description], None] | None = None) -> None:
         self.names = list(names)
         self.size = len(self.names)
-        self.cross = cross
+        self.cross, self.cross_check = cross, cross_check
         self._arrive = threading.Barrier(self.size, action=self._check_and_cross)
         self._leave = threading.Barrier(self.size)
         self._lock = threading.Lock()
@@ -120,6 +121,22 @@ class LocalGroup:
         if self._error is not None:
             raise self._error
 
+    def meet(self, index: int, what: str, description: Description, timeout: float | None = None) -> None:
+        """Replica ``index`` meets the others and the descriptions are checked (across
+        processes too, through ``cross_check``), without moving data: for NCCL, which sums on
+        the devices afterwards."""
+        timeout = collective_timeout() if timeout is None else timeout
+        with self._lock:
+            self._inputs[index] = (description, None)
+            self._arrived[index] = True
+            self._what = what
+        try:
+            self._wait(self._arrive, what, timeout)
+        finally:
+            self._inputs[index] = None
+        if self._error is not None:
+            raise self._error
+
     def _sum_chunk(self, buffers: list[np.ndarray], index: int) -> None:
         """Chunk ``index`` of the sum, written into every buffer."""
         n = buffers[0].size
@@ -148,7 +165,10 @@ class LocalGroup:
                 why = mismatch(self._what, first, inputs[i][0], f"replica 0 ({self.names[0]})", f"replica {i} ({self.names[i]})")
                 if why is not None:
                     raise CollectiveMismatchError(why)
-            if self.cross is not None:
+            if inputs[0][1] is None:  # meet(): the check alone
+                if self.cross_check is not None:
+                    self.cross_check(self._what, first)
+            elif self.cross is not None:
                 total = inputs[0][1]
                 for _, more in inputs[1:]:
                     np.add(total, more, out=total)

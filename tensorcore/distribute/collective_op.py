@@ -30,16 +30,17 @@ def register(strategy: Any) -> int:
     return group
 
 
-def _all_reduce(data: Any, *after: Any, group: int, what: str, description: tuple) -> None:
+def _all_reduce(data: Any, *after: Any, group: int, what: str, description: tuple, device: Any = None) -> None:
     strategy = _strategies.get(group)
     if strategy is None:
         raise RuntimeError(f"{what}: the strategy of this all-reduce no longer exists")
-    strategy._collective_kernel(data, what, description)
+    strategy._collective_kernel(data, what, description, device)
 
 
 def _on_device(device: Any, data: Any, *after: Any, **attrs: Any) -> None:
-    """The same kernel bound to a device backend, which passes its device first."""
-    _all_reduce(data, *after, **attrs)
+    """The same kernel bound to a device backend, which passes its device (``CLDevice``,
+    ``CUDADevice``: the CUDA one's stream is where NCCL runs) first."""
+    _all_reduce(data, *after, device=device, **attrs)
 
 
 ALL_REDUCE = define(Op(

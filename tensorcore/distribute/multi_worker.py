@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from tensorcore import registry
 from tensorcore.device import Device
+from tensorcore.distribute import nccl
 from tensorcore.distribute.collective import Description
 from tensorcore.distribute.mpi import MPIComm, install_abort_on_error
 from tensorcore.distribute.strategy import MirroredStrategy, OutOfSyncError, default_devices
@@ -80,6 +82,21 @@ class MultiWorkerMirroredStrategy(MirroredStrategy):
 
     def _cross_sum(self, total: np.ndarray, what: str, description: Description) -> np.ndarray:
         return self._comm.all_reduce(np.require(total, requirements=["C", "W"]), what, description)
+
+    def _cross_meet(self, what: str, description: Description) -> None:
+        self._comm.check(what, description)
+
+    def _start_nccl(self) -> Any:
+        # Every process must decide alike: NCCL only if every replica of the job can use it.
+        mine = np.array([nccl.why_not(self._devices) is None], np.int64)
+        every = self._comm.all_gather(mine, "NCCL availability", (("can use NCCL", (1,), "int64"),))
+        if not every.all():
+            if mine[0]:
+                nccl.logger.warning("tensorcore.distribute: cuda replicas sum through the host: rank(s) %s cannot "
+                                    "use NCCL", [r for r in range(self.num_workers) if not every[r, 0]])
+            return None
+        return nccl.start(self._devices, self._first_replica_id, self.num_replicas_in_sync,
+                          lambda buf: self._comm.broadcast(buf, "NCCL unique id", (("unique id", buf.shape, "uint8"),)))
 
     def _initial_value(self, host: np.ndarray) -> np.ndarray:
         buf = np.require(host, requirements=["C", "W"])

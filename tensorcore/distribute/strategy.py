@@ -20,7 +20,7 @@ import numpy as np
 
 from tensorcore import dispatch, registry
 from tensorcore.device import Device, resolve, thread_default
-from tensorcore.distribute import buckets, collective_op
+from tensorcore.distribute import buckets, collective_op, nccl
 from tensorcore.distribute.collective import Description, LocalGroup, ReplicaAborted
 from tensorcore.distribute.collective_op import ALL_REDUCE
 from tensorcore.distribute.replicas import ReplicaThreads
@@ -102,7 +102,9 @@ class MirroredStrategy:
         self._first_replica_id = 0
         self._setup_cross_process()
         names = [str(d) for d in self._devices]
-        self._group = LocalGroup(names, cross=self._cross_sum if self._multi_process else None)
+        self._group = LocalGroup(names, cross=self._cross_sum if self._multi_process else None,
+                                 cross_check=self._cross_meet if self._multi_process else None)
+        self._nccl = self._start_nccl()
         self._threads = ReplicaThreads(names, on_failure=self._replica_failed)
         self._group_id = collective_op.register(self)
         self._weight_tensors = [_weight_tensors(dev) for dev in self._devices]
@@ -119,8 +121,14 @@ class MirroredStrategy:
     def _cross_sum(self, total: np.ndarray, what: str, description: Description) -> np.ndarray:
         return total
 
+    def _cross_meet(self, what: str, description: Description) -> None:
+        """Check a collective's description against the other processes (no data)."""
+
     def _initial_value(self, host: np.ndarray) -> np.ndarray:
         return host
+
+    def _start_nccl(self) -> Any:
+        return nccl.start(self._devices, 0, len(self._devices), None)
 
     def _cross_check(self, names: list[str], hosts: list[np.ndarray]) -> None:
         """Compare this process's values with the other processes' (multi-worker only)."""
@@ -357,13 +365,19 @@ class MirroredStrategy:
                 out[i] = t
         return out
 
-    def _collective_kernel(self, data: Any, what: str, description: Description) -> None:
+    def _collective_kernel(self, data: Any, what: str, description: Description, handle: Any = None) -> None:
         """The ``all_reduce`` op's kernel, in a replica's thread: sum ``data`` (a backend array)
-        over every replica in place, through a host view of it (or a host copy)."""
+        over every replica in place: with NCCL on ``cuda`` devices (``handle`` is the backend's
+        device, whose stream NCCL runs on), else through a host view of it (or a host copy)."""
         ctx = _state.replica
         if ctx is None or ctx.strategy is not self:
             raise RuntimeError(f"{what}: a collective runs inside strategy.run, in every replica")
         start = time.perf_counter()
+        if self._nccl is not None and handle is not None:
+            self._group.meet(ctx.local_index, what, description)
+            self._nccl.all_reduce(ctx.local_index, data, handle.stream)
+            self._count(ctx, data, start)
+            return
         backend = registry.get_backend(ctx.device.type)
         view = backend.host_view(data)
         host = view if view is not None else np.array(backend.to_numpy(data))
@@ -371,6 +385,9 @@ class MirroredStrategy:
         if view is None:  # device memory the host cannot see: write the sum back
             OPS["assign"].kernels[ctx.device](data, backend.from_numpy(host, ctx.device.index))
         del view, host  # a view of device memory: dropping it hands the buffer back to the device
+        self._count(ctx, data, start)
+
+    def _count(self, ctx: ReplicaContext, data: Any, start: float) -> None:
         if ctx.local_index == 0:
             self._stats["bytes"] += int(np.prod(data.shape)) * np.dtype(data.dtype).itemsize
             self._stats["collectives"] += 1

@@ -1,0 +1,296 @@
+"""tensorcore.distribute: collectives and data-parallel training throughput.
+
+Run: ``tensorcore bench distribute`` (``--rounds N``, ``--quick``). Three parts, each in fresh
+processes, because the OpenCL device count and threads are fixed when PoCL starts:
+
+1. all-reduce of float32 buffers between 2 MPI ranks (``mpiexec -n 2``): tensorcore's checked
+   collective (``MPIComm.all_reduce``) and a replica's ``all_reduce`` inside ``strategy.run``,
+   against raw mpi4py ``Allreduce`` on NumPy buffers; latency and bus bandwidth;
+2. the in-process all-reduce of ``opencl:0`` and ``opencl:1`` (two PoCL devices, which share
+   one pool of 2 threads) against NumPy adding the same two buffers;
+3. training throughput of the MLP 784-512-512-10, global batch 256, on PoCL with 2 threads in
+   all: 1 replica (one 2-thread device), 2 replicas in one process, 2 MPI ranks.
+
+Cases alternate within each round; figures are medians over rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+KIB, MIB = 1 << 10, 1 << 20
+SIZES = [4 * KIB * 4**k for k in range(8)]  # 4 KiB .. 64 MiB
+MLP_SIZES = (784, 512, 512, 10)
+
+
+def _fmt_size(nbytes: int) -> str:
+    return f"{nbytes // MIB} MiB" if nbytes >= MIB else f"{nbytes // KIB} KiB"
+
+
+def _repeats(nbytes: int) -> int:
+    return int(min(200, max(3, (16 * MIB) // nbytes)))
+
+
+# --- part 1: MPI all-reduce (run under mpiexec -n 2) ----------------------------------------
+
+
+def mpi_cases(world: Any, comm: Any, strategy: Any, nbytes: int, k: int) -> dict[str, Callable[[], None]]:
+    """``k`` all-reduces of ``nbytes`` of float32: raw mpi4py, tensorcore's checked collective,
+    and a replica's all_reduce inside ``strategy.run``."""
+    from mpi4py import MPI
+
+    import tensorcore as tc
+
+    n = nbytes // 4
+    raw_buf, ours_buf, x = np.ones(n, np.float32), np.ones(n, np.float32), tc.ones(n)
+    description = (("buffer", (n,), "float32"),)
+
+    def raw() -> None:
+        for _ in range(k):
+            world.Allreduce(MPI.IN_PLACE, raw_buf, op=MPI.SUM)
+
+    def checked() -> None:
+        for _ in range(k):
+            comm.all_reduce(ours_buf, "benchmark", description)
+
+    def replica() -> None:
+        strategy.run(lambda: [tc.distribute.get_replica_context().all_reduce("sum", x) for _ in range(k)])
+
+    return {"mpi4py": raw, "tensorcore": checked, "replica": replica}
+
+
+def part_mpi(rounds: int, sizes: Sequence[int]) -> None:
+    from mpi4py import MPI
+
+    import tensorcore as tc
+    from tensorcore.distribute.mpi import MPIComm
+
+    world = MPI.COMM_WORLD
+    comm = MPIComm()
+    strategy = tc.distribute.MultiWorkerMirroredStrategy("cpu")
+    results = []
+    for nbytes in sizes:
+        k = _repeats(nbytes)
+        cases = mpi_cases(world, comm, strategy, nbytes, k)
+        samples: dict[str, list[float]] = {c: [] for c in cases}
+        for fn in cases.values():
+            fn()  # warm-up
+        for _ in range(rounds):
+            for name, fn in cases.items():
+                world.Barrier()
+                start = time.perf_counter()
+                fn()
+                samples[name].append((time.perf_counter() - start) / k)
+        results.append({"bytes": nbytes, **{c: statistics.median(v) for c, v in samples.items()}})
+    if world.Get_rank() == 0:
+        print(json.dumps({"mpi": results}), flush=True)
+
+
+# --- part 2: in-process all-reduce of two PoCL devices --------------------------------------
+
+
+def local_cases(strategy: Any, nbytes: int, k: int) -> dict[str, Callable[[], None]]:
+    """``k`` sums of two float32 buffers of ``nbytes``: NumPy's add on the host, and the
+    all-reduce of one tensor on each of the strategy's two devices."""
+    import tensorcore as tc
+
+    n = nbytes // 4
+    a, b, c = np.ones(n, np.float32), np.full(n, 2.0, np.float32), np.empty(n, np.float32)
+    xs = tc.distribute.PerReplica([tc.asarray(a, device=strategy.devices[0]), tc.asarray(b, device=strategy.devices[1])])
+
+    def numpy_add() -> None:
+        for _ in range(k):
+            np.add(a, b, out=c)
+
+    def body(x: Any) -> Any:
+        ctx = tc.distribute.get_replica_context()
+        out = None
+        for _ in range(k):
+            out = ctx.all_reduce("sum", x)
+        return out
+
+    def all_reduce() -> None:
+        outs = strategy.run(body, (xs,))
+        if float(outs[1][0].item()) != 3.0:
+            raise AssertionError("the all-reduce gave a wrong sum")
+
+    return {"numpy": numpy_add, "tensorcore": all_reduce}
+
+
+def part_local(rounds: int, sizes: Sequence[int]) -> None:
+    import tensorcore as tc
+
+    strategy = tc.distribute.MirroredStrategy(["opencl:0", "opencl:1"])
+    results = []
+    for nbytes in sizes:
+        k = _repeats(nbytes)
+        cases = local_cases(strategy, nbytes, k)
+        samples: dict[str, list[float]] = {c: [] for c in cases}
+        for fn in cases.values():
+            fn()
+        for _ in range(rounds):
+            for name, fn in cases.items():
+                time.sleep(0.1)  # let the other case's threads go idle
+                start = time.perf_counter()
+                fn()
+                samples[name].append((time.perf_counter() - start) / k)
+        results.append({"bytes": nbytes, **{c: statistics.median(v) for c, v in samples.items()}})
+    print(json.dumps({"local": results}), flush=True)
+
+
+# --- part 3: MLP training throughput ---------------------------------------------------------
+
+
+def part_mlp(steps: int, blocks: int, replicas: int, multi_worker: bool) -> None:
+    from tensorcore.benchmarks import _mlp
+
+    import tensorcore as tc
+
+    x, y, params = _mlp.problem(0, 256, MLP_SIZES)
+    if multi_worker:
+        strategy = tc.distribute.MultiWorkerMirroredStrategy("opencl:0")
+    elif replicas > 1:
+        strategy = tc.distribute.MirroredStrategy([f"opencl:{i}" for i in range(replicas)])
+    else:
+        strategy = None
+    if strategy is None:
+        step = _mlp.tensorcore_step_fn(params, lr=0.01, device="opencl:0")
+        tx, ty = tc.asarray(x, device="opencl:0"), tc.asarray(y, device="opencl:0")
+
+        def block() -> float:
+            loss = None
+            for _ in range(steps):
+                loss = step(tx, ty)
+            return float(loss.item())
+    else:
+        with strategy.scope():
+            step = _mlp.tensorcore_step_fn(params, lr=0.01)
+        xs, ys = strategy.split(x, y)
+
+        def block() -> float:
+            loss = None
+            for _ in range(steps):
+                loss = strategy.run(step, (xs, ys))
+            return float(strategy.reduce("mean", loss).item())
+
+    block()  # warm-up: kernels, pools
+    times = []
+    for _ in range(blocks):
+        start = time.perf_counter()
+        block()
+        times.append((time.perf_counter() - start) / steps)
+    rank = getattr(strategy, "rank", 0)
+    if rank == 0:
+        print(json.dumps({"mlp_step_seconds": statistics.median(times)}), flush=True)
+
+
+# --- the driver --------------------------------------------------------------------------------
+
+
+def _mpiexec() -> str:
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return beside if os.path.exists(beside) else "mpiexec"
+
+
+def _child(args: list[str], env: dict[str, str], mpi: bool = False, timeout: float = 1800) -> dict:
+    command = [sys.executable, "-m", "tensorcore.benchmarks.distribute", *args]
+    if mpi:
+        command = [_mpiexec(), "-n", "2", *command]
+    out = subprocess.run(command, env=dict(os.environ, **env), capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"benchmark part {' '.join(args)} failed ({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+    return json.loads(lines[-1])
+
+
+POCL_ONE = {"POCL_DEVICES": "pthread", "POCL_MAX_PTHREAD_COUNT": "2"}
+# PoCL's pthread devices in one process share one pool of POCL_MAX_PTHREAD_COUNT threads.
+POCL_TWO = {"POCL_DEVICES": "pthread pthread", "POCL_MAX_PTHREAD_COUNT": "2"}
+POCL_RANK = {"POCL_DEVICES": "pthread", "POCL_MAX_PTHREAD_COUNT": "1", "OMP_NUM_THREADS": "1"}
+
+
+def drive(rounds: int, quick: bool) -> None:
+    sizes = SIZES[:5] if quick else SIZES
+    size_args = ["--sizes", ",".join(str(s) for s in sizes), "--rounds", str(rounds)]
+    print(f"tensorcore bench distribute: medians of {rounds} interleaved rounds; CPU: {_cpu()}")
+
+    mpi = _child(["--part", "mpi", *size_args], {"OMP_NUM_THREADS": "1"}, mpi=True)["mpi"]
+    print("\n1. all-reduce, float32, 2 MPI ranks on this machine (bus bandwidth = bytes / time for 2 ranks)")
+    print(f"{'size':>8} {'mpi4py Allreduce':>22} {'tensorcore (checked)':>24} {'ratio':>6} {'replica all_reduce':>22} {'ratio':>6}")
+    for r in mpi:
+        gbs = {c: r["bytes"] / r[c] / 1e9 for c in ("mpi4py", "tensorcore", "replica")}
+        print(f"{_fmt_size(r['bytes']):>8} {r['mpi4py'] * 1e6:9.1f} us {gbs['mpi4py']:6.2f} GB/s "
+              f"{r['tensorcore'] * 1e6:9.1f} us {gbs['tensorcore']:6.2f} GB/s {r['mpi4py'] / r['tensorcore']:5.2f}x "
+              f"{r['replica'] * 1e6:9.1f} us {gbs['replica']:6.2f} GB/s {r['mpi4py'] / r['replica']:5.2f}x")
+
+    local = _child(["--part", "local", *size_args], POCL_TWO)["local"]
+    print("\n2. in-process all-reduce of opencl:0 and opencl:1 (PoCL, one pool of 2 threads) against NumPy's add of the two buffers")
+    print(f"{'size':>8} {'numpy add':>12} {'tensorcore':>12} {'ratio':>6}")
+    for r in local:
+        print(f"{_fmt_size(r['bytes']):>8} {r['numpy'] * 1e6:9.1f} us {r['tensorcore'] * 1e6:9.1f} us {r['numpy'] / r['tensorcore']:5.2f}x")
+
+    steps, blocks = (5, 3) if quick else (20, 5)
+    mlp_args = ["--part", "mlp", "--steps", str(steps), "--blocks", str(blocks)]
+    configs: dict[str, Callable[[], dict]] = {
+        "1 replica (opencl:0, 2 threads)": lambda: _child([*mlp_args, "--replicas", "1"], POCL_ONE),
+        "2 replicas in process (opencl:0,1, one pool of 2 threads)": lambda: _child([*mlp_args, "--replicas", "2"], POCL_TWO),
+        "2 MPI ranks (opencl:0 each, 1 thread each)": lambda: _child([*mlp_args, "--multi-worker"], POCL_RANK, mpi=True),
+    }
+    samples: dict[str, list[float]] = {c: [] for c in configs}
+    for _ in range(max(1, rounds // 2) if not quick else 1):
+        for name, run in configs.items():
+            samples[name].append(run()["mlp_step_seconds"])
+    base = statistics.median(samples[next(iter(configs))])
+    print("\n3. MLP 784-512-512-10 training step, global batch 256, SGD, 2 threads in all")
+    for name, values in samples.items():
+        t = statistics.median(values)
+        print(f"{name:>50}: {t * 1e3:7.2f} ms/step, {256 / t:8.0f} examples/s -> {base / t:.2f}x of 1 replica")
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+        name = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name"))
+        family = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("cpu family"))
+        return f"{name}, family {family}, {os.cpu_count()} cores"
+    except (OSError, StopIteration):
+        return f"{os.cpu_count()} cores"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark (the driver), or one part of it in a child process."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="small sizes and few rounds, for a smoke test")
+    parser.add_argument("--part", choices=["mpi", "local", "mlp"], help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES), help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, default=20, help=argparse.SUPPRESS)
+    parser.add_argument("--blocks", type=int, default=5, help=argparse.SUPPRESS)
+    parser.add_argument("--replicas", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--multi-worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.part == "mpi":
+        part_mpi(args.rounds, sizes)
+    elif args.part == "local":
+        part_local(args.rounds, sizes)
+    elif args.part == "mlp":
+        part_mlp(args.steps, args.blocks, args.replicas, args.multi_worker)
+    else:
+        drive(args.rounds, args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

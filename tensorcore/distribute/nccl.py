@@ -1,0 +1,104 @@
+"""NCCL for ``cuda`` replicas, through CuPy's ``cupy.cuda.nccl``.
+
+When every replica of a strategy is a ``cuda`` device (in one process or over MPI), a bucket
+is summed on the GPUs by ``ncclAllReduce``, in place, on each device's stream: no host copy.
+The replicas still meet in the in-process check first (same tensors, timeout), and across
+processes in the MPI ticket check, so a mismatch is an error rather than a hang inside NCCL.
+In one process the communicators come from ``ncclCommInitAll``; over MPI, rank 0 makes the
+unique id and broadcasts it (128 bytes, MPI buffer API), and each replica joins with its
+replica id as its NCCL rank.
+
+Not yet run on a GPU (docs/gpu-validation.md); ``TENSORCORE_NCCL=0`` turns it off, and a
+failure to start NCCL falls back to the host path with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from tensorcore.device import Device
+
+logger = logging.getLogger("tensorcore.distribute")
+
+# NumPy dtype -> the name of CuPy's NCCL data type constant.
+_NCCL_TYPES = {"float16": "NCCL_FLOAT16", "float32": "NCCL_FLOAT32", "float64": "NCCL_FLOAT64",
+               "int32": "NCCL_INT32", "int64": "NCCL_INT64", "uint8": "NCCL_UINT8", "int8": "NCCL_INT8"}
+
+
+def why_not(devices: Sequence[Device]) -> str | None:
+    """Why the strategy's collectives cannot use NCCL (None: they can)."""
+    if os.environ.get("TENSORCORE_NCCL", "1").strip() == "0":
+        return "TENSORCORE_NCCL=0"
+    if not devices or any(d.type != "cuda" for d in devices):
+        return "not every replica is a cuda device"
+    if len({d.index for d in devices}) != len(devices):
+        return "two replicas share a GPU (NCCL needs one rank per device)"
+    try:
+        from cupy.cuda import nccl  # noqa: F401
+    except Exception as exc:  # ImportError, or CuPy built without NCCL
+        return f"cupy.cuda.nccl is unavailable ({type(exc).__name__}: {exc}); pip install 'tensorcore[cuda]'"
+    return None
+
+
+def unique_id_to_array(uid: Sequence[int]) -> np.ndarray:
+    """NCCL's unique id (CuPy gives 128 signed chars as ints) as bytes to broadcast."""
+    return np.asarray(uid, dtype=np.int64).astype(np.int8).view(np.uint8).copy()
+
+
+def unique_id_from_array(buf: np.ndarray) -> tuple[int, ...]:
+    """The inverse of :func:`unique_id_to_array`."""
+    return tuple(int(v) for v in np.asarray(buf, np.uint8).view(np.int8))
+
+
+class NCCLGroup:
+    """One NCCL communicator per local replica; ``broadcast`` shares rank 0's unique id over
+    MPI (None in a single process)."""
+
+    def __init__(self, devices: Sequence[Device], first_replica_id: int, num_replicas: int,
+                 broadcast: Callable[[np.ndarray], np.ndarray] | None) -> None:
+        import cupy
+        from cupy.cuda import nccl
+
+        self._nccl = nccl
+        if broadcast is None:
+            self.comms = nccl.NcclCommunicator.initAll([d.index for d in devices])
+        else:
+            uid = nccl.get_unique_id() if first_replica_id == 0 else (0,) * 128
+            uid = unique_id_from_array(broadcast(unique_id_to_array(uid)))
+            self.comms = []
+            nccl.groupStart()  # several ranks joined from one thread
+            try:
+                for i, dev in enumerate(devices):
+                    with cupy.cuda.Device(dev.index):
+                        self.comms.append(nccl.NcclCommunicator(num_replicas, uid, first_replica_id + i))
+            finally:
+                nccl.groupEnd()
+
+    def all_reduce(self, local_index: int, data: Any, stream: Any) -> None:
+        """Sum the CuPy array ``data`` over every replica, in place, on ``stream``."""
+        name = _NCCL_TYPES.get(str(data.dtype))
+        if name is None:
+            raise TypeError(f"NCCL cannot all-reduce {data.dtype}; use one of {sorted(_NCCL_TYPES)}")
+        self.comms[local_index].allReduce(data.data.ptr, data.data.ptr, data.size, getattr(self._nccl, name),
+                                          self._nccl.NCCL_SUM, stream.ptr)
+
+
+def start(devices: Sequence[Device], first_replica_id: int, num_replicas: int,
+          broadcast: Callable[[np.ndarray], np.ndarray] | None) -> NCCLGroup | None:
+    """An :class:`NCCLGroup` where NCCL applies and starts, else None (said once in the log)."""
+    reason = why_not(devices)
+    if reason is None:
+        try:
+            return NCCLGroup(devices, first_replica_id, num_replicas, broadcast)
+        except Exception as exc:  # a driver or NCCL failure: the host path still works
+            reason = f"NCCL failed to start: {type(exc).__name__}: {exc}"
+            logger.warning("tensorcore.distribute: %s; summing through the host instead", reason)
+            return None
+    if devices and all(d.type == "cuda" for d in devices):
+        logger.warning("tensorcore.distribute: cuda replicas sum through the host: %s", reason)
+    return None
