@@ -71,7 +71,7 @@ def test_train_over_mixed_devices_reaches_97_percent():
 @pytest.mark.skipif(not any(d.startswith("opencl") for d in DEVICES), reason="no OpenCL device here")
 def test_train_over_two_pocl_devices_reaches_97_percent():
     out = run("train", "--no-progress", TENSORCORE_DEVICES="opencl:0,opencl:1", POCL_DEVICES="pthread pthread",
-              POCL_MAX_PTHREAD_COUNT="1")
+              POCL_MAX_PTHREAD_COUNT="2")
     assert out.returncode == 0, out.stderr
     assert "replicas: opencl:0, opencl:1" in out.stdout
     assert accuracy(out.stdout) >= 97.0, out.stdout

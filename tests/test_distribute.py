@@ -89,7 +89,7 @@ def test_two_pocl_devices_in_a_fresh_process():
     """Two real OpenCL devices need POCL_DEVICES before the backend starts: a new process."""
     if not any(d.startswith("opencl") for d in DEVICES):
         pytest.skip("no OpenCL device here")
-    env = dict(os.environ, POCL_DEVICES="pthread pthread", POCL_MAX_PTHREAD_COUNT="1")
+    env = dict(os.environ, POCL_DEVICES="pthread pthread")
     for optimizer, weights in (("sgd", ""), ("adam", "1,2")):
         out = subprocess.run([sys.executable, os.path.join(HERE, "dist_oracle.py"), "oracle", "opencl:0,opencl:1", optimizer, weights],
                              env=env, capture_output=True, text=True, timeout=180)
