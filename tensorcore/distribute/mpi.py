@@ -63,55 +63,63 @@ class MPIComm:
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self._seq = 0
         self._lock = threading.Lock()  # one collective at a time from this process
+        self._ticket = np.zeros(5, np.int64)  # [sequence number, digest of the description]
+        self._tickets = np.zeros((self.size, 5), np.int64)  # rank 0: every rank's ticket
+        self._verdict = np.zeros(2 + self.size, np.int64)  # [sequence, status, joined per rank]
 
     # --- the check ---------------------------------------------------------------------
+    # Hot: every collective pays it, so its buffers are made once and the loops stay lean.
     def _check(self, what: str, description: Description, deadline: float) -> None:
         """Meet every rank at collective number ``self._seq``; raise unless all agree."""
         self._seq += 1
-        ticket = np.empty(5, np.int64)
+        ticket, verdict = self._ticket, self._verdict
         ticket[0] = self._seq
         ticket[1:] = digest(description)
         if self.rank == 0:
-            verdict = self._judge(description, ticket, deadline)
+            self._judge(deadline)
         else:
             self.comm.Send(ticket, dest=0, tag=_TICKET)
-            verdict = np.empty(2 + self.size, np.int64)
             self._wait(self.comm.Irecv(verdict, source=0, tag=_VERDICT), deadline + _GRACE,
                        lambda: CollectiveTimeoutError(
                            f"{what}: rank 0 (which checks every collective) did not answer rank {self.rank} "
                            f"within {collective_timeout() + _GRACE:g} s (TENSORCORE_COLLECTIVE_TIMEOUT)"))
-        if verdict[1] == _MISMATCH:
+        status = int(verdict[1])
+        if status == _MISMATCH:
             raise CollectiveMismatchError(self._mismatch_detail(what, description))
-        if verdict[1] == _MISSING:
+        if status == _MISSING:
             missing = [r for r in range(self.size) if not verdict[2 + r]]
             raise CollectiveTimeoutError(
                 f"{what} (collective #{self._seq}) on rank {self.rank}: rank(s) {missing} did not join within "
                 f"{collective_timeout():g} s (TENSORCORE_COLLECTIVE_TIMEOUT); every rank must run the same "
                 f"collectives in the same order")
 
-    def _judge(self, description: Description, ticket: np.ndarray, deadline: float) -> np.ndarray:
-        """Rank 0: collect every ticket until the deadline, then answer every rank that came."""
-        tickets = {0: ticket}
-        pending = {r: np.empty_like(ticket) for r in range(1, self.size)}
-        requests = {r: self.comm.Irecv(buf, source=r, tag=_TICKET) for r, buf in pending.items()}
-        while requests and time.monotonic() < deadline:
-            for r in [r for r, req in requests.items() if req.Test()]:
-                tickets[r] = pending[r]
-                del requests[r]
-        for req in requests.values():
-            req.Cancel()
-            req.Free()
-        verdict = np.zeros(2 + self.size, np.int64)
+    def _judge(self, deadline: float) -> None:
+        """Rank 0: collect every ticket until the deadline, then answer every rank that came
+        (the verdict lands in ``self._verdict``)."""
+        requests = [self.comm.Irecv(self._tickets[r], source=r, tag=_TICKET) for r in range(1, self.size)]
+        spins, everyone = 0, True
+        while not self.MPI.Request.Testall(requests):  # a false Testall leaves every request as it was
+            spins += 1
+            if spins % 256 == 0 and time.monotonic() > deadline:
+                everyone = False
+                break
+        arrived = [True] * self.size if everyone else [True] + [bool(req.Test()) for req in requests]
+        for r, came in enumerate(arrived):
+            if not came:
+                requests[r - 1].Cancel()
+                requests[r - 1].Free()
+        verdict, mine = self._verdict, self._ticket.tobytes()
         verdict[0] = self._seq
-        verdict[2:] = [r in tickets for r in range(self.size)]
-        if requests:
+        verdict[2:] = arrived
+        if not all(arrived):
             verdict[1] = _MISSING
-        elif any(not np.array_equal(t, ticket) for t in tickets.values()):
+        elif any(self._tickets[r].tobytes() != mine for r in range(1, self.size)):
             verdict[1] = _MISMATCH
-        for r in tickets:
-            if r != 0:
+        else:
+            verdict[1] = _GO
+        for r in range(1, self.size):
+            if arrived[r]:
                 self.comm.Send(verdict, dest=r, tag=_VERDICT)
-        return verdict
 
     def _mismatch_detail(self, what: str, description: Description) -> str:
         """Every rank joins in (all are here): rank 0 gathers the descriptions, names the first
