@@ -11,7 +11,8 @@ from tensorcore.distribute.collective import (
     CollectiveTimeoutError,
     ReplicaAborted,
 )
-from tensorcore.distribute.strategy import MirroredStrategy, OutOfSyncError, launched_by_mpi
+from tensorcore.distribute.devices import launched_by_mpi
+from tensorcore.distribute.strategy import MirroredStrategy, OutOfSyncError
 from tensorcore.distribute.values import (
     MirroredVariable,
     PerReplica,

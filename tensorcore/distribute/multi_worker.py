@@ -19,8 +19,9 @@ from tensorcore import registry
 from tensorcore.device import Device
 from tensorcore.distribute import nccl
 from tensorcore.distribute.collective import Description
+from tensorcore.distribute.devices import default_devices
 from tensorcore.distribute.mpi import MPIComm, install_abort_on_error
-from tensorcore.distribute.strategy import MirroredStrategy, OutOfSyncError, default_devices
+from tensorcore.distribute.strategy import MirroredStrategy, OutOfSyncError
 
 
 class MultiWorkerMirroredStrategy(MirroredStrategy):

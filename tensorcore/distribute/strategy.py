@@ -9,7 +9,6 @@ replica applies the same bits and the replicas stay bitwise identical.
 
 from __future__ import annotations
 
-import os
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -19,10 +18,12 @@ from typing import Any
 import numpy as np
 
 from tensorcore import dispatch, registry
-from tensorcore.device import Device, resolve, thread_default
+from tensorcore.device import Device, thread_default
 from tensorcore.distribute import buckets, collective_op, nccl
 from tensorcore.distribute.collective import Description, LocalGroup, ReplicaAborted
 from tensorcore.distribute.collective_op import ALL_REDUCE
+from tensorcore.distribute.devices import default_devices, launched_by_mpi, parse_devices
+from tensorcore.distribute.inputs import BatchSplitter, largest_remainder
 from tensorcore.distribute.replicas import ReplicaThreads
 from tensorcore.distribute.values import (
     MirroredVariable,
@@ -37,52 +38,14 @@ from tensorcore.errors import OpError
 from tensorcore.ops.registry import OPS
 from tensorcore.tensor import Tensor
 
+# The device choice (devices.py) and the input side (inputs.py) live apart; their public
+# names stay importable from here, where they were first defined.
+__all__ = ["MirroredStrategy", "OutOfSyncError", "default_devices", "launched_by_mpi", "largest_remainder",
+           "parse_devices"]
+
 
 class OutOfSyncError(RuntimeError):
     """Mirrored copies that should be bitwise identical are not (``check_in_sync``)."""
-
-
-def launched_by_mpi() -> bool:
-    """Whether an MPI launcher (``mpiexec``/``mpirun`` of MPICH or Open MPI, Slurm's ``srun``)
-    started this process as one of several."""
-    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
-        try:
-            if int(os.environ.get(name, "1")) > 1:
-                return True
-        except ValueError:
-            pass
-    return False
-
-
-def default_devices() -> list[Device]:
-    """``TENSORCORE_DEVICES`` (comma-separated), else every available accelerator, else cpu."""
-    raw = os.environ.get("TENSORCORE_DEVICES", "").strip()
-    if raw:
-        return parse_devices(raw, origin="TENSORCORE_DEVICES")
-    accelerators = [d for d in registry.available_devices() if d.type != "cpu"]
-    return accelerators or [Device("cpu")]
-
-
-def parse_devices(specs: str | Sequence[str | Device], origin: str = "devices") -> list[Device]:
-    """Devices from ``"opencl:0,opencl:1"`` or a list; each entry is resolved as
-    ``TENSORCORE_DEVICE`` is (malformed: an error; unavailable: cpu with a warning, or an error
-    under strict placement)."""
-    items = [s.strip() for s in specs.split(",")] if isinstance(specs, str) else list(specs)
-    if not items or any(s == "" for s in items):
-        raise ValueError(f"{origin}: expected a comma-separated list of devices like 'opencl:0,opencl:1', got {specs!r}")
-    return [resolve(s, origin=origin) for s in items]
-
-
-def largest_remainder(n: int, weights: Sequence[float]) -> list[int]:
-    """Split ``n`` rows into integer shares proportional to ``weights`` (Hamilton's method;
-    ties go to the lower index), the same on every process."""
-    total = float(sum(weights))
-    quotas = [n * w / total for w in weights]
-    sizes = [int(q) for q in quotas]
-    order = sorted(range(len(weights)), key=lambda i: (-(quotas[i] - sizes[i]), i))
-    for i in order[: n - sum(sizes)]:
-        sizes[i] += 1
-    return sizes
 
 
 class MirroredStrategy:
@@ -101,6 +64,7 @@ class MirroredStrategy:
         self._weights = self._check_weights(weights, len(self._devices))
         self._first_replica_id = 0
         self._setup_cross_process()
+        self._inputs = BatchSplitter(self._devices, self._first_replica_id, self._all_weights)
         names = [str(d) for d in self._devices]
         self._group = LocalGroup(names, cross=self._cross_sum if self._multi_process else None,
                                  cross_check=self._cross_meet if self._multi_process else None)
@@ -233,62 +197,19 @@ class MirroredStrategy:
                 return tuple(n / total for n in value.sizes)
         return self.weights
 
-    # --- input -------------------------------------------------------------------------
-    def _shares(self, n: int) -> list[int]:
-        sizes = largest_remainder(n, self._all_weights)
-        if min(sizes) == 0:
-            raise ValueError(f"a global batch of {n} rows cannot give each of the {len(sizes)} replicas a row "
-                             f"(shares {list(self.weights)}); use a larger batch")
-        return sizes
-
+    # --- input (inputs.py) ---------------------------------------------------------------
     def split(self, *arrays: Any) -> Any:
         """Split global batches (NumPy arrays or tensors, same number of rows) along axis 0 by
         the replicas' shares; each shard is placed on its replica's device. Returns one
         :class:`PerReplica` per array (a tuple for several)."""
-        if not arrays:
-            raise ValueError("split needs at least one array")
-        n = len(arrays[0])
-        for i, a in enumerate(arrays):
-            if len(a) != n:
-                raise ValueError(f"split: array {i} has {len(a)} rows, array 0 has {n}")
-        sizes = self._shares(n)
-        out = tuple(self._place_shards(a, sizes) for a in arrays)
-        return out if len(out) > 1 else out[0]
-
-    def _place_shards(self, array: Any, sizes: list[int], rows: np.ndarray | None = None) -> PerReplica:
-        from tensorcore.ops.creation import from_host
-
-        starts = np.concatenate([[0], np.cumsum(sizes)])
-        shards = []
-        for i, dev in enumerate(self._devices):
-            lo, hi = int(starts[self._first_replica_id + i]), int(starts[self._first_replica_id + i + 1])
-            if isinstance(array, Tensor):
-                part = array[lo:hi] if rows is None else array[rows[lo:hi]]
-                shards.append(part.to_device(dev))
-            else:
-                part = np.asarray(array)[lo:hi] if rows is None else np.asarray(array)[rows[lo:hi]]
-                shards.append(from_host(np.ascontiguousarray(part), dev))
-        return PerReplica(shards, sizes=sizes)
+        return self._inputs.split(*arrays)
 
     def batches(self, arrays: Sequence[Any], global_batch_size: int, shuffle: bool = True, seed: int = 0,
                 drop_last: bool = False) -> Iterator[tuple[PerReplica, ...]]:
         """Iterate over a dataset (host arrays with the same number of rows) in global batches,
         yielding one :class:`PerReplica` per array. Every process draws the same order from
         ``seed``. A last batch too small to give every replica a row is dropped."""
-        n = len(arrays[0])
-        for i, a in enumerate(arrays):
-            if len(a) != n:
-                raise ValueError(f"batches: array {i} has {len(a)} rows, array 0 has {n}")
-        if global_batch_size < self.num_replicas_in_sync:
-            raise ValueError(f"batches: global_batch_size {global_batch_size} is smaller than the "
-                             f"{self.num_replicas_in_sync} replicas; each replica needs at least one row")
-        order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
-        for start in range(0, n, global_batch_size):
-            rows = order[start:start + global_batch_size]
-            if len(rows) < self.num_replicas_in_sync or (drop_last and len(rows) < global_batch_size):
-                return
-            sizes = self._shares(len(rows))
-            yield tuple(self._place_shards(a, sizes, rows) for a in arrays)
+        return self._inputs.batches(arrays, global_batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
 
     # --- reductions --------------------------------------------------------------------
     def reduce(self, op: str, value: Any) -> Tensor:
