@@ -172,6 +172,26 @@ def test_reduce_and_split_follow_the_shares():
         strategy.reduce("max", sums)
 
 
+def test_the_step_weights_come_from_split_inputs_inside_containers_too():
+    """A batch handed to run inside a tuple or a dict (features by name) weights the step by
+    its shares as a bare argument does: (3, 7) rows weigh 0.3 and 0.7, not the nominal 1:3."""
+    strategy = MirroredStrategy(["cpu", "cpu"], weights=[1, 3])
+    shards = strategy.split(np.arange(10, dtype=np.float32))
+    assert shards.sizes == (3, 7)
+    for args in [(shards,), ((shards,),), ([shards],), ({"x": shards},)]:
+        means = strategy.run(lambda a: tc.mean(_leaves(a)[0]), args)
+        assert means.weights == pytest.approx((0.3, 0.7))
+        assert strategy.reduce("mean", means).item() == pytest.approx(4.5)  # the mean of the global batch
+    means = strategy.run(lambda x: tc.mean(x["nested"]), kwargs={"x": {"nested": shards}})
+    assert strategy.reduce("mean", means).item() == pytest.approx(4.5)
+
+
+def _leaves(value):
+    if isinstance(value, dict):
+        value = list(value.values())
+    return [leaf for v in value for leaf in _leaves(v)] if isinstance(value, (list, tuple)) else [value]
+
+
 def test_largest_remainder_shares():
     assert largest_remainder(10, [1, 1]) == [5, 5]
     assert largest_remainder(11, [1, 1, 1]) == [4, 4, 3]

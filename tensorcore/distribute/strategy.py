@@ -190,12 +190,13 @@ class MirroredStrategy:
 
     def _step_weights(self, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[float, ...]:
         """Every replica's weight in this step: its share of the rows of the first split
-        argument, else the nominal weights."""
-        for value in list(args) + list(kwargs.values()):
-            if isinstance(value, PerReplica) and value.sizes is not None:
-                total = sum(value.sizes)
-                return tuple(n / total for n in value.sizes)
-        return self.weights
+        argument (inside tuples, lists and dicts too, as ``run`` hands them out), else the
+        nominal weights."""
+        sizes = _first_sizes((tuple(args), kwargs))
+        if sizes is None:
+            return self.weights
+        total = sum(sizes)
+        return tuple(n / total for n in sizes)
 
     # --- input (inputs.py) ---------------------------------------------------------------
     def split(self, *arrays: Any) -> Any:
@@ -392,6 +393,22 @@ def _local(value: Any, i: int) -> Any:
     if isinstance(value, dict):
         return {k: _local(v, i) for k, v in value.items()}
     return value
+
+
+def _first_sizes(value: Any) -> tuple[int, ...] | None:
+    """The batch sizes of the first split PerReplica in ``value``, searched as :func:`_local`
+    descends (tuples, lists, dicts), or None."""
+    if isinstance(value, PerReplica):
+        return value.sizes
+    if isinstance(value, dict):
+        value = list(value.values())
+    elif not isinstance(value, (list, tuple)) or hasattr(value, "_fields"):
+        return None
+    for v in value:
+        sizes = _first_sizes(v)
+        if sizes is not None:
+            return sizes
+    return None
 
 
 def _per_replica(results: list[Any], weights: Sequence[float]) -> Any:
