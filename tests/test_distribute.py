@@ -215,6 +215,16 @@ def test_batches_cover_the_dataset_once_per_epoch():
     assert len(list(strategy.batches([ids[:9]], 8, seed=0))) == 1  # a last batch of one row cannot feed two replicas
 
 
+def test_batches_drop_a_last_batch_that_the_shares_leave_a_replica_without_rows():
+    """As documented: a last batch too small to give every replica a row is dropped, also when
+    it has more rows than replicas but the shares round one replica's part to zero."""
+    strategy = MirroredStrategy(["cpu", "cpu"], weights=[1, 9])
+    batches = list(strategy.batches([np.arange(14)], 10, shuffle=False))  # 10 rows, then 4: 0.4 + 3.6
+    assert [b[0].sizes for b in batches] == [(1, 9)]
+    with pytest.raises(ValueError, match="use a larger batch"):  # a full batch that cannot be shared stays an error
+        list(strategy.batches([np.arange(14)], 4, shuffle=False))
+
+
 def test_a_failing_replica_stops_the_step_and_updates_nothing():
     strategy = MirroredStrategy(["cpu", "cpu"])
     with strategy.scope():

@@ -94,7 +94,8 @@ class BatchSplitter:
         order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
         for start in range(0, n, global_batch_size):
             rows = order[start:start + global_batch_size]
-            if len(rows) < replicas or (drop_last and len(rows) < global_batch_size):
-                return
+            last = len(rows) < global_batch_size
+            if last and (drop_last or min(largest_remainder(len(rows), self.weights)) == 0):
+                return  # too small to give every replica a row (or not wanted)
             sizes = self.shares(len(rows))
             yield tuple(self.place(a, sizes, rows) for a in arrays)
