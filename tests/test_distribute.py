@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -248,6 +250,49 @@ def test_a_failing_replica_stops_the_step_and_updates_nothing():
     for c in w.copies:
         np.testing.assert_array_equal(c.numpy(), np.zeros(4))  # 1 - 0.5 * 2
     strategy.check_in_sync()
+
+
+class _InterruptedError(Exception):
+    """What the test's signal handler raises in the main thread (as Ctrl-C raises KeyboardInterrupt)."""
+
+
+@pytest.fixture
+def interrupt_main():
+    """A function that interrupts the main thread's wait in strategy.run, as Ctrl-C does."""
+
+    def handler(signum, frame):
+        raise _InterruptedError()
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    yield lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+    signal.signal(signal.SIGUSR1, previous)
+
+
+def test_a_run_interrupted_while_it_waits_leaves_nothing_behind(interrupt_main, monkeypatch):
+    """Ctrl-C while run waits for its replicas: their late results are not the next run's, and
+    replicas waiting in a collective are woken rather than left to time out."""
+    monkeypatch.setenv("TENSORCORE_COLLECTIVE_TIMEOUT", "20")
+    strategy = MirroredStrategy(["cpu", "cpu"])
+    go = threading.Event()
+
+    def step():
+        ctx = tc.distribute.get_replica_context()
+        if ctx.replica_id == 0:
+            interrupt_main()
+            ctx.all_reduce("sum", tc.ones(2))  # replica 1 never joins: woken by the interruption
+        else:
+            go.wait(30)
+        return "old"
+
+    with pytest.raises(_InterruptedError):
+        strategy.run(step)
+    go.set()
+    start = time.monotonic()
+    assert list(strategy.run(lambda: "new")) == ["new", "new"]
+    assert time.monotonic() - start < 10  # not the collective's timeout
+    sums = strategy.run(lambda: tc.distribute.get_replica_context().all_reduce("sum", tc.ones(2)))
+    for s in sums:
+        np.testing.assert_array_equal(s.numpy(), [2, 2])
 
 
 def test_mismatched_tensors_name_the_tensor():

@@ -4,6 +4,10 @@
 waits for all of them. Threads are reused across steps (a step is milliseconds; starting
 threads each time would cost more than the collective). Per-thread state (tapes, device
 scopes, graph tracers) therefore belongs to the replica, as DESIGN.md's rule 7 asks.
+
+Each run keeps its own results, so a run whose caller was interrupted (Ctrl-C) while it
+waited cannot hand its late results to the next one: the interruption wakes the replicas
+waiting in a collective, and the next run first waits for that run's replicas to finish.
 """
 
 from __future__ import annotations
@@ -11,22 +15,57 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 _STOP = object()
 
 
+class Group(Protocol):
+    """What the threads need of the replicas' collectives (``collective.LocalGroup``)."""
+
+    def abort(self, reason: str) -> None: ...
+
+    def reset(self) -> None: ...
+
+
+class _Run:
+    """One call of :meth:`ReplicaThreads.run`: each replica's result or error, and how many
+    replicas are still at it."""
+
+    def __init__(self, task: Callable[[int], Any], n: int) -> None:
+        self.task = task
+        self.results: list[Any] = [None] * n
+        self.errors: list[BaseException | None] = [None] * n
+        self.left = n
+        self.aborted = False  # its caller was interrupted and aborted the group
+        self.settled = False  # waited for, and the group reset after a failure or an abort
+        self._finished = threading.Condition()
+
+    def finish(self, index: int, value: Any, error: BaseException | None) -> None:
+        self.results[index], self.errors[index] = value, error
+        with self._finished:
+            self.left -= 1
+            self._finished.notify_all()
+
+    def wait(self) -> None:
+        with self._finished:
+            while self.left:
+                self._finished.wait()
+
+
 class ReplicaThreads:
     """Worker threads named after their replicas' devices; daemon threads, so a forgotten
-    strategy never keeps the interpreter alive."""
+    strategy never keeps the interpreter alive. ``on_failure(i, exc)`` runs in replica
+    ``i``'s thread when its task raises; ``group`` is reset after a run in which one did."""
 
-    def __init__(self, names: Sequence[str], on_failure: Callable[[int, BaseException], None]) -> None:
+    def __init__(self, names: Sequence[str], on_failure: Callable[[int, BaseException], None], group: Group) -> None:
         self.names = list(names)
         self._on_failure = on_failure
+        self._group = group
         self._tasks: list[queue.SimpleQueue] = []
-        self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()  # one run at a time
+        self._last: _Run | None = None
 
     def _start(self) -> None:
         for i, name in enumerate(self.names):
@@ -38,14 +77,15 @@ class ReplicaThreads:
 
     def _serve(self, index: int, tasks: queue.SimpleQueue) -> None:
         while True:
-            task = tasks.get()
-            if task is _STOP:
+            run = tasks.get()
+            if run is _STOP:
                 return
             try:
-                self._done.put((index, task(index), None))
+                value, error = run.task(index), None
             except BaseException as exc:  # handed to the caller of run(), which re-raises it
+                value, error = None, exc
                 self._on_failure(index, exc)
-                self._done.put((index, None, exc))
+            run.finish(index, value, error)
 
     def run(self, task: Callable[[int], Any]) -> tuple[list[Any], list[BaseException | None]]:
         """``task(i)`` in every replica's thread; (results, errors), each in replica order."""
@@ -54,14 +94,26 @@ class ReplicaThreads:
         with self._lock:
             if not self._threads:
                 self._start()
+            if self._last is not None and not self._last.settled:
+                self._settle(self._last)  # its caller was interrupted
+            run = self._last = _Run(task, len(self.names))
             for tasks in self._tasks:
-                tasks.put(task)
-            results: list[Any] = [None] * len(self.names)
-            errors: list[BaseException | None] = [None] * len(self.names)
-            for _ in self.names:
-                i, value, error = self._done.get()
-                results[i], errors[i] = value, error
-        return results, errors
+                tasks.put(run)
+            try:
+                run.wait()
+            except BaseException:  # interrupted: wake the replicas that wait in a collective
+                run.aborted = True
+                self._group.abort("strategy.run was interrupted")
+                raise
+            self._settle(run)
+        return run.results, run.errors
+
+    def _settle(self, run: _Run) -> None:
+        """Wait for ``run``'s replicas; after a failure or an abort, ready the group for the next run."""
+        run.wait()
+        if run.aborted or any(e is not None for e in run.errors):
+            self._group.reset()
+        run.settled = True
 
     def close(self) -> None:
         """Stop the threads (they are daemons; this only tidies up)."""

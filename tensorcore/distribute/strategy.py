@@ -69,7 +69,7 @@ class MirroredStrategy:
         self._group = LocalGroup(names, cross=self._cross_sum if self._multi_process else None,
                                  cross_check=self._cross_meet if self._multi_process else None)
         self._nccl = self._start_nccl()
-        self._threads = ReplicaThreads(names, on_failure=self._replica_failed)
+        self._threads = ReplicaThreads(names, on_failure=self._replica_failed, group=self._group)
         self._group_id = collective_op.register(self)
         self._weight_tensors = [_weight_tensors(dev) for dev in self._devices]
         self._weight_values: list[float | None] = [None] * len(self._devices)
@@ -170,9 +170,8 @@ class MirroredStrategy:
                 self._set_weight(i, weights[ctx.replica_id])
                 return fn(*_local(args, i), **_local(kwargs, i))
 
-        results, errors = self._threads.run(task)
+        results, errors = self._threads.run(task)  # resets the group after a failure
         if any(e is not None for e in errors):
-            self._group.reset()
             raise _first_error(errors, self._devices)
         return _per_replica(results, weights)
 
