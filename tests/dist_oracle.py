@@ -142,9 +142,25 @@ def _faults(kind: str) -> None:
     _report({"rank": strategy.rank, "finished": True})
 
 
+def _uneven_nodes() -> None:
+    """Default devices where rank 1 is on a node without accelerators (under mpiexec -n 2):
+    rank 0 takes an accelerator, rank 1 cpu, and the two still meet in collectives."""
+    from mpi4py import MPI
+
+    from tensorcore import registry
+
+    if MPI.COMM_WORLD.Get_rank() == 1:
+        registry.available_devices = lambda: [tc.Device("cpu")]
+    strategy = tc.distribute.MultiWorkerMirroredStrategy()
+    sums = strategy.run(lambda: tc.distribute.get_replica_context().all_reduce("sum", tc.ones(3)))
+    _report({"rank": strategy.rank, "devices": [str(d) for d in strategy.devices], "sum": sums[0].numpy().tolist()})
+
+
 if __name__ == "__main__":
     scenario, args = sys.argv[1], sys.argv[2:]
     if scenario in ("oracle", "mpi-oracle"):
         _report(_oracle(*args[:4], multi_worker=scenario == "mpi-oracle"))
+    elif scenario == "uneven-nodes":
+        _uneven_nodes()
     else:
         _faults(scenario)

@@ -96,3 +96,14 @@ def test_ranks_reducing_different_tensors_get_an_error_naming_the_tensor(tmp_pat
     assert out.returncode != 0
     assert "CollectiveMismatchError" in out.stderr
     assert "tensor 1" in out.stderr and "float32[3]" in out.stderr and "float32[4]" in out.stderr
+
+
+@pytest.mark.skipif("opencl:0" not in DEVICES, reason="needs an accelerator (PoCL's opencl:0) on rank 0")
+def test_default_devices_when_only_some_nodes_have_accelerators(tmp_path):
+    """Rank 0 sees an accelerator, rank 1 none (a cpu-only node): choosing the default devices
+    is not a collective only the ranks with accelerators join (that stalled until the timeout)."""
+    out, seconds, reports = mpirun(tmp_path, "uneven-nodes", timeout=90, env={"TENSORCORE_COLLECTIVE_TIMEOUT": "10"})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert reports[0]["devices"] == ["opencl:0"] and reports[1]["devices"] == ["cpu:0"]
+    assert reports[0]["sum"] == reports[1]["sum"] == [2.0, 2.0, 2.0]
+    assert seconds < 10

@@ -46,14 +46,20 @@ class MultiWorkerMirroredStrategy(MirroredStrategy):
         super().__init__(devices, weights)
 
     def _default_worker_devices(self) -> list[Device]:
+        # A collective: every rank joins, whatever devices it sees (a node may have none).
+        node_rank = self._node_rank()
         if os.environ.get("TENSORCORE_DEVICES", "").strip():
             return default_devices()
         accelerators = [d for d in registry.available_devices() if d.type != "cpu"]
         if not accelerators:
             return [Device("cpu")]
+        return [accelerators[node_rank % len(accelerators)]]
+
+    def _node_rank(self) -> int:
+        """This process's rank among the processes on its node (collective over every rank)."""
         local = self._comm.comm.Split_type(self._comm.MPI.COMM_TYPE_SHARED)
         try:
-            return [accelerators[local.Get_rank() % len(accelerators)]]
+            return local.Get_rank()
         finally:
             local.Free()
 
