@@ -295,6 +295,44 @@ def test_a_run_interrupted_while_it_waits_leaves_nothing_behind(interrupt_main, 
         np.testing.assert_array_equal(s.numpy(), [2, 2])
 
 
+def test_an_abort_just_after_a_collective_completed_does_not_fail_only_some_replicas():
+    """An abort (a replica failing, or an interrupted run) that lands the instant the second
+    barrier releases, before the waiting replica wakes: the collective completed, so every
+    replica returns its sum. Before, the woken replica raised ReplicaAborted while the other
+    went on to apply the update: the replicas out of sync. (The barrier is threading's, its
+    release hooked to break it at once, under its lock, so the waiter cannot wake first.)"""
+    from tensorcore.distribute.collective import LocalGroup
+
+    group = LocalGroup(["cpu:0", "cpu:0"])
+
+    class AbortedAsItReleases(threading.Barrier):
+        def _release(self):
+            super()._release()
+            group._abort_reason = "replica 1 failed after the collective"
+            group._arrive.abort()
+            self._break()  # what abort() does; abort() itself would take the lock this thread holds
+
+    group._leave = AbortedAsItReleases(2)
+    buffers = [np.full(4, 1.0 + i, np.float32) for i in range(2)]
+    outcomes: list = [None, None]
+
+    def replica(i):
+        try:
+            group.all_reduce(i, "test all-reduce", (("x", (4,), "float32"),), buffers[i], timeout=10)
+            outcomes[i] = "done"
+        except Exception as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=replica, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert outcomes == ["done", "done"]
+    for b in buffers:
+        np.testing.assert_array_equal(b, np.full(4, 3.0))
+
+
 def test_mismatched_tensors_name_the_tensor():
     strategy = MirroredStrategy(["cpu", "cpu"])
 

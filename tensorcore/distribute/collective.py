@@ -93,6 +93,7 @@ class LocalGroup:
         self._lock = threading.Lock()
         self._inputs: list[Any] = [None] * self.size
         self._arrived = [False] * self.size
+        self._leaving = 0  # replicas that reached this round's second barrier
         self._what = ""
         self._error: BaseException | None = None
         self._abort_reason: str | None = None
@@ -116,7 +117,7 @@ class LocalGroup:
                 else:
                     self._sum_chunk(buffers, index)
         finally:
-            self._wait(self._leave, what, timeout)  # every chunk is written
+            self._wait_to_leave(what, timeout)  # every chunk is written
             self._inputs[index] = None  # only this replica writes its slot: no race with the next round
         if self._error is not None:
             raise self._error
@@ -153,11 +154,26 @@ class LocalGroup:
         except threading.BrokenBarrierError:
             raise self._broken(what, timeout) from None
 
+    def _wait_to_leave(self, what: str, timeout: float) -> None:
+        """The second barrier. An abort that breaks it once every replica has reached it (the
+        instant it releases, before a waiter wakes) comes after the collective completed: no
+        replica raises for it then, or one would apply the update and another not."""
+        with self._lock:
+            self._leaving += 1
+        try:
+            self._leave.wait(timeout)
+        except threading.BrokenBarrierError:
+            with self._lock:
+                completed = self._leaving == self.size
+            if not completed:
+                raise self._broken(what, timeout) from None
+
     def _check_and_cross(self) -> None:
         """The last replica to arrive: check the descriptions; across processes, sum the local
         buffers into replica 0's and hand it to the cross-process step."""
         self._error = None
         self._arrived = [False] * self.size  # for the next round's timeout message
+        self._leaving = 0  # everyone has left the previous round's second barrier
         try:
             inputs = self._inputs
             first = inputs[0][0]
@@ -198,4 +214,5 @@ class LocalGroup:
         with self._lock:
             self._inputs = [None] * self.size
             self._arrived = [False] * self.size
+            self._leaving = 0
         self._abort_reason = None
