@@ -317,7 +317,8 @@ class MirroredStrategy:
     def collective_stats(self) -> dict[str, float]:
         """What the collectives inside ``run`` cost so far, seen from this process's first
         replica: ``collectives`` (buckets), ``bytes`` (all-reduced, one replica's payload) and
-        ``seconds`` (from packing the gradients to unpacking the sum, waits included)."""
+        ``seconds`` (inside the collectives: the wait for the other replicas and processes, the
+        check, the sum and the copy back; packing and unpacking the buckets are not counted)."""
         return dict(self._stats)
 
     def reset_collective_stats(self) -> None:
