@@ -164,16 +164,53 @@ class MirroredStrategy:
             raise RuntimeError("strategy.run was called inside strategy.run; call the function directly instead")
         weights = self._step_weights(args, kwargs)
 
+        contexts = [self._context(i, weights) for i in range(len(self._devices))]
+
         def task(i: int) -> Any:
-            ctx = self._context(i, weights)
+            ctx = contexts[i]
             with as_replica(ctx), thread_default(ctx.device):
                 self._set_weight(i, weights[ctx.replica_id])
                 return fn(*_local(args, i), **_local(kwargs, i))
 
         results, errors = self._threads.run(task)  # resets the group after a failure
         if any(e is not None for e in errors):
-            raise _first_error(errors, self._devices)
+            exc = _first_error(errors, self._devices)
+            self._repair_half_updated(contexts, errors, exc)
+            raise exc
         return _per_replica(results, weights)
+
+    @contextmanager
+    def applying_update(self) -> Iterator[None]:
+        """Marks an optimizer applying an all-reduced update in this replica (see ``run``)."""
+        ctx = _state.replica
+        ctx.phase = "updating"
+        yield
+        ctx.phase = "updated"
+
+    def _repair_half_updated(self, contexts: list[ReplicaContext], errors: list[BaseException | None],
+                             exc: BaseException) -> None:
+        """After a failed step: a replica that failed while applying the (all-reduced, so
+        identical) update gets every mirrored variable and optimizer state from a replica that
+        applied it, so no replica is left half-updated. Eager steps only: a traced step's
+        update runs inside its graph, which marks no phases."""
+        broken = [i for i, e in enumerate(errors) if e is not None and contexts[i].phase == "updating"]
+        if not broken:
+            return
+        done = [i for i, c in enumerate(contexts) if c.phase == "updated"]
+        note = getattr(exc, "add_note", lambda _: None)
+        if not done:
+            note(f"replica(s) {broken} failed while applying the optimizer's update and none finished it: the "
+                 "replicas are out of sync now (check_in_sync says where); restore them, e.g. from a checkpoint")
+            return
+        from tensorcore.ops.creation import from_host
+
+        source = done[0]
+        for _, copies in self._synced_tensors(trainable_only=False):
+            host = np.array(copies[source].numpy())
+            for i in broken:
+                dispatch.apply_inplace(OPS["assign"], copies[i], (from_host(host.copy(), self._devices[i]),))
+        note(f"replica(s) {broken} failed while applying the optimizer's update; they were given replica {source}'s "
+             "variables and optimizer state, so every replica holds the updated values")
 
     def _set_weight(self, index: int, weight: float) -> None:
         """Write this step's weight into the replica's weight tensors, which the packed
@@ -341,11 +378,12 @@ class MirroredStrategy:
             primaries.append(hosts[0])
         self._cross_check(names, primaries)
 
-    def _synced_tensors(self) -> Iterator[tuple[str, list[Tensor]]]:
-        """(name, copies) of what must stay identical, in creation order."""
+    def _synced_tensors(self, trainable_only: bool = True) -> Iterator[tuple[str, list[Tensor]]]:
+        """(name, copies) of every mirrored variable (trainable ones only, by default: what
+        must stay identical) and optimizer state tensor, in creation order."""
         for ref in self._variables:
             v = ref()
-            if v is not None and v.trainable:
+            if v is not None and (v.trainable or not trainable_only):
                 yield f"variable {v.name!r}", list(v.copies)
         for ref in self._optimizers:
             opt = ref()

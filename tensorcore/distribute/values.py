@@ -67,6 +67,9 @@ class ReplicaContext:
         self.strategy, self.local_index, self.weights = strategy, local_index, tuple(weights)
         self.replica_id = strategy._first_replica_id + local_index
         self.device: Device = strategy.devices[local_index]
+        # Where an eager optimizer step stands: None, "updating" (the all-reduce is done, the
+        # update is being applied) or "updated". A failure while "updating" is repaired by run.
+        self.phase: str | None = None
 
     @property
     def num_replicas_in_sync(self) -> int:

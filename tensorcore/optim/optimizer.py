@@ -62,10 +62,17 @@ class Optimizer:
                     f"{name}.step: gradient {i} is {g.dtype}{list(g.shape)} but parameter "
                     f"{p.name!r} is {p.dtype}{list(p.shape)}"
                 )
-        if self._strategy is not None:
-            grads = self._strategy.reduce_gradients(grads, self.params)
-        if self._strategy is None or self._strategy.local_index() == 0:
+        if self._strategy is None:
             self.iterations += 1
+            self._apply(grads)
+            return
+        grads = self._strategy.reduce_gradients(grads, self.params)
+        if self._strategy.local_index() == 0:
+            self.iterations += 1
+        with self._strategy.applying_update():  # a replica failing in here is repaired by run
+            self._apply(grads)
+
+    def _apply(self, grads: Sequence[Any]) -> None:
         states = self.state
         for i, (p, g) in enumerate(zip(self.params, grads)):
             if g is None:
