@@ -3,7 +3,7 @@
 One replica per device, each in its own thread (``replicas.py``). Variables created in
 ``scope()`` are mirrored (``values.MirroredVariable``); an optimizer over mirrored variables
 all-reduces the gradients in ``step()`` (``reduce_gradients``) in fused buckets through the
-in-process collective (``collective.py``), which sums on the host in replica order, so every
+in-process collective (``collective.py``: each replica sums a chunk, in replica order), so every
 replica applies the same bits and the replicas stay bitwise identical.
 """
 
