@@ -462,3 +462,23 @@ def test_a_replica_failing_inside_the_update_is_given_the_updated_values(monkeyp
     for v in (w, b):
         for c in v.copies:
             np.testing.assert_array_equal(c.numpy(), np.zeros(v.shape))  # 1 - 0.5 * 2
+
+
+def test_a_forgotten_strategy_is_freed_and_its_threads_end():
+    import gc
+    import weakref
+
+    def used_strategy():
+        strategy = MirroredStrategy(["cpu", "cpu"])
+        with strategy.scope():
+            w = tc.Variable(np.ones(2, np.float32))
+        strategy.run(lambda: tc.distribute.get_replica_context().all_reduce("sum", w * 1))
+        return weakref.ref(strategy), list(strategy._threads._threads)
+
+    ref, threads = used_strategy()
+    gc.collect()
+    assert ref() is None
+    assert len(threads) == 2
+    for thread in threads:
+        thread.join(timeout=5)
+        assert not thread.is_alive()

@@ -106,6 +106,7 @@ class ReplicaThreads:
                 self._group.abort("strategy.run was interrupted")
                 raise
             self._settle(run)
+            self._last = None  # keep neither the step's closure nor its results alive
         return run.results, run.errors
 
     def _settle(self, run: _Run) -> None:
@@ -114,12 +115,18 @@ class ReplicaThreads:
         if run.aborted or any(e is not None for e in run.errors):
             self._group.reset()
         run.settled = True
+        run.task = None
+
+    def stop(self) -> None:
+        """Ask the threads to end once they are idle, without waiting (safe from any thread,
+        a garbage collector's finalizer included)."""
+        for tasks in self._tasks:
+            tasks.put(_STOP)
 
     def close(self) -> None:
-        """Stop the threads (they are daemons; this only tidies up)."""
+        """Stop the threads and wait for them (they are daemons; this only tidies up)."""
         with self._lock:
-            for tasks in self._tasks:
-                tasks.put(_STOP)
+            self.stop()
             for thread in self._threads:
                 thread.join(timeout=5)
             self._tasks, self._threads = [], []

@@ -69,7 +69,11 @@ class MirroredStrategy:
         self._group = LocalGroup(names, cross=self._cross_sum if self._multi_process else None,
                                  cross_check=self._cross_meet if self._multi_process else None)
         self._nccl = self._start_nccl()
-        self._threads = ReplicaThreads(names, on_failure=self._replica_failed, group=self._group)
+        # The threads must not keep the strategy alive: they reach it only weakly, and stop
+        # once it is garbage (a notebook makes many strategies).
+        failed = weakref.WeakMethod(self._replica_failed)
+        self._threads = ReplicaThreads(names, on_failure=lambda i, exc: _call_if_alive(failed, i, exc), group=self._group)
+        weakref.finalize(self, self._threads.stop)
         self._group_id = collective_op.register(self)
         self._weight_tensors = [_weight_tensors(dev) for dev in self._devices]
         self._weight_values: list[float | None] = [None] * len(self._devices)
@@ -411,6 +415,12 @@ def _weight_tensors(device: Device) -> dict[np.dtype, Any]:
                 for dt in (np.float16, np.float32, np.float64)}
     finally:
         _state.scope = outer
+
+
+def _call_if_alive(method: weakref.WeakMethod, *args: Any) -> None:
+    bound = method()
+    if bound is not None:
+        bound(*args)
 
 
 def _check_op(op: str) -> bool:
