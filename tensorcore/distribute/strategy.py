@@ -33,6 +33,9 @@ from tensorcore.distribute.values import (
     _state,
     as_replica,
     in_scope,
+    replica_value,
+    split_sizes,
+    stack_results,
 )
 from tensorcore.errors import OpError
 from tensorcore.ops.registry import OPS
@@ -174,14 +177,14 @@ class MirroredStrategy:
             ctx = contexts[i]
             with as_replica(ctx), thread_default(ctx.device):
                 self._set_weight(i, weights[ctx.replica_id])
-                return fn(*_local(args, i), **_local(kwargs, i))
+                return fn(*replica_value(args, i), **replica_value(kwargs, i))
 
         results, errors = self._threads.run(task)  # resets the group after a failure
         if any(e is not None for e in errors):
             exc = _first_error(errors, self._devices)
             self._repair_half_updated(contexts, errors, exc)
             raise exc
-        return _per_replica(results, weights)
+        return stack_results(results, weights)
 
     @contextmanager
     def applying_update(self) -> Iterator[None]:
@@ -232,7 +235,7 @@ class MirroredStrategy:
         """Every replica's weight in this step: its share of the rows of the first split
         argument (inside tuples, lists and dicts too, as ``run`` hands them out), else the
         nominal weights."""
-        sizes = _first_sizes((tuple(args), kwargs))
+        sizes = split_sizes((tuple(args), kwargs))
         if sizes is None:
             return self.weights
         total = sum(sizes)
@@ -428,47 +431,6 @@ def _check_op(op: str) -> bool:
     if op not in ("sum", "mean"):
         raise ValueError(f"reduce op must be 'sum' or 'mean', got {op!r}")
     return op == "mean"
-
-
-def _local(value: Any, i: int) -> Any:
-    """Replica ``i``'s view of an argument: its value of a PerReplica, inside containers too."""
-    if isinstance(value, PerReplica):
-        return value.values[i]
-    if isinstance(value, tuple) and not hasattr(value, "_fields"):
-        return tuple(_local(v, i) for v in value)
-    if isinstance(value, list):
-        return [_local(v, i) for v in value]
-    if isinstance(value, dict):
-        return {k: _local(v, i) for k, v in value.items()}
-    return value
-
-
-def _first_sizes(value: Any) -> tuple[int, ...] | None:
-    """The batch sizes of the first split PerReplica in ``value``, searched as :func:`_local`
-    descends (tuples, lists, dicts), or None."""
-    if isinstance(value, PerReplica):
-        return value.sizes
-    if isinstance(value, dict):
-        value = list(value.values())
-    elif not isinstance(value, (list, tuple)) or hasattr(value, "_fields"):
-        return None
-    for v in value:
-        sizes = _first_sizes(v)
-        if sizes is not None:
-            return sizes
-    return None
-
-
-def _per_replica(results: list[Any], weights: Sequence[float]) -> Any:
-    """Per-replica results as one structure of PerReplica leaves (tuples, lists, dicts kept)."""
-    first = results[0]
-    if isinstance(first, tuple) and not hasattr(first, "_fields"):
-        return tuple(_per_replica([r[k] for r in results], weights) for k in range(len(first)))
-    if isinstance(first, list):
-        return [_per_replica([r[k] for r in results], weights) for k in range(len(first))]
-    if isinstance(first, dict):
-        return {k: _per_replica([r[k] for r in results], weights) for k in first}
-    return PerReplica(results, weights=weights)
 
 
 def _first_error(errors: list[BaseException | None], devices: list[Device]) -> BaseException:

@@ -56,6 +56,50 @@ class PerReplica:
         return f"PerReplica({list(self.values)!r})"
 
 
+# --- PerReplica values inside the containers a step takes and returns -----------------------
+
+
+def replica_value(value: Any, i: int) -> Any:
+    """Replica ``i``'s view of an argument: its value of a PerReplica, inside containers too."""
+    if isinstance(value, PerReplica):
+        return value.values[i]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(replica_value(v, i) for v in value)
+    if isinstance(value, list):
+        return [replica_value(v, i) for v in value]
+    if isinstance(value, dict):
+        return {k: replica_value(v, i) for k, v in value.items()}
+    return value
+
+
+def split_sizes(value: Any) -> tuple[int, ...] | None:
+    """The batch sizes of the first split PerReplica in ``value``, searched as :func:`replica_value`
+    descends (tuples, lists, dicts), or None."""
+    if isinstance(value, PerReplica):
+        return value.sizes
+    if isinstance(value, dict):
+        value = list(value.values())
+    elif not isinstance(value, (list, tuple)) or hasattr(value, "_fields"):
+        return None
+    for v in value:
+        sizes = split_sizes(v)
+        if sizes is not None:
+            return sizes
+    return None
+
+
+def stack_results(results: list[Any], weights: Sequence[float]) -> Any:
+    """Per-replica results as one structure of PerReplica leaves (tuples, lists, dicts kept)."""
+    first = results[0]
+    if isinstance(first, tuple) and not hasattr(first, "_fields"):
+        return tuple(stack_results([r[k] for r in results], weights) for k in range(len(first)))
+    if isinstance(first, list):
+        return [stack_results([r[k] for r in results], weights) for k in range(len(first))]
+    if isinstance(first, dict):
+        return {k: stack_results([r[k] for r in results], weights) for k in first}
+    return PerReplica(results, weights=weights)
+
+
 class ReplicaContext:
     """Where one replica runs: ``tc.distribute.get_replica_context()`` inside ``strategy.run``.
 
