@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,13 +77,10 @@ def train(epochs: int = 20, seed: int = 0, device: Any = None, batch_size: int =
     dev = (current_device() if device is None else resolve(device)) if strategy is None else strategy.devices[0]
     random.seed(seed)
     x_tr, x_te, y_tr, y_te = load_digits_split(seed)
-    if strategy is None:
+    with nullcontext() if strategy is None else strategy.scope():  # in a scope: mirrored
         model = digits_cnn(device=dev)
         opt = optim.Adam(model.parameters(), lr=lr)
-    else:
-        with strategy.scope():
-            model = digits_cnn()
-            opt = optim.Adam(model.parameters(), lr=lr)
+    if strategy is not None:
         describe_strategy(strategy, batch_size, log if chief else None)
     params = model.parameters()
 

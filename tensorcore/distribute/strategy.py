@@ -33,6 +33,7 @@ from tensorcore.distribute.values import (
     _state,
     as_replica,
     in_scope,
+    plain_variables,
     replica_value,
     split_sizes,
     stack_results,
@@ -411,13 +412,9 @@ def _weight_tensors(device: Device) -> dict[np.dtype, Any]:
     from tensorcore.autodiff.variable import Variable
     from tensorcore.ops.creation import from_host
 
-    # Built as plain variables even inside a strategy's scope: they belong to one replica.
-    outer, _state.scope = _state.scope, None
-    try:
+    with plain_variables():  # they belong to one replica, even inside a strategy's scope
         return {np.dtype(dt): Variable(from_host(np.asarray(1.0, dt), device), trainable=False, name="replica weight")
                 for dt in (np.float16, np.float32, np.float64)}
-    finally:
-        _state.scope = outer
 
 
 def _call_if_alive(method: weakref.WeakMethod, *args: Any) -> None:

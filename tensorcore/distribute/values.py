@@ -174,6 +174,18 @@ def in_scope(strategy: MirroredStrategy) -> Iterator[None]:
         _state.scope = outer
 
 
+@contextmanager
+def plain_variables() -> Iterator[None]:
+    """``tc.Variable`` makes plain variables in the block, even inside a strategy's scope (a
+    mirrored variable's own copies, a replica's private tensors)."""
+    outer = _state.scope
+    _state.scope = None
+    try:
+        yield
+    finally:
+        _state.scope = outer
+
+
 def _variable_class() -> type | None:
     return MirroredVariable if _state.scope is not None else None
 
@@ -218,11 +230,8 @@ class MirroredVariable(Variable):
             raise OpError(f"a trainable Variable must be floating point, got {value.dtype}; pass trainable=False")
         host = strategy._initial_value(np.array(value.numpy()))  # multi-worker: rank 0's value
         self._strategy = strategy
-        _state.scope = None  # the copies are plain variables
-        try:
+        with plain_variables():
             self._copies = [Variable(from_host(host.copy(), dev), trainable=trainable, name=name) for dev in strategy.devices]
-        finally:
-            _state.scope = strategy
         self.trainable, self.name = trainable, name or "Variable"
         strategy._track(self)
 
