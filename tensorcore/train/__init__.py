@@ -1,0 +1,16 @@
+"""``tc.train``: the training workflow (checkpoints) and the digits main job of ``tensorcore train``."""
+
+from tensorcore.train.digits import (
+    TrainResult,
+    describe_strategy,
+    digits_cnn,
+    evaluate,
+    load_digits_split,
+    make_strategy,
+    summary,
+    train,
+)
+
+__all__ = [
+    "TrainResult", "describe_strategy", "digits_cnn", "evaluate", "load_digits_split", "make_strategy", "summary", "train",
+]
