@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math as _math
 
-from tensorcore import distribute, linalg, nn, optim, random  # noqa: E402  (tc.distribute, tc.linalg, ...)
+from tensorcore import data, distribute, linalg, nn, optim, random, train  # noqa: E402  (tc.distribute, tc.linalg, ...)
 from tensorcore import dtypes as _dtypes
 from tensorcore.autodiff.custom import custom_gradient, stop_gradient
 from tensorcore.autodiff.tape import GradientTape
@@ -34,7 +34,14 @@ from tensorcore.dtypes import (
     uint32,
     uint64,
 )
-from tensorcore.errors import DeviceUnavailableError, GradientError, OpError, OutOfMemoryError, PlacementError
+from tensorcore.errors import (
+    DeviceUnavailableError,
+    GradientError,
+    OpError,
+    OutOfMemoryError,
+    PlacementError,
+    SerializationError,
+)
 from tensorcore.graph import TraceError, function
 from tensorcore.info import __array_namespace_info__
 from tensorcore.ops import methods as _methods  # noqa: F401 - installs Tensor operators
@@ -51,6 +58,7 @@ from tensorcore.ops.sorting import *  # noqa: F403
 from tensorcore.placement import placement_policy, placement_stats, reset_placement_stats
 from tensorcore.placement import set_policy as set_placement_policy
 from tensorcore.runtime import devices, memory_stats, synchronize
+from tensorcore.serialization import load, save
 from tensorcore.tensor import Tensor  # first: every layer below imports it
 
 __version__ = "0.1.0"

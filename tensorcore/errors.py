@@ -46,3 +46,8 @@ class CollectiveError(RuntimeError):
     """A collective of ``tensorcore.distribute`` failed: a participant did not join in time,
     handed in different tensors, or stopped because another replica failed. Dispatch passes
     it through unchanged, so the caller sees which of these it was."""
+
+
+class SerializationError(ValueError):
+    """A file cannot be loaded: truncated, corrupted, not safetensors, or not what tensorcore wrote
+    (foreign keys, a pickle). Names the file and what is wrong; nothing is loaded."""

@@ -53,4 +53,22 @@ def permutation(n: int, *, device: Any = None) -> Any:
     return _draw("permutation", (n,), 0.0, 0.0, np.dtype(np.int64), device)
 
 
-__all__ = ["seed", "generator", "uniform", "normal", "bernoulli", "permutation"]
+def get_state() -> dict[str, Any]:
+    """The generator's position as plain JSON-able data (what checkpoints save)."""
+    return generator().bit_generator.state
+
+
+def set_state(state: dict[str, Any]) -> None:
+    """Move the generator to a position from :func:`get_state` (what checkpoints restore)."""
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name != "PCG64":
+        raise ValueError(f"tc.random.set_state: expected the state of a PCG64 generator (from tc.random.get_state()), "
+                         f"got {'a ' + type(state).__name__ if name is None else name!r}")
+    try:  # on a scratch generator first, so a malformed state leaves the live one as it was
+        np.random.PCG64().state = state
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"tc.random.set_state: malformed PCG64 state ({type(exc).__name__}: {exc})") from None
+    generator().bit_generator.state = state
+
+
+__all__ = ["seed", "generator", "get_state", "set_state", "uniform", "normal", "bernoulli", "permutation"]

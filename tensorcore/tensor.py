@@ -176,4 +176,28 @@ class Tensor:
 
     __hash__ = object.__hash__  # by identity, like PyTorch, so tensors can key a dict
 
+    # --- copies and files -------------------------------------------------------------
+    def __deepcopy__(self, memo: dict) -> Tensor:
+        """A new tensor with a copy of this one's data, on the same device (off tapes and graphs)."""
+        copied = object.__new__(type(self))
+        copied._data, copied._device, copied._version = _copy_data(self), self._device, 0
+        return copied
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # Refused on every device, cpu too: tensorcore never loads pickles (loading one can run
+        # code), so it does not make them either. (Device buffers could not be pickled anyway.)
+        raise TypeError(
+            f"a tensorcore {type(self).__name__} cannot be pickled. Save tensors with "
+            f"tc.save({{'name': tensor}}, 'file.safetensors') and read them with tc.load(...); a model with "
+            f"tc.save(model.state_dict(), ...) or tc.train.Checkpoint; copy one with copy.deepcopy()")
+
+
+def _copy_data(x: Tensor) -> Any:
+    """A copy of ``x``'s buffer on its device, made now and recorded by no tape or tracer."""
+    from tensorcore.dispatch import untraced
+    from tensorcore.ops.logic import astype
+
+    with untraced():
+        return astype(x, x.dtype, copy=True)._data
+
 

@@ -86,3 +86,9 @@ class Variable(Tensor):
             self._version += 1
         return self
 
+
+    def __deepcopy__(self, memo: dict) -> Variable:
+        """A new, independent Variable with a copy of this one's value, name and trainability."""
+        copied = super().__deepcopy__(memo)
+        copied.trainable, copied.name = self.trainable, self.name
+        return copied

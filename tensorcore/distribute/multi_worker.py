@@ -73,6 +73,21 @@ class MultiWorkerMirroredStrategy(MirroredStrategy):
         """The number of processes."""
         return self._comm.size
 
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process writes files for the job: rank 0 does."""
+        return self.rank == 0
+
+    def broadcast_bytes(self, payload: bytes | None) -> bytes | None:
+        """Rank 0's ``payload`` (bytes, or None) on every rank; a collective, so every rank calls it."""
+        size = np.array([-1 if payload is None else len(payload)] if self.rank == 0 else [0], np.int64)
+        self._comm.broadcast(size, "bytes from rank 0 (their size)", (("size", (1,), "int64"),))
+        if size[0] < 0:
+            return None
+        buf = np.frombuffer(payload, np.uint8).copy() if self.rank == 0 else np.empty(int(size[0]), np.uint8)
+        self._comm.broadcast(buf, "bytes from rank 0", (("bytes", buf.shape, "uint8"),))
+        return buf.tobytes()
+
     def __repr__(self) -> str:
         return (f"MultiWorkerMirroredStrategy(rank={self.rank} of {self.num_workers}, "
                 f"devices={[str(d) for d in self._devices]}, weights={list(self.weights)})")

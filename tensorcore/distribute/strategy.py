@@ -105,6 +105,16 @@ class MirroredStrategy:
     def _cross_check(self, names: list[str], hosts: list[np.ndarray]) -> None:
         """Compare this process's values with the other processes' (multi-worker only)."""
 
+    # --- one writer: what checkpoints and summaries use ---------------------------------
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process writes files for the job (one process: always)."""
+        return True
+
+    def broadcast_bytes(self, payload: bytes | None) -> bytes | None:
+        """The chief's ``payload`` on every process (every process must call it; one process: itself)."""
+        return payload
+
     # --- what the strategy is ---------------------------------------------------------
     @property
     def devices(self) -> tuple[Device, ...]:

@@ -261,6 +261,16 @@ class MirroredVariable(Variable):
                 super()._update(op_name, local)
         return self
 
+    def __deepcopy__(self, memo: dict) -> MirroredVariable:
+        """A new mirrored variable over the same strategy, with a copy of every replica's value."""
+        import copy
+
+        copied = object.__new__(type(self))
+        copied._strategy, copied.trainable, copied.name = self._strategy, self.trainable, self.name
+        copied._copies = [copy.deepcopy(c, memo) for c in self._copies]
+        self._strategy._track(copied)
+        return copied
+
     def move_to_device(self, device: Any) -> Variable:
         """Refused: a mirrored variable lives on its strategy's devices."""
         raise RuntimeError(f"mirrored variable {self.name!r} lives on {[str(d) for d in self._strategy.devices]} "

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from tensorcore.autodiff.variable import Variable
 from tensorcore.device import Device, resolve
+from tensorcore.tensor import Tensor
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict(strict=False)`` skipped: keys the model has and the state lacks,
+    and keys the state has and the model lacks."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
 
 
 class Module:
@@ -80,8 +91,39 @@ class Module:
                 yield (f"{prefix}.{name}" if prefix else name), b
 
     def state_dict(self) -> dict[str, Variable]:
-        """Parameters and buffers by dotted name (what checkpoints store)."""
+        """Parameters and buffers by dotted name (what ``tc.save`` and checkpoints store)."""
         return dict(self.named_parameters()) | dict(self.named_buffers())
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Copy ``state`` (name -> tensor on any device, or NumPy array) into this module's
+        parameters and buffers, in place, each on its own device.
+
+        Everything is checked before anything is written: missing and unexpected keys (with
+        ``strict``), and values whose shape or dtype differ. All the problems are named in one
+        ``ValueError``, and the module is left as it was. Without ``strict``, keys that do not
+        match are skipped and returned.
+        """
+        problems = self.state_dict_problems(state, strict)
+        if problems:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: {len(problems)} problem(s), nothing was loaded:\n  "
+                             + "\n  ".join(problems))
+        own = self.state_dict()
+        for key, variable in own.items():
+            if key in state:
+                value = state[key]
+                if isinstance(value, Tensor) and not hasattr(variable, "copies") and value.device != variable.device:
+                    value = value.to_device(variable.device)  # a mirrored variable copies to each replica itself
+                variable.assign(value)
+        return IncompatibleKeys([k for k in own if k not in state], [k for k in state if k not in own])
+
+    def state_dict_problems(self, state: Mapping[str, Any], strict: bool = True) -> list[str]:
+        """Every reason ``load_state_dict(state, strict)`` would refuse ``state`` (empty: it loads)."""
+        own = self.state_dict()
+        problems = state_dict_mismatches(own, state)
+        if strict:
+            problems += [f"missing key {k!r} ({_describe(own[k])})" for k in own if k not in state]
+            problems += [f"unexpected key {k!r}" for k in state if k not in own]
+        return problems
 
     # --- modes and placement ----------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
@@ -120,3 +162,20 @@ class Module:
     def extra_repr(self) -> str:
         """Settings shown in ``repr``; layers override it."""
         return ""
+
+
+def state_dict_mismatches(own: Mapping[str, Tensor], state: Mapping[str, Any]) -> list[str]:
+    """A line for each key of both whose value in ``state`` is not a tensor or array of the same
+    shape and dtype as in ``own`` (what loading it would need)."""
+    problems = []
+    for key in own.keys() & state.keys():
+        value, target = state[key], own[key]
+        if not isinstance(value, (Tensor, np.ndarray)):
+            problems.append(f"{key!r} is a {type(value).__name__}, not a tensor or NumPy array")
+        elif tuple(value.shape) != target.shape or np.dtype(value.dtype) != target.dtype:
+            problems.append(f"{key!r} is {_describe(value)} in the state but {_describe(target)} in the model")
+    return sorted(problems)
+
+
+def _describe(x: Any) -> str:
+    return f"{np.dtype(x.dtype)}{list(x.shape)}"
