@@ -10,6 +10,7 @@ inputs it does not handle; the op then falls back to cpu. ``VARIANTS`` lists eve
 
 from tensorcore.backends.cuda_ops import (
     elementwise,
+    global_norm,
     matmul,
     movement_copy,
     movement_index,
@@ -24,6 +25,6 @@ from tensorcore.backends.cuda_ops import (
 KERNELS: dict = {}
 VARIANTS: list = []
 for _module in (elementwise, reduce, matmul, softmax, optim, movement_copy, movement_views, movement_index, nn_conv,
-                nn_pool):
+                nn_pool, global_norm):
     KERNELS.update(_module.KERNELS)
     VARIANTS += getattr(_module, "VARIANTS", [])

@@ -7,8 +7,8 @@ A launcher raises ``KernelUnsupported`` before writing anything for inputs it do
 handle; the op then falls back to cpu.
 """
 
-from tensorcore.backends.opencl_ops import elementwise, matmul, movement, nn, optim, reduce
+from tensorcore.backends.opencl_ops import elementwise, global_norm, matmul, movement, nn, optim, reduce
 
 KERNELS: dict = {}
-for _module in (elementwise, reduce, matmul, nn, movement, optim):
+for _module in (elementwise, reduce, matmul, nn, movement, optim, global_norm):
     KERNELS.update(_module.KERNELS)

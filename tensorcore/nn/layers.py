@@ -1,4 +1,5 @@
-"""Layers: Linear, Conv2d, MaxPool2d, Flatten, Dropout, BatchNorm2d, ReLU, Sequential."""
+"""Layers: Linear, Embedding, Conv2d, MaxPool2d, AvgPool2d, Flatten, Dropout, BatchNorm2d, LayerNorm,
+ReLU, Sequential (activations, containers and losses have modules of their own)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from typing import Any
 
 from tensorcore import random
 from tensorcore.autodiff.variable import Variable
+from tensorcore.errors import OpError
 from tensorcore.nn import functional as F
 from tensorcore.nn.module import Module
-from tensorcore.ops.creation import ones, zeros
+from tensorcore.ops.creation import asarray, ones, zeros
 from tensorcore.ops.manipulation import reshape
+from tensorcore.tensor import Tensor
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
@@ -38,6 +41,77 @@ class Linear(Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+def _positive_int(layer: str, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise OpError(f"{layer}: {name} must be a positive int, got {value!r}")
+    return value
+
+
+class Embedding(Module):
+    """A lookup table: integer indices ``(...)`` -> rows of ``weight`` ``(num_embeddings,
+    embedding_dim)``, shape ``(..., embedding_dim)``; weight initialized from N(0, 1) as PyTorch does.
+
+    ``padding_idx``: that row starts at zero (unless given by ``_weight``/``from_pretrained``)
+    and gets no gradient (see ``F.embedding``). ``_weight``/``from_pretrained`` take an initial table; frozen
+    (``_freeze=True``) it is a buffer: in ``state_dict`` but not in ``parameters()``.
+    ``max_norm``, ``scale_grad_by_freq`` and ``sparse`` are not supported.
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 max_norm: float | None = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+                 sparse: bool = False, _weight: Any = None, _freeze: bool = False, device: Any = None,
+                 dtype: Any = None) -> None:
+        super().__init__()
+        for name, unsupported in (("max_norm", max_norm is not None), ("scale_grad_by_freq", scale_grad_by_freq),
+                                  ("sparse", sparse)):
+            if unsupported:
+                raise OpError(f"Embedding: {name} is not supported (dense gradients, no renormalization); leave it at its default")
+        self.num_embeddings = _positive_int("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = _positive_int("Embedding", "embedding_dim", embedding_dim)
+        self.padding_idx = None if padding_idx is None else F.padding_row(padding_idx, num_embeddings)
+        if _weight is None:
+            table = random.normal((num_embeddings, embedding_dim), dtype=dtype, device="cpu").numpy().copy()
+            if self.padding_idx is not None:
+                table[self.padding_idx] = 0
+            value = asarray(table, device=device)
+        else:
+            value = asarray(_weight, dtype=dtype, device=device)
+            if tuple(value.shape) != (num_embeddings, embedding_dim):
+                raise OpError(f"Embedding: _weight must have shape ({num_embeddings}, {embedding_dim}), got {value.shape}")
+        weight = Variable(value, trainable=not _freeze, name="weight")
+        if _freeze:
+            self.register_buffer("weight", weight)
+        else:
+            self.weight = weight
+        object.__setattr__(self, "_masks", {})  # padding masks per (device, dtype): not state
+
+    @classmethod
+    def from_pretrained(cls, embeddings: Any, freeze: bool = True, padding_idx: int | None = None, **kwargs: Any) -> Embedding:
+        """An Embedding whose table is a copy of ``embeddings`` (2-D); frozen unless ``freeze=False``."""
+        shape = tuple(embeddings.shape)
+        if len(shape) != 2:
+            raise OpError(f"Embedding.from_pretrained: embeddings must be 2-D (num_embeddings, embedding_dim), got {shape}")
+        device = kwargs.pop("device", embeddings.device if isinstance(embeddings, Tensor) else None)
+        return cls(shape[0], shape[1], padding_idx, _weight=embeddings, _freeze=freeze, device=device, **kwargs)
+
+    def _mask(self) -> Tensor | None:
+        if self.padding_idx is None:
+            return None
+        key = (self.weight.device, self.weight.dtype)
+        mask = self._masks.get(key)
+        if mask is None:
+            mask = self._masks[key] = F.padding_mask(self.num_embeddings, self.padding_idx, self.weight)
+        return mask
+
+    def forward(self, indices: Any) -> Any:
+        """Look up the rows of ``indices``."""
+        return F.embedding(indices, self.weight, self.padding_idx, mask=self._mask())
+
+    def extra_repr(self) -> str:
+        pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
 
 
 class Conv2d(Module):
@@ -73,6 +147,26 @@ class MaxPool2d(Module):
     def forward(self, x: Any) -> Any:
         """Pool ``x``."""
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool2d(Module):
+    """Average pooling over NCHW input (PyTorch's options; ``ceil_mode=True`` is not supported)."""
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
+                 count_include_pad: bool = True, divisor_override: int | None = None) -> None:
+        super().__init__()
+        if ceil_mode:
+            raise OpError("AvgPool2d: ceil_mode=True is not supported; the output size rounds down (ceil_mode=False)")
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
+
+    def forward(self, x: Any) -> Any:
+        """Pool ``x``."""
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, False, self.count_include_pad,
+                            self.divisor_override)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -123,6 +217,29 @@ class BatchNorm2d(Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class LayerNorm(Module):
+    """Normalization over the trailing ``normalized_shape`` dimensions, with a learned scale
+    (ones) and shift (zeros) of that shape when ``elementwise_affine``."""
+
+    def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True, device: Any = None, dtype: Any = None) -> None:
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        for n in shape:
+            _positive_int("LayerNorm", "normalized_shape", n)
+        self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
+        affine = elementwise_affine
+        self.weight = Variable(ones(shape, dtype=dtype, device=device), name="weight") if affine else None
+        self.bias = Variable(zeros(shape, dtype=dtype, device=device), name="bias") if affine and bias else None
+
+    def forward(self, x: Any) -> Any:
+        """Normalize ``x`` over its trailing dimensions."""
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
 class ReLU(Module):
