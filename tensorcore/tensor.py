@@ -7,6 +7,7 @@ data plumbing, so every layer can import it.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -51,7 +52,7 @@ class Tensor:
     @property
     def size(self) -> int:
         """The number of elements."""
-        return int(np.prod(self._data.shape, dtype=np.int64))
+        return math.prod(self._data.shape)  # not np.prod: ~20x slower on a short tuple
 
     @property
     def device(self) -> Device:

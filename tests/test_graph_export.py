@@ -160,10 +160,12 @@ def test_optimizer_state_updated_in_place_is_drawn_as_state_with_update_edges() 
         assert nodes[f"state_{momentum}"].get("shape") == "cylinder"
         assert {(f"n{i}", f"variable_{param}"), (f"n{i}", f"state_{momentum}")} <= back
     by_name = _check_graph_def(to_graph_def(graph), graph)
-    for _, node in updates:
+    for k, (_, node) in enumerate(updates):
         nd = by_name[f"cpu_0/{node.name}"]
+        # the first update of the step also advances the optimizer's step counter (its 5th argument)
+        counter = [f"cpu_0/state_{node.args[4]}".encode()] if k == 0 else []
         assert list(nd.attr["updates"].list.s) == [f"cpu_0/variable_{node.args[0]}".encode(),
-                                                   f"cpu_0/state_{node.args[2]}".encode()]
+                                                   f"cpu_0/state_{node.args[2]}".encode()] + counter
         assert by_name[f"cpu_0/state_{node.args[2]}"].op == "VariableV2"
 
 

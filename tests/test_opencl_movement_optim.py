@@ -525,26 +525,60 @@ def test_assign_updates_and_running_statistics() -> None:
     assert_no_fallbacks()
 
 
+def test_integer_in_place_updates_build_without_the_float_only_kernels() -> None:
+    """optim.cl is one program: with an integer T the Adam kernel (sqrt of T) is left out."""
+    for dtype in (np.int64, np.int32):
+        v = tc.Variable(np.arange(4, dtype=dtype), trainable=False, device=CL)
+        v.assign_add(cl(np.full(4, 3, dtype)))
+        v.assign_sub(np.ones(4, dtype))
+        np.testing.assert_array_equal(v.numpy(), np.arange(4, dtype=dtype) + 2)
+    assert_no_fallbacks()
+
+
 def test_sgd_without_velocity_and_adam_step_direct() -> None:
     p = cl(np.ones(7, np.float32))
-    apply_inplace(SGD_STEP, p, (cl(np.full(7, 2.0, np.float32)), None),
-                  {"lr": 0.25, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0})
+    lr, step = cl(np.array(0.25)), cl(np.array(0.0))  # the device scalars the optimizers pass
+    apply_inplace(SGD_STEP, p, (cl(np.full(7, 2.0, np.float32)), None, lr, step),
+                  {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0})
     np.testing.assert_array_equal(p.numpy(), np.full(7, 0.5))
+    assert step.numpy() == 1.0  # the counting build advanced it
+    apply_inplace(SGD_STEP, p, (cl(np.full(7, 2.0, np.float32)), None, 0.125, None),  # a Python number: uploaded
+                  {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0})
+    np.testing.assert_array_equal(p.numpy(), np.full(7, 0.25))
+    assert step.numpy() == 1.0
     m, v = cl(np.zeros(7, np.float32)), cl(np.zeros(7, np.float32))
     schedule = cl(np.array([1.0, 1.0, 0.0, 0.0]))
-    apply_inplace(ADAM_SCHEDULE, schedule, (), {"lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8})
+    apply_inplace(ASSIGN, lr, (0.1,))
+    apply_inplace(ADAM_SCHEDULE, schedule, (lr, step), {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8})
     first = [0.9, 0.999, 0.1 * np.sqrt(1 - 0.999) / (1 - 0.9), 1e-8 * np.sqrt(1 - 0.999)]
     np.testing.assert_array_equal(schedule.numpy(), first)  # float64, rounded as NumPy rounds
-    apply_inplace(ADAM_STEP, p, (cl(np.ones(7, np.float32)), m, v, schedule), {
-        "lr": 0.1, "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.0, "decoupled": False})
+    assert step.numpy() == 2.0
+    apply_inplace(ASSIGN_ADD, p, (cl(np.full(7, 0.25, np.float32)),))  # back to 0.5, as before
+    apply_inplace(ADAM_STEP, p, (cl(np.ones(7, np.float32)), m, v, schedule, lr), {
+        "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.0, "decoupled": False})
     np.testing.assert_allclose(p.numpy(), np.full(7, 0.4), rtol=1e-6)
     np.testing.assert_allclose(m.numpy(), np.full(7, 0.1), rtol=1e-6)
-    apply_inplace(ADAM_SCHEDULE, schedule, (), {"lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8})
+    apply_inplace(ADAM_SCHEDULE, schedule, (lr, None), {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8})
     np.testing.assert_allclose(schedule.numpy()[:2], [0.9**2, 0.999**2], rtol=1e-15)
+    assert step.numpy() == 2.0
     with pytest.raises(tc.OpError):  # a schedule of the wrong size: the cpu reference rejects it too
-        apply_inplace(ADAM_STEP, p, (cl(np.ones(7, np.float32)), m, v, cl(np.ones(2))), {
-            "lr": 0.1, "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.0, "decoupled": False})
+        apply_inplace(ADAM_STEP, p, (cl(np.ones(7, np.float32)), m, v, cl(np.ones(2)), lr), {
+            "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.0, "decoupled": False})
+    with pytest.raises(tc.OpError, match="learning rate must be one real number"):
+        apply_inplace(SGD_STEP, p, (p, None, cl(np.ones(2)), None), {"momentum": 0.0, "nesterov": False,
+                                                                     "weight_decay": 0.0})
     assert_no_fallbacks()
+
+
+def test_an_lr_tensor_of_another_dtype_falls_back_and_gives_the_cpu_result() -> None:
+    """A float32 learning rate on a float64 device is not what the kernels read: the update
+    runs on cpu (soft placement), with the same result, and the step counter is written back."""
+    p, step = cl(np.ones(3, np.float32)), cl(np.array(4.0))
+    apply_inplace(SGD_STEP, p, (cl(np.ones(3, np.float32)), None, cl(np.array(0.5, np.float32)), step),
+                  {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0})
+    np.testing.assert_array_equal(p.numpy(), np.full(3, 0.5, np.float32))
+    assert step.numpy() == 5.0
+    assert tc.placement_stats()["fallbacks"] == {"sgd_step@opencl:0": 1}
 
 
 def test_large_copy_and_update_beyond_2_to_the_24() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from tensorcore.backends.cuda_ops._common import FLOATS, defines, grid_1d, i64, is_array, is_contiguous
-from tensorcore.backends.cuda_ops.movement_copy import copy_of, overlaps
+from tensorcore.backends.cuda_ops.movement_copy import copy_of, fill, overlaps
 
 from tensorcore.errors import KernelUnsupported
 
@@ -47,23 +47,56 @@ def _check(dev: Any, op: str, param: Any, grad: Any, states: list[Any]) -> tuple
     return dtype, grad
 
 
-def sgd_step(dev: Any, param: Any, grad: Any, velocity: Any, *, lr: float, momentum: float, nesterov: bool,
-             weight_decay: float) -> None:
-    """One fused SGD step (weight decay, momentum, Nesterov), as ``_sgd_step``."""
+def _scalar_input(dev: Any, value: Any, what: str) -> Any:
+    """The learning rate or step counter: a contiguous one-element float64 device array (the
+    optimizers pass device scalars; a Python number is written by the fill kernel)."""
+    if not is_array(value):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{what} must be one real number, got {type(value).__name__}")
+        out = dev.empty((), np.float64)
+        fill(dev, out, float(value))  # the value travels as a kernel argument
+        return out
+    if value.size != 1:
+        raise ValueError(f"{what} must be one real number (a 0-d or 1-element tensor), got shape {tuple(value.shape)}")
+    if value.dtype != np.float64:
+        raise KernelUnsupported(f"{what} of dtype {value.dtype} (the CUDA kernels read float64)")
+    return value
+
+
+def _lr_and_step(dev: Any, lr: Any, step: Any) -> tuple:
+    """Kernel arguments (lr, step, has_step); without a counter the lr array stands in, unwritten."""
+    lr = _scalar_input(dev, lr, "the learning rate")
+    if step is None:
+        return lr, lr, np.int32(0)
+    if not is_array(step):
+        raise KernelUnsupported("a step counter that is not a device array")
+    return lr, _scalar_input(dev, step, "the step counter"), np.int32(1)
+
+
+def sgd_step(dev: Any, param: Any, grad: Any, velocity: Any, lr: Any, step: Any = None, *, momentum: float,
+             nesterov: bool, weight_decay: float) -> None:
+    """One fused SGD step (weight decay, momentum, Nesterov), as ``_sgd_step``: the learning rate
+    is read from the device scalar ``lr``; ``step``, if given, is advanced by one."""
     t, grad = _check(dev, "sgd_step", param, grad, [] if velocity is None else [velocity])
     n = param.size
+    if n == 0 and step is not None:
+        raise KernelUnsupported("counting a step on an empty parameter")
+    scalars = _lr_and_step(dev, lr, step)
     if n == 0:
         return
-    args = (param, grad, velocity if velocity is not None else param, np.int32(velocity is not None), t.type(lr),
+    args = (param, grad, velocity if velocity is not None else param, np.int32(velocity is not None), *scalars,
             t.type(momentum), np.int32(bool(nesterov)), t.type(weight_decay), i64(n))
     dev.launch(SOURCE, "sgd_step", defines(t), grid_1d(dev, n), (256,), args)
 
 
-def adam_schedule(dev: Any, schedule: Any, *, lr: float, beta1: float, beta2: float, eps: float) -> None:
-    """Advance Adam's bias correction by one step (one thread), as ``_adam_schedule``."""
+def adam_schedule(dev: Any, schedule: Any, lr: Any, step: Any = None, *, beta1: float, beta2: float,
+                  eps: float) -> None:
+    """Advance Adam's bias correction by one step (one thread), as ``_adam_schedule``; the
+    learning rate is read from the device scalar ``lr``, and ``step``, if given, is advanced."""
     _check_schedule(schedule)
+    scalars = _lr_and_step(dev, lr, step)
     dev.launch(SOURCE, "adam_schedule", defines(np.dtype(np.float64)), (1,), (1,),
-               (schedule, np.float64(lr), np.float64(beta1), np.float64(beta2), np.float64(eps)))
+               (schedule, *scalars, np.float64(beta1), np.float64(beta2), np.float64(eps)))
 
 
 def _check_schedule(schedule: Any) -> None:
@@ -73,17 +106,18 @@ def _check_schedule(schedule: Any) -> None:
         raise KernelUnsupported("Adam's schedule on CUDA is a contiguous float64 array")
 
 
-def adam_step(dev: Any, param: Any, grad: Any, m: Any, v: Any, schedule: Any, *, lr: float, beta1: float,
+def adam_step(dev: Any, param: Any, grad: Any, m: Any, v: Any, schedule: Any, lr: Any, *, beta1: float,
               beta2: float, weight_decay: float, decoupled: bool) -> None:
     """One fused Adam/AdamW step, as ``_adam_step``: the bias-corrected step size comes from
-    the schedule (float64)."""
+    the schedule (float64), AdamW's decay from the device scalar ``lr``."""
     _check_schedule(schedule)
+    lr, _, _ = _lr_and_step(dev, lr, None)
     t, grad = _check(dev, "adam_step", param, grad, [m, v])
     n = param.size
     if n == 0:
         return
     mode = 0 if not weight_decay else (1 if decoupled else 2)
-    args = (param, grad, m, v, schedule, np.int32(mode), t.type(weight_decay), t.type(1.0 - lr * weight_decay),
+    args = (param, grad, m, v, schedule, lr, np.int32(mode), t.type(weight_decay), np.float64(weight_decay),
             t.type(beta1), t.type(1.0 - beta1), t.type(beta2), t.type(1.0 - beta2), i64(n))
     dev.launch(SOURCE, "adam_step", defines(t), grid_1d(dev, n), (256,), args)
 

@@ -51,10 +51,11 @@ def _operand(dev: CLDevice, value: Any, target: CLArray, written: list[CLArray],
 
 
 def _launch(dev: CLDevice, name: str, dtype: np.dtype, arrays: list[CLArray], extra: tuple,
-            shape: tuple[int, ...], acc: str | None = None) -> None:
+            shape: tuple[int, ...], acc: str | None = None, more: tuple = ()) -> None:
     """Enqueue optim.cl's ``name`` over ``shape``; every array passes (buffer, offset, strides),
     broadcast to ``shape``. The contiguous build is used when every array is contiguous.
-    ``acc`` is the kernels' ACC type (default: double wherever the device has it)."""
+    ``acc`` is the kernels' ACC type (default: double wherever the device has it); ``more``,
+    further build defines."""
     n = math.prod(shape)
     if n == 0:
         return
@@ -65,7 +66,8 @@ def _launch(dev: CLDevice, name: str, dtype: np.dtype, arrays: list[CLArray], ex
     if len(dims) > MAX_DIMS:
         raise KernelUnsupported(f"update of a {len(dims)}-D strided layout")
     acc = acc or ("double" if dev.fp64 else CTYPES[dtype])
-    defines = (("T", CTYPES[dtype]), ("ACC", acc), ("STRIDED", str(int(strided))))
+    defines = (("T", CTYPES[dtype]), ("ACC", acc), ("STRIDED", str(int(strided))),
+               ("INTEGER", str(int(dtype.kind != "f")))) + more
     args = [v for a, s in zip(arrays, merged) for v in (a.buf, a.offset, long8(s, 0))]
     run(dev, "optim.cl", name, defines, global_size(n), *args, *extra, long8(dims, 1), len(dims), n)
 
@@ -115,17 +117,52 @@ def _state(param: CLArray, states: list[CLArray]) -> None:
         raise KernelUnsupported("optimizer state sharing memory with its parameter")
 
 
-def sgd_step(dev: CLDevice, param: CLArray, grad: Any, velocity: CLArray | None, *, lr: float,
-             momentum: float, nesterov: bool, weight_decay: float) -> None:
-    """One fused SGD step (weight decay, momentum, Nesterov), as ``_sgd_step``."""
+def _acc(dev: CLDevice, dtype: np.dtype) -> np.dtype:
+    """The kernels' ACC type: float64 wherever the device has it, else the parameter's type.
+    The learning rate and the step counter are device scalars of this type."""
+    return np.dtype(np.float64) if dev.fp64 else np.dtype(dtype)
+
+
+def _scalar_input(dev: CLDevice, value: Any, acc: np.dtype, what: str) -> CLArray:
+    """The learning rate or step counter as a one-element device array of type ``acc``. A Python
+    number is uploaded (the optimizers pass device scalars, which cost no upload)."""
+    if not isinstance(value, CLArray):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{what} must be one real number, got {type(value).__name__}")
+        value = host_array(dev, value, acc)
+    if math.prod(value.shape) != 1:
+        raise ValueError(f"{what} must be one real number (a 0-d or 1-element tensor), got shape {tuple(value.shape)}")
+    if value.dtype != acc:
+        raise KernelUnsupported(f"{what} of dtype {value.dtype} (this device's kernels read {acc})")
+    return value
+
+
+def _lr_and_step(dev: CLDevice, lr: Any, step: CLArray | None, acc: np.dtype) -> tuple:
+    """Kernel arguments (lr buffer, offset, step buffer, offset, has_step); without a step counter
+    the lr buffer stands in for it, never written."""
+    lr = _scalar_input(dev, lr, acc, "the learning rate")
+    if step is None:
+        return lr.buf, lr.offset, lr.buf, lr.offset, 0
+    if not isinstance(step, CLArray):
+        raise KernelUnsupported("a step counter that is not a device array")
+    step = _scalar_input(dev, step, acc, "the step counter")
+    return lr.buf, lr.offset, step.buf, step.offset, 1
+
+
+def sgd_step(dev: CLDevice, param: CLArray, grad: Any, velocity: CLArray | None, lr: Any, step: CLArray | None = None,
+             *, momentum: float, nesterov: bool, weight_decay: float) -> None:
+    """One fused SGD step (weight decay, momentum, Nesterov), as ``_sgd_step``: the learning rate
+    is read from the device scalar ``lr``; ``step``, if given, is advanced by one."""
     states = [] if velocity is None else [velocity]
     _state(param, states)
+    if step is not None and math.prod(param.shape) == 0:
+        raise KernelUnsupported("counting a step on an empty parameter")  # no work item would run
+    *scalars, count = _lr_and_step(dev, lr, step, _acc(dev, param.dtype))
     grad = _operand(dev, grad, param, [param] + states, "gradient")
     t = param.dtype
     arrays = [param, grad, velocity if velocity is not None else param]  # unused when there is none
-    extra = (int(velocity is not None), _scalar(t, lr), _scalar(t, momentum), int(bool(nesterov)),
-             _scalar(t, weight_decay))
-    _launch(dev, "sgd_step", t, arrays, extra, param.shape)
+    extra = (int(velocity is not None), *scalars, _scalar(t, momentum), int(bool(nesterov)), _scalar(t, weight_decay))
+    _launch(dev, "sgd_step", t, arrays, extra, param.shape, more=(("COUNT", str(count)),))
 
 
 def _schedule(dev: CLDevice, schedule: Any) -> str:
@@ -139,25 +176,30 @@ def _schedule(dev: CLDevice, schedule: Any) -> str:
     return CTYPES[schedule.dtype]
 
 
-def adam_schedule(dev: CLDevice, schedule: CLArray, *, lr: float, beta1: float, beta2: float, eps: float) -> None:
-    """Advance Adam's bias correction by one step (one work item), as ``_adam_schedule``."""
+def adam_schedule(dev: CLDevice, schedule: CLArray, lr: Any, step: CLArray | None = None, *, beta1: float,
+                  beta2: float, eps: float) -> None:
+    """Advance Adam's bias correction by one step (one work item), as ``_adam_schedule``; the
+    learning rate is read from the device scalar ``lr``, and ``step``, if given, is advanced."""
     acc = _schedule(dev, schedule)
+    scalars = _lr_and_step(dev, lr, step, schedule.dtype)
     t = schedule.dtype.type
     run(dev, "optim.cl", "adam_schedule", (("T", acc), ("ACC", acc), ("STRIDED", "0")), (1,),
-        schedule.buf, schedule.offset, t(lr), t(beta1), t(beta2), t(eps), local=(1,))
+        schedule.buf, schedule.offset, *scalars, t(beta1), t(beta2), t(eps), local=(1,))
 
 
-def adam_step(dev: CLDevice, param: CLArray, grad: Any, m: CLArray, v: CLArray, schedule: CLArray, *, lr: float,
+def adam_step(dev: CLDevice, param: CLArray, grad: Any, m: CLArray, v: CLArray, schedule: CLArray, lr: Any, *,
               beta1: float, beta2: float, weight_decay: float, decoupled: bool) -> None:
     """One fused Adam/AdamW step, as ``_adam_step``: the bias-corrected step size comes from
-    the schedule, in its type."""
+    the schedule, in its type; AdamW's decay from the device scalar ``lr``."""
     _state(param, [m, v])
     acc = _schedule(dev, schedule)
+    lr_buf, lr_off, *_ = _lr_and_step(dev, lr, None, schedule.dtype)
     grad = _operand(dev, grad, param, [param, m, v], "gradient")
     t = param.dtype
     mode = 0 if not weight_decay else (1 if decoupled else 2)
-    extra = (schedule.buf, schedule.offset, mode, _scalar(t, weight_decay), _scalar(t, 1.0 - lr * weight_decay),
-             _scalar(t, beta1), _scalar(t, 1.0 - beta1), _scalar(t, beta2), _scalar(t, 1.0 - beta2))
+    extra = (schedule.buf, schedule.offset, lr_buf, lr_off, mode, _scalar(t, weight_decay),
+             schedule.dtype.type(weight_decay), _scalar(t, beta1), _scalar(t, 1.0 - beta1), _scalar(t, beta2),
+             _scalar(t, 1.0 - beta2))
     _launch(dev, "adam_step", t, [param, grad, m, v], extra, param.shape, acc)
 
 

@@ -2,8 +2,8 @@
  * norm's running statistics. One work item per element; each reads its element of every
  * array before writing it, so an update never reads a value another work item wrote.
  *
- * Build with -DT=<element type>, -DACC=<type Adam's final expression is computed in> and
- * -DSTRIDED=0|1. With STRIDED=0 every array is contiguous from its offset and the stride
+ * Build with -DT=<element type>, -DACC=<type Adam's final expression is computed in>,
+ * -DSTRIDED=0|1 (and -DCOUNT=0|1 for sgd_step). With STRIDED=0 every array is contiguous from its offset and the stride
  * arguments are ignored (the common case: no division per element).
  *
  * FP_CONTRACT is off so `a * b + c` is rounded twice, as NumPy does: the cpu reference and
@@ -30,11 +30,29 @@ __kernel void update_add(ARR(dst), ARR(src), int subtract, long8 shape, int ndim
     }
 }
 
+/* The learning rate is read from the device scalar lr[lr_off] (ACC), so a new value written
+ * there takes effect in every later launch, traced graphs included. The build with COUNT=1
+ * also advances the optimizer's step counter step[step_off] (ACC) by one in work item 0: the
+ * first update of each device in an optimizer step counts that step, without a launch of its
+ * own. A define, not an argument: PoCL vectorizes the work items of a kernel without that
+ * branch better (about 10% on a 4M-element step), and only one launch per step counts. */
+#ifndef COUNT
+#define COUNT 0
+#endif
+#ifndef INTEGER
+#define INTEGER 0 /* 1 when T is an integer type (update_add of ints): the float-only kernels are left out */
+#endif
+
 /* tensorcore.ops.optim_updates._sgd_step, step for step. */
-__kernel void sgd_step(ARR(p), ARR(g), ARR(v), int has_velocity, T lr, T momentum, int nesterov,
+__kernel void sgd_step(ARR(p), ARR(g), ARR(v), int has_velocity, __global const ACC* lr, long lr_off,
+                       __global ACC* step, long step_off, T momentum, int nesterov,
                        T weight_decay, long8 shape, int ndim, long n) {
     long i = get_global_id(0);
+#if COUNT
+    if (i == 0) step[step_off] += (ACC)1;
+#endif
     if (i < n) {
+        const T rate = (T)lr[lr_off];  /* rounded to T, as NumPy rounds a Python float */
         long pi = AT(p, i);
         T param = p[pi];
         T grad = g[AT(g, i)];
@@ -46,14 +64,15 @@ __kernel void sgd_step(ARR(p), ARR(g), ARR(v), int has_velocity, T lr, T momentu
             v[vi] = vel;
             grad = nesterov ? grad + momentum * vel : vel;
         }
-        p[pi] = param - lr * grad;
+        p[pi] = param - rate * grad;
     }
 }
 
 /* tensorcore.ops.optim_updates._adam_schedule: s = [beta1^t, beta2^t, step_size, eps_hat]
  * advanced by one step, in ACC (the schedule's own type), operation for operation as NumPy
  * does it. One work item. */
-__kernel void adam_schedule(__global ACC* s, long s_off, ACC lr, ACC beta1, ACC beta2, ACC eps) {
+__kernel void adam_schedule(__global ACC* s, long s_off, __global const ACC* lr, long lr_off,
+                            __global ACC* step, long step_off, int has_step, ACC beta1, ACC beta2, ACC eps) {
     if (get_global_id(0) == 0) {
         s += s_off;
         ACC b1 = s[0] * beta1;
@@ -61,20 +80,25 @@ __kernel void adam_schedule(__global ACC* s, long s_off, ACC lr, ACC beta1, ACC 
         ACC correction = sqrt((ACC)1 - b2);
         s[0] = b1;
         s[1] = b2;
-        s[2] = lr * correction / ((ACC)1 - b1);
+        s[2] = lr[lr_off] * correction / ((ACC)1 - b1);
         s[3] = eps * correction;
+        if (has_step) step[step_off] += (ACC)1;
     }
 }
 
-/* tensorcore.ops.optim_updates._adam_step. The host computes decay = 1 - lr * wd (AdamW),
- * one_b1 = 1 - beta1 and one_b2 = 1 - beta2; the step size and eps_hat are read from the
- * schedule (ACC, its type: double wherever the device has it). NumPy evaluates the last line
- * in the schedule's type even for float32 parameters, and so does this kernel. */
-__kernel void adam_step(ARR(p), ARR(g), ARR(m), ARR(v), __global const ACC* s, long s_off, int mode,
-                        T weight_decay, T decay, T beta1, T one_b1, T beta2, T one_b2,
-                        long8 shape, int ndim, long n) {
+#if !INTEGER /* sqrt of an integer T is ambiguous in OpenCL C */
+/* tensorcore.ops.optim_updates._adam_step. The host computes one_b1 = 1 - beta1 and
+ * one_b2 = 1 - beta2; AdamW's decay = 1 - lr * wd is computed here in ACC from the device
+ * scalar lr (as Python computes it in double, then rounded to T); the step size and eps_hat
+ * are read from the schedule (ACC, its type: double wherever the device has it). NumPy
+ * evaluates the last line in the schedule's type even for float32 parameters, and so does
+ * this kernel. */
+__kernel void adam_step(ARR(p), ARR(g), ARR(m), ARR(v), __global const ACC* s, long s_off,
+                        __global const ACC* lr, long lr_off, int mode, T weight_decay, ACC wd_acc,
+                        T beta1, T one_b1, T beta2, T one_b2, long8 shape, int ndim, long n) {
     long i = get_global_id(0);
     if (i < n) {
+        const T decay = (T)((ACC)1 - lr[lr_off] * wd_acc);
         long pi = AT(p, i), mi = AT(m, i), vi = AT(v, i);
         T param = p[pi];
         T grad = g[AT(g, i)];
@@ -91,6 +115,7 @@ __kernel void adam_step(ARR(p), ARR(g), ARR(m), ARR(v), __global const ACC* s, l
         p[pi] = (T)((ACC)param - update);
     }
 }
+#endif
 
 /* batch_norm_update_running: dst = dst * keep + scale * src (keep = 1 - momentum,
  * scale = momentum * correction), rounded in NumPy's order. */

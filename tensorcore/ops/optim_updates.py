@@ -25,15 +25,44 @@ def _assign_sub(dst: np.ndarray, src: Any) -> None:
     np.subtract(dst, src, out=dst)
 
 
-def _sgd_step(param: np.ndarray, grad: np.ndarray, velocity: Any, *, lr: float, momentum: float, nesterov: bool, weight_decay: float) -> None:
-    """One SGD step; ``velocity`` is the momentum buffer (None without momentum)."""
+def _rate(lr: Any) -> float:
+    """The learning rate held by ``lr`` (a one-element array, or a Python number), as a Python
+    float: NumPy then rounds it into each array's dtype, as it did the former float attribute."""
+    if isinstance(lr, (np.ndarray, np.generic)) and lr.size == 1 and lr.dtype.kind in "fiu":
+        return float(lr.item())
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool):
+        return float(lr)
+    raise ValueError(f"the learning rate must be one real number (a 0-d or 1-element tensor), got "
+                     f"{getattr(lr, 'dtype', type(lr).__name__)} {getattr(lr, 'shape', '')}")
+
+
+def _check_step(step: Any) -> None:
+    """The optimizer's step counter: a one-element float array (or None: not counted here)."""
+    if step is not None and (getattr(step, "size", None) != 1 or getattr(step, "dtype", None) not in (np.float32, np.float64)):
+        raise ValueError(f"the step counter must be a 0-d or 1-element float32 or float64 array, got "
+                         f"{getattr(step, 'dtype', type(step).__name__)} {getattr(step, 'shape', '')}")
+
+
+def _count(step: Any) -> None:
+    if step is not None:
+        np.add(step, 1, out=step)
+
+
+def _sgd_step(param: np.ndarray, grad: np.ndarray, velocity: Any, lr: Any, step: Any = None, *, momentum: float,
+              nesterov: bool, weight_decay: float) -> None:
+    """One SGD step; ``velocity`` is the momentum buffer (None without momentum), ``lr`` the
+    device scalar holding the learning rate, ``step`` the optimizer's step counter, advanced by
+    one (None: another parameter's update counts this step)."""
+    rate = _rate(lr)
+    _check_step(step)
     if weight_decay:
         grad = grad + weight_decay * param
     if velocity is not None:
         velocity *= momentum
         velocity += grad
         grad = grad + momentum * velocity if nesterov else velocity
-    param -= lr * grad
+    param -= rate * grad
+    _count(step)
 
 
 def _check_schedule(schedule: Any) -> None:
@@ -43,27 +72,34 @@ def _check_schedule(schedule: Any) -> None:
         raise ValueError(f"Adam's schedule must be a float32 or float64 array of 4 elements, got {dtype} {shape}")
 
 
-def _adam_schedule(schedule: np.ndarray, *, lr: float, beta1: float, beta2: float, eps: float) -> None:
-    """Advance Adam's bias correction by one step, in place.
+def _adam_schedule(schedule: np.ndarray, lr: Any, step: Any = None, *, beta1: float, beta2: float, eps: float) -> None:
+    """Advance Adam's bias correction by one step, in place (and the step counter, if given).
 
     ``schedule`` holds ``[beta1**t, beta2**t, step_size, eps_hat]`` (it starts as
     ``[1, 1, 0, 0]``). Keeping it in a tensor rather than a Python step count lets a traced
-    graph advance it on every run, as TensorFlow's Adam keeps ``beta1_power``.
+    graph advance it on every run, as TensorFlow's Adam keeps ``beta1_power``. The learning
+    rate is read from ``lr`` on every run for the same reason.
     """
     _check_schedule(schedule)
+    rate = _rate(lr)
+    _check_step(step)
     schedule[0] *= beta1
     schedule[1] *= beta2
     correction = np.sqrt(1.0 - schedule[1])
-    schedule[2] = lr * correction / (1.0 - schedule[0])
+    schedule[2] = rate * correction / (1.0 - schedule[0])
     schedule[3] = eps * correction
+    _count(step)
 
 
-def _adam_step(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, schedule: np.ndarray, *, lr: float, beta1: float, beta2: float, weight_decay: float, decoupled: bool) -> None:
+def _adam_step(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, schedule: np.ndarray, lr: Any, *,
+               beta1: float, beta2: float, weight_decay: float, decoupled: bool) -> None:
     """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) step; the bias-corrected
-    step size and epsilon come from ``schedule`` (see ``_adam_schedule``), in its dtype."""
+    step size and epsilon come from ``schedule`` (see ``_adam_schedule``), in its dtype; ``lr``
+    (a device scalar) scales AdamW's decoupled decay."""
     _check_schedule(schedule)
+    rate = _rate(lr)
     if weight_decay and decoupled:
-        param *= 1.0 - lr * weight_decay
+        param *= 1.0 - rate * weight_decay
     elif weight_decay:
         grad = grad + weight_decay * param
     m *= beta1
@@ -76,6 +112,8 @@ def _adam_step(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray
 ASSIGN = define(Op("assign", _assign, doc="dst[...] = src"))
 ASSIGN_ADD = define(Op("assign_add", _assign_add, doc="dst += src"))
 ASSIGN_SUB = define(Op("assign_sub", _assign_sub, doc="dst -= src"))
-SGD_STEP = define(Op("sgd_step", _sgd_step, mutates=(1,), doc="Fused SGD step with momentum, Nesterov and weight decay."))
-ADAM_SCHEDULE = define(Op("adam_schedule", _adam_schedule, doc="Advance Adam's bias correction by one step."))
+# Inputs after the target: sgd_step (grad, velocity, lr, step), adam_schedule (lr, step),
+# adam_step (grad, m, v, schedule, lr). ``mutates`` names the state each one writes.
+SGD_STEP = define(Op("sgd_step", _sgd_step, mutates=(1, 3), doc="Fused SGD step with momentum, Nesterov and weight decay."))
+ADAM_SCHEDULE = define(Op("adam_schedule", _adam_schedule, mutates=(1,), doc="Advance Adam's bias correction by one step."))
 ADAM_STEP = define(Op("adam_step", _adam_step, mutates=(1, 2), doc="Fused Adam/AdamW step."))

@@ -1,13 +1,35 @@
-"""The optimizer base: parameters fixed at construction, ``step(grads)`` in their order."""
+"""The optimizer base: parameters fixed at construction, ``step(grads)`` in their order.
+
+The learning rate lives on the devices, not in the kernels' attributes: each device that
+holds a parameter has one 0-d *lr tensor* (float64; float32 where the device has no
+float64) that the update kernels read on every launch. ``opt.lr = x`` writes it in place, so
+a graph traced before the assignment (``tc.function``) uses the new value, and a schedule
+needs no retrace. The host keeps a copy of the last value set: reading ``opt.lr`` never
+waits for a device, and a value written again is not written to the devices again.
+
+Steps are counted on the devices too, in a 0-d *step counter* per device (and replica) that
+the first update on that device advances inside its own kernel (no launch of its own). A
+traced step therefore counts every time its graph runs; ``opt.iterations`` reads the count,
+and a callable learning rate ``lr(step)`` is evaluated from it, on the device.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+import numpy as np
 
 from tensorcore import dispatch
 from tensorcore.autodiff.variable import Variable
+from tensorcore.device import Device
 from tensorcore.errors import OpError
+from tensorcore.ops.creation import from_host
+from tensorcore.ops.logic import astype
+from tensorcore.ops.optim_updates import ASSIGN
+from tensorcore.optim import _lr
+from tensorcore.optim._lr import state_dtype
 from tensorcore.tensor import Tensor
 
 
@@ -18,29 +40,128 @@ class Optimizer:
     Per-parameter state (momentum, moments, step count) lives in ``self.state[i]`` on the
     parameter's device, and follows the parameter if the model moves (``Module.to_device``).
 
+    ``lr`` is a number (``opt.lr = x`` changes it, eagerly and for traced steps alike) or a
+    callable ``lr(step)``: it is called at every step with the step counter, a 0-d float
+    tensor holding the number of steps taken before this one (0 at the first step), on the
+    device of the parameters it is for, and must compute with tensor operations (``tc.cos``,
+    ``tc.minimum``, ``*``, ``//``...), since inside a traced step it runs in the graph. One that
+    reads a value (``float(step)``, ``min(1, step / 10)``, ``math.cos(step)``) is refused with
+    a ``TypeError`` at its first step.
+
     Over mirrored variables (``tensorcore.distribute``), each replica has its own state, and
     ``step`` (inside ``strategy.run``) first all-reduces the gradients across the replicas.
     """
 
-    def __init__(self, params: Iterable[Variable], lr: float) -> None:
+    def __init__(self, params: Iterable[Variable], lr: float | Callable[[Tensor], Any]) -> None:
         self.params = list(params)
+        name = type(self).__name__
         if not self.params:
-            raise ValueError(f"{type(self).__name__} got no parameters to optimize")
+            raise ValueError(f"{name} got no parameters to optimize")
         for i, p in enumerate(self.params):
             if not isinstance(p, Variable):
-                raise TypeError(f"{type(self).__name__}: parameter {i} is a {type(p).__name__}, not a tc.Variable")
-        if lr <= 0:
-            raise ValueError(f"{type(self).__name__}: learning rate must be positive, got {lr}")
-        self.lr = lr
-        self.iterations = 0
+                raise TypeError(f"{name}: parameter {i} is a {type(p).__name__}, not a tc.Variable")
+        self._lr_fn: Callable[[Tensor], Any] | None = lr if _lr.is_callable_lr(lr) else None
+        self._lr_value: float | None = None if self._lr_fn is not None else _lr.check_rate(name, lr, positive=True)
+        self._lr_tensors: dict[Device, Tensor] = {}  # one per device, shared by replicas (only read)
+        self._lr_checked = False  # whether the callable passed its first, checked evaluation
+        self._traced = False  # whether a traced step captured this optimizer
+        self._host_iterations: int | None = 0  # the step count while only eager steps counted
+        self._now = threading.local()  # this thread's inputs of the update in progress (see _apply)
+        self._lock = threading.Lock()
         # The strategy that mirrors the parameters (duck-typed: optim sits below distribute).
         self._strategy = _strategy_of(self.params)
         if self._strategy is None:
             self._replica_states = [[self._init_state(p) for p in self.params]]
+            self._replica_steps = [self._new_counters()]
         else:
-            self._replica_states = self._strategy.for_each_replica(lambda: [self._init_state(p) for p in self.params])
+            made = self._strategy.for_each_replica(lambda: ([self._init_state(p) for p in self.params],
+                                                            self._new_counters()))
+            self._replica_states = [states for states, _ in made]
+            self._replica_steps = [steps for _, steps in made]
             self._strategy._track_optimizer(self)
 
+    # --- the learning rate and the step count ---------------------------------------------
+    @property
+    def lr(self) -> float | Callable[[Tensor], Any]:
+        """The learning rate: the last number set (a host copy; reading it never waits for a
+        device), or the callable ``lr(step)`` given."""
+        return self._lr_fn if self._lr_fn is not None else self._lr_value
+
+    @lr.setter
+    def lr(self, value: float | Callable[[Tensor], Any]) -> None:
+        name = type(self).__name__
+        if _lr.is_callable_lr(value):
+            if self._lr_fn is None and self._traced:
+                raise _lr.mode_change_error(name, "a callable", "a number")
+            self._lr_fn, self._lr_value, self._lr_checked = value, None, False
+            return
+        rate = _lr.check_rate(name, value)
+        if self._lr_fn is not None and self._traced:
+            raise _lr.mode_change_error(name, "a number", "a callable")
+        tracing = dispatch.current_tracer() is not None
+        if self._lr_fn is None and rate == self._lr_value and not tracing:
+            return  # unchanged: nothing to write
+        self._lr_fn, self._lr_value = None, rate
+        for steps in self._replica_steps:  # lr tensors for every device (none while lr was a callable)
+            for dev in steps:
+                self._lr_tensor(dev)
+        for t in list(self._lr_tensors.values()):
+            # In place (a fill, no upload): graphs that captured the tensor read the new value.
+            dispatch.apply_inplace(ASSIGN, t, (rate,))
+
+    @property
+    def iterations(self) -> int:
+        """The number of steps taken (of the first replica, under ``tensorcore.distribute``),
+        each run of a traced step included. Counted on the device: once a traced step has run,
+        reading it waits for the device (eager steps alone keep a host copy)."""
+        if self._host_iterations is not None:
+            return self._host_iterations
+        return int(self._primary_counter().item())
+
+    def _primary_counter(self) -> Tensor:
+        steps = self._replica_steps[0]
+        counter = steps.get(self.params[0].device)
+        return counter if counter is not None else next(iter(steps.values()))
+
+    def _new_counters(self) -> dict[Device, Tensor]:
+        """This replica's step counters (one per device holding a parameter); the lr tensors."""
+        devices = dict.fromkeys(p.device for p in self.params)
+        if self._lr_fn is None:
+            for dev in devices:
+                self._lr_tensor(dev)
+        return {dev: _device_scalar(0.0, dev) for dev in devices}
+
+    def _lr_tensor(self, dev: Device) -> Tensor:
+        """The lr tensor of ``dev``, made (untraced) on first use."""
+        t = self._lr_tensors.get(dev)
+        if t is None:
+            with self._lock:  # replicas run in threads: one tensor per device, whoever comes first
+                t = self._lr_tensors.get(dev)
+                if t is None:
+                    t = self._lr_tensors[dev] = _device_scalar(self._lr_value, dev)
+        return t
+
+    def _steps(self) -> dict[Device, Tensor]:
+        """The step counters of the replica running in this thread."""
+        if self._strategy is None:
+            return self._replica_steps[0]
+        return self._replica_steps[self._strategy.local_index()]
+
+    def _add_device(self, steps: dict[Device, Tensor], dev: Device) -> None:
+        """A parameter moved to ``dev``: its counter starts from the replica's count (copied
+        once, untraced, like ``_follow``), and counters of devices left without a parameter go."""
+        with dispatch.untraced():
+            source = next(iter(steps.values()), None)
+            if source is None:
+                steps[dev] = _device_scalar(float(self._host_iterations or 0), dev)
+            else:
+                moved = source.to_device(dev)
+                steps[dev] = moved if moved.dtype == state_dtype(dev) else astype(moved, state_dtype(dev))
+        live = {p.device for p in self.params}
+        for gone in [d for d in steps if d not in live]:
+            del steps[gone]
+
+    # --- the step ---------------------------------------------------------------------
     @property
     def state(self) -> list[dict[str, Any]]:
         """Per-parameter state of the replica running in this thread (the only one without a strategy)."""
@@ -62,25 +183,60 @@ class Optimizer:
                     f"{name}.step: gradient {i} is {g.dtype}{list(g.shape)} but parameter "
                     f"{p.name!r} is {p.dtype}{list(p.shape)}"
                 )
-        if self._strategy is None:
-            self.iterations += 1
-            self._apply(grads)
-            return
-        grads = self._strategy.reduce_gradients(grads, self.params)
-        if self._strategy.local_index() == 0:
-            self.iterations += 1
-        with self._strategy.applying_update():  # a replica failing in here is repaired by run
-            self._apply(grads)
+        if dispatch.tracers and dispatch.current_tracer() is not None:  # only the device knows the count now
+            self._traced, self._host_iterations = True, None
+        strategy = self._strategy
+        if strategy is not None:
+            grads = strategy.reduce_gradients(grads, self.params)
+        try:
+            if strategy is None:
+                self._apply(grads)
+            else:
+                with strategy.applying_update():  # a replica failing in here is repaired by run
+                    self._apply(grads)
+        except BaseException:
+            self._host_iterations = None  # some counters may have advanced: ask the device
+            raise
+        if self._host_iterations is not None and (strategy is None or strategy.local_index() == 0):
+            self._host_iterations += 1
 
     def _apply(self, grads: Sequence[Any]) -> None:
-        states = self.state
+        states, steps, now = self.state, self._steps(), self._now
+        lrs = self._lr_tensors if self._lr_fn is None else self._evaluate_lr(grads, steps)
+        counted: set[Device] = set()
         for i, (p, g) in enumerate(zip(self.params, grads)):
             if g is None:
                 continue
             state, dev = states[i], p.device
+            if dev not in steps:
+                self._add_device(steps, dev)
             if any(isinstance(v, Tensor) and v.device is not dev for v in state.values()):
                 self._follow(p, state)  # the parameter moved since the last step
+            lr = lrs.get(dev)
+            now.lr = lr if lr is not None else self._lr_tensor(dev)
+            # The first update on each device counts the step, inside its own kernel.
+            now.step = None if dev in counted or 0 in p._data.shape else steps[dev]  # (Tensor.size is slow)
+            if now.step is not None:
+                counted.add(dev)
             self._update(p, g if g.device is dev else g.to_device(dev), state)
+        if len(counted) < len(steps):  # a device none of whose parameters was updated: count apart
+            for dev, counter in steps.items():
+                if dev not in counted:  # add and assign: kernels every backend has (no assign_add on cuda)
+                    dispatch.apply_inplace(ASSIGN, counter, (counter + 1.0,))
+
+    def _evaluate_lr(self, grads: Sequence[Any], steps: dict[Device, Tensor]) -> dict[Device, Tensor]:
+        """The callable's learning rate on each device this step updates, all evaluated before
+        any update, so a callable that fails changes nothing."""
+        out: dict[Device, Tensor] = {}
+        for p, g in zip(self.params, grads):
+            dev = p.device
+            if g is None or dev in out:
+                continue
+            if dev not in steps:
+                self._add_device(steps, dev)
+            out[dev] = _lr.evaluate(type(self).__name__, self._lr_fn, steps[dev], check=not self._lr_checked)
+        self._lr_checked = True
+        return out
 
     def _follow(self, param: Variable, state: dict[str, Any]) -> None:
         """Move ``param``'s state to its device, untraced: traced, the move would run on every
@@ -91,6 +247,7 @@ class Optimizer:
                     state[key] = value.to_device(param.device)
             self._adapt_state(param, state)
 
+    # --- what subclasses provide ----------------------------------------------------------
     def _init_state(self, param: Variable) -> dict[str, Any]:
         """The state a parameter starts with (subclasses override)."""
         return {}
@@ -100,7 +257,45 @@ class Optimizer:
         override; runs untraced, see ``_follow``)."""
 
     def _update(self, param: Variable, grad: Any, state: dict[str, Any]) -> None:
+        """Update ``param`` in place; the learning rate tensor and the step counter to advance
+        (or None) are ``self._now.lr`` and ``self._now.step`` (set per update by ``_apply``)."""
         raise NotImplementedError
+
+    def _hyperparameters(self) -> dict[str, Any]:
+        """The settings a state dict must agree with, as JSON values (subclasses override)."""
+        return {}
+
+    # --- saving and restoring -----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """A snapshot of everything an exactly resumed run needs, as one flat dict: tensors
+        (copies of the per-parameter state, ``"state.{i}.{name}"``) and JSON values (``type``,
+        ``lr``, ``lr_callable``, ``iterations``, the parameters' shapes and dtypes, the
+        hyperparameters). Under ``tensorcore.distribute``, the first replica's state."""
+        from tensorcore.optim import _state
+
+        return _state.state_dict(self)
+
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+        """Restore what :meth:`state_dict` returned (tensors as ``tc.Tensor`` or NumPy arrays),
+        writing into the existing state tensors in place, on each parameter's device (every
+        replica's, under ``tensorcore.distribute``). Everything is checked first: a ``ValueError``
+        names every problem, and then nothing has changed. ``strict=False`` tolerates missing
+        and unexpected keys (what is missing keeps its value)."""
+        from tensorcore.optim import _state
+
+        _state.load_state_dict(self, state, strict)
+
+    def state_dict_problems(self, state: dict[str, Any], strict: bool = True) -> list[str]:
+        """Every reason ``load_state_dict(state, strict)`` would refuse ``state`` (empty: it loads)."""
+        from tensorcore.optim import _state
+
+        return _state.problems(self, state, strict)
+
+
+def _device_scalar(value: float | None, dev: Device) -> Tensor:
+    """A 0-d tensor of the device's state dtype (made untraced: it outlives any graph)."""
+    with dispatch.untraced():
+        return from_host(np.asarray(value, state_dtype(dev)), dev)
 
 
 def _strategy_of(params: list[Variable]) -> Any:
