@@ -57,9 +57,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.device is not None and args.devices is not None:
         raise ValueError("give either --device (one device) or --devices (data-parallel over several), not both")
     result = train.train(epochs=args.epochs, seed=args.seed, device=args.device, batch_size=args.batch_size,
-                         lr=args.lr, progress=not args.no_progress, devices=args.devices)
-    rank = getattr(result.strategy, "rank", 0)
-    if rank == 0:
+                         lr=args.lr, progress=not args.no_progress, devices=args.devices,
+                         checkpoint_dir=args.checkpoint_dir, resume=args.resume, logdir=args.logdir)
+    if result.strategy is None or result.strategy.is_chief:
         print(train.summary(result), flush=True)
     return 0
 
@@ -79,15 +79,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("devices", help="list backends and devices")
     p.add_argument("--ops", action="store_true", help="also list, per backend, which ops have native kernels")
     p.set_defaults(run=cmd_devices)
-    p = sub.add_parser("train", help="train a small CNN on the bundled digits dataset")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="e.g. cpu, opencl:0, cuda:0 (default: TENSORCORE_DEVICE or cpu)")
+    p = sub.add_parser("train", help="train a small CNN on the bundled digits dataset",
+                       description="Train a small CNN on scikit-learn's bundled digits dataset (no download).",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--epochs", type=int, default=20, help="train up to this epoch")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, dropout and shuffling")
+    p.add_argument("--device", default=None, help="e.g. cpu, opencl:0, cuda:0 (None: TENSORCORE_DEVICE, else cpu)")
     p.add_argument("--devices", default=None,
-                   help="train data-parallel over these devices, e.g. opencl:0,opencl:1 or cpu,opencl:0 (default: "
+                   help="train data-parallel over these devices, e.g. opencl:0,opencl:1 or cpu,opencl:0 (None: "
                         "TENSORCORE_DEVICES if set; under mpiexec, each process's devices)")
-    p.add_argument("--batch-size", type=int, default=32, help="the global batch size (default: 32)")
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--batch-size", type=int, default=32, help="the global batch size")
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam's learning rate at epoch 1 (cosine decay after)")
+    p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                   help="save a checkpoint here after each epoch (the newest 3 are kept)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the latest checkpoint in --checkpoint-dir, up to --epochs")
+    p.add_argument("--logdir", default=None, metavar="DIR",
+                   help="write loss, accuracy, learning rate and examples/s per epoch here for TensorBoard "
+                        "(tensorboard --logdir DIR)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=cmd_train)
     p = sub.add_parser("bench", help="run a benchmark (e.g. `tensorcore bench eager`; `cuda` needs CuPy and a GPU)")

@@ -156,11 +156,47 @@ def _uneven_nodes() -> None:
     _report({"rank": strategy.rank, "devices": [str(d) for d in strategy.devices], "sum": sums[0].numpy().tolist()})
 
 
+def _checkpoint(directory: str) -> None:
+    """Checkpoints under mpiexec -n 2, each rank given its own directory: only rank 0 writes, and
+    restoring sets every rank to rank 0's file, from which training goes on exactly as before."""
+    strategy = tc.distribute.MultiWorkerMirroredStrategy("cpu")
+    x, y = data()
+    with strategy.scope():
+        net = model(strategy.rank)
+        params = net.parameters()
+        opt = OPTIMIZERS["adam"](params)
+    mine = os.path.join(directory, f"rank{strategy.rank}")
+    manager = tc.train.CheckpointManager(tc.train.Checkpoint(model=net, optimizer=opt), mine)
+
+    def step(s: int) -> list[np.ndarray]:
+        def replica_step(xb: Any, yb: Any) -> None:
+            with tc.GradientTape() as tape:
+                loss = F.cross_entropy(net(xb), yb)
+            opt.step(tape.gradient(loss, params))
+
+        strategy.run(replica_step, strategy.split(x[batch_rows(s, 24)], y[batch_rows(s, 24)]))
+        return [p.numpy().copy() for p in params]
+
+    step(0)
+    saved = [p.numpy().copy() for p in params]
+    path = manager.save()
+    after = step(1)
+    restored = manager.restore_latest()
+    back = [p.numpy().copy() for p in params]
+    strategy.check_in_sync()
+    again = step(1)
+    _report({"rank": strategy.rank, "files": sorted(os.listdir(mine)) if os.path.isdir(mine) else None,
+             "path": path, "restored": restored, "restore_diff": max_difference(back, saved),
+             "resume_diff": max_difference(again, after), "moved": max_difference(after, saved)})
+
+
 if __name__ == "__main__":
     scenario, args = sys.argv[1], sys.argv[2:]
     if scenario in ("oracle", "mpi-oracle"):
         _report(_oracle(*args[:4], multi_worker=scenario == "mpi-oracle"))
     elif scenario == "uneven-nodes":
         _uneven_nodes()
+    elif scenario == "checkpoint":
+        _checkpoint(*args)
     else:
         _faults(scenario)

@@ -107,3 +107,13 @@ def test_default_devices_when_only_some_nodes_have_accelerators(tmp_path):
     assert reports[0]["devices"] == ["opencl:0"] and reports[1]["devices"] == ["cpu:0"]
     assert reports[0]["sum"] == reports[1]["sum"] == [2.0, 2.0, 2.0]
     assert seconds < 10
+
+
+def test_checkpoints_are_written_by_rank_0_and_restored_on_every_rank(tmp_path):
+    # Each rank is given its own directory, as on machines without a shared filesystem.
+    out, _, result = mpirun(tmp_path, "checkpoint", str(tmp_path))
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert result[0]["files"] == ["ckpt-1.safetensors"] and result[1]["files"] is None  # rank 1 wrote nothing
+    for r in result.values():
+        assert r["restored"] == str(tmp_path / "rank0" / "ckpt-1.safetensors")  # rank 0's file, everywhere
+        assert r["moved"] > 0 and r["restore_diff"] == 0.0 and r["resume_diff"] == 0.0, r

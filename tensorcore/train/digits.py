@@ -12,6 +12,7 @@ import numpy as np
 
 from tensorcore import nn, optim, placement, random
 from tensorcore.autodiff.tape import GradientTape
+from tensorcore.autodiff.variable import Variable
 from tensorcore.data import batches
 from tensorcore.device import Device, current_device, resolve
 from tensorcore.nn import functional as F
@@ -28,6 +29,7 @@ class TrainResult:
     seconds: float = 0.0
     strategy: Any = None  # the tensorcore.distribute strategy, when training is distributed
     steps: int = 0
+    first_epoch: int = 1  # after --resume, the first epoch this run trained
 
 
 def load_digits_split(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -63,17 +65,24 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, device: Device, bat
 
 
 def train(epochs: int = 20, seed: int = 0, device: Any = None, batch_size: int = 32, lr: float = 3e-3,
-          progress: bool = True, log: Any = print, devices: Any = None) -> TrainResult:
+          progress: bool = True, log: Any = print, devices: Any = None, checkpoint_dir: str | None = None,
+          resume: bool = False, logdir: str | None = None) -> TrainResult:
     """Train the digits CNN with Adam; return per-epoch losses and test accuracies.
 
     ``devices`` (a list or ``"opencl:0,opencl:1"``; default ``TENSORCORE_DEVICES``) trains
     data-parallel over those devices with ``tensorcore.distribute``; under ``mpiexec`` it
     trains over the MPI processes. ``batch_size`` is the global batch either way.
+    ``checkpoint_dir`` saves a checkpoint after each epoch; ``resume`` first restores the
+    latest one there and trains the epochs after it, up to ``epochs``. ``logdir`` writes loss,
+    accuracy, learning rate and examples/s per epoch for TensorBoard.
     """
     from tqdm import tqdm
 
+    if resume and not checkpoint_dir:
+        raise ValueError("--resume continues from the latest checkpoint in --checkpoint-dir: give --checkpoint-dir too")
     strategy = make_strategy(devices)
-    chief = strategy is None or getattr(strategy, "rank", 0) == 0
+    chief = strategy is None or strategy.is_chief
+    say = log if chief else (lambda _: None)
     dev = (current_device() if device is None else resolve(device)) if strategy is None else strategy.devices[0]
     random.seed(seed)
     x_tr, x_te, y_tr, y_te = load_digits_split(seed)
@@ -82,6 +91,12 @@ def train(epochs: int = 20, seed: int = 0, device: Any = None, batch_size: int =
         opt = optim.Adam(model.parameters(), lr=lr)
     if strategy is not None:
         describe_strategy(strategy, batch_size, log if chief else None)
+    epochs_done = Variable(np.int64(0), trainable=False, device=dev)  # made outside the scope: one plain Variable
+    manager = _checkpoints(checkpoint_dir, model, opt, epochs_done)
+    start = 1
+    if resume:
+        start = _resume(manager, epochs_done, checkpoint_dir, epochs, say)
+    writer = _summary_writer(logdir)
     params = model.parameters()
 
     def step(xb: Any, yb: Any) -> Any:
@@ -90,9 +105,9 @@ def train(epochs: int = 20, seed: int = 0, device: Any = None, batch_size: int =
         opt.step(tape.gradient(loss, params))
         return loss
 
-    result = TrainResult(dev, strategy=strategy)
-    start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    result = TrainResult(dev, strategy=strategy, first_epoch=start)
+    began = time.perf_counter()
+    for epoch in range(start, epochs + 1):
         opt.lr = lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / epochs))  # cosine decay
         total, count = 0.0, 0
         if strategy is None:
@@ -100,6 +115,7 @@ def train(epochs: int = 20, seed: int = 0, device: Any = None, batch_size: int =
         else:
             steps = strategy.batches([x_tr, y_tr], batch_size, seed=seed + epoch)
         bar = tqdm(steps, total=-(-len(y_tr) // batch_size), desc=f"epoch {epoch}/{epochs}", disable=not (progress and chief), leave=False)
+        epoch_began = time.perf_counter()
         for xb, yb in bar:
             if strategy is None:
                 loss, rows = step(xb, yb), len(yb)
@@ -108,12 +124,63 @@ def train(epochs: int = 20, seed: int = 0, device: Any = None, batch_size: int =
             total += float(loss.item()) * rows
             count += rows
             result.steps += 1
+        examples_per_second = count / (time.perf_counter() - epoch_began)
         result.losses.append(total / count)
         result.accuracies.append(evaluate(model, x_te, y_te, dev))
-        if chief:
-            log(f"epoch {epoch}: loss {result.losses[-1]:.4f}, test accuracy {result.accuracies[-1]:.2%}")
-    result.seconds = time.perf_counter() - start
+        say(f"epoch {epoch}: loss {result.losses[-1]:.4f}, test accuracy {result.accuracies[-1]:.2%}")
+        if writer is not None:
+            _log_epoch(writer, epoch, result.losses[-1], result.accuracies[-1], opt.lr, examples_per_second)
+        if manager is not None:
+            epochs_done.assign(np.int64(epoch))
+            manager.save(step=epoch)
+    if writer is not None:
+        writer.close()
+    if start > epochs:  # resumed past the end: report the model as it is
+        result.accuracies.append(evaluate(model, x_te, y_te, dev))
+    result.seconds = time.perf_counter() - began
     return result
+
+
+def _checkpoints(directory: str | None, model: nn.Module, opt: Any, epochs_done: Any) -> Any:
+    """A manager of the run's checkpoints, numbered by epoch (None without a directory)."""
+    if not directory:
+        return None
+    from tensorcore.train.checkpoint import Checkpoint, CheckpointManager
+
+    return CheckpointManager(Checkpoint(model=model, optimizer=opt, epochs_done=epochs_done), directory, max_to_keep=3)
+
+
+def _resume(manager: Any, epochs_done: Any, directory: str, epochs: int, say: Any) -> int:
+    """Restore the latest checkpoint; the first epoch still to train."""
+    path = manager.restore_latest()
+    if path is None:
+        say(f"no checkpoint in {directory}: starting from epoch 1")
+        return 1
+    done = int(epochs_done.numpy())
+    if done >= epochs:
+        say(f"resumed from {path}: {done} epochs already trained, --epochs {epochs}: nothing to train")
+    else:
+        say(f"resumed from {path} ({done} epochs trained): training epochs {done + 1} to {epochs}")
+    return done + 1
+
+
+def _summary_writer(logdir: str | None) -> Any:
+    if not logdir:
+        return None
+    from tensorcore import summary
+
+    return summary.create_file_writer(logdir)
+
+
+def _log_epoch(writer: Any, epoch: int, loss: float, accuracy: float, lr: float, examples_per_second: float) -> None:
+    from tensorcore import summary
+
+    with writer.as_default(step=epoch):
+        summary.scalar("loss", loss)
+        summary.scalar("accuracy", accuracy)
+        summary.scalar("learning_rate", lr)
+        summary.scalar("examples_per_second", examples_per_second)
+    writer.flush()
 
 
 def make_strategy(devices: Any) -> Any:
@@ -155,9 +222,10 @@ def summary(result: TrainResult) -> str:
                  f"shares {', '.join(f'{w:.0%}' for w in s.weights)}\n"
                  f"all-reduced per step: {stats['bytes'] / steps / 2**20:.2f} MiB in {stats['collectives'] / steps:.1f} "
                  f"collective(s); time in collectives: {stats['seconds']:.2f} s of {result.seconds:.1f} s\n")
+    trained = len(result.losses)
+    epochs = f"{trained} epochs" + (f" (from epoch {result.first_epoch})" if result.first_epoch > 1 and trained else "")
     return (
         where +
-        f"final test accuracy: {result.accuracies[-1]:.2%} after {len(result.accuracies)} epochs "
-        f"in {result.seconds:.1f} s\n"
+        f"final test accuracy: {result.accuracies[-1]:.2%} after {epochs} in {result.seconds:.1f} s\n"
         f"placement: {placement.summary()}"
     )
