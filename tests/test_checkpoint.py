@@ -215,3 +215,37 @@ def test_a_full_disk_names_the_path_and_keeps_the_previous_checkpoint(tmp_path: 
     np.testing.assert_array_equal(tc.load(tmp_path / "ckpt-1.safetensors")["big"].numpy(), np.ones(1000))
     header = json.loads(tc.serialization.load_metadata(tmp_path / "ckpt-1.safetensors")["tensorcore.checkpoint"])
     assert header["objects"]["big"]["kind"] == "variable"
+
+
+def test_mirrored_models_save_once_and_restore_every_replica(tmp_path: Path) -> None:
+    from conftest import DEVICES
+
+    devices = ["cpu", "opencl:0"] if "opencl:0" in DEVICES else ["cpu", "cpu"]
+    strategy = tc.distribute.MirroredStrategy(devices)
+    with strategy.scope():
+        model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+        opt = tc.optim.Adam(model.parameters(), lr=0.01)
+    x, y = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32), np.arange(8) % 2
+
+    def step(xb, yb):
+        with tc.GradientTape() as tape:
+            loss = tc.nn.functional.cross_entropy(model(xb), yb)
+        opt.step(tape.gradient(loss, model.parameters()))
+
+    strategy.run(step, strategy.split(x, y))
+    ckpt = tc.train.Checkpoint(model=model, optimizer=opt)
+    path = ckpt.save(tmp_path / "m.safetensors")
+    assert set(safetensors.numpy.load_file(path)) >= {"model/0.weight", "optimizer/state.0.m"}  # one copy each
+    saved = _values(model)
+    strategy.run(step, strategy.split(x, y))
+    after_one = _values(model)
+    for v in model.parameters():  # outside run, assign writes every replica's copy
+        v.assign(tc.zeros(v.shape))
+    ckpt.restore(path)
+    strategy.check_in_sync()  # every replica holds the file's values, optimizer state included
+    for k, v in model.state_dict().items():
+        for copy in v.copies:
+            np.testing.assert_array_equal(copy.numpy(), saved[k])
+    strategy.run(step, strategy.split(x, y))
+    for k, v in _values(model).items():
+        np.testing.assert_array_equal(v, after_one[k])  # and training goes on as before
