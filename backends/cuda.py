@@ -25,6 +25,7 @@ from collections import OrderedDict
 from typing import Any
 
 import numpy as np
+from tensorcore.backends.device_errors import RECORD_BYTES, ThreadErrors
 
 from tensorcore.backend import Backend, DeviceInfo
 from tensorcore.device import Device
@@ -53,13 +54,6 @@ def kernel_source(source: str) -> str:
         return _INCLUDE.sub(one, text)
 
     return expand(read(f"cuda/{source}"))
-
-
-class _ThreadErrors(threading.local):
-    """One thread's device-side error flag on one device (class defaults: cheap to read)."""
-
-    buf: Any = None  # an int32 on the device that this thread's validating kernels write
-    pending = False  # a kernel this thread launched may have set it since the thread last looked
 
 
 class CUDADevice:
@@ -92,9 +86,9 @@ class CUDADevice:
         self._build_lock = threading.RLock()  # one build at a time; launches never wait for it
         self._meta: OrderedDict[tuple, Any] = OrderedDict()
         self._meta_lock = threading.Lock()  # the LRU order changes on every hit
-        self._errors = _ThreadErrors()
-        self._error_messages: dict[int, str] = {}
-        self._messages_lock = threading.Lock()
+        self._errors = ThreadErrors()
+        self._unguarded: Any = None  # a record that is never set (see unguarded)
+        self._unguarded_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"CUDADevice(cuda:{self.index}, {self.name!r})"
@@ -164,39 +158,51 @@ class CUDADevice:
         return arr
 
     # --- device-side input errors ---------------------------------------------------------
-    def error_flag(self, message: str) -> tuple[Any, np.int32]:
-        """(this thread's int32 error flag on the device, a code for ``message``) for a kernel that
-        validates its input: on bad input it stores the code; this thread raises
-        ``OpError(message)`` at its next read or synchronize on this device (as CUDA reports
-        device asserts: late). Each thread has its own flag: an error never surfaces in another."""
+    def error_flag(self, message: str, shape: tuple[int, ...] = (),
+                   index_shape: tuple[int, ...] | None = None) -> tuple[Any, np.int32]:
+        """(this thread's error record on the device, a code) for a kernel that validates its
+        input: on bad input it claims the record with the code, the flat position (row-major
+        over ``shape``, the shape it walks) and the value, and touches nothing outside its
+        arrays. This thread raises ``DeviceError`` at its next read or synchronize on this
+        device (as CUDA reports device asserts: late), with ``message``'s ``{value}`` and
+        ``{position}`` filled in (see ``backends/device_errors.py``). Until then the in-place
+        kernels this thread launches here write nothing. Each thread has its own record: an
+        error never surfaces in another thread, nor stops its updates."""
+        return self.error_guard(), self._errors.code(message, shape, index_shape)
+
+    def error_guard(self) -> Any:
+        """This thread's error record, for an in-place kernel to read: while it holds a code
+        (an error found by an earlier kernel of this thread, not yet raised), the kernel
+        writes nothing. One int read on the device per thread; the host never waits."""
         mine = self._errors
         if mine.buf is None:
-            buf = self.empty((1,), np.int32)
+            buf = self.empty((RECORD_BYTES // 4,), np.int32)
             buf.fill(0)
             mine.buf = buf  # this thread's alone: published once its zeroing is queued
-        with self._messages_lock:
-            code = next((c for c, m in self._error_messages.items() if m == message), len(self._error_messages) + 1)
-            self._error_messages[code] = message
-        mine.pending = True
-        return mine.buf, np.int32(code)
+        return mine.buf
+
+    def unguarded(self) -> Any:
+        """A record that never holds an error: the guard of a copy kernel writing a fresh
+        output (the copy kernels always read one)."""
+        if self._unguarded is None:
+            with self._unguarded_lock:
+                if self._unguarded is None:
+                    self._unguarded = self.zeros((RECORD_BYTES // 4,), np.int32)  # queued before any reader
+        return self._unguarded
 
     def finished(self) -> None:
         """Called once the stream has drained (a read or synchronize in this thread): raise the
-        device-side input errors that kernels launched by this thread found meanwhile."""
+        device-side input error that a kernel launched by this thread found meanwhile, once."""
         mine = self._errors
         if not mine.pending:
             return
-        from tensorcore.errors import OpError
-
-        mine.pending = False
         with self.activate():
-            code = int(mine.buf.get(stream=self.stream)[0])
-            if code:
+            record = np.asarray(mine.buf.get(stream=self.stream)).astype(np.int32)
+            error = mine.error(record, self.label)
+            if error is not None:
                 mine.buf.fill(0)
-        if code:
-            raise OpError(self._error_messages.get(code, "a kernel found invalid input")
-                          + " (found on the device by an earlier op of this thread; device errors are reported "
-                          "at the thread's next read)")
+        if error is not None:
+            raise error
 
     # --- kernels -----------------------------------------------------------------------------
     def function(self, source: str, name: str, defines: tuple[tuple[str, str], ...] = ()) -> Any:
@@ -355,6 +361,32 @@ class CUDABackend(Backend):
 
     def _owner(self, data: Any) -> CUDADevice:
         return self._devices[int(data.device.id)]
+
+    # --- creation on the device (cuda_ops/creation.py): no host array, no upload ---------------
+    def full(self, shape: tuple[int, ...], value: Any, dtype: np.dtype, index: int) -> Any:
+        """A new array of ``value``, allocated from the pool and filled on the device's stream."""
+        from tensorcore.backends.cuda_ops import creation
+
+        dev = self._devices[index]
+        with dev.activate():
+            return creation.full(dev, shape, value, dtype)
+
+    def arange(self, start: Any, stop: Any, step: Any, dtype: np.dtype, index: int) -> Any:
+        """NumPy's arange, computed on the device (bool and float16 are built on the host)."""
+        from tensorcore.backends.cuda_ops import creation
+
+        dev = self._devices[index]
+        with dev.activate():
+            out = creation.arange(dev, start, stop, step, dtype)
+        return super().arange(start, stop, step, dtype, index) if out is None else out
+
+    def eye(self, n_rows: int, n_cols: int, k: int, dtype: np.dtype, index: int) -> Any:
+        """Zeros with ones on diagonal ``k``, written on the device."""
+        from tensorcore.backends.cuda_ops import creation
+
+        dev = self._devices[index]
+        with dev.activate():
+            return creation.eye(dev, n_rows, n_cols, k, dtype)
 
     def from_numpy(self, array: np.ndarray, index: int) -> Any:
         """Copy to the device on its stream. From pageable host memory the driver stages the

@@ -2,7 +2,9 @@
 
 Devices are numbered across platforms in a stable order (platform, then device), and
 ``TENSORCORE_OPENCL_DEVICES`` (comma-separated indices or name substrings) narrows them as
-``CUDA_VISIBLE_DEVICES`` does. Each device has one in-order queue: ops enqueue and return,
+``CUDA_VISIBLE_DEVICES`` does; a device gets its index only after it passes tensorcore's
+driver check (``opencl_probe``: a child process, its verdict cached), and one that fails is
+listed unavailable with the reason. Each device has one in-order queue: ops enqueue and return,
 and the host waits only in ``to_numpy`` and ``synchronize``. Memory comes from pyopencl's
 pool; programs are compiled once per (source, build options, device) and pyopencl caches
 the binaries on disk, keyed by source, options, device and driver version.
@@ -20,6 +22,7 @@ import threading
 from typing import Any
 
 import numpy as np
+from tensorcore.backends.device_errors import RECORD_BYTES, ThreadErrors
 
 from tensorcore.backend import Backend, DeviceInfo
 from tensorcore.device import Device
@@ -69,13 +72,6 @@ class CLArray:
         return f"CLArray({self.dtype}{list(self.shape)}, strides={self.strides}, offset={self.offset}, {self.dev.name})"
 
 
-class _ThreadErrors(threading.local):
-    """One thread's device-side error flag on one device (class defaults: cheap to read)."""
-
-    buf: Any = None  # an int32 on the device that this thread's validating kernels write
-    pending = False  # a kernel this thread launched may have set it since the thread last looked
-
-
 class CLDevice:
     """One OpenCL device: its context, in-order queue, memory pool and compiled programs.
 
@@ -108,12 +104,13 @@ class CLDevice:
         # Held while a program or kernel is built for the cache (not while launching): one
         # build at a time per device, each entry built once and published complete.
         self._build_lock = threading.RLock()
-        # Device-side input errors (an out-of-range label): kernels store a code in an int of
-        # the launching thread instead of reading out of bounds, and that thread raises at its
-        # next read, as CUDA reports device asserts. Validating on the host would drain the
-        # queue mid-step. The codes' messages are shared by all threads.
-        self._errors = _ThreadErrors()
-        self._error_messages: dict[int, str] = {}
+        # Device-side input errors (an out-of-range label): kernels store a code, position and
+        # value in a record of the launching thread instead of reading out of bounds, in-place
+        # kernels of that thread read it and write nothing while it is set, and the thread
+        # raises at its next read, as CUDA reports device asserts. Validating on the host
+        # would drain the queue mid-step. Per thread, so no thread sees or skips for another's.
+        self._errors = ThreadErrors()
+        self._unguarded: Any = None  # a record that is never set (see unguarded)
 
     def __repr__(self) -> str:
         return f"CLDevice(opencl:{self.index}, {self.name!r})"
@@ -172,35 +169,50 @@ class CLDevice:
         if self._errors.pending:
             self._raise_device_errors()
 
-    def error_flag(self, message: str) -> tuple[Any, np.int32]:
-        """(this thread's error buffer on the device, a code for ``message``) for a kernel that
-        validates its input: on bad input it stores the code and does no out-of-bounds access;
-        this thread then raises ``OpError(message)`` at its next read or synchronize on this
-        device. Each thread has its own buffer, so an error never surfaces in another thread."""
+    def error_flag(self, message: str, shape: tuple[int, ...] = (),
+                   index_shape: tuple[int, ...] | None = None) -> tuple[Any, np.int32]:
+        """(this thread's error record on the device, a code) for a kernel that validates its
+        input: on bad input it claims the record with the code, the flat position (row-major
+        over ``shape``, the shape it walks) and the value, and does no out-of-bounds access.
+        This thread then raises ``DeviceError`` at its next read or synchronize on this
+        device, with ``message``'s ``{value}`` and ``{position}`` filled in (the position in
+        the index tensor of ``index_shape``, default ``shape``; see ``backends/device_errors.py``).
+        Until then the in-place kernels this thread launches here skip their writes."""
+        return self.error_guard(), self._errors.code(message, shape, index_shape)
+
+    def error_guard(self) -> Any:
+        """This thread's error record, for an in-place kernel to read: while it holds a code
+        (an error found by an earlier kernel of this thread, not yet raised), the kernel
+        writes nothing. One int read on the device per work item; the host never waits."""
         mine = self._errors
-        with self.lock:
-            if mine.buf is None:
-                buf = self.alloc(4)
-                self.cl.enqueue_fill_buffer(self.queue, buf, np.int32(0), 0, 4)
-                mine.buf = buf
-            code = next((c for c, m in self._error_messages.items() if m == message), len(self._error_messages) + 1)
-            self._error_messages[code] = message
-        mine.pending = True
-        return mine.buf, np.int32(code)
+        if mine.buf is None:
+            with self.lock:
+                buf = self.alloc(RECORD_BYTES)
+                self.cl.enqueue_fill_buffer(self.queue, buf, np.int32(0), 0, RECORD_BYTES)
+            mine.buf = buf  # this thread's alone: published once its zeroing is queued
+        return mine.buf
+
+    def unguarded(self) -> Any:
+        """A record that never holds an error: the guard of a copy kernel writing a fresh
+        output (the kernels always read one, so they need no test for NULL)."""
+        if self._unguarded is None:
+            with self.lock:
+                if self._unguarded is None:
+                    buf = self.alloc(RECORD_BYTES)
+                    self.cl.enqueue_fill_buffer(self.queue, buf, np.int32(0), 0, RECORD_BYTES)
+                    self._unguarded = buf  # published with its zeroing queued (one queue: in order)
+        return self._unguarded
 
     def _raise_device_errors(self) -> None:
-        from tensorcore.errors import OpError
-
+        """Read this thread's record (the queue has drained); raise what it holds, once."""
         mine = self._errors
-        mine.pending = False
-        code = np.zeros(1, np.int32)
-        self.cl.enqueue_copy(self.queue, code, mine.buf, is_blocking=True)
-        if code[0]:
+        record = np.zeros(RECORD_BYTES // 8, np.int64)
+        self.cl.enqueue_copy(self.queue, record, mine.buf, is_blocking=True)
+        error = mine.error(record, f"opencl:{self.index}")
+        if error is not None:
             with self.lock:
-                self.cl.enqueue_fill_buffer(self.queue, mine.buf, np.int32(0), 0, 4)
-            raise OpError(self._error_messages.get(int(code[0]), "a kernel found invalid input")
-                          + " (found on the device by an earlier op of this thread; device errors are reported "
-                          "at the thread's next read)")
+                self.cl.enqueue_fill_buffer(self.queue, mine.buf, np.int32(0), 0, RECORD_BYTES)
+            raise error
 
     # --- programs ----------------------------------------------------------------------------
     def kernel(self, source: str, name: str, defines: tuple[tuple[str, str], ...] = ()) -> Any:
@@ -267,7 +279,15 @@ class CLDevice:
         options = options + ["-cl-kernel-arg-info", "-I", str(KERNEL_DIR / "opencl")]
         try:
             return self.cl.Program(self.context, text).build(options=options)
-        except self.cl.RuntimeError as exc:
+        except self.cl.RuntimeError as exc:  # a compile error
+            raise _build_error(source, text, f"opencl:{self.index} ({self.name})", options, str(exc)) from None
+        except Exception as exc:  # pyopencl's compiler cache failed (a damaged entry): build from source
+            from tensorcore.backends.pyopencl_cache import warn_compiler_cache
+
+            warn_compiler_cache(exc)
+        try:
+            return self.cl.Program(self.context, text).build(options=options, cache_dir=False)
+        except self.cl.Error as exc:
             raise _build_error(source, text, f"opencl:{self.index} ({self.name})", options, str(exc)) from None
 
     def launch(self, kernel: Any, global_size: tuple[int, ...], local_size: tuple[int, ...] | None, *args: Any) -> None:
@@ -305,6 +325,12 @@ def _build_error(source: str, text: str, device: str, options: list[str], log: s
                             f"{' '.join(options)}:{where}\ncompiler log:\n{log.strip()}")
 
 
+def _details(cl: Any, d: Any) -> dict[str, Any]:
+    """What ``tensorcore devices`` shows of an OpenCL device."""
+    return {"platform": d.platform.name.strip(), "type": cl.device_type.to_string(d.type),
+            "compute_units": d.max_compute_units, "float64": bool(d.double_fp_config)}
+
+
 def _visible(devices: list[Any], spec: str | None) -> list[Any]:
     """Apply ``TENSORCORE_OPENCL_DEVICES``: indices or name substrings, in the order given."""
     if not spec:
@@ -331,10 +357,28 @@ class OpenCLBackend(Backend):
 
     def __init__(self) -> None:
         import pyopencl as cl
+        from tensorcore.backends import opencl_probe
         from tensorcore.backends.opencl_ops import KERNELS
+        from tensorcore.backends.pyopencl_cache import guard_invoker_cache
 
-        found = [d for platform in cl.get_platforms() for d in platform.get_devices()]
-        self._devices = [CLDevice(i, d) for i, d in enumerate(_visible(found, os.environ.get("TENSORCORE_OPENCL_DEVICES")))]
+        guard_invoker_cache()  # a damaged pyopencl cache must not fail every kernel
+        where = {}  # device -> (platform index, device index): how the driver check finds it
+        for p, platform in enumerate(cl.get_platforms()):
+            for i, d in enumerate(platform.get_devices()):
+                where[d.int_ptr] = (d, p, i)
+        chosen = _visible([d for d, _, _ in where.values()], os.environ.get("TENSORCORE_OPENCL_DEVICES"))
+        # Each device passes tensorcore's driver check (a child process, verdict cached) before
+        # it gets an index: a driver that aborts in a kernel must not take the process with it.
+        verdicts = opencl_probe.screen([where[d.int_ptr] for d in chosen])
+        usable = [(d, v) for d, v in zip(chosen, verdicts) if v.ok]
+        self._devices = [CLDevice(i, d) for i, (d, _) in enumerate(usable)]
+        self._float64_off = {}
+        for dev, (_, verdict) in zip(self._devices, usable):
+            if verdict.float64 is False:  # claimed but failed the check: ops in float64 fall back
+                dev.fp64 = False
+                self._float64_off[dev.index] = verdict.reason
+        self._unavailable = [DeviceInfo(None, d.name.strip(), int(d.global_mem_size), _details(cl, d),
+                                        "opencl", v.reason) for d, v in zip(chosen, verdicts) if not v.ok]
         self.kernels = KERNELS
 
     def bind(self, kernel: Any, index: int) -> Any:
@@ -343,16 +387,40 @@ class OpenCLBackend(Backend):
         return functools.partial(kernel, self._devices[index])
 
     def devices(self) -> list[DeviceInfo]:
-        """Every visible OpenCL device, with platform, type, compute units and float64 support."""
+        """Every visible OpenCL device that passed the driver check, with platform, type,
+        compute units and float64 support."""
         import pyopencl as cl
 
         infos = []
         for dev in self._devices:
-            d = dev.cl_device
-            details = {"platform": d.platform.name.strip(), "type": cl.device_type.to_string(d.type),
-                       "compute_units": d.max_compute_units, "float64": dev.fp64}
-            infos.append(DeviceInfo(Device("opencl", dev.index), dev.name, int(d.global_mem_size), details))
+            details = _details(cl, dev.cl_device) | {"float64": dev.fp64}
+            if dev.index in self._float64_off:
+                details["float64_off"] = self._float64_off[dev.index]
+            infos.append(DeviceInfo(Device("opencl", dev.index), dev.name, int(dev.cl_device.global_mem_size), details))
         return infos
+
+    def unavailable_devices(self) -> list[DeviceInfo]:
+        """Visible devices that failed the driver check, each with the reason and the fix."""
+        return list(self._unavailable)
+
+    # --- creation on the device (kernels/opencl/fill.cl, opencl_ops/creation.py) ---------------
+    def full(self, shape: tuple[int, ...], value: Any, dtype: np.dtype, index: int) -> CLArray:
+        """A new array of ``value``: allocated and filled on the device, no host copy."""
+        from tensorcore.backends.opencl_ops import creation
+
+        return creation.full(self._devices[index], shape, value, dtype)
+
+    def arange(self, start: Any, stop: Any, step: Any, dtype: np.dtype, index: int) -> CLArray:
+        """NumPy's arange, computed on the device value for value."""
+        from tensorcore.backends.opencl_ops import creation
+
+        return creation.arange(self._devices[index], start, stop, step, dtype)
+
+    def eye(self, n_rows: int, n_cols: int, k: int, dtype: np.dtype, index: int) -> CLArray:
+        """Zeros with ones on diagonal ``k``, written on the device."""
+        from tensorcore.backends.opencl_ops import creation
+
+        return creation.eye(self._devices[index], n_rows, n_cols, k, dtype)
 
     def fuse(self, program: Any, index: int) -> Any:
         """A generated kernel for a fused elementwise chain (see ``opencl_ops/fused.py``)."""

@@ -34,9 +34,13 @@ from tensorcore.dtypes import (
     uint32,
     uint64,
 )
-from tensorcore.errors import (
+from tensorcore.errors import (  # every error type a user may catch, and KernelUnsupported for kernel authors
+    CollectiveError,
+    DeviceError,
     DeviceUnavailableError,
     GradientError,
+    KernelBuildError,
+    KernelUnsupported,
     OpError,
     OutOfMemoryError,
     PlacementError,

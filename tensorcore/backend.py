@@ -7,8 +7,10 @@ third-party package would). ``docs/backends.md`` explains each method.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -63,6 +65,13 @@ class Backend:
         """The devices of this backend available on this machine, index order."""
         raise NotImplementedError
 
+    def unavailable_devices(self) -> list[DeviceInfo]:
+        """Optional: devices this backend found but cannot use (a driver that fails the
+        backend's checks, a damaged kernel cache), as ``DeviceInfo(device=None, ...)`` whose
+        ``reason`` names the device, what is wrong and how to fix it. They take no index, and
+        ``tc.devices(all=True)`` and ``tensorcore devices`` list them. The default: none."""
+        return []
+
     def from_numpy(self, array: np.ndarray, index: int) -> Any:
         """Copy a host array to device ``index`` (asynchronously where the device allows)."""
         raise NotImplementedError
@@ -78,6 +87,27 @@ class Backend:
         default) where device memory is not host-visible: callers then copy."""
         return None
 
+    # --- creation: new arrays made on the device --------------------------------------------
+    # ``tc.zeros``, ``tc.full``, ``tc.arange``, ``tc.eye`` and the ``*_like`` functions call these.
+    # The defaults build the array on the host with NumPy and copy it in (``from_numpy``),
+    # which is right for any backend; a backend overrides them to allocate and fill on the
+    # device, so that a tensor too big for the device raises ``tc.OutOfMemoryError`` without
+    # a host allocation of its size, and no host-to-device copy is made.
+
+    def full(self, shape: tuple[int, ...], value: Any, dtype: np.dtype, index: int) -> Any:
+        """A new C-contiguous array of ``shape`` and ``dtype`` on device ``index``, every
+        element ``value`` cast as ``np.full`` casts it (``value`` is a Python or NumPy scalar)."""
+        return self.from_numpy(np.full(shape, value, dtype), index)
+
+    def arange(self, start: Any, stop: Any, step: Any, dtype: np.dtype, index: int) -> Any:
+        """``np.arange(start, stop, step, dtype=dtype)`` on device ``index``, value for value
+        (``step`` is not zero; the caller has chosen ``dtype``)."""
+        return self.from_numpy(np.arange(start, stop, step, dtype=dtype), index)
+
+    def eye(self, n_rows: int, n_cols: int, k: int, dtype: np.dtype, index: int) -> Any:
+        """``np.eye(n_rows, n_cols, k=k, dtype=dtype)`` on device ``index``."""
+        return self.from_numpy(np.eye(n_rows, n_cols, k=k, dtype=dtype), index)
+
     def synchronize(self, index: int) -> None:
         """Wait until all work queued on device ``index`` has finished."""
 
@@ -91,3 +121,14 @@ class Backend:
         ``kernel(*inputs, out=None)``; ``out`` is a dead input's array the result may be
         written into. None (the default) leaves the chain's ops unfused on this backend."""
         return None
+
+
+def cache_dir() -> Path:
+    """Where tensorcore keeps small per-machine state, such as the OpenCL backend's driver
+    checks: ``TENSORCORE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/tensorcore``, else
+    ``~/.cache/tensorcore``. Not created here; everything in it may be deleted at any time."""
+    explicit = os.environ.get("TENSORCORE_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return Path(xdg) / "tensorcore" if xdg else Path.home() / ".cache" / "tensorcore"

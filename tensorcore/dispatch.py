@@ -22,7 +22,14 @@ from tensorcore import placement, registry
 from tensorcore.autodiff import tape as _tape
 from tensorcore.device import Device, default_device
 from tensorcore.device import _state as _scope_state
-from tensorcore.errors import CollectiveError, KernelUnsupported, OpError, OutOfMemoryError, PlacementError
+from tensorcore.errors import (
+    CollectiveError,
+    KernelBuildError,
+    KernelUnsupported,
+    OpError,
+    OutOfMemoryError,
+    PlacementError,
+)
 from tensorcore.ops.registry import OPS, Op, Spec
 from tensorcore.tensor import Tensor
 
@@ -44,6 +51,8 @@ _ops_per_device = placement.ops_per_device
 _pstate = placement.state
 _CPU = Device("cpu")
 _SCALARS = (int, float, bool)
+# Kernel errors that already say what went wrong and where (a build error: source, device, log, line).
+_PASS_THROUGH = (OpError, PlacementError, OutOfMemoryError, CollectiveError, KernelBuildError)
 
 
 def wrap(data: Any, dev: Device) -> Tensor:
@@ -117,7 +126,7 @@ def apply(op: Op, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> Any:
         out = kernel(*args, **attrs) if attrs else kernel(*args)
     except KernelUnsupported as exc:
         return _without_kernel(op, inputs, attrs, dev, reason=str(exc))
-    except (OpError, PlacementError, OutOfMemoryError, CollectiveError):
+    except _PASS_THROUGH:
         raise
     except Exception as exc:
         raise _explain(op, inputs, attrs, dev, exc) from exc
@@ -230,7 +239,7 @@ def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] =
                 fallback_reason = str(unsupported)
         if fallback_reason is not None:
             _inplace_on_cpu(op, target, inputs, attrs, dev, fallback_reason)
-    except (OpError, PlacementError, OutOfMemoryError, CollectiveError):
+    except _PASS_THROUGH:
         raise
     except Exception as exc:
         raise _explain(op, (target, *inputs), attrs, dev, exc) from exc
@@ -336,9 +345,11 @@ def _gather(op: Op, inputs: tuple, dev: Device) -> tuple:
 
 
 def _without_kernel(op: Op, inputs: tuple, attrs: dict[str, Any], dev: Device, reason: str = "") -> Any:
-    """No (usable) kernel on ``dev``: run the composite form there, else fall back to cpu (soft)."""
+    """No (usable) kernel on ``dev``: run the composite form there, else fall back to cpu (soft),
+    once the op's rule has accepted the inputs (a kernel also declines a 0-d matmul)."""
     if op.composite is not None:
         return op.composite(*inputs, **attrs)
+    check_rule(op, inputs, attrs)
     tracer = current_tracer()
     if tracer is None:  # while tracing, the graph's placer applies the policy to this node
         placement.kernel_missing(op.name, dev, op.backends(), reason)
@@ -353,6 +364,20 @@ def _without_kernel(op: Op, inputs: tuple, attrs: dict[str, Any], dev: Device, r
     if tracer is not None:
         tracer.op(op, inputs, attrs, outs, dev, fallback=reason or f"no kernel on {dev}")
     return outs if isinstance(out, tuple) else outs[0]
+
+
+def check_rule(op: Op, inputs: tuple, attrs: dict[str, Any]) -> None:
+    """Raise ``op``'s rule's (``infer``) ``OpError`` if it refuses ``inputs``. Called only where no
+    kernel ran (never on the success path), so that inputs no kernel accepts raise the op's own
+    error: no fallback warning, copy or count, and no ``PlacementError`` hiding it (strict)."""
+    if op.infer is None:
+        return
+    try:
+        op.infer(*(spec_of(x) for x in inputs), **attrs)
+    except OpError:
+        raise
+    except Exception:  # a rule that cannot judge these inputs: the cpu kernel will decide
+        return
 
 
 def _check_float(op: Op, inputs: tuple) -> None:

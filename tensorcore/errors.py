@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class PlacementError(RuntimeError):
     """An op or tensor cannot be placed where it was asked to be (strict placement)."""
@@ -25,6 +27,39 @@ class OutOfMemoryError(MemoryError):
 
 class OpError(ValueError):
     """An op was given inputs it cannot take: names the op, the inputs and what it expected."""
+
+
+class DeviceError(OpError):
+    """Invalid input found by a kernel on an asynchronous device (an index out of range),
+    raised late: at the next read or synchronize on that device in the thread that launched
+    the op. The in-place updates that thread queued on that device after the failing op were
+    skipped, so optimizer steps, assignments and step counters are as they were before it
+    (``docs/backends.md``, "Device errors")."""
+
+    #: How many were raised in this process. A host-side copy of device state (an optimizer's
+    #: step count, its last learning rate) compares it to learn that writes may have been skipped.
+    raised = 0
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        DeviceError.raised += 1  # racing threads may lose an increment, never the change
+
+
+def index_position(flat: int, shape: tuple[int, ...], index_shape: tuple[int, ...] | None = None) -> str:
+    """The text ``" (at position p)"`` for element ``flat`` (row-major) of the ``shape`` a kernel
+    walked, where p is that element's position in the index tensor of ``index_shape`` broadcast
+    to ``shape`` (right-aligned, size-1 dimensions at 0): an int for a 1-D index tensor, a tuple
+    for more; empty for a 0-d one. A device error names the offending index with it."""
+    index_shape = tuple(shape) if index_shape is None else tuple(index_shape)
+    if not index_shape or not 0 <= flat < max(1, math.prod(shape)):
+        return ""
+    coords = []
+    for n in reversed(shape):
+        coords.append(flat % n)
+        flat //= n
+    coords.reverse()
+    mine = [0 if n == 1 else c for c, n in zip(coords[len(coords) - len(index_shape):], index_shape)]
+    return f" (at position {mine[0] if len(mine) == 1 else tuple(mine)})"
 
 
 class GradientError(ValueError):

@@ -3,13 +3,14 @@
 Loading a backend may be slow (OpenCL platform enumeration, CUDA driver start), so a
 backend is imported only when one of its devices is first asked for or when devices are
 listed. A backend that fails to import, fails to start, or finds no device is kept with
-its reason and shown by ``tc.devices(all=True)`` and ``tensorcore devices``.
+its reason and shown by ``tc.devices(all=True)`` and ``tensorcore devices``, as are the devices
+a started backend found but cannot use (``Backend.unavailable_devices``).
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,8 @@ class BackendEntry:
     devices: list[DeviceInfo] | None = None
     reason: str | None = None
     loaded: bool = False
+    #: Devices the backend found but cannot use, each with its reason (``device`` is None).
+    unavailable: list[DeviceInfo] = field(default_factory=list)
 
 
 _entries: dict[str, BackendEntry] | None = None
@@ -79,11 +82,15 @@ def _start(entry: BackendEntry) -> None:
         factory = entry.entry_point.load()
         backend = factory()
         devices = backend.devices()
+        # Optional in the contract (getattr: a factory may return a duck-typed backend).
+        unusable = list(getattr(backend, "unavailable_devices", list)())
     except Exception as exc:  # a broken backend must not break the others
         entry.reason = f"failed to start: {type(exc).__name__}: {exc}"
         return
+    entry.unavailable = [info if info.backend else replace(info, backend=entry.name) for info in unusable]
     if not devices:
-        entry.reason = "no devices found"
+        entry.reason = ("no usable device: " + "; ".join(str(info.reason) for info in entry.unavailable)
+                        if entry.unavailable else "no devices found")
         return
     wrong = [str(d.device) for d in devices if d.device is None or d.device.type != entry.name]
     if getattr(backend, "name", None) != entry.name or wrong:
@@ -134,7 +141,8 @@ def unavailable_reason(dev: Device) -> str | None:
         return f"the {dev.type} backend is unavailable: {e.reason}"
     if dev.index >= len(e.devices):
         have = ", ".join(str(d.device) for d in e.devices)
-        return f"{dev} does not exist; the {dev.type} backend has {have}"
+        unusable = "".join(f"; it also found a device it cannot use: {info.reason}" for info in e.unavailable)
+        return f"{dev} does not exist; the {dev.type} backend has {have}{unusable}"
     return None
 
 

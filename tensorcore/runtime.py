@@ -10,13 +10,16 @@ from tensorcore.device import Device, resolve
 
 
 def devices(all: bool = False) -> list[DeviceInfo]:  # noqa: A002 - mirrors `tensorcore devices --all`
-    """The devices available here; with ``all=True`` also each unavailable backend and why."""
+    """The devices available here; with ``all=True`` also each unavailable backend and why, and
+    each device a started backend found but cannot use (with the reason and the fix)."""
     out: list[DeviceInfo] = []
     for entry in registry.all_entries():
         if entry.devices:
             out.extend(entry.devices)
         elif all:
             out.append(DeviceInfo(None, f"{entry.name} (unavailable)", backend=entry.name, reason=entry.reason))
+        if all and entry.devices:  # without devices, the backend's reason already gives theirs
+            out.extend(entry.unavailable)
     return out
 
 

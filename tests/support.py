@@ -8,6 +8,7 @@ with no change to the test.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -221,3 +222,25 @@ def check_grad(fn: Callable, arrays: Sequence[np.ndarray], device: str, eps: flo
             numeric[idx] = (value(plus) - value(minus)) / (2 * eps)
         np.testing.assert_allclose(to_numpy(g), numeric, rtol=rtol, atol=atol, err_msg=f"gradient of input {i}")
     check_graph_matches_eager(forward_and_gradient, arrays, device, inputs, eager)
+
+
+def run_threads(*bodies: Callable[[], None], timeout: float = 30.0) -> None:
+    """Run each body in its own thread, wait for all of them, re-raise the first error."""
+    errors: list[BaseException] = []
+
+    def catching(body: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                body()
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+                errors.append(exc)
+        return run
+
+    threads = [threading.Thread(target=catching(b), name=f"test-threads-{i}", daemon=True) for i, b in enumerate(bodies)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), "a thread did not finish"
+    if errors:
+        raise errors[0]

@@ -179,7 +179,7 @@ def test_setitem_variants_and_failures_leave_the_target_unchanged() -> None:
         with pytest.raises(tc.OpError):
             t[bad_key] = bad_value
         np.testing.assert_array_equal(t.numpy(), x)
-    with pytest.raises(tc.OpError, match=r"getitem: an index is out of bounds for axis 0 with size 3"):
+    with pytest.raises(tc.OpError, match=r"getitem: index 3 is out of bounds for axis 0 with size 3 \(at position 0\)"):
         cl(x)[cl(np.array([3]))].numpy()  # a gather: checked on the device, raised at the read
     assert_no_fallbacks()
 
@@ -261,13 +261,16 @@ def _device() -> object:
     return registry.get_backend("opencl").device(0)
 
 
+_POSITION = r"( \(at position (\d+|\([\d, ]+\))\))?"  # the bad index's place in its index tensor
+
+
 def _axis_rule(op: str, axis: int, n: int) -> str:
-    return rf"{op}: an index is out of bounds for axis {axis} with size {n}; expected -{n} <= index < {n}"
+    return rf"{op}: index -?\d+ is out of bounds for axis {axis} with size {n}{_POSITION}; expected -{n} <= index < {n}"
 
 
 def _row_rule(op: str, rows: int) -> str:
     what = f"a weight with {rows} rows" if op == "embedding" else f"{rows} rows"
-    return rf"{op}: an index is out of range for {what}; expected 0 <= index < {rows}"
+    return rf"{op}: (index -?\d+|every index) is out of range for {what}{_POSITION}; expected 0 <= index < {rows}"
 
 
 def _many_with_one_bad(n: int, bad: int) -> np.ndarray:

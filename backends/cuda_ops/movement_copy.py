@@ -5,6 +5,10 @@ copies, transposes through shared memory and fills; and the ops built on them, `
 The kernels are built per element *width* (1, 2, 4 or 8 bytes), never per dtype: every dtype
 tensorcore has (bool and float16 included) is copied, and float32 and int32 share a kernel.
 Dense-to-dense copies skip the kernels: one ``cudaMemcpyAsync`` on the device's stream.
+
+``assign`` writes in place: its copies and fills take the launching thread's error record
+(``CUDADevice.error_guard``) and write nothing while it holds an error; it never uses the
+memcpy, which cannot read a flag. Copies into fresh outputs pass a record that is never set.
 """
 
 from __future__ import annotations
@@ -56,10 +60,11 @@ def broadcast_strides(x: Any, shape: tuple[int, ...], what: str = "input") -> tu
 
 
 def copy_strided(dev: Any, shape: tuple[int, ...], dst: Any, dst_strides: tuple[int, ...], src: Any,
-                 src_strides: tuple[int, ...]) -> None:
+                 src_strides: tuple[int, ...], guard: Any = None) -> None:
     """Enqueue ``dst[view] = src[view]`` for two strided views of ``shape`` (element strides,
     relative to each array's first element; ``src`` strides may be 0 to broadcast). The two
-    must not overlap in memory (``assign`` copies an aliasing source first)."""
+    must not overlap in memory (``assign`` copies an aliasing source first). With ``guard``
+    (an in-place write), nothing is written while that error record holds an error."""
     n = size(tuple(shape))
     if n == 0:
         return
@@ -67,17 +72,18 @@ def copy_strided(dev: Any, shape: tuple[int, ...], dst: Any, dst_strides: tuple[
     shape, (ost, ist) = coalesce(tuple(shape), tuple(dst_strides), tuple(src_strides))
     if not shape:  # a single element
         shape, ost, ist = (1,), (1,), (1,)
-    if ost == ist == contiguous_strides(shape):
+    if guard is None and ost == ist == contiguous_strides(shape):
         dst.data.copy_from_device_async(src.data, n * w)  # the current stream: the device's
         return
-    if _tiled(dev, w, shape, dst, ost, src, ist):
+    guard = dev.unguarded() if guard is None else guard
+    if _tiled(dev, w, shape, dst, ost, src, ist, guard):
         return
     dev.launch(SOURCE, f"copy_view_{w}", (), grid_1d(dev, n), (BLOCK,),
-               (dst, src, dev.meta(shape + ost + ist), np.int32(len(shape)), i64(n)))
+               (dst, src, dev.meta(shape + ost + ist), np.int32(len(shape)), i64(n), guard))
 
 
 def _tiled(dev: Any, w: int, shape: tuple[int, ...], dst: Any, ost: tuple[int, ...], src: Any,
-           ist: tuple[int, ...]) -> bool:
+           ist: tuple[int, ...], guard: Any) -> bool:
     """Enqueue ``copy_tiled`` and return True where the source steps through some dimension p
     more finely than through the output's last one (a transpose), both at least 8 long: the
     plain kernel would then read or write 32 separate lines per warp."""
@@ -93,7 +99,7 @@ def _tiled(dev: Any, w: int, shape: tuple[int, ...], dst: Any, ost: tuple[int, .
     meta = tuple(shape[d] for d in rest) + tuple(ost[d] for d in rest) + tuple(ist[d] for d in rest)
     dev.launch(SOURCE, f"copy_tiled_{w}", (), (blocks,), (TILE, TILE_ROWS),
                (dst, src, dev.meta(meta or (1, 0, 0)), np.int32(len(rest)), i64(shape[p]), i64(ost[p]), i64(ist[p]),
-                i64(shape[last]), i64(ost[last]), i64(ist[last]), i64(tiles_l), i64(tiles_p)))
+                i64(shape[last]), i64(ost[last]), i64(ist[last]), i64(tiles_l), i64(tiles_p), guard))
     return True
 
 
@@ -113,9 +119,10 @@ def copy_of(dev: Any, x: Any) -> Any:
     return out
 
 
-def fill(dev: Any, view: Any, value: Any) -> bool:
+def fill(dev: Any, view: Any, value: Any, guard: Any = None) -> bool:
     """Enqueue ``view[...] = value`` for a Python scalar cast as NumPy casts it (the bits travel
-    as a kernel argument: no upload); False where that cast is not possible here."""
+    as a kernel argument: no upload); False where that cast is not possible here. With
+    ``guard`` (an in-place write), nothing is written while that error record holds an error."""
     if np.dtype(view.dtype).itemsize not in _BITS:
         return False
     try:
@@ -130,7 +137,8 @@ def fill(dev: Any, view: Any, value: Any) -> bool:
     if not shape:
         shape, strides = (1,), (1,)
     dev.launch(SOURCE, f"fill_view_{view.dtype.itemsize}", (), grid_1d(dev, n), (BLOCK,),
-               (view, dev.meta(shape + strides), np.int32(len(shape)), i64(n), bits))
+               (view, dev.meta(shape + strides), np.int32(len(shape)), i64(n), bits,
+                dev.unguarded() if guard is None else guard))
     return True
 
 
@@ -191,8 +199,9 @@ def assign(dev: Any, dst: Any, src: Any) -> None:
     if not is_array(dst):
         raise KernelUnsupported("assign into a non-device array")
     writable(dst, "assign target")
+    guard = dev.error_guard()  # in place: nothing is written while this thread has a device error pending
     if not is_array(src):
-        if isinstance(src, (bool, int, float, np.generic)) and fill(dev, dst, src):
+        if isinstance(src, (bool, int, float, np.generic)) and fill(dev, dst, src, guard):
             return
         raise KernelUnsupported(f"assign of {type(src).__name__} {src!r}")
     if np.dtype(src.dtype) != np.dtype(dst.dtype):
@@ -201,7 +210,7 @@ def assign(dev: Any, dst: Any, src: Any) -> None:
     if overlaps(src, dst):  # x[...] = x.T: read everything before writing anything
         src = copy_of(dev, src)
         strides = broadcast_strides(src, tuple(dst.shape), "value")
-    copy_strided(dev, tuple(dst.shape), dst, elem_strides(dst), src, strides)
+    copy_strided(dev, tuple(dst.shape), dst, elem_strides(dst), src, strides, guard)
 
 
 KERNELS: dict = {"concat": concat, "assign": assign}

@@ -4,11 +4,11 @@ its gradient scatter_add, embedding and embedding_backward.
 ``plan_key`` reduces a key to a base offset and strides; the index tensors become one int64
 array of element offsets over their broadcast shape (``adv_offsets``, one launch per index
 tensor), and one kernel gathers or atomically adds through it. Index values are checked on
-the device, never by a host read: a kernel that meets one out of range raises the device's
-error flag (``CUDADevice.error_flag``) and reads or writes nothing outside its arrays; the host
-raises ``OpError`` at its next read or synchronize. So unlike the cpu (and OpenCL, which reads
-each index tensor's range first), an out-of-range index is reported late, and the message
-names the op and the axis length but not the value. Boolean masks are declined
+the device, never by a host read: a kernel that meets one out of range reports it (position
+and value) into the launching thread's error record (``CUDADevice.error_flag``), gathers all
+bits set there (NaN for floats), adds nothing, and reads or writes nothing outside its
+arrays; that thread raises ``DeviceError`` at its next read or synchronize. So unlike the cpu,
+an out-of-range index is reported late (as on OpenCL). Boolean masks are declined
 (``KernelUnsupported``): their result's size needs a host read, and they run on the cpu.
 """
 
@@ -60,18 +60,20 @@ def _index_suffix(op: str, a: Any) -> str:
     return suffix
 
 
-def build_adv(dev: Any, op: str, shape: tuple[int, ...], comps: list[tuple[Any, int, int]]) -> Any:
+def build_adv(dev: Any, op: str, shape: tuple[int, ...], comps: list[tuple[Any, int, int]],
+              axes: tuple[int, ...]) -> Any:
     """int64 offsets over broadcast ``shape``: the sum of wrap(index) * x stride over ``comps``
-    ((index array, axis length, x stride)); an index out of range raises the error flag."""
+    ((index array, axis length, x stride), indexing x's ``axes``); an index out of range is
+    reported into this thread's error record, and its offset marked bad."""
     adv = dev.empty(shape, np.int64)
     n = math.prod(shape)
     if n == 0:
         return adv
-    for j, (a, axis_len, xstride) in enumerate(comps):
+    for j, ((a, axis_len, xstride), axis) in enumerate(zip(comps, axes)):
         suffix = _index_suffix(op, a)
         dims, meta = _meta(shape, broadcast_strides(a, shape, "index"))
-        err, code = dev.error_flag(f"{op}: an index is out of bounds for an axis of size {axis_len}; expected "
-                                   f"-{axis_len} <= index < {axis_len}")
+        err, code = dev.error_flag(f"{op}: index {{value}} is out of bounds for axis {axis} with size {axis_len}"
+                                   f"{{position}}; expected -{axis_len} <= index < {axis_len}", shape, tuple(a.shape))
         dev.launch(SOURCE, f"adv_offsets_{suffix}", (), grid_1d(dev, n), (BLOCK,),
                    (adv, np.int32(j > 0), a, dev.meta(meta), np.int32(len(dims)), i64(n), i64(axis_len),
                     i64(xstride), err, code))
@@ -89,7 +91,7 @@ def _resolve(dev: Any, op: str, plan: KeyPlan) -> tuple[tuple[int, ...], tuple[i
         bshape = tuple(np.broadcast_shapes(*shapes))
     except ValueError:
         raise IndexError(f"shape mismatch: indexing arrays could not be broadcast together with shapes {shapes}") from None
-    adv = build_adv(dev, op, bshape, plan.adv)
+    adv = build_adv(dev, op, bshape, plan.adv, plan.adv_axes)
     before, after = plan.dims[:plan.adv_at], plan.dims[plan.adv_at:]
     shape = tuple(n for n, _ in before) + bshape + tuple(n for n, _ in after)
     xstrides = tuple(s for _, s in before) + (0,) * len(bshape) + tuple(s for _, s in after)
@@ -167,8 +169,8 @@ def embedding(dev: Any, indices: Any, weight: Any) -> Any:
     if n:
         idx = contiguous(dev, indices)
         ws0, ws1 = elem_strides(weight)
-        err, code = dev.error_flag(f"embedding: an index is out of range for a weight with {rows} rows; "
-                                   f"expected 0 <= index < {rows}")
+        err, code = dev.error_flag(f"embedding: index {{value}} is out of range for a weight with {rows} rows"
+                                   f"{{position}}; expected 0 <= index < {rows}", tuple(indices.shape))
         dev.launch(SOURCE, f"embedding_gather_{isuffix}_{w}", (), grid_1d(dev, n), (BLOCK,),
                    (out, weight, idx, i64(ws0), i64(ws1), i64(rows), i64(dim), i64(n), err, code))
     return out
@@ -190,7 +192,8 @@ def embedding_backward(dev: Any, g: Any, indices: Any, num_embeddings: int) -> A
     n = math.prod(g.shape)
     if n and out.size:
         gc, idx = contiguous(dev, g), contiguous(dev, indices)
-        err, code = dev.error_flag(f"embedding_backward: an index is out of range for {num_embeddings} rows")
+        err, code = dev.error_flag(f"embedding_backward: index {{value}} is out of range for {num_embeddings} rows"
+                                   f"{{position}}; expected 0 <= index < {num_embeddings}", tuple(indices.shape))
         dev.launch(SOURCE, f"embedding_add_{isuffix}_{tsuffix}", (), grid_1d(dev, n), (BLOCK,),
                    (out, gc, idx, i64(num_embeddings), i64(dim), i64(n), err, code))
     return out

@@ -100,13 +100,15 @@ class KeyPlan(NamedTuple):
 
     The result has the dimensions ``dims`` (size, stride in x) with the broadcast shape of the
     index tensors inserted at ``adv_at``. ``adv`` lists them as (array, axis length, x stride);
-    integers next to index tensors only move ``base``.
+    integers next to index tensors only move ``base``. ``adv_axes``: the axis of x each one
+    indexes (named in out-of-range errors).
     """
 
     base: int
     dims: list[tuple[int, int]]
     adv: list[tuple[Any, int, int]]
     adv_at: int
+    adv_axes: tuple[int, ...] = ()
 
 
 def plan_key(x: Any, template: Any, arrays: tuple[Any, ...]) -> KeyPlan:
@@ -138,6 +140,7 @@ def plan_key(x: Any, template: Any, arrays: tuple[Any, ...]) -> KeyPlan:
     dims: list[tuple[int, int]] = []
     adv: list[tuple[Any, int, int]] = []
     adv_pos: list[int] = []
+    adv_axes: list[int] = []
     for pos, k in enumerate(key):
         if k is None:
             dims.append((1, 0))
@@ -158,6 +161,7 @@ def plan_key(x: Any, template: Any, arrays: tuple[Any, ...]) -> KeyPlan:
                 adv_at = len(dims) if adv_at < 0 else adv_at
             if isinstance(k, Slot):
                 adv.append((arrays[k], shape[dim], strides[dim]))
+                adv_axes.append(dim)
             else:
                 n = shape[dim]
                 if not -n <= k < n:
@@ -167,7 +171,7 @@ def plan_key(x: Any, template: Any, arrays: tuple[Any, ...]) -> KeyPlan:
     dims += [(shape[d], strides[d]) for d in range(dim, ndim)]
     if adv_pos and adv_pos != list(range(adv_pos[0], adv_pos[-1] + 1)):
         adv_at = 0  # index tensors separated by a slice, None or Ellipsis: NumPy puts their dimensions first
-    return KeyPlan(base, dims, adv, adv_at)
+    return KeyPlan(base, dims, adv, adv_at, tuple(adv_axes))
 
 
 def basic_view(dev: Any, x: Any, plan: KeyPlan) -> Any:

@@ -6,6 +6,10 @@ shape, with contiguous parameter and state that share no memory with each other.
 aliasing gradient is first copied (it is only read). Anything else (a scalar gradient, a
 strided parameter) raises ``KernelUnsupported`` before anything is written; the update then
 runs on host copies and is written back (the in-place fallback).
+
+Every kernel reads the launching thread's error record (``CUDADevice.error_guard``) and
+writes nothing while it holds an error an earlier kernel of this thread found (a label out
+of range): a step after a bad batch changes no parameter, state or step counter.
 """
 
 from __future__ import annotations
@@ -85,7 +89,7 @@ def sgd_step(dev: Any, param: Any, grad: Any, velocity: Any, lr: Any, step: Any 
     if n == 0:
         return
     args = (param, grad, velocity if velocity is not None else param, np.int32(velocity is not None), *scalars,
-            t.type(momentum), np.int32(bool(nesterov)), t.type(weight_decay), i64(n))
+            t.type(momentum), np.int32(bool(nesterov)), t.type(weight_decay), i64(n), dev.error_guard())
     dev.launch(SOURCE, "sgd_step", defines(t), grid_1d(dev, n), (256,), args)
 
 
@@ -96,7 +100,7 @@ def adam_schedule(dev: Any, schedule: Any, lr: Any, step: Any = None, *, beta1: 
     _check_schedule(schedule)
     scalars = _lr_and_step(dev, lr, step)
     dev.launch(SOURCE, "adam_schedule", defines(np.dtype(np.float64)), (1,), (1,),
-               (schedule, *scalars, np.float64(beta1), np.float64(beta2), np.float64(eps)))
+               (schedule, *scalars, np.float64(beta1), np.float64(beta2), np.float64(eps), dev.error_guard()))
 
 
 def _check_schedule(schedule: Any) -> None:
@@ -118,7 +122,7 @@ def adam_step(dev: Any, param: Any, grad: Any, m: Any, v: Any, schedule: Any, lr
         return
     mode = 0 if not weight_decay else (1 if decoupled else 2)
     args = (param, grad, m, v, schedule, lr, np.int32(mode), t.type(weight_decay), np.float64(weight_decay),
-            t.type(beta1), t.type(1.0 - beta1), t.type(beta2), t.type(1.0 - beta2), i64(n))
+            t.type(beta1), t.type(1.0 - beta1), t.type(beta2), t.type(1.0 - beta2), i64(n), dev.error_guard())
     dev.launch(SOURCE, "adam_step", defines(t), grid_1d(dev, n), (256,), args)
 
 

@@ -113,7 +113,8 @@ def cross_entropy(dev: Any, logits: Any, labels: Any, *, reduction: str) -> tupl
     probs = dev.empty((n, c), dtype)
     losses = dev.empty((n,), dtype)
     if n and c:
-        err, code = dev.error_flag(f"cross_entropy: a label is out of range for {c} classes; expected 0 <= label < {c}")
+        err, code = dev.error_flag(f"cross_entropy: label {{value}} is out of range for {c} classes{{position}}; "
+                                   f"expected 0 <= label < {c}", (n,))
         dev.launch(SOURCE, f"cross_entropy_rows_{suffix}", defines(dtype), (n,), (row_block(c),),
                    (probs, losses, logits, labels, i64(lstride), i64(c), err, code))
     elif n:

@@ -4,6 +4,11 @@ and the ops built on them (concat, tile, tril, triu, roll).
 These kernels are built per element *width* (uchar, ushort, uint, ulong, ulong2), never per
 dtype: moving bytes does not depend on what they mean, so every dtype (bool and float16
 included) has them, and float32 and int32 share one compiled program.
+
+``copy_view`` and ``fill_view`` also write in place (assign, setitem): those callers pass
+``guard=dev.error_guard()``, and the kernels then write nothing while the launching thread
+has a device error pending (see ``CLDevice.error_flag``). Copies into fresh outputs leave it
+unset.
 """
 
 from __future__ import annotations
@@ -61,30 +66,34 @@ def broadcast_strides(a: CLArray, shape: tuple[int, ...], what: str = "input") -
 
 
 def copy_view(dev: CLDevice, dtype: Any, shape: tuple[int, ...], out_buf: Any, out_offset: int,
-              out_strides: tuple[int, ...], in_buf: Any, in_offset: int, in_strides: tuple[int, ...]) -> None:
-    """Enqueue ``out[view] = in[view]`` for two strided views of ``shape`` (no-op if empty)."""
+              out_strides: tuple[int, ...], in_buf: Any, in_offset: int, in_strides: tuple[int, ...],
+              guard: Any = None) -> None:
+    """Enqueue ``out[view] = in[view]`` for two strided views of ``shape`` (no-op if empty);
+    with ``guard`` (an in-place write), nothing is written while that error record is set."""
     if math.prod(shape) == 0:
         return
+    guard = dev.unguarded() if guard is None else guard
     shape, (ost, ist) = coalesce(tuple(shape), tuple(out_strides), tuple(in_strides))
     n = math.prod(shape)
     defines = width_defines(dtype)
     dense = contiguous_strides(shape)
     if ost == dense and ist == dense:
-        run(dev, "copy.cl", "copy_contiguous", defines, global_size(n), out_buf, out_offset, in_buf, in_offset, n)
+        run(dev, "copy.cl", "copy_contiguous", defines, global_size(n), out_buf, out_offset, in_buf, in_offset, n,
+            guard)
     elif len(shape) > MAX_DIMS:  # rare: one launch per index of the outermost dimension
         for k in range(shape[0]):
             copy_view(dev, dtype, shape[1:], out_buf, out_offset + k * ost[0], ost[1:],
-                      in_buf, in_offset + k * ist[0], ist[1:])
-    elif _tiled(dev, defines, shape, out_buf, out_offset, ost, in_buf, in_offset, ist):
+                      in_buf, in_offset + k * ist[0], ist[1:], guard)
+    elif _tiled(dev, defines, shape, out_buf, out_offset, ost, in_buf, in_offset, ist, guard):
         return
     else:
         chunk, size = chunked(n)
         run(dev, "copy.cl", "copy_view", defines, size, out_buf, out_offset, in_buf,
-            in_offset, long8(shape, 1), long8(ost, 0), long8(ist, 0), len(shape), n, chunk)
+            in_offset, long8(shape, 1), long8(ost, 0), long8(ist, 0), len(shape), n, chunk, guard)
 
 
 def _tiled(dev: CLDevice, defines: tuple, shape: tuple[int, ...], out_buf: Any, out_offset: int,
-           ost: tuple[int, ...], in_buf: Any, in_offset: int, ist: tuple[int, ...]) -> bool:
+           ost: tuple[int, ...], in_buf: Any, in_offset: int, ist: tuple[int, ...], guard: Any) -> bool:
     """Enqueue ``copy_tiled`` and return True where the source steps through some dimension p
     more finely than through the last one (a transpose), both being at least 8 long."""
     p = transpose_axis(shape, ist)
@@ -96,16 +105,17 @@ def _tiled(dev: CLDevice, defines: tuple, shape: tuple[int, ...], out_buf: Any, 
     count = -(-shape[last] // 32) * -(-shape[p] // 32) * math.prod(rshape)
     run(dev, "copy.cl", "copy_tiled", defines, global_size(count), out_buf, out_offset, in_buf, in_offset,
         long8(rshape, 1), long8(tuple(ost[d] for d in rest), 0), long8(tuple(ist[d] for d in rest), 0), len(rest),
-        shape[p], ost[p], ist[p], shape[last], ost[last], ist[last], count)
+        shape[p], ost[p], ist[p], shape[last], ost[last], ist[last], count, guard)
     return True
 
 
 _BITS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
-def fill_view(dev: CLDevice, view: CLArray, value: Any) -> bool:
+def fill_view(dev: CLDevice, view: CLArray, value: Any, guard: Any = None) -> bool:
     """Enqueue ``view[...] = value`` for a Python scalar ``value`` cast as NumPy casts it (no
-    upload: the bits travel as a kernel argument); False where the dtype has no such path."""
+    upload: the bits travel as a kernel argument); False where the dtype has no such path.
+    With ``guard`` (an in-place write), nothing is written while that error record is set."""
     bits = _BITS.get(view.dtype.itemsize)
     if bits is None or view.dtype.kind not in "biuf":
         return False
@@ -118,7 +128,8 @@ def fill_view(dev: CLDevice, view: CLArray, value: Any) -> bool:
     n = view.size
     chunk, size = chunked(n)
     run(dev, "copy.cl", "fill_view", width_defines(view.dtype), size, view.buf,
-        view.offset, long8(shape, 1), long8(strides, 0), len(shape), n, chunk, scalar)
+        view.offset, long8(shape, 1), long8(strides, 0), len(shape), n, chunk, scalar,
+        dev.unguarded() if guard is None else guard)
     return True
 
 

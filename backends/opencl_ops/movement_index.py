@@ -6,13 +6,15 @@ of element offsets over their broadcast shape (``adv``), and one kernel gathers,
 atomically adds through it.
 
 Index values are validated on the device, as cross_entropy's labels are: ``adv_offsets``
-stores a code into the device's error flag (``CLDevice.error_flag``) for an index out of
-range and uses offset 0 instead, so nothing is accessed out of bounds, and the host raises
-``OpError`` at its next read or synchronize on the device, before a result built from a bad
-index can be seen. So getitem, take, take_along_axis, embedding and the scatter-adds never
-wait for the queue. Two exceptions read back: setitem (an in-place write must raise at the
-call and leave its target unchanged: one small read of the indices' (min, max) first) and a
-boolean mask (the output size depends on its per-chunk counts).
+reports an index out of range, with its position and value, into the launching thread's
+error record (``CLDevice.error_flag``) and marks its offset bad; gathers write all bits set
+there (NaN for floats) and scatter-adds skip it, so nothing is accessed out of bounds, and
+that thread raises ``DeviceError`` at its next read or synchronize on the device. So
+getitem, take, take_along_axis, embedding and the scatter-adds never wait for the queue.
+Two exceptions read back: setitem (an in-place write must raise at the call and leave its
+target unchanged: one small read of the indices' (min, max) first; its writes are guarded
+too, see ``CLDevice.error_guard``) and a boolean mask (the output size depends on its
+per-chunk counts).
 """
 
 from __future__ import annotations
@@ -96,8 +98,9 @@ def _check_in_range(dev: CLDevice, comps: list[tuple[CLArray, int, int]]) -> Non
 
 
 def _bounds_message(op: str, axis: int, n: int) -> str:
-    """The device error of an index outside ``-n <= i < n`` (the kernel knows no value)."""
-    return f"{op}: an index is out of bounds for axis {axis} with size {n}; expected {-n} <= index < {n}"
+    """The device error of an index outside ``-n <= i < n`` (the kernel reports its value and
+    position: see ``CLDevice.error_flag``)."""
+    return f"{op}: index {{value}} is out of bounds for axis {axis} with size {n}{{position}}; expected {-n} <= index < {n}"
 
 
 def _none_fit(a: CLArray, axis: int, n: int) -> None:
@@ -164,7 +167,7 @@ def build_adv(dev: CLDevice, shape: tuple[int, ...], comps: list[Comp]) -> CLArr
     for j, (a, axis_len, xstride, message, wrap) in enumerate(comps):
         dims, (astrides, _) = _dims(shape, broadcast_strides(a, shape, "index"), contiguous_strides(shape))
         chunk, size = chunked(adv.size)
-        err, code = dev.error_flag(message) if message is not None else (None, np.int32(0))
+        err, code = dev.error_flag(message, shape, a.shape) if message is not None else (None, np.int32(0))
         run(dev, "movement.cl", "adv_offsets", (("IT", ctype(a.dtype)),), size,
             adv.buf, int(j > 0), a.buf, a.offset, long8(dims, 1), long8(astrides, 0), len(dims), adv.size, chunk,
             axis_len, xstride, int(wrap), err, code)
@@ -217,15 +220,18 @@ def _gather(dev: CLDevice, x: CLArray, base: int, shape: tuple[int, ...], xstrid
 
 
 def _scatter(dev: CLDevice, name: str, defines: tuple, x: CLArray, base: int, shape: tuple[int, ...],
-             xstrides: tuple[int, ...], adv: CLArray, astrides: tuple[int, ...], v: CLArray) -> None:
-    """x[base + i·xstrides + adv[i·astrides]] = (or +=) v[i], v broadcast to ``shape``."""
+             xstrides: tuple[int, ...], adv: CLArray, astrides: tuple[int, ...], v: CLArray,
+             guard: Any = None) -> None:
+    """x[base + i·xstrides + adv[i·astrides]] = (or +=) v[i], v broadcast to ``shape``; elements
+    whose index was out of range are skipped. ``guard``: index_set's error record (in place)."""
     if math.prod(shape) == 0:
         return
     dims, (xs, as_, vs) = _dims(shape, xstrides, astrides, broadcast_strides(v, shape, "value"))
     n = math.prod(dims)
     chunk, size = chunked(n)
+    extra = () if guard is None else (guard,)
     run(dev, "movement.cl", name, defines, size, x.buf, base, adv.buf, v.buf, v.offset,
-        long8(dims, 1), long8(xs, 0), long8(as_, 0), long8(vs, 0), len(dims), n, chunk)
+        long8(dims, 1), long8(xs, 0), long8(as_, 0), long8(vs, 0), len(dims), n, chunk, *extra)
 
 
 _ATOMIC = {np.dtype(np.float32): "1", np.dtype(np.float64): "2", np.dtype(np.int32): "3",
@@ -264,7 +270,9 @@ def setitem(dev: CLDevice, x: CLArray, value: Any, *index: CLArray, key: Any) ->
     if any(s == 0 and n > 1 for n, s in zip(x.shape, x.strides)):
         raise ValueError("assignment destination is read-only (a broadcast view)")
     plan = plan_key(x, key, index)
-    if not plan.adv and isinstance(value, (int, float, bool, np.generic)) and fill_view(dev, basic_view(x, plan), value):
+    guard = dev.error_guard()  # in place: nothing is written while this thread has a device error pending
+    if not plan.adv and isinstance(value, (int, float, bool, np.generic)) and \
+            fill_view(dev, basic_view(x, plan), value, guard):
         return  # x[1:, 0] = 0.5: the value is a kernel argument, not an upload
     if not isinstance(value, CLArray):
         value = host_array(dev, value, x.dtype)
@@ -284,9 +292,9 @@ def setitem(dev: CLDevice, x: CLArray, value: Any, *index: CLArray, key: Any) ->
         value = copy_of(value)  # x[1:] = x[:-1]: read everything before writing anything
         vstrides = broadcast_strides(value, shape, "value")
     if adv is None:
-        copy_view(dev, x.dtype, shape, x.buf, base, xstrides, value.buf, value.offset, vstrides)
+        copy_view(dev, x.dtype, shape, x.buf, base, xstrides, value.buf, value.offset, vstrides, guard)
     else:
-        _scatter(dev, "index_set", width_defines(x.dtype), x, base, shape, xstrides, adv, astrides, value)
+        _scatter(dev, "index_set", width_defines(x.dtype), x, base, shape, xstrides, adv, astrides, value, guard)
 
 
 def scatter_add(dev: CLDevice, g: CLArray, *index: CLArray, shape: tuple[int, ...], key: Any) -> CLArray:
@@ -346,13 +354,14 @@ def scatter_along_axis(dev: CLDevice, g: CLArray, indices: CLArray, axis: int, s
 
 def embedding(dev: CLDevice, indices: CLArray, weight: CLArray) -> CLArray:
     """Rows of ``weight`` at ``indices``. An index outside ``0 <= index < rows`` (negatives
-    included, as on the cpu) raises OpError at the next read on the device."""
+    included, as on the cpu) raises DeviceError at the next read on the device, naming it."""
     if indices.dtype.kind not in "iu" or len(weight.shape) != 2:
         raise ValueError("bad inputs")  # explained by the op's rule
     rows = weight.shape[0]
-    message = f"embedding: an index is out of range for a weight with {rows} rows; expected 0 <= index < {rows}"
-    if rows == 0 and indices.size:
-        raise OpError(message)  # known from the shapes: no read needed, and no gather from nothing
+    rule = f"is out of range for a weight with {rows} rows"
+    if rows == 0 and indices.size:  # known from the shapes: no read needed, and no gather from nothing
+        raise OpError(f"embedding: every index {rule}; expected 0 <= index < 0")
+    message = f"embedding: index {{value}} {rule}{{position}}; expected 0 <= index < {rows}"
     b = tuple(indices.shape)
     adv = build_adv(dev, b, [(indices, rows, weight.strides[0], message, False)])
     return _gather(dev, weight, weight.offset, b + (weight.shape[1],), (0,) * len(b) + (weight.strides[1],),
@@ -366,10 +375,10 @@ def embedding_backward(dev: CLDevice, g: CLArray, indices: CLArray, num_embeddin
     b, dim = tuple(indices.shape), g.shape[-1]
     if tuple(g.shape) != b + (dim,):
         raise ValueError("g does not match the indices")
-    message = (f"embedding_backward: an index is out of range for {num_embeddings} rows; "
+    if num_embeddings == 0 and indices.size:  # known from the shapes
+        raise OpError("embedding_backward: every index is out of range for 0 rows; expected 0 <= index < 0")
+    message = (f"embedding_backward: index {{value}} is out of range for {num_embeddings} rows{{position}}; "
                f"expected 0 <= index < {num_embeddings}")
-    if num_embeddings == 0 and indices.size:
-        raise OpError(message)  # known from the shapes
     out = zeros(dev, (num_embeddings, dim), g.dtype)
     if out.buf is None or g.buf is None:
         return out

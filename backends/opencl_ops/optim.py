@@ -5,6 +5,11 @@ Each launcher validates everything (shapes, dtypes, a writable target) before it
 write, so a failed update leaves every buffer as it was, and declines (``KernelUnsupported``,
 the op then runs on cpu) what it does not handle: dtypes other than float32/float64 for the
 optimizer steps, overlapping state buffers.
+
+Every update kernel also reads the launching thread's error record (``CLDevice.error_guard``)
+and writes nothing while it holds an error that an earlier kernel of this thread found (a
+label out of range): a step after a bad batch changes no parameter, state or step counter,
+and the host never waits to know it.
 """
 
 from __future__ import annotations
@@ -69,7 +74,8 @@ def _launch(dev: CLDevice, name: str, dtype: np.dtype, arrays: list[CLArray], ex
     defines = (("T", CTYPES[dtype]), ("ACC", acc), ("STRIDED", str(int(strided))),
                ("INTEGER", str(int(dtype.kind != "f")))) + more
     args = [v for a, s in zip(arrays, merged) for v in (a.buf, a.offset, long8(s, 0))]
-    run(dev, "optim.cl", name, defines, global_size(n), *args, *extra, long8(dims, 1), len(dims), n)
+    run(dev, "optim.cl", name, defines, global_size(n), *args, *extra, long8(dims, 1), len(dims), n,
+        dev.error_guard())
 
 
 def _scalar(dtype: np.dtype, value: float) -> Any:
@@ -79,11 +85,11 @@ def _scalar(dtype: np.dtype, value: float) -> Any:
 def assign(dev: CLDevice, dst: CLArray, src: Any) -> None:
     """``np.copyto(dst, src)``: src broadcast; any dtype (bytes are copied)."""
     _writable(dst, "assign target")
-    if isinstance(src, (int, float, bool, np.generic)) and fill_view(dev, dst, src):
+    if isinstance(src, (int, float, bool, np.generic)) and fill_view(dev, dst, src, dev.error_guard()):
         return
     src = _operand(dev, src, dst, [dst], "value")
     copy_view(dev, dst.dtype, dst.shape, dst.buf, dst.offset, dst.strides, src.buf, src.offset,
-              broadcast_strides(src, dst.shape))
+              broadcast_strides(src, dst.shape), dev.error_guard())
 
 
 def _add(dev: CLDevice, dst: CLArray, src: Any, subtract: int) -> None:
@@ -184,7 +190,7 @@ def adam_schedule(dev: CLDevice, schedule: CLArray, lr: Any, step: CLArray | Non
     scalars = _lr_and_step(dev, lr, step, schedule.dtype)
     t = schedule.dtype.type
     run(dev, "optim.cl", "adam_schedule", (("T", acc), ("ACC", acc), ("STRIDED", "0")), (1,),
-        schedule.buf, schedule.offset, *scalars, t(beta1), t(beta2), t(eps), local=(1,))
+        schedule.buf, schedule.offset, *scalars, t(beta1), t(beta2), t(eps), dev.error_guard(), local=(1,))
 
 
 def adam_step(dev: CLDevice, param: CLArray, grad: Any, m: CLArray, v: CLArray, schedule: CLArray, lr: Any, *,

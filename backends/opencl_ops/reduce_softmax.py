@@ -133,15 +133,18 @@ def _labels(labels: CLArray, n: int) -> tuple[str, int, int]:
 def cross_entropy(dev: CLDevice, logits: CLArray, labels: CLArray, *, reduction: str) -> tuple[CLArray, CLArray]:
     """Fused softmax cross-entropy: (loss per ``reduction``, probabilities).
 
-    Labels are checked on the device: an out-of-range label raises ``OpError`` at the next read
-    or synchronize (checking on the host would wait for the queue in the middle of every step).
+    Labels are checked on the device: an out-of-range label raises ``DeviceError`` (naming it
+    and its row) at this thread's next read or synchronize, and the thread's in-place updates
+    until then are skipped (checking on the host would wait for the queue in the middle of
+    every step).
     """
     if len(logits.shape) != 2:
         raise ValueError("logits must be 2-D")  # the rule explains
     _floats(dev, "cross_entropy", logits)
     n, c = logits.shape
     lt, loff, lstride = _labels(labels, n)
-    err, code = dev.error_flag(f"cross_entropy: a label is out of range for {c} classes; expected 0 <= label < {c}")
+    err, code = dev.error_flag(f"cross_entropy: label {{value}} is out of range for {c} classes{{position}}; "
+                               f"expected 0 <= label < {c}", (n,))
     x = contiguous(logits)
     probs = output(dev, x.shape, x.dtype)
     losses = output(dev, (n,), x.dtype)

@@ -69,4 +69,26 @@ template <typename U> __device__ __forceinline__ U tc_inf();
 template <> __device__ __forceinline__ float tc_inf<float>() { return __int_as_float(0x7f800000); }
 template <> __device__ __forceinline__ double tc_inf<double>() { return __longlong_as_double(0x7ff0000000000000LL); }
 
+/* Device errors (backends/cuda.py, CUDADevice.error_flag). A validating kernel that meets a
+ * bad index claims the launching thread's error record, an int array: the code at [0] (0:
+ * none), then the int64 position (bytes 8..16) and value (bytes 16..24) of the index. The
+ * first claim wins (atomicCAS), so the record names the earliest failing launch of the thread
+ * and one consistent (position, value) of it; the host raises at the thread's next read. */
+__device__ __forceinline__ void tc_report_error(int* err, int code, i64 position, i64 value) {
+    if (atomicCAS(err, 0, code) == 0) {
+        i64* rec = (i64*)err;
+        rec[1] = position;
+        rec[2] = value;
+    }
+}
+
+/* In-place kernels take the launching thread's record as `guard` and write nothing while it
+ * holds a code: an update never follows an op whose input was invalid. Copies into fresh
+ * outputs pass a record that is never set (CUDADevice.unguarded). One int read per thread. */
+#define TC_GUARDED(guard) (*(const volatile int*)(guard) != 0)
+
+/* The offset that marks an index found out of range in an `adv` array (index.cu): gathers
+ * write all bits set there (a NaN in every float type) and scatter-adds skip it. */
+#define TC_BAD_OFFSET (-9223372036854775807LL - 1)
+
 #endif

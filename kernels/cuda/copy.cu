@@ -12,13 +12,19 @@
  * already includes a view's offset), so offsets are relative to it. `meta` is an int64 array
  * on the device laid out as  shape[ndim], out strides[ndim], in strides[ndim]  (the launcher
  * drops size-1 dimensions and merges dimensions both sides step through alike first).
+ *
+ * copy_view, copy_tiled and fill_view also write in place (assign): they take `guard`, the
+ * launching thread's error record, and write nothing while it holds an error; a copy into a
+ * fresh output passes a record that is never set (common.cuh, TC_GUARDED). The guard has the
+ * same value in every thread, so copy_tiled's early return leaves no thread at its barrier.
  */
 #include "common.cuh"
 
 /* out[view] = in[view], one thread per element in a grid-stride loop. */
 template <typename W>
 __device__ __forceinline__ void copy_view(W* __restrict__ out, const W* __restrict__ in,
-                                          const i64* __restrict__ meta, int ndim, i64 n) {
+                                          const i64* __restrict__ meta, int ndim, i64 n, const int* guard) {
+    if (TC_GUARDED(guard)) return;
     TC_GRID_LOOP(i, n) {
         i64 o, s;
         tc_strided_offset2(i, meta, meta + ndim, meta + 2 * ndim, ndim, &o, &s);
@@ -42,8 +48,9 @@ __device__ __forceinline__ void copy_view(W* __restrict__ out, const W* __restri
 template <typename W>
 __device__ __forceinline__ void copy_tiled(W* __restrict__ out, const W* __restrict__ in,
                                            const i64* __restrict__ meta, int rdim, i64 np_, i64 osp, i64 isp,
-                                           i64 nl, i64 osl, i64 isl, i64 tiles_l, i64 tiles_p) {
+                                           i64 nl, i64 osl, i64 isl, i64 tiles_l, i64 tiles_p, const int* guard) {
     __shared__ W tile[TILE][TILE + 1];
+    if (TC_GUARDED(guard)) return; /* every thread of the block returns: no barrier is left waiting */
     const i64 b = blockIdx.x;
     const i64 l0 = (b % tiles_l) * TILE;
     const i64 p0 = ((b / tiles_l) % tiles_p) * TILE;
@@ -67,25 +74,27 @@ __device__ __forceinline__ void copy_tiled(W* __restrict__ out, const W* __restr
  * `value` carries the element's bits (the launcher reinterprets the scalar), so no upload. */
 template <typename W>
 __device__ __forceinline__ void fill_view(W* __restrict__ out, const i64* __restrict__ meta, int ndim, i64 n,
-                                          W value) {
+                                          W value, const int* guard) {
+    if (TC_GUARDED(guard)) return;
     TC_GRID_LOOP(i, n) out[tc_strided_offset(i, meta, meta + ndim, ndim)] = value;
 }
 
 /* The extern "C" entry points of one element width (NVRTC would mangle template names). */
 #define COPY_KERNELS(BYTES, W)                                                                          \
     extern "C" __global__ void copy_view_##BYTES(W* __restrict__ out, const W* __restrict__ in,         \
-                                                 const i64* __restrict__ meta, int ndim, i64 n) {       \
-        copy_view<W>(out, in, meta, ndim, n);                                                           \
+                                                 const i64* __restrict__ meta, int ndim, i64 n,         \
+                                                 const int* guard) {                                    \
+        copy_view<W>(out, in, meta, ndim, n, guard);                                                    \
     }                                                                                                   \
     extern "C" __global__ void __launch_bounds__(TILE * TILE_ROWS)                                      \
     copy_tiled_##BYTES(W* __restrict__ out, const W* __restrict__ in, const i64* __restrict__ meta,     \
                        int rdim, i64 np_, i64 osp, i64 isp, i64 nl, i64 osl, i64 isl, i64 tiles_l,      \
-                       i64 tiles_p) {                                                                   \
-        copy_tiled<W>(out, in, meta, rdim, np_, osp, isp, nl, osl, isl, tiles_l, tiles_p);              \
+                       i64 tiles_p, const int* guard) {                                                 \
+        copy_tiled<W>(out, in, meta, rdim, np_, osp, isp, nl, osl, isl, tiles_l, tiles_p, guard);       \
     }                                                                                                   \
     extern "C" __global__ void fill_view_##BYTES(W* __restrict__ out, const i64* __restrict__ meta,     \
-                                                 int ndim, i64 n, W value) {                            \
-        fill_view<W>(out, meta, ndim, n, value);                                                        \
+                                                 int ndim, i64 n, W value, const int* guard) {          \
+        fill_view<W>(out, meta, ndim, n, value, guard);                                                 \
     }
 
 COPY_KERNELS(1, u8)

@@ -1,10 +1,11 @@
 /* Indexing with index tensors: x[idx] gathers (getitem, take), their scatter-add gradients
  * (scatter_add), and the embedding lookup with its gradient. The CUDA counterpart of
- * kernels/opencl/movement.cl, with one difference: index values are checked here, on the
- * device, not by a read on the host first. A kernel that meets an index out of range stores
- * `code` in the device's error flag `*err` (the host raises OpError at its next read or
- * synchronize, as CUDA reports device asserts: late) and uses a safe value instead, so no
- * kernel ever touches memory outside its arrays.
+ * kernels/opencl/movement.cl. Index values are checked here, on the device, not by a read on
+ * the host first. A kernel that meets an index out of range reports its position and value
+ * into the launching thread's error record `err` with `code` (tc_report_error; the host
+ * raises DeviceError at the thread's next read or synchronize, as CUDA reports device
+ * asserts: late) and uses a safe value instead: gathers write all bits set (NaN for floats)
+ * and scatter-adds skip the element, so no kernel ever touches memory outside its arrays.
  *
  * An advanced key is reduced on the host (backends/cuda_ops/movement_index.py) to a base
  * offset, strides of x for the result's basic dimensions, and one `adv` array of int64
@@ -21,21 +22,27 @@
 
 /* adv[i] (+)= wrap(idx[i]) * xstride over the broadcast index shape (adv contiguous; meta:
  * shape[ndim], idx strides[ndim], 0 where idx broadcasts). wrap: negative indices count from
- * the end, as in NumPy; anything still outside [0, axis_len) raises the flag and reads
- * element 0 instead. `accumulate` is 0 for the first index tensor of a key, 1 after. */
+ * the end, as in NumPy; anything still outside [0, axis_len) makes adv[i] TC_BAD_OFFSET (it
+ * stays so as later index tensors accumulate), and each thread reports its first such index
+ * (position i, value) once its loop is done. `accumulate` is 0 for the first index tensor of
+ * a key, 1 after. */
 template <typename IT>
 __device__ __forceinline__ void adv_offsets(i64* __restrict__ adv, int accumulate, const IT* __restrict__ idx,
                                             const i64* __restrict__ meta, int ndim, i64 n, i64 axis_len,
                                             i64 xstride, int* __restrict__ err, int code) {
+    i64 bad_at = -1, bad_value = 0;
     TC_GRID_LOOP(i, n) {
-        i64 v = (i64)idx[tc_strided_offset(i, meta, meta + ndim, ndim)];
-        if (v < 0) v += axis_len;
-        if (v < 0 || v >= axis_len) {
-            *err = code; /* every offender stores the same code: a benign race */
-            v = 0;
+        const i64 raw = (i64)idx[tc_strided_offset(i, meta, meta + ndim, ndim)];
+        const i64 v = raw < 0 ? raw + axis_len : raw;
+        const bool bad = v < 0 || v >= axis_len;
+        if (bad && bad_at < 0) {
+            bad_at = i;
+            bad_value = raw;
         }
-        adv[i] = accumulate ? adv[i] + v * xstride : v * xstride;
+        const i64 prev = accumulate ? adv[i] : 0;
+        adv[i] = (bad || prev == TC_BAD_OFFSET) ? TC_BAD_OFFSET : prev + v * xstride;
     }
+    if (bad_at >= 0) tc_report_error(err, code, bad_at, bad_value);
 }
 
 #define ADV_KERNEL(SUFFIX, IT)                                                                         \
@@ -61,7 +68,8 @@ ADV_KERNEL(u32, u32)
 
 /* out[i] = x[base + xoff(i) + adv[aoff(i)]] for the row-major elements i of the result
  * (out contiguous; meta: shape[ndim], x strides[ndim], adv strides[ndim], the adv strides 0
- * along the basic dimensions and the x strides 0 along the advanced ones). */
+ * along the basic dimensions and the x strides 0 along the advanced ones). A bad offset (an
+ * index out of range) gives all bits set: a NaN for floats, never a plausible value. */
 template <typename W>
 __device__ __forceinline__ void index_gather(W* __restrict__ out, const W* __restrict__ x, i64 base,
                                              const i64* __restrict__ adv, const i64* __restrict__ meta, int ndim,
@@ -69,7 +77,8 @@ __device__ __forceinline__ void index_gather(W* __restrict__ out, const W* __res
     TC_GRID_LOOP(i, n) {
         i64 xo, ao;
         tc_strided_offset2(i, meta, meta + ndim, meta + 2 * ndim, ndim, &xo, &ao);
-        out[i] = x[base + xo + adv[ao]];
+        const i64 a = adv[ao];
+        out[i] = a == TC_BAD_OFFSET ? (W)~(W)0 : x[base + xo + a];
     }
 }
 
@@ -95,7 +104,7 @@ __device__ __forceinline__ void tc_atomic_add(int* p, int v) { atomicAdd(p, v); 
 __device__ __forceinline__ void tc_atomic_add(i64* p, i64 v) { atomicAdd((u64*)p, (u64)v); }
 
 /* x[base + xoff(i) + adv[aoff(i)]] += v[voff(i)] (meta: shape, x strides, adv strides,
- * v strides, each [ndim]; v strides 0 where the value broadcasts). */
+ * v strides, each [ndim]; v strides 0 where the value broadcasts); bad offsets are skipped. */
 template <typename T>
 __device__ __forceinline__ void index_add(T* __restrict__ x, i64 base, const i64* __restrict__ adv,
                                           const T* __restrict__ v, const i64* __restrict__ meta, int ndim, i64 n) {
@@ -108,7 +117,8 @@ __device__ __forceinline__ void index_add(T* __restrict__ x, i64 base, const i64
             vo += c * meta[3 * ndim + d];
             rest /= size;
         }
-        tc_atomic_add(x + base + xo + adv[ao], v[vo]);
+        const i64 a = adv[ao];
+        if (a != TC_BAD_OFFSET) tc_atomic_add(x + base + xo + a, v[vo]);
     }
 }
 
@@ -129,7 +139,8 @@ ADD_KERNEL(i64, i64)
 /* out[r, d] = weight[idx[r], d] (out contiguous (R, D), idx contiguous (R,), weight read
  * through its strides). One thread per output element, so a warp reads 32 consecutive
  * elements of one weight row (rows are usually contiguous); the index is read once per
- * element, from L1 after the first. An index outside [0, rows) flags and writes 0. */
+ * element, from L1 after the first. An index outside [0, rows) is reported (its position r in
+ * the flattened indices, its value) and writes all bits set (NaN for floats). */
 template <typename IT, typename W>
 __device__ __forceinline__ void embedding_gather(W* __restrict__ out, const W* __restrict__ weight,
                                                  const IT* __restrict__ idx, i64 ws0, i64 ws1, i64 rows, i64 dim,
@@ -138,8 +149,8 @@ __device__ __forceinline__ void embedding_gather(W* __restrict__ out, const W* _
         const i64 r = i / dim, d = i - r * dim;
         const i64 k = (i64)idx[r];
         if (k < 0 || k >= rows) {
-            *err = code;
-            out[i] = (W)0;
+            if (d == 0) tc_report_error(err, code, r, k);
+            out[i] = (W)~(W)0;
         } else {
             out[i] = weight[k * ws0 + d * ws1];
         }
@@ -147,7 +158,7 @@ __device__ __forceinline__ void embedding_gather(W* __restrict__ out, const W* _
 }
 
 /* grad[idx[r], d] += g[r, d] (grad contiguous (rows, D), zeroed by the launcher; g and idx
- * contiguous). Out-of-range indices flag and are skipped. */
+ * contiguous). Out-of-range indices are reported and skipped. */
 template <typename IT, typename T>
 __device__ __forceinline__ void embedding_add(T* __restrict__ grad, const T* __restrict__ g,
                                               const IT* __restrict__ idx, i64 rows, i64 dim, i64 n,
@@ -156,7 +167,7 @@ __device__ __forceinline__ void embedding_add(T* __restrict__ grad, const T* __r
         const i64 r = i / dim, d = i - r * dim;
         const i64 k = (i64)idx[r];
         if (k < 0 || k >= rows) {
-            *err = code;
+            if (d == 0) tc_report_error(err, code, r, k);
         } else {
             tc_atomic_add(grad + k * dim + d, g[i]);
         }

@@ -7,6 +7,11 @@
  * the compiler cannot contract `a * b + c` into one FMA: NumPy rounds twice, and so do these,
  * so the device agrees with the cpu reference to the last bit. Adam's last line is computed
  * in double, as NumPy does (its step size is a float64 scalar), then rounded to T.
+ *
+ * Every kernel takes `guard`, the launching thread's error record (common.cuh), and writes
+ * nothing (no parameter, state, schedule or step counter) while it holds an error: a step
+ * after an op whose input was invalid (a label out of range) leaves the training state as it
+ * was. One int read per thread; the host does not wait.
  */
 #include "common.cuh"
 
@@ -31,7 +36,9 @@ __device__ __forceinline__ double sub(double a, double b) { return __dsub_rn(a, 
  * : v; param -= lr * grad. `v` is unused when has_velocity is 0, `step` when has_step is 0. */
 extern "C" __global__ void sgd_step(T* __restrict__ p, const T* __restrict__ g, T* __restrict__ v,
                                     int has_velocity, const double* lr, double* step,
-                                    int has_step, T momentum, int nesterov, T weight_decay, i64 n) {
+                                    int has_step, T momentum, int nesterov, T weight_decay, i64 n,
+                                    const int* guard) {
+    if (TC_GUARDED(guard)) return; /* the same in every thread */
     const T rate = (T)lr[0];  /* rounded to T, as NumPy rounds a Python float */
     if (has_step && blockIdx.x == 0 && threadIdx.x == 0) step[0] = __dadd_rn(step[0], 1.0);
     TC_GRID_LOOP(i, n) {
@@ -50,8 +57,8 @@ extern "C" __global__ void sgd_step(T* __restrict__ p, const T* __restrict__ g, 
 /* _adam_schedule: s = [beta1^t, beta2^t, step_size, eps_hat] (double) advanced by one step,
  * operation for operation as NumPy does it. One thread. */
 extern "C" __global__ void adam_schedule(double* s, const double* lr, double* step, int has_step, double beta1,
-                                         double beta2, double eps) {
-    if (blockIdx.x == 0 && threadIdx.x == 0) {
+                                         double beta2, double eps, const int* guard) {
+    if (blockIdx.x == 0 && threadIdx.x == 0 && !TC_GUARDED(guard)) {
         const double b1 = __dmul_rn(s[0], beta1);
         const double b2 = __dmul_rn(s[1], beta2);
         const double correction = __dsqrt_rn(__dsub_rn(1.0, b2));
@@ -71,7 +78,8 @@ extern "C" __global__ void adam_schedule(double* s, const double* lr, double* st
 extern "C" __global__ void adam_step(T* __restrict__ p, const T* __restrict__ g, T* __restrict__ m,
                                      T* __restrict__ v, const double* __restrict__ s, const double* __restrict__ lr,
                                      int mode, T weight_decay, double wd64, T beta1, T one_b1, T beta2, T one_b2,
-                                     i64 n) {
+                                     i64 n, const int* guard) {
+    if (TC_GUARDED(guard)) return; /* the same in every thread */
     const double step_size = s[2], eps_hat = s[3];
     const T decay = (T)__dsub_rn(1.0, __dmul_rn(lr[0], wd64));
     TC_GRID_LOOP(i, n) {

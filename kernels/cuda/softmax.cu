@@ -117,7 +117,7 @@ __device__ __forceinline__ void cross_entropy_row(T* __restrict__ probs, T* __re
     if (threadIdx.x == 0) {
         const i64 label = (i64)labels[r * lstride];
         if (label < 0 || label >= C) {
-            *err = code;
+            tc_report_error(err, code, r, label); /* the host names the label and its row */
             losses[r] = (T)0 / (T)0; /* NaN */
         } else {
             losses[r] = log(s) - (p[label] - m);

@@ -26,4 +26,28 @@ inline long strided_offset(long i, long8 shape, long8 strides, int ndim) {
     return offset;
 }
 
+/* Device errors (backends/opencl.py, CLDevice.error_flag). A validating kernel that meets a
+ * bad index claims the launching thread's error record: int code at byte 0 (0: none), then
+ * the long position (byte 8) and value (byte 16) of the index. The first claim wins (an
+ * atomic compare-and-swap), so the record names the earliest failing launch of the thread and
+ * one consistent (position, value) of it; the host raises at the thread's next read. */
+inline void report_error(__global int* err, int code, long position, long value) {
+    if (atomic_cmpxchg((volatile __global int*)err, 0, code) == 0) {
+        __global long* rec = (__global long*)err;
+        rec[1] = position;
+        rec[2] = value;
+    }
+}
+
+/* In-place kernels take the launching thread's record as `guard` and write nothing while it
+ * holds a code: an update never follows an op whose input was invalid. A copy into a fresh
+ * output gets a record that is never set (CLDevice.unguarded). One int read per work item and
+ * no host wait; combine it with `|` and `&`, not `||` and `&&` (PoCL vectorizes work items
+ * around plain conditions better than around short-circuit branches). */
+#define GUARDED(guard) (*(guard) != 0)
+
+/* The offset that marks an index found out of range in an `adv` array (movement.cl): gathers
+ * write POISON there (all bits set: NaN in every float type) and scatters skip it. */
+#define BAD_OFFSET LONG_MIN
+
 #endif

@@ -4,7 +4,11 @@
  * of that size: float32 and int32 share a program.
  *
  * Shapes and strides (in elements, possibly negative or zero) come as long8 padded with 1
- * and 0; indices are long, so arrays of 2^31 elements and more are addressed correctly. */
+ * and 0; indices are long, so arrays of 2^31 elements and more are addressed correctly.
+ *
+ * copy_contiguous, copy_view, copy_tiled and fill_view also write in place (assign, setitem):
+ * they take `guard`, the launching thread's error record, and write nothing while it holds
+ * an error; a copy into a fresh output passes a record that is never set (common.h, GUARDED). */
 #include "common.h"
 
 /* The offsets of the i-th element (row-major over `shape`) in two strided arrays at once:
@@ -37,9 +41,10 @@ __kernel void copy_strided(__global T* out, __global const T* in, long in_offset
 }
 
 /* Contiguous copy of n elements (with offsets), e.g. for concatenation. */
-__kernel void copy_contiguous(__global T* out, long out_offset, __global const T* in, long in_offset, long n) {
+__kernel void copy_contiguous(__global T* out, long out_offset, __global const T* in, long in_offset, long n,
+                              __global const int* guard) {
     long i = get_global_id(0);
-    if (i < n) {
+    if ((i < n) & !GUARDED(guard)) {
         out[out_offset + i] = in[in_offset + i];
     }
 }
@@ -52,9 +57,10 @@ __kernel void copy_contiguous(__global T* out, long out_offset, __global const T
  * the outer ones like an odometer. A division per element (64-bit on a CPU: tens of cycles)
  * made strided copies 20x slower than memory bandwidth on PoCL. */
 __kernel void copy_view(__global T* out, long out_offset, __global const T* in, long in_offset,
-                        long8 shape, long8 out_strides, long8 in_strides, int ndim, long n, long chunk) {
+                        long8 shape, long8 out_strides, long8 in_strides, int ndim, long n, long chunk,
+                        __global const int* guard) {
     long start = get_global_id(0) * chunk;
-    if (start >= n) return;
+    if ((start >= n) | GUARDED(guard)) return;
     long stop = min(n, start + chunk);
     LONG8_ARRAY(dims, shape);
     LONG8_ARRAY(os, out_strides);
@@ -98,9 +104,10 @@ __kernel void copy_view(__global T* out, long out_offset, __global const T* in, 
 #define TILE 32
 __kernel void copy_tiled(__global T* out, long out_offset, __global const T* in, long in_offset,
                          long8 rshape, long8 rost, long8 rist, int rdim,
-                         long np, long osp, long isp, long nl, long osl, long isl, long count) {
+                         long np, long osp, long isp, long nl, long osl, long isl, long count,
+                         __global const int* guard) {
     long g = get_global_id(0);
-    if (g >= count) return;
+    if ((g >= count) | GUARDED(guard)) return;
     long tiles_l = (nl + TILE - 1) / TILE, tiles_p = (np + TILE - 1) / TILE;
     long l0 = (g % tiles_l) * TILE, p0 = ((g / tiles_l) % tiles_p) * TILE, r = g / tiles_l / tiles_p;
     long o, s;
@@ -118,9 +125,9 @@ __kernel void copy_tiled(__global T* out, long out_offset, __global const T* in,
 /* out[view] = value, one value for the whole (strided) view: x[1:, ::2] = 0.5 without an
  * upload. `value` carries the element's bits (the launcher reinterprets them). */
 __kernel void fill_view(__global T* out, long out_offset, long8 shape, long8 out_strides, int ndim, long n,
-                        long chunk, T value) {
+                        long chunk, T value, __global const int* guard) {
     long start = get_global_id(0) * chunk;
-    if (start >= n) return;
+    if ((start >= n) | GUARDED(guard)) return;
     long stop = min(n, start + chunk);
     LONG8_ARRAY(dims, shape);
     LONG8_ARRAY(os, out_strides);

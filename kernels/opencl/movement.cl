@@ -11,9 +11,11 @@
  * made these kernels several times slower than memory on PoCL.
  *
  * Index values are validated here, not on the host (a host check would read them back and
- * drain the queue): `adv_offsets` stores an error code into the device's error int for an
- * index out of range and uses offset 0 instead, so that no kernel touches memory outside x;
- * the host raises at its next read, before anyone sees a result built from it.
+ * drain the queue): `adv_offsets` reports an index out of range (its position and value)
+ * into the launching thread's error record (common.h) and marks its offset BAD_OFFSET; the
+ * gathers write POISON there and the scatters skip it, so no kernel touches memory outside
+ * x, and the host raises at the thread's next read. `index_set` (setitem, in place) writes
+ * nothing while the thread's record holds an error.
  *
  * Builds (each with only the defines it needs):
  *   -DIT=<index type>            index_minmax, adv_offsets
@@ -111,33 +113,37 @@ __kernel void index_minmax(__global const IT* idx, long offset, long8 shape, lon
 /* adv[i] (+)= wrap(idx[i]) * xstride over the broadcast index shape (adv contiguous, idx
  * strided with zero strides where it broadcasts). With `wrap`, -axis_len <= v < 0 counts from
  * the end (NumPy); without (embedding), negatives are out of range. An index still outside
- * [0, axis_len) stores `code` into `*err` (the host raises at its next read) and becomes 0:
- * the gathers and scatters that follow then stay inside x. Code 0 means offsets that are
- * final and valid by construction (a mask's: negative where x has negative strides), taken
- * as they are, unchecked; `err` may be NULL then, as it is never stored. */
+ * [0, axis_len) makes adv[i] BAD_OFFSET (and it stays so as later index tensors of the key
+ * accumulate), and the work item's first such index (position i, its value) is reported into
+ * the error record `err` with `code` once its chunk is done (report_error, common.h). Code 0
+ * means offsets that are final and valid by construction (a mask's: negative where x has
+ * negative strides), taken as they are, unchecked; `err` may be NULL then. */
 __kernel void adv_offsets(__global long* adv, int accumulate, __global const IT* idx, long offset,
                           long8 shape, long8 strides, int ndim, long n, long chunk, long axis_len, long xstride,
                           int wrap, __global int* err, int code) {
     long i = get_global_id(0) * chunk;
     if (i >= n) return;
-    long stop = min(n, i + chunk);
+    long stop = min(n, i + chunk), bad_at = -1, bad_value = 0;
     Odometer o;
     odo_start(&o, i, shape, strides, ZERO8, ZERO8, ndim);
     while (i < stop) {
         long run = odo_run(&o, stop - i), step = o.sa[o.last];
         for (long k = 0; k < run; ++k) {
-            long v = (long)idx[offset + o.a + k * step];
-            if ((v < 0) & wrap) v += axis_len;
+            long raw = (long)idx[offset + o.a + k * step];
+            long v = raw + (((raw < 0) & wrap) ? axis_len : 0);
             /* `|` and `&`, not `||` and `&&`: all tests, no short-circuit branches in the hot loop. */
-            if (((v < 0) | (v >= axis_len)) & (code != 0)) {
-                *err = code;  /* every bad work item stores the same code: a benign race */
-                v = 0;
+            int bad = ((v < 0) | (v >= axis_len)) & (code != 0);
+            if (bad & (bad_at < 0)) {
+                bad_at = i + k;
+                bad_value = raw;
             }
-            adv[i + k] = accumulate ? adv[i + k] + v * xstride : v * xstride;
+            long prev = accumulate ? adv[i + k] : 0;
+            adv[i + k] = (bad | (prev == BAD_OFFSET)) ? BAD_OFFSET : prev + v * xstride;
         }
         i += run;
         odo_advance(&o, run);
     }
+    if (bad_at >= 0) report_error(err, code, bad_at, bad_value);
 }
 #endif
 
@@ -208,11 +214,23 @@ inline void atomic_add_T(volatile __global T* p, T value) {
 #endif
 
 #ifdef T
+/* All bits set: a NaN in every float type (and -1 in the signed integers): what a gather
+ * writes where its index was out of range, so a result built from a bad index is never a
+ * plausible value, even read after the error was raised. */
+#ifdef ATOMIC
+#define POISON ((T)(0)) /* index_add builds (T a float type, where ~ does not apply) never gather */
+#else
+#define POISON (~(T)(0))
+#endif
+
 /* The walk shared by gather (mode 0: v[...] = x[...]), set (mode 1: x[...] = v[...]) and add
  * (mode 2: x[...] += v[...], atomically) over `shape`: element i is x[base + i.xst +
  * adv[i.ast]] and v[voff + i.vst]. `mode` is a constant in each kernel. Where the last
  * dimension is a basic one (ast = 0 there: embedding rows, x[idx, :]), adv is read once
- * per row and the row is a plain strided copy. */
+ * per row and the row is a plain strided copy. An adv offset of BAD_OFFSET (an index out of
+ * range) gathers POISON and is skipped by set and add; x is then read at the basic part of
+ * the element alone, which lies inside x (every indexed axis has a length, or the launcher
+ * raised). */
 inline void index_walk(int mode, __global T* x, long base, __global const long* adv, __global T* v, long voff,
                        long8 shape, long8 xst, long8 ast, long8 vst, int ndim, long n, long chunk) {
     long i = get_global_id(0) * chunk;
@@ -223,12 +241,16 @@ inline void index_walk(int mode, __global T* x, long base, __global const long* 
     long xs = o.sa[o.last], as = o.sb[o.last], vs = o.sc[o.last];
     while (i < stop) {
         long run = odo_run(&o, stop - i);
-        long xo = base + o.a + (as == 0 ? adv[o.b] : 0), vo = voff + o.cc;
+        long xo = base + o.a, vo = voff + o.cc, row = as == 0 ? adv[o.b] : 0;
         for (long k = 0; k < run; ++k) {
-            long xi = xo + k * xs + (as == 0 ? 0 : adv[o.b + k * as]);
+            long a = as == 0 ? row : adv[o.b + k * as];
+            int bad = a == BAD_OFFSET;
+            long xi = xo + k * xs + (bad ? 0 : a);
             long vi = vo + k * vs;
             if (mode == 0) {
-                v[vi] = x[xi];
+                v[vi] = bad ? POISON : x[xi];
+            } else if (bad) {
+                continue;
             } else if (mode == 1) {
                 x[xi] = v[vi];
             } else {
@@ -251,9 +273,12 @@ __kernel void index_gather(__global T* out, __global const T* x, long base, __gl
 }
 
 /* x[base + basic part + adv[index part]] = v (zero strides where it broadcasts). With
- * repeated indices one of the values wins, as in NumPy where the last one does. */
+ * repeated indices one of the values wins, as in NumPy where the last one does. In place:
+ * nothing is written while the launching thread's error record `guard` holds an error. */
 __kernel void index_set(__global T* x, long base, __global const long* adv, __global const T* v, long voff,
-                        long8 shape, long8 xstrides, long8 astrides, long8 vstrides, int ndim, long n, long chunk) {
+                        long8 shape, long8 xstrides, long8 astrides, long8 vstrides, int ndim, long n, long chunk,
+                        __global const int* guard) {
+    if (GUARDED(guard)) return;  /* the same value in every work item */
     index_walk(1, x, base, adv, (__global T*)v, voff, shape, xstrides, astrides, vstrides, ndim, n, chunk);
 }
 #endif

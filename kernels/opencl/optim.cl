@@ -2,6 +2,11 @@
  * norm's running statistics. One work item per element; each reads its element of every
  * array before writing it, so an update never reads a value another work item wrote.
  *
+ * Every kernel takes `guard`, the launching thread's error record (common.h), and writes
+ * nothing (no parameter, state, schedule or step counter) while it holds an error: a step
+ * after an op whose input was invalid (a label out of range) leaves the training state as it
+ * was. One int read per work item; the host does not wait.
+ *
  * Build with -DT=<element type>, -DACC=<type Adam's final expression is computed in>,
  * -DSTRIDED=0|1 (and -DCOUNT=0|1 for sgd_step). With STRIDED=0 every array is contiguous from its offset and the stride
  * arguments are ignored (the common case: no division per element).
@@ -21,9 +26,9 @@
 #define ARR(name) __global T* name, long name##_off, long8 name##_st
 
 /* dst (+|-)= src, src broadcast by zero strides; subtract = 1 for assign_sub. */
-__kernel void update_add(ARR(dst), ARR(src), int subtract, long8 shape, int ndim, long n) {
+__kernel void update_add(ARR(dst), ARR(src), int subtract, long8 shape, int ndim, long n, __global const int* guard) {
     long i = get_global_id(0);
-    if (i < n) {
+    if ((i < n) & !GUARDED(guard)) {
         long d = AT(dst, i);
         T s = src[AT(src, i)];
         dst[d] = subtract ? dst[d] - s : dst[d] + s;
@@ -46,12 +51,13 @@ __kernel void update_add(ARR(dst), ARR(src), int subtract, long8 shape, int ndim
 /* tensorcore.ops.optim_updates._sgd_step, step for step. */
 __kernel void sgd_step(ARR(p), ARR(g), ARR(v), int has_velocity, __global const ACC* lr, long lr_off,
                        __global ACC* step, long step_off, T momentum, int nesterov,
-                       T weight_decay, long8 shape, int ndim, long n) {
+                       T weight_decay, long8 shape, int ndim, long n, __global const int* guard) {
     long i = get_global_id(0);
+    const int ok = !GUARDED(guard);
 #if COUNT
-    if (i == 0) step[step_off] += (ACC)1;
+    if ((i == 0) & ok) step[step_off] += (ACC)1;
 #endif
-    if (i < n) {
+    if ((i < n) & ok) {
         const T rate = (T)lr[lr_off];  /* rounded to T, as NumPy rounds a Python float */
         long pi = AT(p, i);
         T param = p[pi];
@@ -72,8 +78,9 @@ __kernel void sgd_step(ARR(p), ARR(g), ARR(v), int has_velocity, __global const 
  * advanced by one step, in ACC (the schedule's own type), operation for operation as NumPy
  * does it. One work item. */
 __kernel void adam_schedule(__global ACC* s, long s_off, __global const ACC* lr, long lr_off,
-                            __global ACC* step, long step_off, int has_step, ACC beta1, ACC beta2, ACC eps) {
-    if (get_global_id(0) == 0) {
+                            __global ACC* step, long step_off, int has_step, ACC beta1, ACC beta2, ACC eps,
+                            __global const int* guard) {
+    if ((get_global_id(0) == 0) & !GUARDED(guard)) {
         s += s_off;
         ACC b1 = s[0] * beta1;
         ACC b2 = s[1] * beta2;
@@ -95,9 +102,10 @@ __kernel void adam_schedule(__global ACC* s, long s_off, __global const ACC* lr,
  * this kernel. */
 __kernel void adam_step(ARR(p), ARR(g), ARR(m), ARR(v), __global const ACC* s, long s_off,
                         __global const ACC* lr, long lr_off, int mode, T weight_decay, ACC wd_acc,
-                        T beta1, T one_b1, T beta2, T one_b2, long8 shape, int ndim, long n) {
+                        T beta1, T one_b1, T beta2, T one_b2, long8 shape, int ndim, long n,
+                        __global const int* guard) {
     long i = get_global_id(0);
-    if (i < n) {
+    if ((i < n) & !GUARDED(guard)) {
         const T decay = (T)((ACC)1 - lr[lr_off] * wd_acc);
         long pi = AT(p, i), mi = AT(m, i), vi = AT(v, i);
         T param = p[pi];
@@ -119,9 +127,10 @@ __kernel void adam_step(ARR(p), ARR(g), ARR(m), ARR(v), __global const ACC* s, l
 
 /* batch_norm_update_running: dst = dst * keep + scale * src (keep = 1 - momentum,
  * scale = momentum * correction), rounded in NumPy's order. */
-__kernel void running_update(ARR(dst), ARR(src), T keep, T scale, long8 shape, int ndim, long n) {
+__kernel void running_update(ARR(dst), ARR(src), T keep, T scale, long8 shape, int ndim, long n,
+                             __global const int* guard) {
     long i = get_global_id(0);
-    if (i < n) {
+    if ((i < n) & !GUARDED(guard)) {
         long d = AT(dst, i);
         T kept = dst[d] * keep;
         dst[d] = kept + scale * src[AT(src, i)];

@@ -269,7 +269,8 @@ __kernel void multiply(__global T* out, __global const T* a, long aoff, __global
 #ifdef LT
 /* Cross-entropy of each of the R rows of x (R, C): probs = softmax(x), and
  * losses[r] = log(sum exp(x - max)) - (x[label] - max); global (R). A label outside [0, C)
- * stores `code` in `err` (the host raises at its next read) and gives a NaN loss. */
+ * is reported with its row and value into the launching thread's error record `err` (the
+ * host raises at the thread's next read; report_error, common.h) and gives a NaN loss. */
 __kernel void cross_entropy_rows(__global T* probs, __global T* losses, __global const T* x, long xoff,
                                  __global const LT* labels, long loff, long lstride, long C, long R,
                                  __global int* err, int code) {
@@ -291,7 +292,7 @@ __kernel void cross_entropy_rows(__global T* probs, __global T* losses, __global
     }
     long label = (long)labels[loff + r * lstride];
     if (label < 0 || label >= C) {
-        *err = code;
+        report_error(err, code, r, label);
         losses[r] = (T)NAN;
         return;
     }

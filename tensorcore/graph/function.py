@@ -153,10 +153,9 @@ class Function:
         return self._compiled_for(args, kwargs).traced
 
     def placement_report(self, *args: Any, **kwargs: Any) -> str:
-        """Print and return each node of the graph for these arguments, its device, and why."""
-        text = placer.report(self.graph(*args, **kwargs))
-        print(text)
-        return text
+        """Each node of the graph for these arguments, its device, and why, as text to print
+        (returned, not printed, so a REPL shows it once)."""
+        return placer.report(self.graph(*args, **kwargs))
 
     def code(self, *args: Any, **kwargs: Any) -> str:
         """The Python source the executor runs for these arguments' graph (one line per node)."""

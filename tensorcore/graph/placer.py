@@ -28,9 +28,10 @@ CPU = Device("cpu")
 def place(graph: Graph, strict: bool) -> None:
     """Set every node's ``device`` and ``reason``, then insert copy nodes (in place)."""
     traced = dict(graph.devices)  # where each value was while tracing: where eager mode has it
+    producers = {slot: node for node in graph.nodes for slot in node.outs}
     for node in graph.nodes:
         if node.kind == TRANSFER:
-            node.reason = node.reason or "an explicit copy (to_device) in the traced code"
+            node.reason = node.reason or _copy_reason(node, producers)
         elif node.kind == INPLACE:
             _place_update(graph, node, strict)
         elif node.kind == OP:
@@ -41,9 +42,20 @@ def place(graph: Graph, strict: bool) -> None:
     _return_where_traced(graph, traced)
 
 
+def _copy_reason(node: Node, producers: dict[int, Node]) -> str:
+    """Why a copy the trace recorded is there: tc.random (and so dropout) draws on the host and
+    copies its values to the device they are for; any other copy is the traced code's own."""
+    source = producers.get(node.args[0]) if node.args and type(node.args[0]) is int else None
+    if source is not None and source.kind == OP and source.op.name == "random":
+        return f"{source.name} draws on the host (tc.random, dropout's mask): its values are copied to {node.device}"
+    return "an explicit copy (to_device, or device= of a tensor) in the traced code"
+
+
 def _where_asked(node: Node) -> str:
     if node.requested is not None:
         return f"requested with tc.device({str(node.requested)!r}) at {node.line}"
+    if node.kind == OP and node.op.name == "random":
+        return "tc.random draws on the host for every device (the same numbers on each)"
     return "where its inputs are" if node.slots() else "the default device"
 
 

@@ -54,9 +54,26 @@ def elementwise_rule(name: str, reference: Callable, out_dtype: Any = None) -> C
                 f"{name}: shapes {' and '.join(map(str, shapes))} cannot be broadcast together; "
                 "each dimension must be equal, or 1, or missing (counted from the right)"
             ) from None
-        return Spec(shape, out_dtype if out_dtype is not None else reference_dtype(reference, *inputs, **attrs))
+        if out_dtype is not None:
+            return Spec(shape, out_dtype)
+        return Spec(shape, _elementwise_dtype(name, reference, inputs, attrs))
 
     return infer
+
+
+def _elementwise_dtype(name: str, reference: Callable, inputs: tuple, attrs: dict[str, Any]) -> np.dtype:
+    """``reference_dtype``, except that a dtype combination NumPy has no loop for (a float in
+    ``bitwise_and``) is the rule's ``OpError``: no kernel, cpu included, accepts those inputs."""
+    dummies = [np.ones((1,), x.dtype) if isinstance(x, Spec) else x for x in inputs]
+    with np.errstate(all="ignore"):
+        try:
+            return np.asarray(reference(*dummies, **attrs)).dtype
+        except TypeError as exc:  # NumPy's "ufunc ... not supported for the input types"
+            given = ", ".join(str(x.dtype) if isinstance(x, Spec) else type(x).__name__ for x in inputs)
+            raise OpError(f"{name} does not take inputs of dtype ({given}): {exc}; "
+                          "cast them with astype() to dtypes it takes") from None
+        except Exception:  # a reference that cannot run on one-element dummies: NumPy's rule
+            return np.result_type(*[x.dtype if isinstance(x, Spec) else x for x in inputs])
 
 
 def unary(name: str, reference: Callable, grad: Callable | None = None, *, float_only: bool = False, out_dtype: Any = None, doc: str = "") -> Callable:

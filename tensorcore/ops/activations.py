@@ -57,7 +57,7 @@ _RELU_BACKWARD = define(Op(
     doc="relu's gradient: ``g`` where the relu output ``y`` is positive, else 0.",
 ))
 _RELU = define(Op(
-    "relu", lambda x: np.maximum(x, 0), infer=same_shape,
+    "relu", lambda x: np.maximum(x, np.zeros((), x.dtype)), infer=same_shape,  # keeps x's dtype (bool too)
     grad=lambda ctx, g: (apply(_RELU_BACKWARD, (g, ctx.output)),),
     doc="Elementwise ``max(x, 0)``.",
 ))

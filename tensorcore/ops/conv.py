@@ -30,7 +30,7 @@ def _columns(x: np.ndarray, kernel: _Pair, stride: _Pair, padding: _Pair, dilati
     win = windows(pad2d(x, padding), kernel, stride, dilation, out)  # (N, C, Ho, Wo, kH, kW) view
     win = win.reshape(n, groups, c // groups, out[0], out[1], kernel[0], kernel[1])
     cols = np.ascontiguousarray(win.transpose(0, 1, 2, 5, 6, 3, 4))
-    return cols.reshape(n, groups, -1, out[0] * out[1])
+    return cols.reshape(n, groups, (c // groups) * kernel[0] * kernel[1], out[0] * out[1])  # no -1: n may be 0
 
 
 def _check(x: Any, w: Any, b: Any, stride: _Pair, padding: _Pair, dilation: _Pair, groups: int) -> tuple[int, int, int, int]:
@@ -67,7 +67,7 @@ def _check(x: Any, w: Any, b: Any, stride: _Pair, padding: _Pair, dilation: _Pai
 def _conv2d_ref(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride: _Pair, padding: _Pair, dilation: _Pair, groups: int) -> np.ndarray:
     n, o, ho, wo = _check(x, w, b, stride, padding, dilation, groups)
     cols = _columns(x, w.shape[2:], stride, padding, dilation, groups, (ho, wo))
-    out = np.matmul(w.reshape(groups, o // groups, -1), cols)  # (N, G, O/G, Ho*Wo)
+    out = np.matmul(w.reshape(groups, o // groups, cols.shape[2]), cols)  # (N, G, O/G, Ho*Wo)
     out = out.reshape(n, o, ho, wo)
     if b is not None:
         out += b.reshape(1, o, 1, 1)

@@ -1,12 +1,20 @@
 """Creation functions: asarray, zeros, ones, full, empty, arange, linspace, eye, ``*_like``,
 meshgrid, tril, triu and from_dlpack.
 
-New tensors are built on the host with NumPy and handed to the device's backend in one
-copy (``from_numpy``). These functions are not ops: no backend kernel replaces them yet.
+``zeros``, ``ones``, ``full``, ``empty``, ``arange``, ``eye`` and the ``*_like`` functions ask the
+device's backend for the new array (``Backend.full``, ``arange``, ``eye``): the OpenCL and CUDA
+backends allocate and fill it on the device, so a tensor too big for the device raises
+``tc.OutOfMemoryError`` naming it, with no host array of that size and no copy; a backend
+without these methods gets the contract's default (NumPy on the host, then ``from_numpy``).
+On ``cpu`` NumPy builds the array. ``asarray``, ``linspace`` and ``from_dlpack`` build on
+the host and copy in. These functions are not ops: under ``tc.function`` the tensors they
+make become constants of the graph (``graph/trace.py``), as before.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,7 +22,7 @@ import numpy as np
 from tensorcore import dtypes, registry
 from tensorcore.device import Device, current_device, resolve
 from tensorcore.dispatch import apply, transfer, wrap
-from tensorcore.errors import OpError
+from tensorcore.errors import OpError, OutOfMemoryError
 from tensorcore.ops.registry import Op, Spec, define
 from tensorcore.tensor import Tensor
 
@@ -94,14 +102,41 @@ def _shape(shape: Any) -> tuple[int, ...]:
     return tuple(int(n) for n in shape)
 
 
+def _create(device: Any, what: str, count: int, dtype: np.dtype, on_host: Callable[[], np.ndarray],
+            on_device: Callable[[Any, int], Any]) -> Tensor:
+    """A new tensor of ``count`` elements on ``device``: ``on_host()`` on cpu, else
+    ``on_device(backend, index)``. A host allocation that fails (NumPy's ``MemoryError``: on
+    cpu, or a backend that builds on the host) is reported as ``tc.OutOfMemoryError`` naming
+    the device and the bytes, as a device allocation is."""
+    dev = _device(device)
+    try:
+        if dev.type == "cpu":
+            return wrap(on_host(), dev)
+        backend = registry.get_backend(dev.type)
+        return wrap(on_device(backend, dev.index), dev)
+    except OutOfMemoryError:
+        raise
+    except MemoryError as exc:
+        try:
+            in_use = int(registry.get_backend(dev.type).memory_stats(dev.index).get("in_use", 0))
+        except Exception:  # the report must not hide the real error
+            in_use = 0
+        where = "host memory" if dev.type == "cpu" else f"host memory, where the {dev.type} backend builds it"
+        raise OutOfMemoryError(str(dev), count * dtype.itemsize, in_use, f"{what}: {where}: {exc}") from None
+
+
 def zeros(shape: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
-    """A tensor of zeros."""
-    return from_host(np.zeros(_shape(shape), _dtype(dtype)), device)
+    """A tensor of zeros, made on its device."""
+    shape, dt = _shape(shape), _dtype(dtype)
+    return _create(device, "zeros", math.prod(shape), dt, lambda: np.zeros(shape, dt),
+                   lambda backend, index: backend.full(shape, 0, dt, index))
 
 
 def ones(shape: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
-    """A tensor of ones."""
-    return from_host(np.ones(_shape(shape), _dtype(dtype)), device)
+    """A tensor of ones, made on its device."""
+    shape, dt = _shape(shape), _dtype(dtype)
+    return _create(device, "ones", math.prod(shape), dt, lambda: np.ones(shape, dt),
+                   lambda backend, index: backend.full(shape, 1, dt, index))
 
 
 def empty(shape: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
@@ -115,7 +150,11 @@ def full(shape: Any, fill_value: Any, *, dtype: Any = None, device: Any = None) 
         dtype = fill_value.dtype
     elif dtype is None:
         dtype = dtypes.bool if isinstance(fill_value, bool) else dtypes.DEFAULT_INT if isinstance(fill_value, int) else dtypes.DEFAULT_FLOAT
-    return from_host(np.full(_shape(shape), fill_value, _dtype(dtype)), device)
+    shape, dt = _shape(shape), _dtype(dtype)
+    if np.ndim(fill_value) != 0:  # an array broadcast into the shape, as np.full allows: built on the host
+        return from_host(np.full(shape, fill_value, dt), device)
+    return _create(device, "full", math.prod(shape), dt, lambda: np.full(shape, fill_value, dt),
+                   lambda backend, index: backend.full(shape, fill_value, dt, index))
 
 
 def _like(x: Tensor, dtype: Any, device: Any) -> tuple[np.dtype, Any]:
@@ -154,19 +193,36 @@ def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None,
     if dtype is None:
         floats = any(isinstance(v, float) for v in (start, stop, step))
         dtype = dtypes.DEFAULT_FLOAT if floats else dtypes.DEFAULT_INT
-    return from_host(np.arange(start, stop, step, dtype=dtypes.as_dtype(dtype)), device)
+    dt = dtypes.as_dtype(dtype)
+    try:
+        count = max(math.ceil((stop - start) / step), 0)
+    except (ValueError, OverflowError, TypeError):  # NaN, infinite or odd bounds: NumPy says what is wrong
+        count = 0
+    return _create(device, "arange", count, dt, lambda: np.arange(start, stop, step, dtype=dt),
+                   lambda backend, index: backend.arange(start, stop, step, dt, index))
 
 
 def linspace(start: Any, stop: Any, /, num: int, *, dtype: Any = None, device: Any = None, endpoint: bool = True) -> Tensor:
     """``num`` evenly spaced values from ``start`` to ``stop``."""
     if num < 0:
         raise OpError(f"linspace: num must be non-negative, got {num}")
-    return from_host(np.linspace(start, stop, num, endpoint=endpoint, dtype=_dtype(dtype)), device)
+    dt = _dtype(dtype)
+
+    def host() -> np.ndarray:
+        return np.linspace(start, stop, num, endpoint=endpoint, dtype=dt)
+
+    return _create(device, "linspace", int(num), dt, host, lambda backend, index: backend.from_numpy(host(), index))
 
 
 def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = None, device: Any = None) -> Tensor:
-    """A 2-D tensor with ones on the ``k``-th diagonal and zeros elsewhere."""
-    return from_host(np.eye(n_rows, n_cols, k=k, dtype=_dtype(dtype)), device)
+    """A 2-D tensor with ones on the ``k``-th diagonal and zeros elsewhere, made on its device."""
+    for name, value in (("n_rows", n_rows), ("n_cols", n_cols), ("k", k)):
+        if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool)):
+            raise OpError(f"eye: {name} must be an int, got {value!r}")
+    n_rows, n_cols = _shape((n_rows, n_rows if n_cols is None else n_cols))
+    dt, k = _dtype(dtype), int(k)
+    return _create(device, "eye", n_rows * n_cols, dt, lambda: np.eye(n_rows, n_cols, k=k, dtype=dt),
+                   lambda backend, index: backend.eye(n_rows, n_cols, k, dt, index))
 
 
 # DLPack device types (dlpack.h's DLDeviceType) that from_dlpack reads through CuPy: device

@@ -7,12 +7,13 @@ and ``linear_backward_bias`` for the weight and bias; ``embedding``'s is the sca
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from tensorcore.dispatch import apply
-from tensorcore.errors import OpError
+from tensorcore.errors import OpError, index_position
 from tensorcore.ops._nn import require_tensor
 from tensorcore.ops.linalg import matmul
 from tensorcore.ops.manipulation import broadcast_to
@@ -49,8 +50,9 @@ def _linear_infer(x: Spec, w: Spec, b: Spec | None = None) -> Spec:
 
 
 def _linear_backward_weight_ref(g: np.ndarray, x: np.ndarray) -> np.ndarray:
-    g2 = g.reshape(-1, g.shape[-1])
-    x2 = x.reshape(-1, x.shape[-1])
+    rows = math.prod(g.shape[:-1])  # not -1: a reshape of an empty tensor cannot infer it
+    g2 = g.reshape(rows, g.shape[-1])
+    x2 = x.reshape(rows, x.shape[-1])
     return np.matmul(g2.T, x2)
 
 
@@ -68,7 +70,7 @@ def _linear_backward_weight_grad(ctx: Any, h: Tensor) -> tuple:
 
 
 def _linear_backward_bias_ref(g: np.ndarray) -> np.ndarray:
-    return np.add.reduce(g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g, axis=0)
+    return np.add.reduce(g.reshape(math.prod(g.shape[:-1]), g.shape[-1]) if g.ndim != 2 else g, axis=0)
 
 
 _LINEAR_BACKWARD_BIAS = define(Op(
@@ -117,8 +119,9 @@ def _check_indices(op: str, indices: np.ndarray, rows: int) -> None:
     if indices.size:
         lo, hi = int(indices.min()), int(indices.max())
         if lo < 0 or hi >= rows:
-            bad = lo if lo < 0 else hi
-            raise OpError(f"{op}: index {bad} is out of range for a weight with {rows} rows; expected 0 <= index < {rows}")
+            at = int(np.flatnonzero((indices < 0) | (indices >= rows))[0])  # named as a device names it
+            raise OpError(f"{op}: index {int(indices.reshape(-1)[at])} is out of range for a weight with {rows} rows"
+                          f"{index_position(at, indices.shape)}; expected 0 <= index < {rows}")
 
 
 def _embedding_ref(indices: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -139,7 +142,7 @@ def _embedding_infer(indices: Spec, weight: Spec) -> Spec:
 def _embedding_backward_ref(g: np.ndarray, indices: np.ndarray, num_embeddings: int) -> np.ndarray:
     dim = g.shape[-1]
     out = np.zeros((num_embeddings, dim), dtype=g.dtype)
-    np.add.at(out, indices.reshape(-1), g.reshape(-1, dim))  # repeated indices accumulate
+    np.add.at(out, indices.reshape(-1), g.reshape(indices.size, dim))  # repeated indices accumulate
     return out
 
 

@@ -58,7 +58,14 @@ def fill_key(template: Any, arrays: tuple) -> Any:
 
 
 def _index_error(op: str, x: Tensor, key: Any, exc: Exception) -> OpError:
-    return OpError(f"{op}: invalid index {key!r} for a tensor of shape {x.shape}: {exc}")
+    return OpError(f"{op}: invalid index {key!r} for a tensor of shape {x.shape}: {_reason(exc)}")
+
+
+def _reason(exc: Exception) -> str:
+    """What an indexing failure says, without the name of the op that ran it (``getitem``, also
+    for ``take``): the caller's message names the function the user called."""
+    text = str(exc)
+    return text[len("getitem: "):] if text.startswith("getitem: ") else text
 
 
 def _getitem_infer(x: Spec, *index: Spec, key: Any) -> Spec:
@@ -152,7 +159,13 @@ def take(x: Tensor, indices: Tensor, /, *, axis: int | None = None) -> Tensor:
     axis = normalize_axis("take", axis, x.ndim)
     if not isinstance(indices, Tensor) or indices.dtype.kind not in "iu":
         raise OpError(f"take: indices must be an integer tensor, got {getattr(indices, 'dtype', type(indices).__name__)}")
-    return getitem(x, (slice(None),) * axis + (indices,))
+    key = (slice(None),) * axis + (indices,)
+    template, index = _split_key(x, key, "take")
+    try:
+        return apply(_GETITEM, (x, *index), {"key": template})
+    except OpError as exc:  # named for what the user called: take, its indices and axis
+        raise OpError(f"take: invalid indices {indices.dtype}{list(indices.shape)} along axis {axis} of a tensor of "
+                      f"shape {x.shape}: {_reason(exc.__cause__ or exc)}") from exc
 
 
 # --- take_along_axis ----------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from tensorcore.dispatch import apply
-from tensorcore.errors import OpError
+from tensorcore.errors import OpError, index_position
 from tensorcore.ops._nn import reduction_mode, require_tensor, vjp_through
 from tensorcore.ops.activations import log_softmax, softmax
 from tensorcore.ops.arithmetic import add, divide, multiply, negative, subtract
@@ -58,8 +58,9 @@ def _cross_entropy_infer(logits: Spec, labels: Spec, reduction: str) -> tuple[Sp
 def _cross_entropy_ref(logits: np.ndarray, labels: np.ndarray, reduction: str) -> tuple[np.ndarray, np.ndarray]:
     n, c = logits.shape
     if n and (labels.min() < 0 or labels.max() >= c):
-        bad = int(labels.min()) if labels.min() < 0 else int(labels.max())
-        raise OpError(f"cross_entropy: label {bad} is out of range for {c} classes; expected 0 <= label < {c}")
+        at = int(np.flatnonzero((labels < 0) | (labels >= c))[0])  # named as a device names it
+        raise OpError(f"cross_entropy: label {int(labels[at])} is out of range for {c} classes{index_position(at, (n,))}; "
+                      f"expected 0 <= label < {c}")
     z = np.subtract(logits, logits.max(axis=1, keepdims=True))
     probs = np.exp(z)
     total = probs.sum(axis=1, keepdims=True)

@@ -43,6 +43,21 @@ def _check_step(step: Any) -> None:
                          f"{getattr(step, 'dtype', type(step).__name__)} {getattr(step, 'shape', '')}")
 
 
+def _check_shapes(param: np.ndarray, grad: Any, *state: Any) -> None:
+    """Before anything is written: the gradient and the state broadcast into the parameter's
+    shape and every state's (which must be that shape), so no update below raises half-way."""
+    shapes = [np.shape(param), np.shape(grad)] + [np.shape(s) for s in state if s is not None]
+    try:
+        fits = np.broadcast_shapes(*shapes) == np.shape(param) and all(np.shape(s) == np.shape(param)
+                                                                       for s in state if s is not None)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"the gradient of shape {np.shape(grad)} and the optimizer state of shapes "
+                         f"{[np.shape(s) for s in state if s is not None]} do not fit the parameter of shape "
+                         f"{np.shape(param)}")
+
+
 def _count(step: Any) -> None:
     if step is not None:
         np.add(step, 1, out=step)
@@ -55,6 +70,7 @@ def _sgd_step(param: np.ndarray, grad: np.ndarray, velocity: Any, lr: Any, step:
     one (None: another parameter's update counts this step)."""
     rate = _rate(lr)
     _check_step(step)
+    _check_shapes(param, grad, velocity)
     if weight_decay:
         grad = grad + weight_decay * param
     if velocity is not None:
@@ -98,6 +114,7 @@ def _adam_step(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray
     (a device scalar) scales AdamW's decoupled decay."""
     _check_schedule(schedule)
     rate = _rate(lr)
+    _check_shapes(param, grad, m, v)
     if weight_decay and decoupled:
         param *= 1.0 - rate * weight_decay
     elif weight_decay:

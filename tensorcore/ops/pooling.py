@@ -73,7 +73,7 @@ def _max_pool_ref(x: np.ndarray, *, kernel_size: _Pair, stride: _Pair, padding: 
 def _max_pool_backward_ref(g: np.ndarray, indices: np.ndarray, *, input_size: _Pair, overlapping: bool) -> np.ndarray:
     n, c = g.shape[:2]
     plane = input_size[0] * input_size[1]
-    flat = (indices.reshape(n * c, -1) + (np.arange(n * c) * plane)[:, None]).reshape(-1)
+    flat = (indices.reshape(n * c, indices.shape[2] * indices.shape[3]) + (np.arange(n * c) * plane)[:, None]).reshape(-1)
     if overlapping:  # windows share elements: accumulate
         out = np.bincount(flat, weights=g.reshape(-1), minlength=n * c * plane).astype(g.dtype, copy=False)
     else:  # each element is chosen at most once

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from tensorcore import dispatch
+from tensorcore import dispatch, placement
 from tensorcore.autodiff.variable import Variable
 from tensorcore.device import Device
-from tensorcore.errors import OpError
+from tensorcore.errors import DeviceError, OpError, PlacementError
 from tensorcore.ops.creation import from_host
 from tensorcore.ops.logic import astype
 from tensorcore.ops.optim_updates import ASSIGN
@@ -66,8 +66,12 @@ class Optimizer:
         self._lr_checked = False  # whether the callable passed its first, checked evaluation
         self._traced = False  # whether a traced step captured this optimizer
         self._host_iterations: int | None = 0  # the step count while only eager steps counted
+        # DeviceError.raised when the host copies of the lr and of the count were last written or
+        # read: a device error since means in-place writes to the devices may have been skipped.
+        self._lr_errors = self._count_errors = DeviceError.raised
         self._now = threading.local()  # this thread's inputs of the update in progress (see _apply)
         self._lock = threading.Lock()
+        self._kernels_checked: set[tuple] = set()  # update signatures whose kernels took part (strict)
         # The strategy that mirrors the parameters (duck-typed: optim sits below distribute).
         self._strategy = _strategy_of(self.params)
         if self._strategy is None:
@@ -99,9 +103,9 @@ class Optimizer:
         if self._lr_fn is not None and self._traced:
             raise _lr.mode_change_error(name, "a number", "a callable")
         tracing = dispatch.current_tracer() is not None
-        if self._lr_fn is None and rate == self._lr_value and not tracing:
+        if self._lr_fn is None and rate == self._lr_value and not tracing and self._lr_errors == DeviceError.raised:
             return  # unchanged: nothing to write
-        self._lr_fn, self._lr_value = None, rate
+        self._lr_fn, self._lr_value, self._lr_errors = None, rate, DeviceError.raised
         for steps in self._replica_steps:  # lr tensors for every device (none while lr was a callable)
             for dev in steps:
                 self._lr_tensor(dev)
@@ -114,9 +118,12 @@ class Optimizer:
         """The number of steps taken (of the first replica, under ``tensorcore.distribute``),
         each run of a traced step included. Counted on the device: once a traced step has run,
         reading it waits for the device (eager steps alone keep a host copy)."""
-        if self._host_iterations is not None:
+        if self._host_iterations is not None and self._count_errors == DeviceError.raised:
             return self._host_iterations
-        return int(self._primary_counter().item())
+        count = int(self._primary_counter().item())
+        if self._host_iterations is not None:  # a device error skipped steps, maybe: the device's count
+            self._host_iterations, self._count_errors = count, DeviceError.raised
+        return count
 
     def _primary_counter(self) -> Tensor:
         steps = self._replica_steps[0]
@@ -170,24 +177,25 @@ class Optimizer:
         return self._replica_states[self._strategy.local_index()]
 
     def step(self, grads: Sequence[Any]) -> None:
-        """Apply one update; ``grads[i]`` is the gradient of ``params[i]`` (None: leave it).
+        """Apply one update; ``grads[i]`` is the gradient of ``params[i]``: a tensor, a NumPy
+        array (uploaded to the parameter's device), or None to leave that parameter alone.
 
-        Every gradient is checked before any parameter changes, so a bad call changes nothing.
+        What can be known before the first write is checked first, so a step that raises then
+        changes no parameter, state, learning rate tensor or step counter: each gradient's type,
+        shape and dtype; under strict placement its device (a gradient on another device is an
+        error, as for any op) and whether the update kernels of the parameter's device take
+        these dtypes. A failure on the device itself (out of memory) can still stop a step part-way.
         """
         name = type(self).__name__
         if len(grads) != len(self.params):
             raise ValueError(f"{name}.step got {len(grads)} gradients for {len(self.params)} parameters")
-        for i, (p, g) in enumerate(zip(self.params, grads)):
-            if g is not None and (g.shape != p.shape or g.dtype != p.dtype):
-                raise OpError(
-                    f"{name}.step: gradient {i} is {g.dtype}{list(g.shape)} but parameter "
-                    f"{p.name!r} is {p.dtype}{list(p.shape)}"
-                )
+        grads = _checked_gradients(name, self.params, grads)
         if dispatch.tracers and dispatch.current_tracer() is not None:  # only the device knows the count now
             self._traced, self._host_iterations = True, None
         strategy = self._strategy
         if strategy is not None:
             grads = strategy.reduce_gradients(grads, self.params)
+        self._now.writing = False
         try:
             if strategy is None:
                 self._apply(grads)
@@ -195,7 +203,8 @@ class Optimizer:
                 with strategy.applying_update():  # a replica failing in here is repaired by run
                     self._apply(grads)
         except BaseException:
-            self._host_iterations = None  # some counters may have advanced: ask the device
+            if self._now.writing:
+                self._host_iterations = None  # some counters may have advanced: ask the device
             raise
         if self._host_iterations is not None and (strategy is None or strategy.local_index() == 0):
             self._host_iterations += 1
@@ -203,6 +212,9 @@ class Optimizer:
     def _apply(self, grads: Sequence[Any]) -> None:
         states, steps, now = self.state, self._steps(), self._now
         lrs = self._lr_tensors if self._lr_fn is None else self._evaluate_lr(grads, steps)
+        # Every update's inputs first (bookkeeping that changes no value: state following a moved
+        # parameter, counters and lr tensors of a new device), then the checks, then the writes.
+        updates: list[tuple] = []
         counted: set[Device] = set()
         for i, (p, g) in enumerate(zip(self.params, grads)):
             if g is None:
@@ -213,16 +225,55 @@ class Optimizer:
             if any(isinstance(v, Tensor) and v.device is not dev for v in state.values()):
                 self._follow(p, state)  # the parameter moved since the last step
             lr = lrs.get(dev)
-            now.lr = lr if lr is not None else self._lr_tensor(dev)
             # The first update on each device counts the step, inside its own kernel.
-            now.step = None if dev in counted or 0 in p._data.shape else steps[dev]  # (Tensor.size is slow)
-            if now.step is not None:
+            step = None if dev in counted or 0 in p._data.shape else steps[dev]  # (Tensor.size is slow)
+            if step is not None:
                 counted.add(dev)
-            self._update(p, g if g.device is dev else g.to_device(dev), state)
+            updates.append((i, p, g if g.device is dev else g.to_device(dev), state,
+                            lr if lr is not None else self._lr_tensor(dev), step))
+        if placement.state.strict:  # also while tracing: the graph's run would stop part-way too
+            for update in updates:
+                self._check_kernels(*update)
+        now.writing = True
+        for _, p, g, state, lr, step in updates:
+            now.lr, now.step = lr, step
+            self._update(p, g, state)
         if len(counted) < len(steps):  # a device none of whose parameters was updated: count apart
             for dev, counter in steps.items():
                 if dev not in counted:  # add and assign: kernels every backend has (no assign_add on cuda)
                     dispatch.apply_inplace(ASSIGN, counter, (counter + 1.0,))
+
+    def _check_kernels(self, i: int, param: Variable, grad: Tensor, state: dict[str, Any], lr: Tensor,
+                       step: Tensor | None) -> None:
+        """Under strict placement: raise now, before any parameter is written, if a kernel of this
+        update would decline its inputs on the parameter's device (a dtype it lacks), which
+        strict placement makes an error. A kernel says so only when called, so the update runs
+        once on scratch tensors of the same dtypes and devices (one element each, the lr tensor
+        read as it is); once per signature, so later steps pay a set lookup."""
+        dev = param.device
+        if dev.type == "cpu":
+            return  # the cpu kernels are the ops' references: they take every input the ops take
+        key = (dev, param.dtype, param.ndim, grad.dtype, lr.dtype, step is None,
+               tuple((k, v.dtype, v.device, v.shape == param.shape) for k, v in state.items() if isinstance(v, Tensor)))
+        if key in self._kernels_checked:
+            return
+        small = (1,) * param.ndim
+
+        def scratch(t: Tensor) -> Tensor:
+            shape = small if t.shape == param.shape else t.shape
+            return from_host(np.zeros(shape, t.dtype), t.device)
+
+        now = self._now
+        now.lr, now.step = lr, None if step is None else scratch(step)
+        try:
+            with dispatch.untraced():
+                self._update(scratch(param), scratch(grad),
+                             {k: scratch(v) if isinstance(v, Tensor) else v for k, v in state.items()})
+        except PlacementError as exc:
+            raise PlacementError(
+                f"{type(self).__name__}.step: parameter {i} ({param.name!r}, {param.dtype}{list(param.shape)} on {dev}) "
+                f"cannot be updated on its device, so this step updated nothing: {exc}") from None
+        self._kernels_checked.add(key)
 
     def _evaluate_lr(self, grads: Sequence[Any], steps: dict[Device, Tensor]) -> dict[Device, Tensor]:
         """The callable's learning rate on each device this step updates, all evaluated before
@@ -290,6 +341,34 @@ class Optimizer:
         from tensorcore.optim import _state
 
         return _state.problems(self, state, strict)
+
+
+def _checked_gradients(name: str, params: list[Variable], grads: Sequence[Any]) -> Sequence[Any]:
+    """``grads`` once every one has passed its checks (type, shape, dtype; device under strict
+    placement), with NumPy arrays then uploaded to their parameter's device: a bad gradient
+    raises before anything changes, and before any upload."""
+    host: list[int] = []
+    for i, (p, g) in enumerate(zip(params, grads)):
+        if g is None:
+            continue
+        if isinstance(g, (np.ndarray, np.generic)):
+            host.append(i)
+        elif not isinstance(g, Tensor):
+            raise TypeError(f"{name}.step: gradient {i} (of parameter {p.name!r}) is a {type(g).__name__}; pass a "
+                            "tc.Tensor, a NumPy array, or None to leave that parameter as it is")
+        if tuple(g.shape) != p.shape or g.dtype != p.dtype:
+            raise OpError(f"{name}.step: gradient {i} is {g.dtype}{list(g.shape)} but parameter {p.name!r} is "
+                          f"{p.dtype}{list(p.shape)}")
+        if placement.state.strict and isinstance(g, Tensor) and g.device is not p.device:
+            raise PlacementError(
+                f"{name}.step: gradient {i} is on {g.device} but parameter {p.name!r} is on {p.device}; move it with "
+                f".to_device('{p.device}') first, or use TENSORCORE_PLACEMENT=soft to copy it implicitly")
+    if not host:
+        return grads
+    out = list(grads)
+    for i in host:  # host data has no device: it goes where its parameter is (any policy)
+        out[i] = from_host(np.asarray(grads[i]), params[i].device)
+    return out
 
 
 def _device_scalar(value: float | None, dev: Device) -> Tensor:

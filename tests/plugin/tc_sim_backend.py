@@ -81,6 +81,11 @@ class SimBackend(Backend):
     def devices(self) -> list[DeviceInfo]:
         return [DeviceInfo(Device("sim", i), f"simulated device {i}", 1 << 30) for i in range(2)]
 
+    def unavailable_devices(self) -> list[DeviceInfo]:
+        """A third device that fails the backend's own check: listed with its reason, no index."""
+        return [DeviceInfo(None, "simulated device 2", 1 << 30,
+                           reason="simulated device 2 failed its self-test. Fix: reseat the simulated card")]
+
     def from_numpy(self, array: np.ndarray, index: int) -> SimArray:
         return SimArray(np.array(array, copy=True), index)
 
