@@ -25,6 +25,13 @@ def _device_matrix() -> list[str]:
 DEVICES = _device_matrix()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--fuzz-examples N``: examples per op and device for the differential fuzz tests
+    (tests/test_fuzz_*.py, tests/fuzz/); their default is a small fixed budget for CI."""
+    parser.addoption("--fuzz-examples", type=int, default=None, metavar="N",
+                     help="hypothesis examples per op and device in tests/test_fuzz_*.py (default: a small budget)")
+
+
 @pytest.fixture(params=DEVICES)
 def device(request: pytest.FixtureRequest) -> str:
     """Each available device in turn, as a string like ``'cpu:0'``."""

@@ -134,7 +134,7 @@ def _erf(x: np.ndarray) -> np.ndarray:
 
 def _gelu_ref(x: np.ndarray, approximate: str) -> np.ndarray:
     if approximate == "tanh":
-        inner = x * x
+        inner = np.asarray(x * x)  # an array (x * x of a 0-d array is a scalar): np.tanh writes into it
         inner *= _TANH_A
         inner += 1.0
         inner *= x
@@ -143,8 +143,8 @@ def _gelu_ref(x: np.ndarray, approximate: str) -> np.ndarray:
     else:
         out = _erf(x * _SQRT_HALF)
     out += 1.0
+    out *= 0.5  # before x: (1 + erf) / 2 is at most 1, so this never overflows where x * 2 would
     out *= x
-    out *= 0.5
     return out.astype(x.dtype, copy=False)
 
 

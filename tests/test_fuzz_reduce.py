@@ -1,0 +1,15 @@
+"""Differential fuzzing of the reductions, scans, searching, sorting and sets (tests/fuzz/table_reduce.py) on every
+device against NumPy. ``--fuzz-examples N`` raises the budget."""
+
+from __future__ import annotations
+
+import pytest
+from fuzz.harness import fuzz
+from fuzz.table import FAMILIES
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES["reduce"]))
+def test_reduce_op_matches_numpy(name: str, device: str, request: pytest.FixtureRequest) -> None:
+    """Op ``name`` on ``device`` agrees with its NumPy reference on drawn inputs, refuses what
+    NumPy refuses, and leaves its inputs unchanged."""
+    fuzz(FAMILIES["reduce"][name], device, request.config)
