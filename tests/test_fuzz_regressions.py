@@ -15,6 +15,7 @@ from tensorcore.ops.registry import OPS
 
 
 def on(device: str, x: object, dtype: object = np.float32) -> tc.Tensor:
+    """``x`` as a tensor of ``dtype`` on ``device``."""
     return tc.asarray(np.asarray(x, dtype=dtype), device=device)
 
 

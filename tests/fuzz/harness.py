@@ -39,10 +39,12 @@ def quiet() -> Any:
 
 
 def outputs(value: Any) -> list:
+    """An op's result as a list of its outputs."""
     return list(value) if isinstance(value, (tuple, list)) else [value]
 
 
 def _mismatch(actual: np.ndarray, expected: np.ndarray, bad: np.ndarray, what: str) -> str:
+    """The message of a failed comparison: how many elements differ, and the first few."""
     where = np.argwhere(bad)[:8]
     lines = [f"{what}: {int(bad.sum())} of {bad.size} elements differ (shape {expected.shape}, {expected.dtype})"]
     for idx in where:

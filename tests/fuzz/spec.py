@@ -47,6 +47,7 @@ class Tol:
 
     @property
     def exact(self) -> bool:
+        """Whether results must agree bit for bit."""
         return not self.ulps and self.bound is None
 
 
@@ -140,6 +141,7 @@ class Spec:
 
 
 def dtype_of(draw: st.DrawFn, pool: tuple) -> np.dtype:
+    """A dtype drawn from ``pool``."""
     return np.dtype(draw(st.sampled_from(pool), label="dtype"))
 
 

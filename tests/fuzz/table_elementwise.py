@@ -31,28 +31,33 @@ BINARY = EXACT_BINARY + ["divide", "pow", "atan2", "hypot", "logaddexp", "copysi
 
 def _logaddexp_bound(args: list, attrs: dict, eps: float) -> np.ndarray:
     # max + log1p(exp(-|a - b|)): the difference a - b is rounded once, relative to |a| + |b|.
+    """logaddexp's error bound (see the comment below)."""
     a, b = (np.abs(np.asarray(v, np.float64)) for v in args)
     return 8 * eps * (a + b)
 
 
 def _gelu_bound(args: list, attrs: dict, eps: float) -> np.ndarray:
     # x * (1 + erf(x / sqrt 2)) / 2 cancels for x << 0: an error of erf's (16 ulps) times |x|.
+    """gelu's error bound (see the comment below)."""
     return 32 * eps * np.abs(args[0])
 
 
 def _gelu_backward_bound(args: list, attrs: dict, eps: float) -> np.ndarray:
+    """gelu_backward's error bound: gelu's, times the gradient, for gelu' of x."""
     g, x = np.abs(args[0]), np.abs(args[1])
     return 64 * eps * g * (1 + x + x * x)
 
 
 def _sigmoid_backward_bound(args: list, attrs: dict, eps: float) -> np.ndarray:
     # g * y * (1 - y): 1 - y is rounded relative to 1 + |y|.
+    """sigmoid_backward's error bound (see the comment below)."""
     g, y = np.abs(args[0]), np.abs(args[1])
     return 4 * eps * g * y * (1 + y)
 
 
 @st.composite
 def _where(draw: st.DrawFn) -> Case:
+    """(condition, x1, x2) broadcast together, mixed dtypes, a Python scalar now and then."""
     out = draw(shape())
     cond = draw(arg(draw(broadcastable(out)), np.bool_))
     d1 = dtype_of(draw, ALL)
@@ -65,6 +70,7 @@ def _where(draw: st.DrawFn) -> Case:
 
 @st.composite
 def _clip(draw: st.DrawFn) -> Case:
+    """x with Python-scalar bounds (either may be None, lo may exceed hi)."""
     dt = dtype_of(draw, ALL[1:])
     kind = "float" if dt.kind == "f" else "int"
     lo = None if draw(st.integers(0, 3)) == 0 else scalar(draw, kind)
@@ -74,6 +80,7 @@ def _clip(draw: st.DrawFn) -> Case:
 
 @st.composite
 def _astype(draw: st.DrawFn) -> Case:
+    """x and a target dtype: every pair of dtypes."""
     src, dst = dtype_of(draw, ALL), dtype_of(draw, ALL)
     return Case((draw(arg(draw(shape()), src)),), {"dtype": dst, "copy": draw(st.booleans())})
 

@@ -32,12 +32,14 @@ def _retyped(case: Case, dtype: np.dtype) -> Case | None:
 
 
 def _not_float(name: str) -> st.SearchStrategy:
+    """A case of float-only op ``name`` with a float input made integer or bool."""
     dtypes = st.sampled_from([np.dtype(np.int32), np.dtype(np.bool_), np.dtype(np.uint8), np.dtype(np.int64)])
     return st.tuples(SPECS[name].cases, dtypes).map(lambda p: _retyped(*p)).filter(lambda c: c is not None)
 
 
 @st.composite
 def _unbroadcastable(draw: st.DrawFn, dtypes: tuple) -> Case:
+    """Two inputs whose shapes do not broadcast: (N, M) against (K,), K neither 1 nor M."""
     m = draw(st.integers(2, 4))
     k = draw(st.sampled_from([n for n in range(0, 6) if n not in (1, m)]))
     d1, d2 = dtype_of(draw, dtypes), dtype_of(draw, dtypes)
@@ -47,12 +49,14 @@ def _unbroadcastable(draw: st.DrawFn, dtypes: tuple) -> Case:
 
 @st.composite
 def _one_of_dtype(draw: st.DrawFn, dtypes: tuple, n: int = 1) -> Case:
+    """``n`` inputs of one shape, of dtypes from ``dtypes``."""
     s = draw(shape())
     return Case(tuple(draw(arg(s, dtype_of(draw, dtypes))) for _ in range(n)))
 
 
 @st.composite
 def _matmul(draw: st.DrawFn) -> Case:
+    """matmul with inner dimensions that differ, or a 0-d operand."""
     m, k, n = (draw(st.integers(1, 3)) for _ in range(3))
     dt = dtype_of(draw, FLOATS)
     if draw(st.booleans()):  # a 0-d operand
@@ -62,6 +66,7 @@ def _matmul(draw: st.DrawFn) -> Case:
 
 @st.composite
 def _linear(draw: st.DrawFn) -> Case:
+    """linear with an input whose features differ from the weight's."""
     fin, fout = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     dt = dtype_of(draw, FLOATS)
     return Case((draw(arg((2, fin + 1), dt)), draw(arg((fout, fin), dt))))
@@ -69,6 +74,7 @@ def _linear(draw: st.DrawFn) -> Case:
 
 @st.composite
 def _reshape(draw: st.DrawFn) -> Case:
+    """reshape into a shape of another size."""
     x = draw(arg(draw(shape(min_dims=1, min_side=1)), dtype_of(draw, ALL)))
     return Case((x,), {"shape": (x.numpy().size + draw(st.integers(1, 3)),)})
 

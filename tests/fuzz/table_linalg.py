@@ -27,6 +27,7 @@ from tensorcore.ops import sampling
 
 
 def _rng(draw: st.DrawFn) -> np.random.Generator:
+    """A NumPy generator seeded by a drawn seed."""
     return np.random.default_rng(draw(st.integers(0, 2**32 - 1), label="seed"))
 
 
@@ -57,6 +58,8 @@ def _matrix(draw: st.DrawFn, kind: str, square: bool = True) -> tuple[np.ndarray
 
 
 def _one(kind: str, square: bool = True, attrs: st.SearchStrategy | None = None) -> st.SearchStrategy:
+    """Cases of a one-input linalg op on matrices of ``kind``."""
+
     @st.composite
     def cases(draw: st.DrawFn) -> Case:
         a, _ = draw(_matrix(kind, square))
@@ -67,6 +70,7 @@ def _one(kind: str, square: bool = True, attrs: st.SearchStrategy | None = None)
 
 @st.composite
 def _solve(draw: st.DrawFn) -> Case:
+    """(A, b): A diagonally dominant, b a vector or a batch of right-hand sides."""
     a, dt = draw(_matrix("dominant"))
     m = a.shape[-1]
     b_shape = (m,) if draw(st.booleans()) else a.shape[draw(st.integers(0, a.ndim - 2)):-1] + (draw(st.integers(0, 3)),)
@@ -113,11 +117,13 @@ LINALG_TOL = custom_bound(_stable)
 
 
 def _scalar_tensor(draw: st.DrawFn, dt: np.dtype, value: float) -> Arg:
+    """``value`` as a 0-d or 1-element array of ``dt`` (the optimizers' device scalars)."""
     return Arg(np.array(value if draw(st.booleans()) else [value], dt))
 
 
 @st.composite
 def _sgd(draw: st.DrawFn) -> Case:
+    """(param, grad, velocity, lr, step) and SGD's attributes: momentum, Nesterov, weight decay."""
     s, dt = draw(shape()), dtype_of(draw, FLOATS[1:])
     momentum = draw(st.sampled_from([0.0, 0.9]))
     param, grad = draw(arg(s, dt, views=False, specials="sums")), draw(arg(s, dt, specials="sums"))
@@ -130,6 +136,7 @@ def _sgd(draw: st.DrawFn) -> Case:
 
 
 def _sgd_bound(args: list, attrs: dict, eps: float) -> list:
+    """sgd_step's error bound: a few roundings of each term (param, velocity; the counter exact)."""
     param, grad, velocity = (np.abs(np.asarray(a, np.float64)) if a is not None else 0.0 for a in args[:3])
     lr = abs(float(np.asarray(args[3]).reshape(-1)[0]))
     mu, wd = attrs["momentum"], attrs["weight_decay"]
@@ -141,6 +148,7 @@ def _sgd_bound(args: list, attrs: dict, eps: float) -> list:
 
 @st.composite
 def _adam_schedule(draw: st.DrawFn) -> Case:
+    """Adam's schedule after t steps, lr and an optional step counter."""
     dt = dtype_of(draw, FLOATS[1:])
     t = draw(st.integers(0, 50))
     beta1, beta2 = draw(st.sampled_from([0.9, 0.5])), draw(st.sampled_from([0.999, 0.9]))
@@ -151,6 +159,7 @@ def _adam_schedule(draw: st.DrawFn) -> Case:
 
 
 def _adam_schedule_bound(args: list, attrs: dict, eps: float) -> list:
+    """adam_schedule's error bound: 1 - beta**t cancels, so relative to 1 / (1 - beta**t)."""
     b1t, b2t = args[0][0] * attrs["beta1"], args[0][1] * attrs["beta2"]
     c = np.sqrt(1 - b2t)
     size = float(np.asarray(args[1]).reshape(-1)[0]) * c / (1 - b1t)
@@ -160,6 +169,7 @@ def _adam_schedule_bound(args: list, attrs: dict, eps: float) -> list:
 
 @st.composite
 def _adam_step(draw: st.DrawFn) -> Case:
+    """(param, grad, m, v, schedule, lr) at step t, Adam or AdamW."""
     s, dt = draw(shape()), dtype_of(draw, FLOATS[1:])
     beta1, beta2, t = 0.9, 0.999, draw(st.integers(1, 20))
     c = math.sqrt(1 - beta2**t)
@@ -172,6 +182,7 @@ def _adam_step(draw: st.DrawFn) -> Case:
 
 
 def _adam_step_bound(args: list, attrs: dict, eps: float) -> list:
+    """adam_step's error bound: each term's roundings, through the division by sqrt(v) + eps."""
     param, grad, m, v = (np.asarray(a, np.float64) for a in args[:4])
     s2, s3 = float(args[4][2]), float(args[4][3])
     lr, wd, b1, b2 = float(np.asarray(args[5]).reshape(-1)[0]), attrs["weight_decay"], attrs["beta1"], attrs["beta2"]
@@ -190,6 +201,7 @@ def _adam_step_bound(args: list, attrs: dict, eps: float) -> list:
 
 @st.composite
 def _random(draw: st.DrawFn) -> Case:
+    """random's attributes (distribution, shape, parameters, dtype) and the seed to draw with."""
     dist = draw(st.sampled_from(["uniform", "normal", "bernoulli", "permutation"]))
     s = (draw(st.integers(0, 6)),) if dist == "permutation" else draw(shape(max_dims=3))
     dtype = draw(st.sampled_from(["int64", "int32"] if dist == "permutation" else ["float32", "float64", "float16"]
@@ -210,6 +222,7 @@ def _random_call(op: object, inputs: list, attrs: dict, device: str) -> object:
 
 
 def _random_reference(op: object, args: list, attrs: dict) -> object:
+    """``random``'s reference from the case's seed; the generator's position is restored."""
     attrs, saved = dict(attrs), sampling.state()
     sampling.seed(attrs.pop("seed"))
     try:

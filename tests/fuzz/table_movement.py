@@ -22,6 +22,7 @@ from tensorcore.ops.indexing import Slot
 
 @st.composite
 def _x(draw: st.DrawFn, min_dims: int = 0, views: bool = True, dtypes: tuple = ALL, **kw: object) -> Arg:
+    """An input of a drawn shape (at least ``min_dims``) and dtype, as a view when ``views``."""
     return draw(arg(draw(shape(min_dims=min_dims, **kw)), dtype_of(draw, dtypes), views=views))
 
 
@@ -97,6 +98,7 @@ def _indexed_shape(shape_: tuple[int, ...], key: object, index: list[Arg]) -> tu
 
 @st.composite
 def _getitem(draw: st.DrawFn) -> Case:
+    """x and a drawn key (with its index tensors)."""
     x = draw(_x())
     key, index = draw(_key(x.numpy().shape))
     return Case((x, *index), {"key": key})
@@ -104,6 +106,7 @@ def _getitem(draw: st.DrawFn) -> Case:
 
 @st.composite
 def _scatter_add(draw: st.DrawFn) -> Case:
+    """(g, *index) and the shape and key that getitem's gradient scatters g into."""
     s = draw(shape())
     key, index = draw(_key(s, bad=False))  # a scatter's indices come from a getitem that took them
     out = _indexed_shape(s, key, index)
@@ -112,6 +115,7 @@ def _scatter_add(draw: st.DrawFn) -> Case:
 
 @st.composite
 def _setitem(draw: st.DrawFn) -> Case:
+    """x (the target), a value broadcastable to x[key] (a tensor or a Python scalar), the key."""
     x = draw(_x(views=False))
     key, index = draw(_key(x.base.shape, unique=True))
     out = _indexed_shape(x.base.shape, key, index)
@@ -122,6 +126,7 @@ def _setitem(draw: st.DrawFn) -> Case:
 
 @st.composite
 def _assign(draw: st.DrawFn) -> Case:
+    """(target, source): a source that broadcasts to the target, of its dtype or another."""
     dst = draw(_x(views=False))
     dt = dst.base.dtype if draw(st.integers(0, 3)) else dtype_of(draw, ALL)
     # A Python scalar of the target's kind: one of another kind is a known opencl bug (see
@@ -149,6 +154,7 @@ def _along(draw: st.DrawFn, scatter: bool) -> Case:
 
 @st.composite
 def _reshape(draw: st.DrawFn) -> Case:
+    """x and a shape of its size (its prime factors dealt out to new dimensions, -1 sometimes)."""
     x = draw(_x())
     size = x.numpy().size
     dims = [1] * draw(st.integers(0, 4))
@@ -171,6 +177,7 @@ def _reshape(draw: st.DrawFn) -> Case:
 
 @st.composite
 def _movement(draw: st.DrawFn, name: str) -> Case:
+    """x and the attributes of movement op ``name``."""
     x = draw(_x(min_dims=2 if name in ("tril", "triu") else 1 if name in ("roll", "repeat") else 0))
     s = x.numpy().shape
     nd = len(s)
@@ -198,6 +205,7 @@ def _movement(draw: st.DrawFn, name: str) -> Case:
 
 @st.composite
 def _concat(draw: st.DrawFn) -> Case:
+    """1 to 3 tensors of one shape but along ``axis``, now and then of other dtypes."""
     s = list(draw(shape(min_dims=1)))
     axis = draw(st.integers(0, len(s) - 1))
     dt = dtype_of(draw, ALL)
@@ -210,6 +218,7 @@ def _concat(draw: st.DrawFn) -> Case:
 
 @st.composite
 def _embedding(draw: st.DrawFn, backward: bool) -> Case:
+    """(indices, weight) for embedding, or (g, indices) for its backward."""
     rows, dim = draw(st.integers(1, 5)), draw(st.integers(0, 4))
     # embedding refuses negative indices, so its backward never sees one: none are drawn for it
     indices = _indices(draw, draw(shape(max_dims=3, max_size=12)), rows, bad=not backward, negative=not backward)
@@ -220,6 +229,7 @@ def _embedding(draw: st.DrawFn, backward: bool) -> Case:
 
 
 def _index_terms(args: list, attrs: dict) -> int:
+    """How many terms a scatter-add may sum into one element (at most the largest input's size)."""
     return max([np.size(a) for a in args] + [1])
 
 

@@ -23,11 +23,13 @@ from tensorcore.ops.registry import OPS
 
 
 def _dims(draw: st.DrawFn, n: int, lo: int = 0, hi: int = 3) -> tuple[int, ...]:
+    """``n`` sizes in [lo, hi]."""
     return tuple(draw(st.integers(lo, hi)) for _ in range(n))
 
 
 @st.composite
 def _matmul(draw: st.DrawFn) -> Case:
+    """matmul operands: 1-D or batched (batch dimensions broadcast), mixed dtypes sometimes."""
     m, k, n = _dims(draw, 3, 0, 4)
     batch = draw(shape(max_dims=2, max_side=3, max_size=6))
     a_shape = (k,) if draw(st.integers(0, 4)) == 0 else tuple(1 if draw(st.booleans()) else b for b in batch) + (m, k)
@@ -39,6 +41,7 @@ def _matmul(draw: st.DrawFn) -> Case:
 
 @st.composite
 def _linear(draw: st.DrawFn, which: str) -> Case:
+    """linear's inputs (``which`` = 'linear'), or its bias or weight gradient's ('bias', 'weight')."""
     lead = draw(shape(max_dims=3, max_side=3, max_size=12))
     fin, fout = _dims(draw, 2, 0, 4)
     dt = dtype_of(draw, FLOATS)
@@ -74,6 +77,7 @@ def _along_bound(kind: str):  # noqa: ANN202 - a bound function for custom_bound
 
 @st.composite
 def _softmax(draw: st.DrawFn, backward: bool) -> Case:
+    """x (or g and y, ``backward``) and an axis."""
     s, dt = draw(shape(min_dims=1)), dtype_of(draw, FLOATS)
     axis = draw(st.integers(0, len(s) - 1))
     xs = (draw(arg(s, dt, specials="sums")),) + ((draw(arg(s, dt, specials="sums")),) if backward else ())
@@ -81,6 +85,7 @@ def _softmax(draw: st.DrawFn, backward: bool) -> Case:
 
 
 def _ce_bound(args: list, attrs: dict, eps: float) -> list:
+    """cross_entropy's error bounds: the loss (log-sum-exp minus the label's logit) and the probabilities."""
     x, labels = args[0], np.asarray(args[1]).astype(np.int64)
     n, c = x.shape
     z = x - np.max(x, axis=1, keepdims=True) if x.size else x
@@ -96,6 +101,7 @@ def _ce_bound(args: list, attrs: dict, eps: float) -> list:
 
 @st.composite
 def _cross_entropy(draw: st.DrawFn, backward: bool) -> Case:
+    """(logits, labels) with a reduction, or the backward's (g, logits, probs, labels)."""
     n, c = draw(st.integers(0, 5)), draw(st.integers(1, 5))
     dt = dtype_of(draw, FLOATS)
     bad = draw(st.integers(0, 11)) == 0 and not backward
@@ -114,6 +120,7 @@ def _cross_entropy(draw: st.DrawFn, backward: bool) -> Case:
 
 
 def _ce_backward_bound(args: list, attrs: dict, eps: float) -> np.ndarray:
+    """cross_entropy_backward's error bound: (probs - onehot) * g, divided by N for 'mean'."""
     g, probs = np.abs(args[0]), np.abs(args[2])
     n = probs.shape[0]
     g = g.reshape(n, 1) if attrs["reduction"] == "none" else g / (max(n, 1) if attrs["reduction"] == "mean" else 1)
@@ -122,6 +129,7 @@ def _ce_backward_bound(args: list, attrs: dict, eps: float) -> np.ndarray:
 
 @st.composite
 def _conv(draw: st.DrawFn, which: str) -> Case:
+    """conv2d's inputs and attributes (``which``: 'forward', 'input' or 'weight' for the backward ops)."""
     groups, cg, og, n = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(0, 2))
     kh, kw = _dims(draw, 2, 1, 3)
     stride, padding, dilation = _dims(draw, 2, 1, 2), _dims(draw, 2, 0, 2), _dims(draw, 2, 1, 2)
@@ -141,6 +149,7 @@ def _conv(draw: st.DrawFn, which: str) -> Case:
 
 @st.composite
 def _pool(draw: st.DrawFn, which: str) -> Case:
+    """A pooling op's inputs and attributes (``which``: 'max', 'avg', 'max_backward', 'avg_backward')."""
     kernel, stride = _dims(draw, 2, 1, 3), _dims(draw, 2, 1, 3)
     padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
     h, w = (max(draw(st.integers(1, 6)), k - 2 * p) for k, p in zip(kernel, padding))
@@ -162,6 +171,7 @@ def _pool(draw: st.DrawFn, which: str) -> Case:
 
 
 def _bn_stats(x: np.ndarray) -> tuple:
+    """batch_norm's reduced axes, per-channel broadcast shape and count per channel."""
     axes = (0,) + tuple(range(2, x.ndim))
     shape_ = (1, x.shape[1]) + (1,) * (x.ndim - 2)
     n = math.prod(x.shape) // max(x.shape[1], 1)
@@ -169,6 +179,7 @@ def _bn_stats(x: np.ndarray) -> tuple:
 
 
 def _bn_bound(args: list, attrs: dict, eps: float) -> list:
+    """batch_norm's error bounds: the output (through the mean and the inverse std), the mean, the variance."""
     x, params = args[0], args[1:]
     axes, shape_, n = _bn_stats(x)
     mean, m_abs = np.mean(x, axis=axes), np.mean(np.abs(x), axis=axes)
@@ -188,6 +199,7 @@ def _bn_bound(args: list, attrs: dict, eps: float) -> list:
 @st.composite
 def _batch_norm(draw: st.DrawFn, backward: bool) -> Case:
     # batch_norm (the public function) refuses fewer than 2 values per channel: none are drawn
+    """batch_norm's inputs (x, weight, bias), or its backward's (g, x, mean, var, weight)."""
     s = (draw(st.integers(1, 3)), draw(st.integers(0, 3))) + draw(shape(max_dims=2, min_side=1, max_side=3, max_size=6))
     if math.prod(s[2:]) * s[0] < 2:
         s = (2,) + s[1:]
@@ -207,6 +219,7 @@ def _batch_norm(draw: st.DrawFn, backward: bool) -> Case:
 
 
 def _bn_backward_bound(args: list, attrs: dict, eps: float) -> list:
+    """batch_norm_backward's error bounds: the input's gradient, the weight's and the bias's."""
     g, x, mean, var = (np.asarray(a, np.float64) for a in args[:4])
     axes, shape_, n = _bn_stats(x)
     invstd = 1 / np.sqrt(var + attrs["eps"])
@@ -221,6 +234,7 @@ def _bn_backward_bound(args: list, attrs: dict, eps: float) -> list:
 
 @st.composite
 def _running(draw: st.DrawFn) -> Case:
+    """(running statistic, batch statistic) and the update's momentum and correction."""
     c, dt = draw(st.integers(0, 4)), dtype_of(draw, FLOATS)
     src_shape = (c,) if draw(st.integers(0, 9)) else (c + 1,)  # a wrong shape now and then: refused
     return Case((draw(arg((c,), dt, views=False)), draw(arg(src_shape, dt))),
@@ -228,6 +242,7 @@ def _running(draw: st.DrawFn) -> Case:
 
 
 def _running_bound(args: list, attrs: dict, eps: float) -> np.ndarray:
+    """batch_norm_update_running's error bound."""
     return 4 * eps * (np.abs(args[0]) + np.abs(attrs["momentum"] * attrs["correction"] * args[1]))
 
 
@@ -235,12 +250,14 @@ def _running_bound(args: list, attrs: dict, eps: float) -> np.ndarray:
 def _norm_partial(draw: st.DrawFn) -> Case:
     # One dtype for all tensors (as clip_grad_norm groups them): mixed dtypes are a known bug off
     # cpu (test_fuzz_regressions.py::test_norm_partial_of_mixed_dtypes_sums_in_the_result_dtype).
+    """1 to 3 tensors and a norm type (1, 2, inf, 0.5, 3)."""
     dt = dtype_of(draw, FLOATS)
     xs = tuple(draw(arg(draw(shape(max_size=16)), dt, specials="sums")) for _ in range(draw(st.integers(1, 3))))
     return Case(xs, {"norm_type": draw(st.sampled_from([2.0, 1.0, math.inf, 0.5, 3.0]))})
 
 
 def _norm_bound(args: list, attrs: dict, eps: float) -> np.ndarray:
+    """norm_partial's error bound: the sum of |x|**p (exact for inf: a maximum)."""
     p, n = attrs["norm_type"], sum(np.size(a) for a in args)
     if p == math.inf:
         return np.zeros(())
@@ -248,6 +265,7 @@ def _norm_bound(args: list, attrs: dict, eps: float) -> np.ndarray:
 
 
 def _lead(args: list, attrs: dict) -> int:
+    """The number of rows (all but the last dimension) of the first input."""
     return max(math.prod(np.shape(args[0])[:-1]), 1)
 
 

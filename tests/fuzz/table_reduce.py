@@ -69,6 +69,7 @@ def reduction(name: str, dtypes: tuple, tol: object = EXACT, specials: str = "al
 
 def _var_bound(args: list, attrs: dict, eps: float) -> np.ndarray:
     # Two passes: the mean's error and the squares' sum, each relative to the magnitudes involved.
+    """var's error bound (see the comment below)."""
     x, axis = np.abs(args[0]), attrs["axis"]
     n = _reduced(args, attrs)
     scale = np.mean(x, axis=axis, keepdims=True) if x.size else np.zeros(())
@@ -93,6 +94,7 @@ def scan(name: str, tol: object, specials: str, kind: str | None) -> Spec:
 
 @st.composite
 def _cumprod_grad(draw: st.DrawFn) -> Case:
+    """(x, g, axis) for cumulative_prod's gradient op."""
     s, dt = draw(shape(min_dims=1)), dtype_of(draw, FLOATS)
     return Case((draw(arg(s, dt, specials="products", kind="unitish")), draw(arg(s, dt, specials="products"))),
                 {"axis": draw(st.integers(0, len(s) - 1))})
@@ -100,6 +102,7 @@ def _cumprod_grad(draw: st.DrawFn) -> Case:
 
 @st.composite
 def _arg_extremum(draw: st.DrawFn) -> Case:
+    """x and an axis (or None) with something to find, and keepdims."""
     s = list(draw(shape()))
     axis = draw(st.one_of(st.none(), st.integers(0, len(s) - 1))) if s else None
     s = [max(n, 1) if axis is None or i == axis else n for i, n in enumerate(s)]  # something to find
@@ -121,6 +124,7 @@ def _along(name: str, stable: st.SearchStrategy) -> Spec:
 
 @st.composite
 def _searchsorted(draw: st.DrawFn) -> Case:
+    """A sorted 1-D x1 (NaNs last), values x2 (a tensor or a Python scalar) and a side."""
     d1 = dtype_of(draw, NUMERIC)
     d2 = d1 if draw(st.booleans()) else dtype_of(draw, NUMERIC)
     x1 = _Arg(np.sort(draw(array((draw(st.integers(0, 12)),), d1))))  # sorted, NaNs last (NumPy's order)
@@ -130,11 +134,13 @@ def _searchsorted(draw: st.DrawFn) -> Case:
 
 @st.composite
 def _one(draw: st.DrawFn, min_dims: int = 0) -> Case:
+    """One input of any shape (at least ``min_dims``) and dtype."""
     return Case((draw(arg(draw(shape(min_dims=min_dims)), dtype_of(draw, ALL))),))
 
 
 @st.composite
 def _isin(draw: st.DrawFn) -> Case:
+    """(x1, x2) with repeats and ties (halves), x2 a Python scalar now and then."""
     d1 = dtype_of(draw, ALL)
     d2 = d1 if draw(st.booleans()) else dtype_of(draw, ALL)
     x1 = draw(arg(draw(shape()), d1, kind="halves" if d1.kind == "f" else None))
