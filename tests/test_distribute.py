@@ -433,9 +433,11 @@ def test_nccl_is_chosen_only_where_it_applies(monkeypatch):
     assert MirroredStrategy(["cpu", "cpu"])._nccl is None
 
 
-def test_a_replica_failing_inside_the_update_is_given_the_updated_values(monkeypatch):
-    """The all-reduce is done, replica 0 applies the whole update, replica 1 fails after its
-    first parameter: run raises replica 1's error and leaves no replica half-updated."""
+@pytest.mark.parametrize("failing", ["w", "b"])
+def test_a_replica_failing_inside_the_update_is_given_the_updated_values(monkeypatch, failing):
+    """The all-reduce is done, replica 0 applies the whole update, replica 1 fails at one
+    parameter (the first: before its step counter advanced; the second: after): run raises
+    replica 1's error and leaves no replica half-updated, step counters included."""
     strategy = MirroredStrategy(["cpu", "cpu"])
     with strategy.scope():
         w = tc.Variable(np.ones(3, np.float32), name="w")
@@ -444,7 +446,7 @@ def test_a_replica_failing_inside_the_update_is_given_the_updated_values(monkeyp
     real_update = type(opt)._update
 
     def update(self, param, grad, state):
-        if tc.distribute.get_replica_context().replica_id == 1 and param.name == "b":
+        if tc.distribute.get_replica_context().replica_id == 1 and param.name == failing:
             raise MemoryError("out of memory in the update (simulated by the test)")
         real_update(self, param, grad, state)
 
@@ -458,10 +460,27 @@ def test_a_replica_failing_inside_the_update_is_given_the_updated_values(monkeyp
     with pytest.raises(MemoryError, match="simulated") as info:
         strategy.run(step)
     assert "given replica 0's variables" in "".join(getattr(info.value, "__notes__", [])) or sys.version_info < (3, 11)
-    strategy.check_in_sync()  # parameters and momentum alike
+    strategy.check_in_sync()  # parameters, momentum and step counters alike
     for v in (w, b):
         for c in v.copies:
             np.testing.assert_array_equal(c.numpy(), np.zeros(v.shape))  # 1 - 0.5 * 2
+    assert [float(c.item()) for steps in opt._replica_steps for c in steps.values()] == [1.0, 1.0]
+
+
+def test_check_in_sync_compares_the_optimizers_step_counters(pair):
+    strategy = MirroredStrategy(list(pair))
+    with strategy.scope():
+        w = tc.Variable(np.ones(3, np.float32), name="w")
+        opt = tc.optim.Adam([w], lr=0.1)
+    from tensorcore import dispatch
+    from tensorcore.ops.optim_updates import ASSIGN
+
+    strategy.run(lambda: opt.step([tc.ones(3)]))
+    strategy.check_in_sync()
+    counter = next(iter(opt._replica_steps[1].values()))
+    dispatch.apply_inplace(ASSIGN, counter, (2.0,))  # replica 1 thinks it took one more step
+    with pytest.raises(OutOfSyncError, match="Adam step counter 0 differs between replica 0 .* and replica 1"):
+        strategy.check_in_sync()
 
 
 def test_a_forgotten_strategy_is_freed_and_its_threads_end():

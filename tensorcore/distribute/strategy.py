@@ -382,11 +382,13 @@ class MirroredStrategy:
 
     # --- consistency ---------------------------------------------------------------------
     def check_in_sync(self) -> None:
-        """Raise :class:`OutOfSyncError` unless every trainable mirrored variable and every
-        optimizer state tensor is bitwise identical on every replica (and every process)."""
+        """Raise :class:`OutOfSyncError` unless every trainable mirrored variable, optimizer
+        state tensor and step counter is bitwise identical on every replica (and every process)."""
         names, primaries = [], []
         for name, copies in self._synced_tensors():
             hosts = [np.ascontiguousarray(c.numpy()) for c in copies]
+            if len({h.dtype for h in hosts}) > 1:  # a step counter is float32 on a device without float64
+                hosts = [h.astype(np.float64) for h in hosts]
             for i in range(1, len(hosts)):
                 if hosts[i].tobytes() != hosts[0].tobytes():
                     diff = np.max(np.abs(hosts[i].astype(np.float64) - hosts[0].astype(np.float64)))
@@ -398,7 +400,7 @@ class MirroredStrategy:
 
     def _synced_tensors(self, trainable_only: bool = True) -> Iterator[tuple[str, list[Tensor]]]:
         """(name, copies) of every mirrored variable (trainable ones only, by default: what
-        must stay identical) and optimizer state tensor, in creation order."""
+        must stay identical), optimizer state tensor and step counter, in creation order."""
         for ref in self._variables:
             v = ref()
             if v is not None and (v.trainable or not trainable_only):
@@ -407,10 +409,15 @@ class MirroredStrategy:
             opt = ref()
             if opt is None:
                 continue
+            kind = type(opt).__name__
             for p, (param, states) in enumerate(zip(opt.params, zip(*opt._replica_states))):
                 for key, value in states[0].items():
                     if isinstance(value, Tensor):
-                        yield f"{type(opt).__name__} state {key!r} of {param.name!r} (parameter {p})", [s[key] for s in states]
+                        yield f"{kind} state {key!r} of {param.name!r} (parameter {p})", [s[key] for s in states]
+            # Each replica's step counters, one per device holding a parameter, made in the same
+            # order on every replica (they feed Adam's bias correction and a callable lr).
+            for n, counters in enumerate(zip(*(list(steps.values()) for steps in opt._replica_steps))):
+                yield f"{kind} step counter {n}", list(counters)
 
     def close(self) -> None:
         """Stop the replica threads (optional: they are daemon threads)."""
