@@ -87,6 +87,50 @@ def test_the_traced_step_has_an_all_reduce_node_on_each_replicas_device(pair):
     strategy.check_in_sync()
 
 
+def test_the_replicated_step_is_one_graph_joined_at_its_all_reduces(pair):
+    """strategy.graph: both partitions in one graph, each node on its replica's device, the
+    all-reduce nodes paired; the report and the DOT export show the join."""
+    strategy = MirroredStrategy(list(pair))
+    with strategy.scope():
+        w = tc.Variable(np.ones((3, 2), np.float32), name="w")
+        b = tc.Variable(np.zeros(2, np.float32), name="b")
+        opt = tc.optim.SGD([w, b], lr=0.1, momentum=0.9)
+
+    @tc.function
+    def step(x):
+        with tc.GradientTape() as tape:
+            loss = tc.sum(tc.nn.functional.relu(x @ w + b))
+        opt.step(tape.gradient(loss, [w, b]))
+        return loss
+
+    xs = strategy.split(np.arange(12, dtype=np.float32).reshape(4, 3))
+    graph = strategy.graph(step, (xs,))
+    assert step.trace_count == 2  # one partition per replica, traced by strategy.graph
+    devices = [tc.Device(d) for d in pair]
+    for r, device in enumerate(devices):
+        mine = [n for n in graph.nodes if n.name.startswith(f"replica{r}/")]
+        assert mine and all(n.device == device for n in mine if n.kind != "transfer")
+    assert len(graph.collectives) == 1  # w's and b's gradients travel in one bucket
+    (members,) = graph.collectives
+    assert [graph.nodes[i].name.split("/")[0] for i in members] == ["replica0", "replica1"]
+    assert all(graph.nodes[i].op_name == "all_reduce" for i in members)
+    assert [graph.nodes[i].device for i in members] == devices
+    assert isinstance(graph.outputs, tuple) and len(graph.outputs) == 2
+
+    report = strategy.placement_report(step, (xs,))
+    line = next(line for line in report.splitlines() if line.startswith("collective 0"))
+    assert f"replica0/{graph.nodes[members[0]].name.split('/')[1]} on {devices[0]}" in line and f"on {devices[1]}" in line
+    assert "dir=both" in graph.to_dot()
+
+    losses = strategy.run(step, (xs,))  # the graphs strategy.graph traced are the ones that run
+    assert step.trace_count == 2
+    expected = [np.maximum(x @ np.ones((3, 2)), 0).sum() for x in (xs.values[0].numpy(), xs.values[1].numpy())]
+    np.testing.assert_allclose([v.numpy() for v in losses.values], expected, rtol=1e-6)
+    strategy.check_in_sync()
+    with pytest.raises(TypeError, match="takes a tc.function"):
+        strategy.graph(step.fn, (xs,))
+
+
 def test_two_pocl_devices_in_a_fresh_process():
     """Two real OpenCL devices need POCL_DEVICES before the backend starts: a new process."""
     if not any(d.startswith("opencl") for d in DEVICES):

@@ -19,7 +19,7 @@ import numpy as np
 
 from tensorcore import dispatch, registry
 from tensorcore.device import Device, thread_default
-from tensorcore.distribute import buckets, collective_op, nccl
+from tensorcore.distribute import buckets, collective_op, nccl, replicated_graph
 from tensorcore.distribute.collective import Description, LocalGroup, ReplicaAborted
 from tensorcore.distribute.collective_op import ALL_REDUCE
 from tensorcore.distribute.devices import default_devices, launched_by_mpi, parse_devices
@@ -39,6 +39,8 @@ from tensorcore.distribute.values import (
     stack_results,
 )
 from tensorcore.errors import OpError
+from tensorcore.graph import ir, placer
+from tensorcore.graph.function import Function
 from tensorcore.ops.registry import OPS
 from tensorcore.tensor import Tensor
 
@@ -79,7 +81,9 @@ class MirroredStrategy:
         self._threads = ReplicaThreads(names, on_failure=lambda i, exc: _call_if_alive(failed, i, exc), group=self._group)
         weakref.finalize(self, self._threads.stop)
         self._group_id = collective_op.register(self)
-        self._weight_tensors = [_weight_tensors(dev) for dev in self._devices]
+        # Each replica's weight as a 0-d tensor per float dtype, made on first use (a float16
+        # one on a device without float16 kernels would fall back to cpu, with a warning).
+        self._weight_tensors: list[dict[np.dtype, Tensor]] = [{} for _ in self._devices]
         self._weight_values: list[float | None] = [None] * len(self._devices)
         # Weak references in creation order: every process walks them in the same order.
         self._variables: list[weakref.ref] = []
@@ -197,6 +201,26 @@ class MirroredStrategy:
             raise exc
         return stack_results(results, weights)
 
+    def graph(self, fn: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None) -> ir.Graph:
+        """The replicated step that ``run(fn, args, kwargs)`` runs, ``fn`` a ``tc.function``, as
+        one graph: every replica's partition on its device, joined at the all-reduce nodes
+        (``graph.collectives``); traced now where ``run`` has not traced it yet. Export it with
+        ``to_dot()`` or ``to_tensorboard(logdir)``."""
+        if not isinstance(fn, Function):
+            raise TypeError(f"strategy.graph takes a tc.function (the step strategy.run runs), not {type(fn).__name__}")
+        kwargs = kwargs or {}
+        weights = self._step_weights(args, kwargs)
+        partitions = []
+        for i, dev in enumerate(self._devices):  # traced as run's threads trace: same cache keys
+            with as_replica(self._context(i, weights)), thread_default(dev):
+                partitions.append(fn.graph(*replica_value(args, i), **replica_value(kwargs, i)))
+        return replicated_graph.merge(getattr(fn.fn, "__qualname__", "function"), partitions)
+
+    def placement_report(self, fn: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None) -> str:
+        """Every node of the replicated step (:meth:`graph`), its device and why, then the
+        partitions and the all-reduces that join them, as text to print."""
+        return placer.report(self.graph(fn, args, kwargs))
+
     @contextmanager
     def applying_update(self) -> Iterator[None]:
         """Marks an optimizer applying an all-reduced update in this replica (see ``run``)."""
@@ -237,6 +261,23 @@ class MirroredStrategy:
             for dtype, t in self._weight_tensors[index].items():
                 t.assign(np.asarray(weight, dtype))
             self._weight_values[index] = weight
+
+    def _weight_tensor(self, index: int, dtype: Any) -> Tensor | None:
+        """Replica ``index``'s weight as a 0-d non-trainable variable of ``dtype`` on its device
+        (None for a dtype that is not floating point), made untraced on first use."""
+        dtype = np.dtype(dtype)
+        table = self._weight_tensors[index]
+        if dtype.kind != "f":
+            return None
+        if dtype not in table:
+            from tensorcore.autodiff.variable import Variable
+            from tensorcore.ops.creation import from_host
+
+            value = self._weight_values[index]
+            with dispatch.untraced(), plain_variables():  # it belongs to one replica, even inside a scope
+                table[dtype] = Variable(from_host(np.asarray(1.0 if value is None else value, dtype), self._devices[index]),
+                                        trainable=False, name="replica weight")
+        return table[dtype]
 
     def _replica_failed(self, index: int, exc: BaseException) -> None:
         if not isinstance(exc, ReplicaAborted):
@@ -329,7 +370,7 @@ class MirroredStrategy:
         previous: tuple = ()
         for b, bucket in enumerate(buckets.plan([(t.shape, t.dtype) for t in tensors], self.bucket_bytes)):
             dtype = tensors[bucket[0]].dtype
-            weight = self._weight_tensors[ctx.local_index].get(np.dtype(dtype)) if mean else None
+            weight = self._weight_tensor(ctx.local_index, dtype) if mean else None
             if mean and weight is None:
                 raise TypeError(f"{what}: a weighted mean needs floating-point tensors, got {dtype}")
             flat = buckets.pack([tensors[i] for i in bucket], weight, ctx.device)
@@ -422,16 +463,6 @@ class MirroredStrategy:
     def close(self) -> None:
         """Stop the replica threads (optional: they are daemon threads)."""
         self._threads.close()
-
-
-def _weight_tensors(device: Device) -> dict[np.dtype, Any]:
-    """A replica's weight as a 0-d non-trainable variable of each float dtype, on its device."""
-    from tensorcore.autodiff.variable import Variable
-    from tensorcore.ops.creation import from_host
-
-    with plain_variables():  # they belong to one replica, even inside a strategy's scope
-        return {np.dtype(dt): Variable(from_host(np.asarray(1.0, dt), device), trainable=False, name="replica weight")
-                for dt in (np.float16, np.float32, np.float64)}
 
 
 def _call_if_alive(method: weakref.WeakMethod, *args: Any) -> None:

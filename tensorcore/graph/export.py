@@ -193,7 +193,8 @@ def to_dot(graph: Graph) -> str:
 
     One cluster per device holds that device's nodes and values; copies are orange arrows, an
     in-place update has a bold red edge to the tensor it updates (and dotted edges to the nodes
-    that must run after it), fused nodes list their members, and every edge is labelled with
+    that must run after it), nodes that meet in a collective (the replicas' all-reduces) are
+    joined by dashed blue lines, fused nodes list their members, and every edge is labelled with
     its slot, dtype and shape. Node tooltips (in SVG) say why each node runs where it does.
     """
     view = _view(graph)
@@ -236,6 +237,10 @@ def to_dot(graph: Graph) -> str:
             edges.append(f"  {key} -> {tail(slot)} {_attrs(label=_quote(f'updates %{slot}'), color=_quote('#c92a2a'), fontcolor=_quote('#c92a2a'), style='bold', constraint='false')};")
         for j in view.after.get(i, ()):
             edges.append(f"  {view.node_keys[j]} -> {key} {_attrs(style='dotted', color=_quote('#c92a2a'), arrowhead='empty', tooltip=_quote('runs after this update'))};")
+    for members in graph.collectives:  # nodes that exchange data at run time: a dashed blue line
+        keys = [view.node_keys[i] for i in members]
+        edges += [f"  {a} -> {b} {_attrs(dir='both', style='dashed', color=_quote('#1864ab'), constraint='false', tooltip=_quote('exchange data (collective)'))};"
+                  for a, b in zip(keys, keys[1:])]
     outputs: list[tuple[str, int]] = []
     _output_paths(graph.outputs, "", outputs)
     for n, (path, slot) in enumerate(outputs):

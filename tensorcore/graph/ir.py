@@ -95,6 +95,9 @@ class Graph:
     outputs: Any = None  # the return structure, with slots in place of tensors
     specs: dict[int, Spec] = field(default_factory=dict)  # every slot's shape and dtype
     devices: dict[int, Device] = field(default_factory=dict)  # where each slot's value lives
+    # Groups of nodes (indices into ``nodes``) that exchange data when they run, such as the
+    # replicas' all-reduce nodes in a replicated step (tensorcore.distribute); shown, not run.
+    collectives: list[tuple[int, ...]] = field(default_factory=list)
 
     def new_slot(self, spec: Spec, device: Device) -> int:
         """A fresh slot holding a value of ``spec`` on ``device``."""
@@ -147,6 +150,7 @@ class Graph:
         new.variables = dict(self.variables)
         new.specs = dict(self.specs)
         new.devices = dict(self.devices)
+        new.collectives = list(self.collectives)
         return new
 
     def to_dot(self) -> str:

@@ -147,12 +147,17 @@ def partition(graph: Graph) -> dict[Device, list[Node]]:
 
 
 def report(graph: Graph) -> str:
-    """Each node, its device and why, one per line, then the partitions."""
+    """Each node, its device and why, one per line, then the partitions and the collectives
+    that join them."""
     lines = [f"placement of {graph.name} ({len(graph.nodes)} nodes):"]
     width = max((len(n.name) for n in graph.nodes), default=0)
     for node in graph.nodes:
         lines.append(f"  {node.name:<{width}}  {str(node.device):<10} {node.reason}")
     parts = ", ".join(f"{dev}: {len(nodes)} nodes" for dev, nodes in partition(graph).items())
     lines.append(f"partitions: {parts or 'none'}")
+    for k, members in enumerate(graph.collectives):
+        nodes = [graph.nodes[i] for i in members]
+        joined = " <-> ".join(f"{n.name} on {n.device}" for n in nodes)
+        lines.append(f"collective {k} ({nodes[0].attrs.get('what', nodes[0].op_name)}): {joined}")
     return "\n".join(lines)
 
