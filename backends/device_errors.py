@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from tensorcore.errors import DeviceError, index_position
+from tensorcore.errors import DeviceError, index_position, late_error_message
 
 RECORD_BYTES = 32
 
@@ -47,8 +47,9 @@ class ThreadErrors(threading.local):
     def code(self, message: str, shape: tuple[int, ...], index_shape: tuple[int, ...] | None) -> np.int32:
         """The code of a validating launch whose error reads ``message`` (``{value}`` and
         ``{position}`` filled in from the record; the position counts row-major over ``shape``,
-        the shape the kernel walks, and is named in the index tensor of ``index_shape``)."""
-        key = (message, tuple(shape), None if index_shape is None else tuple(index_shape))
+        the shape the kernel walks, and is named in the index tensor of ``index_shape``), under
+        the name of the function that ran the op (``tensorcore.errors.late_errors_named``)."""
+        key = (late_error_message(message), tuple(shape), None if index_shape is None else tuple(index_shape))
         code = self.codes.get(key)
         if code is None:
             self.entries.append(key)

@@ -12,9 +12,9 @@
 
 #define FK(x) ((FT)(x))
 
-/* max(x, 0) with NaN passing through. Branch-free comparison (NaN < 0 is false) so PoCL
- * vectorizes the loop. */
-FN FT f_relu(FT x) { return x < FK(0) ? FK(0) : x; }
+/* max(x, 0) with NaN passing through and -0.0 giving +0.0, as np.maximum. Branch-free
+ * comparison (NaN <= 0 is false) so PoCL vectorizes the loop. */
+FN FT f_relu(FT x) { return x <= FK(0) ? FK(0) : x; }
 
 /* (y > 0) * g: 0 * g, not 0, where the unit was off, so a NaN or inf in g stays NaN. */
 FN FT f_relu_backward(FT g, FT y) { return (y > FK(0) ? FK(1) : FK(0)) * g; }

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class PlacementError(RuntimeError):
@@ -60,6 +63,36 @@ def index_position(flat: int, shape: tuple[int, ...], index_shape: tuple[int, ..
     coords.reverse()
     mine = [0 if n == 1 else c for c, n in zip(coords[len(coords) - len(index_shape):], index_shape)]
     return f" (at position {mine[0] if len(mine) == 1 else tuple(mine)})"
+
+
+class _Caller(threading.local):
+    op = ""  # the op whose late errors this thread names otherwise ("": none)
+    header = ""
+
+
+_caller = _Caller()
+
+
+@contextmanager
+def late_errors_named(op: str, header: str) -> Iterator[None]:
+    """Inside the block, a device error that this thread's kernels record for ``op`` (a message
+    ``"op: ..."``, raised late) reads ``"header: ..."``: for a function that runs another op
+    (``take`` runs ``getitem``), so its late error names what the user called, as its eager
+    one does."""
+    outer = _caller.op, _caller.header
+    _caller.op, _caller.header = op, header
+    try:
+        yield
+    finally:
+        _caller.op, _caller.header = outer
+
+
+def late_error_message(message: str) -> str:
+    """``message`` of a device error, as the enclosing ``late_errors_named`` block names it."""
+    op = _caller.op
+    if op and message.startswith(op + ": "):
+        return f"{_caller.header}: {message[len(op) + 2:]}"
+    return message
 
 
 class GradientError(ValueError):

@@ -111,28 +111,21 @@ def test_gelu_tanh_of_a_0d_tensor(device: str) -> None:
     np.testing.assert_allclose(F.gelu(on(device, x), approximate="tanh").numpy(), expected, rtol=1e-6)
 
 
-def test_relu_of_negative_zero_is_positive_zero(device: str, request: pytest.FixtureRequest) -> None:
-    """relu(-0.0) is +0.0, as NumPy's maximum(-0.0, 0) gives (an exact op: the sign of zero counts)."""
-    if device.startswith("opencl"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "opencl relu returns -0.0 for -0.0: kernels/opencl/elementwise.cl f_relu is `x < 0 ? 0 : x` "
-            "(kernels/fused_ops.h's f_relu, used by fused graphs, too); NumPy's maximum gives +0.0")))
+def test_relu_of_negative_zero_is_positive_zero(device: str) -> None:
+    """relu(-0.0) is +0.0, as NumPy's maximum(-0.0, 0) gives (an exact op: the sign of zero counts);
+    opencl's f_relu was ``x < 0 ? 0 : x``, in its elementwise kernel and in fused graphs alike."""
     out = F.relu(on(device, [-0.0, 0.0, -1.0]))
     assert not np.signbit(out.numpy()).any(), out.numpy()
 
 
-# --- open: device kernels and composites (not fixed here; see the reasons) -------------------
+# --- fixed: pooling (reference and kernels) and a composite --------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "max_pool2d (the cpu reference, tensorcore/ops/pooling.py _max_pool_ref, and the opencl kernel alike) "
-    "pads with -inf and takes the first tap equal to the maximum, so a window whose real elements are all "
-    "-inf is won by its padding: indices outside the plane (-4, -3, ..., here), and then max_pool2d_backward "
-    "raises on cpu (bincount of a negative index) and puts the gradient on the wrong elements on opencl. "
-    "Found while triaging the fuzz runs: both devices agree, so no differential test can see it"))
 def test_max_pool_padding_never_wins_a_window_of_minus_infinity(device: str) -> None:
     """Padding never wins (max_pool2d's docstring): a window of -inf picks its first real
-    element, as PyTorch's does, and the gradient goes there."""
+    element, as PyTorch's does, and the gradient goes there. The cpu reference and the opencl
+    and CUDA kernels let the -inf padding win such a window (an index outside the plane: the
+    backward raised on cpu and misplaced the gradient on opencl)."""
     x = np.full((1, 1, 3, 3), -np.inf, np.float32)
     _, indices = apply(OPS["max_pool2d"], (on(device, x),), {"kernel_size": (3, 3), "stride": (1, 1),
                                                              "padding": (1, 1)})
@@ -142,38 +135,30 @@ def test_max_pool_padding_never_wins_a_window_of_minus_infinity(device: str) -> 
 
 
 @pytest.mark.parametrize(("small", "wide", "value"), [(np.float16, np.float32, 20.0), (np.float32, np.float64, 2.0**70)])
-def test_norm_partial_of_mixed_dtypes_sums_in_the_result_dtype(device: str, request: pytest.FixtureRequest,
-                                                               small: type, wide: type, value: float) -> None:
+def test_norm_partial_of_mixed_dtypes_sums_in_the_result_dtype(device: str, small: type, wide: type,
+                                                               value: float) -> None:
     """norm_partial of tensors of two float dtypes sums ``|x|**2`` in the wider one (the result
-    dtype), as its reference does: squares that overflow the narrower dtype still count."""
-    if not device.startswith("cpu"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "a device whose kernel declines mixed dtypes (opencl: one dtype per launch; and float16) runs "
-            "norm_partial's composite (tensorcore/ops/global_norm.py _norm_partial_composite), which squares "
-            "and sums each tensor in its own dtype and casts the part afterwards: inf where the reference, "
-            "casting first, is finite. clip_grad_norm groups by dtype, so it does not reach this")))
+    dtype), as its reference does: squares that overflow the narrower dtype still count. The
+    composite (run where a kernel declines mixed dtypes or float16, as opencl's does) summed
+    each tensor in its own dtype and cast the part afterwards: inf."""
     xs = (on(device, np.full(300, value), small), on(device, [1.0], wide))
     total = apply(OPS["norm_partial"], xs, {"norm_type": 2.0})
     assert total.dtype == np.dtype(wide)
     np.testing.assert_allclose(total.numpy(), 300 * value**2 + 1, rtol=1e-6)
 
 
-# --- open: device kernels (not fixed here: backends/ and kernels/ belong to their owners) -----
+# --- fixed: device kernels ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("name", "dtype", "value"), [("assign", np.bool_, 0), ("assign", np.int8, 2.7),
                                                        ("assign_add", np.int8, 2.7), ("assign_sub", np.int8, 0.5)])
-def test_in_place_update_refuses_a_python_scalar_of_another_kind(device: str, request: pytest.FixtureRequest,
-                                                                  name: str, dtype: type, value: object) -> None:
+def test_in_place_update_refuses_a_python_scalar_of_another_kind(device: str, name: str, dtype: type,
+                                                                  value: object) -> None:
     """``assign``/``assign_add``/``assign_sub`` follow NumPy's same-kind rule (the reference's
     ``np.copyto``/``np.add(out=)``): a Python float into an integer tensor, or an int into a bool
     one, is refused and writes nothing. (``Variable.assign`` casts first, so this is the op's
-    contract, reached by code that calls ``dispatch.apply_inplace`` itself.)"""
-    if device.startswith("opencl"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "opencl's assign kernels (backends/opencl_ops/optim.py) take a Python scalar of another kind and "
-            "cast it C's way: assign(int8, 2.7) writes 2, assign_add(int8 7, 2.7) writes 9, assign(bool, 0) "
-            "writes False; NumPy refuses them")))
+    contract, reached by code that calls ``dispatch.apply_inplace`` itself.) opencl's kernels
+    cast the scalar C's way: assign(int8, 2.7) wrote 2, assign(bool, 0) False."""
     target = on(device, [7, 7], dtype)
     before = target.numpy().tolist()
     with pytest.raises(tc.OpError, match=name):

@@ -30,6 +30,7 @@ from tensorcore.backends.cuda_ops._common import (
 )
 
 from tensorcore.errors import KernelUnsupported
+from tensorcore.ops.optim_updates import check_scalar
 from tensorcore.strides import broadcast_strides as shared_broadcast_strides
 from tensorcore.strides import (
     coalesce,  # noqa: F401 - re-exported to the launchers
@@ -199,6 +200,7 @@ def assign(dev: Any, dst: Any, src: Any) -> None:
     if not is_array(dst):
         raise KernelUnsupported("assign into a non-device array")
     writable(dst, "assign target")
+    check_scalar("assign", np.dtype(dst.dtype), src)
     guard = dev.error_guard()  # in place: nothing is written while this thread has a device error pending
     if not is_array(src):
         if isinstance(src, (bool, int, float, np.generic)) and fill(dev, dst, src, guard):

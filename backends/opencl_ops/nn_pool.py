@@ -37,12 +37,7 @@ def _blocks(planes: int, rows: int) -> tuple:
 
 
 def _pool_kernel(dev: CLDevice, name: str, dtype: np.dtype) -> Any:
-    if dtype.kind == "f":
-        lowest = "(-INFINITY)"
-    else:
-        lo = int(np.iinfo(dtype).min)
-        lowest = f"({lo + 1}L-1L)" if lo else "0"
-    defines = (("T", ctype(dtype)), ("LOWEST", lowest), ("FLOAT", str(int(dtype.kind == "f"))))
+    defines = (("T", ctype(dtype)), ("FLOAT", str(int(dtype.kind == "f"))))
     return dev.kernel("pool.cl", name, defines)
 
 

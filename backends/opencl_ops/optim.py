@@ -31,6 +31,7 @@ from tensorcore.backends.opencl_ops.movement_copy import (
 )
 
 from tensorcore.errors import KernelUnsupported, OpError
+from tensorcore.ops.optim_updates import check_scalar
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -85,6 +86,7 @@ def _scalar(dtype: np.dtype, value: float) -> Any:
 def assign(dev: CLDevice, dst: CLArray, src: Any) -> None:
     """``np.copyto(dst, src)``: src broadcast; any dtype (bytes are copied)."""
     _writable(dst, "assign target")
+    check_scalar("assign", dst.dtype, src)
     if isinstance(src, (int, float, bool, np.generic)) and fill_view(dev, dst, src, dev.error_guard()):
         return
     src = _operand(dev, src, dst, [dst], "value")
@@ -96,6 +98,7 @@ def _add(dev: CLDevice, dst: CLArray, src: Any, subtract: int) -> None:
     if dst.dtype not in CTYPES or dst.dtype == np.bool_:
         raise KernelUnsupported(f"in-place arithmetic on {dst.dtype}")
     _writable(dst, "target")
+    check_scalar("assign_sub" if subtract else "assign_add", dst.dtype, src)
     src = _operand(dev, src, dst, [dst], "value")
     _launch(dev, "update_add", dst.dtype, [dst, src], (subtract,), dst.shape)
 

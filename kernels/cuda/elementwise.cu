@@ -59,8 +59,8 @@ UNARY(trunc, T, trunc(x))
 UNARY(round, T, rint(x)) /* to nearest, ties to even, like np.round */
 /* NumPy's sign: 0 for both zeros, NaN for NaN. */
 UNARY(sign, T, x > K(0) ? K(1) : (x < K(0) ? K(-1) : (x == K(0) ? K(0) : x)))
-/* np.maximum(x, 0): NaN < 0 is false, so NaN passes through. */
-UNARY(relu, T, x < K(0) ? K(0) : x)
+/* np.maximum(x, 0): NaN <= 0 is false, so NaN passes through; -0.0 gives +0.0. */
+UNARY(relu, T, x <= K(0) ? K(0) : x)
 /* The logistic function from exp(-|x|), which never overflows (as the cpu reference). */
 __device__ __forceinline__ T tc_sigmoid(T x) {
     const T z = exp(-fabs(x));

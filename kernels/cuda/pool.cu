@@ -17,14 +17,6 @@
 #endif
 typedef DTYPE T;
 
-/* The padding value of max pooling, as the reference pads: -inf for floats, the type's
- * minimum for integers. */
-template <typename U> __device__ __forceinline__ U tc_lowest();
-template <> __device__ __forceinline__ float tc_lowest<float>() { return -tc_inf<float>(); }
-template <> __device__ __forceinline__ double tc_lowest<double>() { return -tc_inf<double>(); }
-template <> __device__ __forceinline__ int tc_lowest<int>() { return -2147483647 - 1; }
-template <> __device__ __forceinline__ i64 tc_lowest<i64>() { return -9223372036854775807LL - 1; }
-
 /* NaN test per type: integers have none (an `x != x` on them would draw a warning). */
 __device__ __forceinline__ bool tc_isnan(float v) { return v != v; }
 __device__ __forceinline__ bool tc_isnan(double v) { return v != v; }
@@ -32,11 +24,10 @@ __device__ __forceinline__ bool tc_isnan(int) { return false; }
 __device__ __forceinline__ bool tc_isnan(i64) { return false; }
 
 /* Max pooling: out[n, c, oh, ow] and index = y * W + x of the chosen tap. The reference's
- * rule: padding taps hold tc_lowest(); the first tap holding the maximum wins, and the first
- * NaN wins over everything (np.maximum propagates it). So: the first tap starts, a later one
- * replaces it only if it is strictly greater or a NaN, and nothing replaces a NaN. A window
- * whose only maximum is a padding tap (possible when all its real taps are -inf) reports
- * that tap's position, outside the plane, as the reference does. */
+ * rule: padding never wins (only the taps inside the image count; every window has one), the
+ * first tap holding the maximum wins, and the first NaN wins over everything (np.maximum
+ * propagates it). So: the first real tap starts, a later one replaces it only if it is
+ * strictly greater or a NaN, and nothing replaces a NaN. */
 extern "C" __global__ void max_pool(T* __restrict__ out, i64* __restrict__ index, const T* __restrict__ x,
                                     i64 xs0, i64 xs1, i64 xs2, i64 xs3, int C, int H, int W, int Ho, int Wo,
                                     int kh, int kw, int sh, int sw, int ph, int pw, i64 total) {
@@ -45,16 +36,15 @@ extern "C" __global__ void max_pool(T* __restrict__ out, i64* __restrict__ index
         const i64 nc = e / ((i64)Wo * Ho);
         const T* src = x + (nc / C) * xs0 + (nc % C) * xs1;
         const int y0 = oh * sh - ph, x0 = ow * sw - pw;
-        T best = tc_lowest<T>();
-        i64 at = 0;
-        for (int i = 0; i < kh; ++i) {
-            const int y = y0 + i;
-            for (int j = 0; j < kw; ++j) {
-                const int xx = x0 + j;
-                const T v = (y >= 0 && y < H && xx >= 0 && xx < W) ? src[y * xs2 + xx * xs3] : tc_lowest<T>();
-                if ((i == 0 && j == 0) || (!tc_isnan(best) && (v > best || tc_isnan(v)))) {
+        const int i0 = max(0, -y0), i1 = min(kh, H - y0), j0 = max(0, -x0), j1 = min(kw, W - x0);
+        T best = src[(y0 + i0) * xs2 + (x0 + j0) * xs3];
+        i64 at = (i64)(y0 + i0) * W + x0 + j0;
+        for (int i = i0; i < i1; ++i) {
+            for (int j = j0; j < j1; ++j) {
+                const T v = src[(y0 + i) * xs2 + (x0 + j) * xs3];
+                if (!tc_isnan(best) && (v > best || tc_isnan(v))) {
                     best = v;
-                    at = (i64)y * W + xx;
+                    at = (i64)(y0 + i) * W + x0 + j;
                 }
             }
         }
@@ -76,7 +66,7 @@ __device__ __forceinline__ void tc_atomic_add(i64* p, i64 v) { atomicAdd((u64*)p
  * the windows do not overlap (stride >= kernel), no two of them choose the same element and a
  * plain store is exact; when they overlap, the adds are atomic, so their order (and the last
  * bits of a float sum; the reference sums in float64 with np.bincount) is not fixed. An index
- * outside the plane (only a window whose maximum is a padding tap has one) is skipped. */
+ * outside the plane (max_pool2d never records one) is skipped rather than written. */
 extern "C" __global__ void max_pool_backward(T* __restrict__ gx, const T* __restrict__ g, i64 gs0, i64 gs1,
                                              i64 gs2, i64 gs3, const i64* __restrict__ index, i64 is0, i64 is1,
                                              i64 is2, i64 is3, int C, int Ho, int Wo, i64 plane, int overlapping,

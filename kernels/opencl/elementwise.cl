@@ -92,10 +92,10 @@ inline T f_square(T x) { return x * x; }
 inline T f_reciprocal(T x) { return K(1.0) / x; }
 /* NumPy's sign: 0 for both zeros, NaN for NaN. */
 inline T f_sign(T x) { return x > 0 ? K(1.0) : (x < 0 ? K(-1.0) : (x == 0 ? K(0.0) : x)); }
-/* np.maximum(x, 0): NaN propagates. */
-/* Branch-free on purpose: a short-circuit `||` with isnan() kept PoCL from vectorizing the
- * loop (relu ran 35-90x slower than negative). NaN < 0 is false, so NaN passes through. */
-inline T f_relu(T x) { return x < K(0.0) ? K(0.0) : x; }
+/* np.maximum(x, 0): NaN propagates and -0.0 gives +0.0 (`<=`, not `<`: the sign of zero counts).
+ * Branch-free on purpose: a short-circuit `||` with isnan() kept PoCL from vectorizing the
+ * loop (relu ran 35-90x slower than negative). NaN <= 0 is false, so NaN passes through. */
+inline T f_relu(T x) { return x <= K(0.0) ? K(0.0) : x; }
 /* Logistic function from exp(-|x|), which never overflows (as the cpu reference). */
 inline T f_sigmoid(T x) {
     T z = exp(-fabs(x));

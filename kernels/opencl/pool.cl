@@ -1,18 +1,16 @@
 /* 2-D max and average pooling (NCHW, floor mode) and their gradients.
  *
- * Build with -DT=<element type>; max pooling also with -DLOWEST=<padding value> (-INFINITY,
- * or the type's minimum for integers) and -DFLOAT=<1|0>. Inputs are read through element
- * strides (long4: n, c, h, w); outputs are contiguous. Window (oh, ow) covers input rows
+ * Build with -DT=<element type>; max pooling also with -DFLOAT=<1|0>. Inputs are read through
+ * element strides (long4: n, c, h, w); outputs are contiguous. Window (oh, ow) covers input rows
  * oh * sh - ph .. + kh and columns ow * sw - pw .. + kw.
  */
 #include "common.h"
 
 /* The maximum of a window and its flat plane index, by the NumPy reference's rule: padding
- * holds LOWEST, the first maximum wins, and so does the first NaN. The fast loop runs over
- * the taps inside the image only, compares with `>` only and sums the taps: a NaN makes the
- * sum NaN. A NaN, or a maximum of LOWEST in a window that overlaps the padding (where a
- * padding tap may come first), sends the window to the exact scan. (Tests inside the loop,
- * isnan() or bounds, made it up to three times slower.) */
+ * never wins (only the taps inside the image count), the first maximum wins, and so does the
+ * first NaN. The loop compares with `>` only and sums the taps: a NaN makes the sum NaN
+ * (so can inf + -inf), which sends the window to a scan for its first NaN. (Tests inside the
+ * loop, isnan() or bounds, made it up to three times slower.) */
 inline T window_max(const __global T* src, long4 xs, int H, int W, int y0, int x0, int kh, int kw, long* at_out) {
     int i0 = max(0, -y0), i1 = min(kh, H - y0), j0 = max(0, -x0), j1 = min(kw, W - x0);
     T best = src[(y0 + i0) * xs.s2 + (x0 + j0) * xs.s3];
@@ -33,31 +31,19 @@ inline T window_max(const __global T* src, long4 xs, int H, int W, int y0, int x
 #endif
         }
     }
-    int clipped = i0 > 0 || i1 < kh || j0 > 0 || j1 < kw;
 #if FLOAT
-    if (check != check || (clipped && best == (T)(LOWEST))) {
-#else
-    if (clipped && best == (T)(LOWEST)) {
-#endif
-        best = 0;
-        for (int i = 0; i < kh; ++i) {
-            int y = y0 + i;
-            for (int j = 0; j < kw; ++j) {
-                int xx = x0 + j;
-                T v = (y >= 0 && y < H && xx >= 0 && xx < W) ? src[y * xs.s2 + xx * xs.s3] : (T)(LOWEST);
-#if FLOAT
+    if (check != check) {
+        for (int i = i0; i < i1; ++i) {
+            for (int j = j0; j < j1; ++j) {
+                T v = src[(y0 + i) * xs.s2 + (x0 + j) * xs.s3];
                 if (isnan(v)) {
-                    *at_out = (long)y * W + xx;
+                    *at_out = (long)(y0 + i) * W + x0 + j;
                     return v;
-                }
-#endif
-                if ((i == 0 && j == 0) || v > best) {
-                    best = v;
-                    at = (long)y * W + xx;
                 }
             }
         }
     }
+#endif
     *at_out = at;
     return best;
 }

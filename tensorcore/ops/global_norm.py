@@ -74,6 +74,8 @@ def _norm_partial_composite(*xs: Tensor, norm_type: float) -> Tensor:
     for x in xs:
         if x.size == 0:
             continue
+        if x.dtype != dtype:  # cast first, as the reference: |x|**p may overflow a narrower dtype
+            x = astype(x, dtype)
         if norm_type == math.inf:
             part = _max(_abs(x))
         elif norm_type == 2.0:
@@ -82,7 +84,7 @@ def _norm_partial_composite(*xs: Tensor, norm_type: float) -> Tensor:
             part = _sum(_abs(x))
         else:
             part = _sum(_pow(_abs(x), norm_type))
-        parts.append(part if part.dtype == dtype else astype(part, dtype))
+        parts.append(part)
     if not parts:
         return zeros((), dtype=dtype, device=xs[0].device)
     total = parts[0]

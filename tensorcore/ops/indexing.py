@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from tensorcore.dispatch import apply, apply_inplace
-from tensorcore.errors import GradientError, OpError
+from tensorcore.errors import GradientError, OpError, late_errors_named
 from tensorcore.ops._axes import normalize_axis
 from tensorcore.ops.registry import Op, Spec, define
 from tensorcore.tensor import Tensor
@@ -161,11 +161,14 @@ def take(x: Tensor, indices: Tensor, /, *, axis: int | None = None) -> Tensor:
         raise OpError(f"take: indices must be an integer tensor, got {getattr(indices, 'dtype', type(indices).__name__)}")
     key = (slice(None),) * axis + (indices,)
     template, index = _split_key(x, key, "take")
+    # Named for what the user called: take, its indices and axis; also where a device finds a
+    # bad index late (its getitem kernel records the error, raised at the next read).
+    header = f"take: invalid indices {indices.dtype}{list(indices.shape)} along axis {axis} of a tensor of shape {x.shape}"
     try:
-        return apply(_GETITEM, (x, *index), {"key": template})
-    except OpError as exc:  # named for what the user called: take, its indices and axis
-        raise OpError(f"take: invalid indices {indices.dtype}{list(indices.shape)} along axis {axis} of a tensor of "
-                      f"shape {x.shape}: {_reason(exc.__cause__ or exc)}") from exc
+        with late_errors_named("getitem", header):
+            return apply(_GETITEM, (x, *index), {"key": template})
+    except OpError as exc:
+        raise OpError(f"{header}: {_reason(exc.__cause__ or exc)}") from exc
 
 
 # --- take_along_axis ----------------------------------------------------------------------

@@ -25,6 +25,18 @@ def _assign_sub(dst: np.ndarray, src: Any) -> None:
     np.subtract(dst, src, out=dst)
 
 
+_UPDATES = {"assign": _assign, "assign_add": _assign_add, "assign_sub": _assign_sub}
+
+
+def check_scalar(name: str, dtype: np.dtype, value: Any) -> None:
+    """Raise what the reference of update ``name`` raises for a scalar ``value`` into a ``dtype``
+    target: NumPy's same-kind rule refuses a float into an integer tensor or an int into a bool
+    one, and an int out of the dtype's range. For device kernels that cast the scalar into the
+    target's dtype themselves (C's way, which takes all of these): called before any write."""
+    if isinstance(value, (int, float, complex, np.generic)):  # bool is an int
+        _UPDATES[name](np.zeros((), dtype), value)  # NumPy's own check, on a scratch element
+
+
 def _rate(lr: Any) -> float:
     """The learning rate held by ``lr`` (a one-element array, or a Python number), as a Python
     float: NumPy then rounds it into each array's dtype, as it did the former float attribute."""

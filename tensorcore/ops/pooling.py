@@ -45,18 +45,24 @@ def _max_pool_ref(x: np.ndarray, *, kernel_size: _Pair, stride: _Pair, padding: 
     ho, wo = _out_size(h, w, kernel_size, stride, padding)
     floating = x.dtype.kind == "f"
     xp = pad2d(x, padding, -np.inf if floating else np.iinfo(x.dtype).min)
-    taps = [xp[t] for t in _taps(kernel_size, stride, (ho, wo))]  # strided views, no copies
+    windows = list(_taps(kernel_size, stride, (ho, wo)))
+    taps = [xp[t] for t in windows]  # strided views, no copies
     out = taps[0].copy()
     for v in taps[1:]:
         np.maximum(out, v, out=out)  # NaN propagates
     # The first tap holding each maximum (so ties go to the first element, as argmax would).
+    # Only real elements count: padding equals the maximum of a window of lowest values, and
+    # its index would lie outside the plane.
+    real = pad2d(np.ones((1, 1, h, w), bool), padding, False) if any(padding) else None
     tap = np.zeros(out.shape, dtype=np.int32)
     found = None
     nan = floating and bool(np.isnan(out).any())
-    for t, v in enumerate(taps):
+    for t, (v, window) in enumerate(zip(taps, windows)):
         hit = np.equal(v, out)
         if nan:
             hit |= np.isnan(v)
+        if real is not None:
+            hit &= real[window]
         if found is None:
             found = hit
             continue
