@@ -339,6 +339,44 @@ def test_a_run_interrupted_while_it_waits_leaves_nothing_behind(interrupt_main, 
         np.testing.assert_array_equal(s.numpy(), [2, 2])
 
 
+@pytest.mark.parametrize("replicas", [2, 3])
+def test_the_group_sums_every_replicas_scaled_sources_block_by_block(monkeypatch, replicas):
+    """LocalGroup.all_reduce straight from several sources per replica (one empty, pieces
+    across block and chunk boundaries), each replica's scaled by its weight: every output
+    holds, bit for bit, the sum taken in replica order of each replica's source times its
+    weight, the order the reduction promises."""
+    from tensorcore.distribute import collective
+
+    monkeypatch.setattr(collective, "BLOCK", 7)  # many blocks, pieces cut across them
+    sizes = [5, 0, 13, 1, 21]
+    rng = np.random.default_rng(0)
+    sources = [[rng.standard_normal(n).astype(np.float32) for n in sizes] for _ in range(replicas)]
+    scales = [np.float32(w) for w in rng.uniform(0.1, 1.0, replicas)]
+    outputs = [np.full(sum(sizes), np.nan, np.float32) for _ in range(replicas)]
+    description = tuple((f"t{k}", (n,), "float32") for k, n in enumerate(sizes))
+    group = collective.LocalGroup(["cpu:0"] * replicas)
+    errors: list = []
+
+    def replica(i):
+        try:
+            group.all_reduce(i, "test all-reduce", description, outputs[i], timeout=10,
+                             sources=sources[i], scale=scales[i])
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=replica, args=(i,)) for i in range(replicas)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert not errors
+    expected = np.concatenate(sources[0]) * scales[0]
+    for i in range(1, replicas):
+        expected = expected + np.concatenate(sources[i]) * scales[i]
+    for out in outputs:
+        assert out.tobytes() == expected.tobytes()
+
+
 def test_an_abort_just_after_a_collective_completed_does_not_fail_only_some_replicas():
     """An abort (a replica failing, or an interrupted run) that lands the instant the second
     barrier releases, before the waiting replica wakes: the collective completed, so every

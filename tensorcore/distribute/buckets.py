@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from tensorcore.device import Device
 from tensorcore.tensor import Tensor
 
 
@@ -30,21 +29,9 @@ def plan(specs: Sequence[tuple[tuple[int, ...], np.dtype]], bucket_bytes: int) -
     return buckets
 
 
-def pack(tensors: Sequence[Tensor], weight: Tensor | None, device: Device) -> Tensor:
-    """A new flat tensor on ``device``: the tensors raveled and concatenated, times the 0-d
-    ``weight`` tensor (None: no weight). Always a buffer of its own, never a view of an input."""
-    from tensorcore.ops.creation import asarray
-    from tensorcore.ops.manipulation import concat, reshape
-
-    flats = [reshape(t if t.device is device else t.to_device(device), (-1,)) for t in tensors]
-    if len(flats) > 1:
-        flat = concat(flats)
-        return flat if weight is None else flat * weight
-    return asarray(flats[0], copy=True) if weight is None else flats[0] * weight
-
-
 def unpack(flat: Tensor, shapes: Sequence[tuple[int, ...]]) -> list[Any]:
-    """Views of ``flat`` with ``shapes``, in order (the inverse of :func:`pack` without the scale)."""
+    """Views of ``flat`` (a bucket's sum: its tensors raveled and concatenated) with
+    ``shapes``, in order."""
     from tensorcore.ops.manipulation import reshape
 
     out, offset = [], 0

@@ -1,18 +1,21 @@
-"""The in-process collective: replicas in threads meet and sum their buffers in place.
+"""The in-process collective: replicas in threads meet and sum their buffers.
 
-Each replica thread hands in its buffer (a host array, often a view of device memory) and a
-description of what it holds (name, shape and dtype of each tensor packed in it). When the
-last replica arrives, that thread checks that the descriptions agree. Then the replicas sum
-at once, each one a chunk of its own (a reduce-scatter and an all-gather in one pass, with
-NumPy releasing the GIL so that every core adds): replica r adds chunk r of every buffer, in
-replica order, and writes the sum into chunk r of every buffer. The chunks are disjoint, so
-no two threads touch the same bytes, and the sum of every element is taken in the same order
-whichever thread came last: every replica gets the same bits, which keeps mirrored replicas
-bitwise in sync. A second barrier holds everyone until every chunk is written.
+Each replica thread hands in its sources (host arrays, often views of device memory: the
+tensors of one bucket, read as if concatenated), a scale (its share of the batch, for a mean),
+an output buffer, and a description of what the sources are (name, shape and dtype of each
+tensor). When the last replica arrives, that thread checks that the descriptions agree. Then
+the replicas sum at once, each one a chunk of its own (a reduce-scatter and an all-gather in
+one pass, with NumPy releasing the GIL so that every core adds): replica r adds chunk r of
+every replica's scaled sources, in replica order, block by block (a block stays in cache),
+and writes the sum into chunk r of every output. The chunks are disjoint, so no two threads
+touch the same bytes, and the sum of every element is taken in the same order whichever
+thread came last: every replica gets the same bits, which keeps mirrored replicas bitwise in
+sync. A second barrier holds everyone until every chunk is written. An output may be its
+replica's only source (an in-place sum).
 
-Across processes (MPI) the first barrier's thread instead sums the local buffers into replica
-0's, hands that to the cross-process step (which sums it over the processes in place), and
-the other replicas copy it.
+Across processes (MPI) the first barrier's thread instead sums every replica's sources into
+replica 0's output, hands that to the cross-process step (which sums it over the processes
+in place), and the other replicas copy it.
 
 A replica that fails aborts the group, which wakes the others with :class:`ReplicaAborted`;
 a replica that does not arrive within the timeout fails all of them with
@@ -21,6 +24,7 @@ a replica that does not arrive within the timeout fails all of them with
 
 from __future__ import annotations
 
+import bisect
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -34,6 +38,8 @@ DEFAULT_TIMEOUT = 300.0  # seconds; TENSORCORE_COLLECTIVE_TIMEOUT overrides
 
 # What a contribution is: one (name, shape, dtype) per tensor packed into it.
 Description = tuple[tuple[str, tuple[int, ...], str], ...]
+
+BLOCK = 1 << 16  # elements summed at a time: few Python steps, and the blocks stay in cache
 
 
 class CollectiveTimeoutError(CollectiveError):
@@ -95,27 +101,32 @@ class LocalGroup:
         self._arrived = [False] * self.size
         self._leaving = 0  # replicas that reached this round's second barrier
         self._what = ""
+        self._offsets: list[int] = [0]
         self._error: BaseException | None = None
         self._abort_reason: str | None = None
 
     def all_reduce(self, index: int, what: str, description: Description, buffer: np.ndarray,
-                   timeout: float | None = None) -> None:
-        """Replica ``index``'s part of a sum over every replica, in place in ``buffer`` (a
-        C-contiguous host array)."""
+                   timeout: float | None = None, *, sources: list[np.ndarray] | None = None,
+                   scale: Any = None) -> None:
+        """Replica ``index``'s part of a sum over every replica into ``buffer`` (a flat or
+        C-contiguous host array): of ``sources`` (flat host arrays read in order as one
+        buffer; default: ``buffer`` itself, an in-place sum), each times ``scale`` (a NumPy
+        scalar of the buffer's dtype; None: not scaled)."""
         timeout = collective_timeout() if timeout is None else timeout
+        out = buffer.reshape(-1)
         with self._lock:
-            self._inputs[index] = (description, buffer.reshape(-1))
+            self._inputs[index] = (description, [out] if sources is None else sources, scale, out)
             self._arrived[index] = True
             self._what = what
         self._wait(self._arrive, what, timeout)
         try:
             if self._error is None:
-                buffers = [flat for _, flat in self._inputs]
                 if self.cross is not None:
                     if index != 0:
-                        np.copyto(buffers[index], buffers[0])
+                        np.copyto(out, self._inputs[0][3])
                 else:
-                    self._sum_chunk(buffers, index)
+                    n = out.size
+                    self._sum(n * index // self.size, n * (index + 1) // self.size, spread=True)
         finally:
             self._wait_to_leave(what, timeout)  # every chunk is written
             self._inputs[index] = None  # only this replica writes its slot: no race with the next round
@@ -128,7 +139,7 @@ class LocalGroup:
         the devices afterwards."""
         timeout = collective_timeout() if timeout is None else timeout
         with self._lock:
-            self._inputs[index] = (description, None)
+            self._inputs[index] = (description, None, None, None)
             self._arrived[index] = True
             self._what = what
         try:
@@ -138,15 +149,29 @@ class LocalGroup:
         if self._error is not None:
             raise self._error
 
-    def _sum_chunk(self, buffers: list[np.ndarray], index: int) -> None:
-        """Chunk ``index`` of the sum, written into every buffer."""
-        n = buffers[0].size
-        lo, hi = n * index // self.size, n * (index + 1) // self.size
-        total = buffers[0][lo:hi]
-        for more in buffers[1:]:
-            np.add(total, more[lo:hi], out=total)
-        for other in buffers[1:]:
-            np.copyto(other[lo:hi], total)
+    def _sum(self, lo: int, hi: int, spread: bool) -> None:
+        """Elements ``lo:hi`` of the sum, into replica 0's output (``spread``: every output)."""
+        inputs = self._inputs
+        outputs = [entry[3] for entry in inputs]
+        offsets = self._offsets
+        scratch = np.empty(min(BLOCK, max(hi - lo, 0)), outputs[0].dtype)
+        for a in range(lo, hi, BLOCK):
+            b = min(a + BLOCK, hi)
+            total = outputs[0][a:b]
+            for j, (_, sources, scale, _) in enumerate(inputs):
+                for k, s_lo, s_hi, at in _segments(offsets, a, b):
+                    piece, into = sources[k][s_lo:s_hi], total[at - a:at - a + s_hi - s_lo]
+                    if j == 0:  # the first replica's term starts the sum (the output may be its source)
+                        np.multiply(piece, scale, out=into) if scale is not None else np.copyto(into, piece)
+                    elif scale is not None:
+                        term = scratch[:s_hi - s_lo]
+                        np.multiply(piece, scale, out=term)
+                        np.add(into, term, out=into)
+                    else:
+                        np.add(into, piece, out=into)
+            if spread:
+                for other in outputs[1:]:
+                    np.copyto(other[a:b], total)
 
     def _wait(self, barrier: threading.Barrier, what: str, timeout: float) -> None:
         try:
@@ -177,6 +202,8 @@ class LocalGroup:
         try:
             inputs = self._inputs
             first = inputs[0][0]
+            if inputs[0][1] is not None:  # where each source starts in the flat sum (equal shapes: checked below)
+                self._offsets = np.cumsum([0] + [src.size for src in inputs[0][1]]).tolist()
             for i in range(1, self.size):
                 why = mismatch(self._what, first, inputs[i][0], f"replica 0 ({self.names[0]})", f"replica {i} ({self.names[i]})")
                 if why is not None:
@@ -185,9 +212,8 @@ class LocalGroup:
                 if self.cross_check is not None:
                     self.cross_check(self._what, first)
             elif self.cross is not None:
-                total = inputs[0][1]
-                for _, more in inputs[1:]:
-                    np.add(total, more, out=total)
+                total = inputs[0][3]
+                self._sum(0, total.size, spread=False)
                 self.cross(total, self._what, first)
         except BaseException as exc:  # every replica raises it, not only this thread
             self._error = exc
@@ -216,3 +242,17 @@ class LocalGroup:
             self._arrived = [False] * self.size
             self._leaving = 0
         self._abort_reason = None
+
+
+def _segments(offsets: list[int], lo: int, hi: int) -> list[tuple[int, int, int, int]]:
+    """The pieces of the flat range ``lo:hi`` over sources starting at ``offsets`` (with the
+    end last): (source, start and stop within it, start in the flat range)."""
+    out = []
+    k = bisect.bisect_right(offsets, lo) - 1
+    while lo < hi:
+        stop = min(hi, offsets[k + 1])
+        if stop > lo:
+            out.append((k, lo - offsets[k], stop - offsets[k], lo))
+        lo = stop
+        k += 1
+    return out

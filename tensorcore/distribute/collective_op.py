@@ -1,23 +1,30 @@
 """The all-reduce as an op, so that a traced step (``tc.function`` inside ``strategy.run``)
 keeps its collectives: each replica's graph gets an ``all_reduce`` node on its device.
 
-``all_reduce`` is an in-place op on a flat buffer that is the replica's own (freshly packed
-and scaled). Like every in-place op it is only recorded while tracing and runs when the
-graph runs, so replicas that retrace at different calls never run a collective the others
-do not. Extra inputs are ordering edges (the previous bucket's buffer): a graph runs its
-collectives in the order the step issued them, the same in every replica.
+``all_reduce(*sources, *after)`` returns a new flat buffer: the sum over every replica of its
+``sources`` raveled and concatenated (for a mean, each replica's scaled by its share of the
+step's batch, which the kernel reads from the strategy when it runs, so a traced step uses
+this step's shares). Out of place, so nothing is packed first: the replicas' sum reads every
+replica's sources where they lie (host views of device memory on ``cpu`` and PoCL) and
+writes each replica's output once. The ``after`` inputs (the previous bucket's output) order
+the collectives: a graph runs them in the order the step issued them, the same in every
+replica. The op is stateful: a graph never merges two calls or folds one into a constant.
 
-One kernel serves every device: it reads the buffer through the backend's host view (or a
-host copy) and hands it to the strategy's collective (``strategy._collective_kernel``).
+One kernel serves every device: it hands the sources to the strategy's collective
+(``strategy._collective_kernel``), with the backend's device (``CLDevice``, ``CUDADevice``:
+where the output is allocated, and the CUDA one's stream is where NCCL runs).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import weakref
 from typing import Any
 
-from tensorcore.ops.registry import Op, define, register_kernel
+import numpy as np
+
+from tensorcore.ops.registry import Op, Spec, define, register_kernel
 
 _strategies: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _ids = itertools.count(1)
@@ -30,22 +37,28 @@ def register(strategy: Any) -> int:
     return group
 
 
-def _all_reduce(data: Any, *after: Any, group: int, what: str, description: tuple, device: Any = None) -> None:
+def _infer(*specs: Spec, group: int, what: str, description: tuple, scaled: bool, n_after: int) -> Spec:
+    """A flat buffer holding every tensor the description names, in the sources' dtype."""
+    return Spec((sum(math.prod(shape) for _, shape, _ in description),), np.dtype(specs[0].dtype))
+
+
+def _all_reduce(*args: Any, group: int, what: str, description: tuple, scaled: bool, n_after: int,
+                device: Any = None) -> Any:
     strategy = _strategies.get(group)
     if strategy is None:
         raise RuntimeError(f"{what}: the strategy of this all-reduce no longer exists")
-    strategy._collective_kernel(data, what, description, device)
+    sources = args[:len(args) - n_after]
+    return strategy._collective_kernel(sources, what, description, scaled, device)
 
 
-def _on_device(device: Any, data: Any, *after: Any, **attrs: Any) -> None:
-    """The same kernel bound to a device backend, which passes its device (``CLDevice``,
-    ``CUDADevice``: the CUDA one's stream is where NCCL runs) first."""
-    _all_reduce(data, *after, device=device, **attrs)
+def _on_device(device: Any, *args: Any, **attrs: Any) -> Any:
+    """The same kernel bound to a device backend, which passes its device first."""
+    return _all_reduce(*args, device=device, **attrs)
 
 
 ALL_REDUCE = define(Op(
-    "all_reduce", _all_reduce, stateful=True,
-    doc="Sum a flat buffer over every replica of a tensorcore.distribute strategy, in place.",
+    "all_reduce", _all_reduce, infer=_infer, stateful=True,
+    doc="The sum of flat buffers over every replica of a tensorcore.distribute strategy (a new buffer).",
 ))
 for _backend in ("opencl", "cuda"):
     register_kernel("all_reduce", _backend, _on_device)

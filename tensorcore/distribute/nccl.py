@@ -88,6 +88,18 @@ class NCCLGroup:
                                           self._nccl.NCCL_SUM, stream.ptr)
 
 
+def pack(handle: Any, sources: Sequence[Any], scale: Any) -> Any:
+    """The bucket NCCL sums: the CuPy ``sources`` raveled and concatenated in a new buffer on
+    ``handle``'s device and stream, times ``scale`` (None: not scaled)."""
+    cp = handle.cp
+    with handle.activate():
+        flats = [s.reshape(-1) for s in sources]
+        data = cp.concatenate(flats) if len(flats) > 1 else flats[0].copy()
+        if scale is not None:
+            data *= scale
+    return data
+
+
 def start(devices: Sequence[Device], first_replica_id: int, num_replicas: int,
           broadcast: Callable[[np.ndarray], np.ndarray] | None) -> NCCLGroup | None:
     """An :class:`NCCLGroup` where NCCL applies and starts, else None (said once in the log)."""

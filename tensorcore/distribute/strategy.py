@@ -9,6 +9,7 @@ replica applies the same bits and the replicas stay bitwise identical.
 
 from __future__ import annotations
 
+import math
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -33,7 +34,6 @@ from tensorcore.distribute.values import (
     _state,
     as_replica,
     in_scope,
-    plain_variables,
     replica_value,
     split_sizes,
     stack_results,
@@ -81,10 +81,9 @@ class MirroredStrategy:
         self._threads = ReplicaThreads(names, on_failure=lambda i, exc: _call_if_alive(failed, i, exc), group=self._group)
         weakref.finalize(self, self._threads.stop)
         self._group_id = collective_op.register(self)
-        # Each replica's weight as a 0-d tensor per float dtype, made on first use (a float16
-        # one on a device without float16 kernels would fall back to cpu, with a warning).
-        self._weight_tensors: list[dict[np.dtype, Tensor]] = [{} for _ in self._devices]
-        self._weight_values: list[float | None] = [None] * len(self._devices)
+        # Each replica's share of the step in progress, which its all-reduce kernels read when
+        # they run (so a traced step uses every step's own shares).
+        self._weight_values: list[float] = [1.0] * len(self._devices)
         # Weak references in creation order: every process walks them in the same order.
         self._variables: list[weakref.ref] = []
         self._optimizers: list[weakref.ref] = []
@@ -191,7 +190,7 @@ class MirroredStrategy:
         def task(i: int) -> Any:
             ctx = contexts[i]
             with as_replica(ctx), thread_default(ctx.device):
-                self._set_weight(i, weights[ctx.replica_id])
+                self._weight_values[i] = weights[ctx.replica_id]
                 return fn(*replica_value(args, i), **replica_value(kwargs, i))
 
         results, errors = self._threads.run(task)  # resets the group after a failure
@@ -253,31 +252,6 @@ class MirroredStrategy:
                 dispatch.apply_inplace(OPS["assign"], copies[i], (from_host(host.copy(), self._devices[i]),))
         note(f"replica(s) {broken} failed while applying the optimizer's update; they were given replica {source}'s "
              "variables and optimizer state, so every replica holds the updated values")
-
-    def _set_weight(self, index: int, weight: float) -> None:
-        """Write this step's weight into the replica's weight tensors, which the packed
-        gradients are multiplied by (tensors, so that a traced step reads the new value)."""
-        if self._weight_values[index] != weight:
-            for dtype, t in self._weight_tensors[index].items():
-                t.assign(np.asarray(weight, dtype))
-            self._weight_values[index] = weight
-
-    def _weight_tensor(self, index: int, dtype: Any) -> Tensor | None:
-        """Replica ``index``'s weight as a 0-d non-trainable variable of ``dtype`` on its device
-        (None for a dtype that is not floating point), made untraced on first use."""
-        dtype = np.dtype(dtype)
-        table = self._weight_tensors[index]
-        if dtype.kind != "f":
-            return None
-        if dtype not in table:
-            from tensorcore.autodiff.variable import Variable
-            from tensorcore.ops.creation import from_host
-
-            value = self._weight_values[index]
-            with dispatch.untraced(), plain_variables():  # it belongs to one replica, even inside a scope
-                table[dtype] = Variable(from_host(np.asarray(1.0 if value is None else value, dtype), self._devices[index]),
-                                        trainable=False, name="replica weight")
-        return table[dtype]
 
     def _replica_failed(self, index: int, exc: BaseException) -> None:
         if not isinstance(exc, ReplicaAborted):
@@ -362,47 +336,65 @@ class MirroredStrategy:
 
     def _reduce(self, ctx: ReplicaContext, what: str, tensors: list[Tensor], names: list[str], mean: bool) -> list[Tensor]:
         """Replica ``ctx``'s part of summing ``tensors`` over every replica (``mean``: each
-        replica's weighted by its share of the step's batch), one in-place ``all_reduce`` op
-        per bucket, so that it is traced like any op."""
+        replica's weighted by its share of the step's batch), one ``all_reduce`` op per bucket
+        (so that it is traced like any op), each bucket's output chained to the next."""
         if self.num_replicas_in_sync == 1:
             return list(tensors)
         out: list[Any] = [None] * len(tensors)
         previous: tuple = ()
         for b, bucket in enumerate(buckets.plan([(t.shape, t.dtype) for t in tensors], self.bucket_bytes)):
-            dtype = tensors[bucket[0]].dtype
-            weight = self._weight_tensor(ctx.local_index, dtype) if mean else None
-            if mean and weight is None:
+            dtype = np.dtype(tensors[bucket[0]].dtype)
+            if mean and dtype.kind != "f":
                 raise TypeError(f"{what}: a weighted mean needs floating-point tensors, got {dtype}")
-            flat = buckets.pack([tensors[i] for i in bucket], weight, ctx.device)
+            sources = tuple(tensors[i] if tensors[i].device == ctx.device else tensors[i].to_device(ctx.device)
+                            for i in bucket)
             description = tuple((names[i], tuple(tensors[i].shape), str(tensors[i].dtype)) for i in bucket)
-            attrs = {"group": self._group_id, "what": f"{what}, bucket {b}", "description": description}
-            dispatch.apply_inplace(ALL_REDUCE, flat, previous, attrs)
+            attrs = {"group": self._group_id, "what": f"{what}, bucket {b}", "description": description,
+                     "scaled": mean, "n_after": len(previous)}
+            flat = dispatch.apply(ALL_REDUCE, sources + previous, attrs)
             previous = (flat,)
             for i, t in zip(bucket, buckets.unpack(flat, [tensors[i].shape for i in bucket])):
                 out[i] = t
         return out
 
-    def _collective_kernel(self, data: Any, what: str, description: Description, handle: Any = None) -> None:
-        """The ``all_reduce`` op's kernel, in a replica's thread: sum ``data`` (a backend array)
-        over every replica in place: with NCCL on ``cuda`` devices (``handle`` is the backend's
-        device, whose stream NCCL runs on), else through a host view of it (or a host copy)."""
+    def _collective_kernel(self, sources: Sequence[Any], what: str, description: Description, scaled: bool,
+                           handle: Any = None) -> Any:
+        """The ``all_reduce`` op's kernel, in a replica's thread: a new flat buffer on the
+        replica's device holding the sum over every replica of its ``sources`` (backend
+        arrays), each scaled by its replica's weight when ``scaled``. The sum reads the sources
+        through host views where the device's memory is the host's (else host copies) and
+        writes the output through a host view of it (else uploads it); with NCCL on ``cuda``
+        devices it is packed on the device and summed there (``handle`` is the backend's
+        device: where the output is allocated, and whose stream NCCL runs on)."""
         ctx = _state.replica
         if ctx is None or ctx.strategy is not self:
             raise RuntimeError(f"{what}: a collective runs inside strategy.run, in every replica")
         start = time.perf_counter()
+        dtype = np.dtype(sources[0].dtype)
+        scale = dtype.type(self._weight_values[ctx.local_index]) if scaled else None
+        if dispatch.current_tracer() is not None:
+            # Tracing runs out-of-place ops to learn their results' shapes; a collective must not
+            # run then (one replica may retrace alone), and the graph runs it when it runs.
+            n = sum(math.prod(s.shape) for s in sources)
+            return np.zeros(n, dtype) if handle is None else handle.empty((n,), dtype)
         if self._nccl is not None and handle is not None:
             self._group.meet(ctx.local_index, what, description)
+            data = nccl.pack(handle, sources, scale)
             self._nccl.all_reduce(ctx.local_index, data, handle.stream)
             self._count(ctx, data, start)
-            return
+            return data
         backend = registry.get_backend(ctx.device.type)
+        hosts = [_host_array(backend, s) for s in sources]
+        n = sum(h.size for h in hosts)
+        data = np.empty(n, dtype) if handle is None else handle.empty((n,), dtype)
         view = backend.host_view(data)
-        host = view if view is not None else np.array(backend.to_numpy(data))
-        self._group.all_reduce(ctx.local_index, what, description, host)
-        if view is None:  # device memory the host cannot see: write the sum back
-            OPS["assign"].kernels[ctx.device](data, backend.from_numpy(host, ctx.device.index))
-        del view, host  # a view of device memory: dropping it hands the buffer back to the device
+        out = view if view is not None else np.empty(n, dtype)
+        self._group.all_reduce(ctx.local_index, what, description, out, sources=hosts, scale=scale)
+        if view is None:  # device memory the host cannot see: upload the sum
+            data = backend.from_numpy(out, ctx.device.index)
+        del view, out, hosts  # views of device memory: dropping them hands the buffers back
         self._count(ctx, data, start)
+        return data
 
     def _count(self, ctx: ReplicaContext, data: Any, start: float) -> None:
         if ctx.local_index == 0:
@@ -463,6 +455,13 @@ class MirroredStrategy:
     def close(self) -> None:
         """Stop the replica threads (optional: they are daemon threads)."""
         self._threads.close()
+
+
+def _host_array(backend: Any, data: Any) -> np.ndarray:
+    """``data`` (a backend array) as a flat host array to read: a view of its memory where the
+    host can see it, else a copy."""
+    view = backend.host_view(data)
+    return (view if view is not None else np.asarray(backend.to_numpy(data))).reshape(-1)
 
 
 def _call_if_alive(method: weakref.WeakMethod, *args: Any) -> None:
