@@ -378,6 +378,10 @@ class MirroredStrategy:
             n = sum(math.prod(s.shape) for s in sources)
             return np.zeros(n, dtype) if handle is None else handle.empty((n,), dtype)
         if self._nccl is not None and handle is not None:
+            # NCCL reads nothing on the host: a device error this replica's kernels found (a bad
+            # label) must stop it here, or its gradients would reach the others' update.
+            handle.stream.synchronize()
+            handle.finished()
             self._group.meet(ctx.local_index, what, description)
             data = nccl.pack(handle, sources, scale)
             self._nccl.all_reduce(ctx.local_index, data, handle.stream)
