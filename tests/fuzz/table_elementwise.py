@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from fuzz.spec import EXACT, EXACT_UNSIGNED_ZERO, Case, Spec, Tol, binary, custom_bound, dtype_of, ulps, unary
+from fuzz.spec import EXACT, Case, Spec, Tol, binary, custom_bound, dtype_of, ulps, unary
 from fuzz.values import ALL, FLOATS, INTS, arg, broadcastable, scalar, shape
 
 # Exact on every device: integer arithmetic wraps as NumPy's does, comparisons and logic are
@@ -107,8 +107,7 @@ def _pair(draw: st.DrawFn, dtypes: tuple = FLOATS, attrs: st.SearchStrategy | No
 APPROX = st.fixed_dictionaries({"approximate": st.sampled_from(["none", "tanh"])})
 
 SPECS: list[Spec] = (
-    # relu: zeros of either sign, a known opencl bug (test_relu_of_negative_zero_is_positive_zero)
-    [unary(name, tol=EXACT_UNSIGNED_ZERO if name == "relu" else EXACT) for name in EXACT_UNARY]
+    [unary(name, tol=EXACT) for name in EXACT_UNARY]
     + [unary(name, FLOATS, ulps(name)) for name in MATH_UNARY]
     + [binary(name) for name in EXACT_BINARY]
     + [

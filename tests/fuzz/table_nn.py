@@ -248,11 +248,12 @@ def _running_bound(args: list, attrs: dict, eps: float) -> np.ndarray:
 
 @st.composite
 def _norm_partial(draw: st.DrawFn) -> Case:
-    # One dtype for all tensors (as clip_grad_norm groups them): mixed dtypes are a known bug off
-    # cpu (test_fuzz_regressions.py::test_norm_partial_of_mixed_dtypes_sums_in_the_result_dtype).
-    """1 to 3 tensors and a norm type (1, 2, inf, 0.5, 3)."""
+    """1 to 3 tensors (mostly of one dtype, as clip_grad_norm groups them; sometimes mixed) and a
+    norm type (1, 2, inf, 0.5, 3)."""
     dt = dtype_of(draw, FLOATS)
-    xs = tuple(draw(arg(draw(shape(max_size=16)), dt, specials="sums")) for _ in range(draw(st.integers(1, 3))))
+    mixed = not draw(st.integers(0, 2))
+    xs = tuple(draw(arg(draw(shape(max_size=16)), dtype_of(draw, FLOATS) if mixed else dt, specials="sums"))
+               for _ in range(draw(st.integers(1, 3))))
     return Case(xs, {"norm_type": draw(st.sampled_from([2.0, 1.0, math.inf, 0.5, 3.0]))})
 
 
