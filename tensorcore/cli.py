@@ -99,8 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(tensorboard --logdir DIR)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=cmd_train)
-    p = sub.add_parser("bench", help="run a benchmark (e.g. `tensorcore bench eager`; `cuda` needs CuPy and a GPU)")
-    p.add_argument("name", choices=["eager", "graph", "opencl", "cuda", "distribute"])
+    p = sub.add_parser("bench", help="run a benchmark (e.g. `tensorcore bench kernels`; `cuda` needs CuPy and a GPU)",
+                       description="Run a benchmark; `tensorcore bench NAME --help` shows its options.")
+    p.add_argument("name", choices=["kernels", "peak", "eager", "graph", "opencl", "cuda", "distribute"],
+                   help="kernels: any op, size and device against the reference library and the device's "
+                        "measured peak; peak: each device's FMA throughput and memory bandwidth")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     p.set_defaults(run=cmd_bench)
     return parser

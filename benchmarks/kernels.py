@@ -1,0 +1,240 @@
+"""Kernel benchmarks: any op, size and device, against the device's measured peak and the reference library.
+
+Run: ``tensorcore bench kernels`` (``--device``, ``--op``, ``--size``, ``--json``, ``--plot``, ...).
+Each case is checked against the reference once (under strict placement: no silent CPU
+fallback), then timed interleaved with it by ``tc.bench.interleaved``: rounds alternate the
+two, each side rests, warms and then samples, and every tensorcore sample waits for the
+device. ``docs/benchmarks.md`` explains the method, the fields and the plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("POCL_MAX_PTHREAD_COUNT", "2")  # must precede the OpenCL driver's start
+
+import numpy as np  # noqa: E402
+from tensorcore.benchmarks import kernel_report as report  # noqa: E402
+from tensorcore.benchmarks import peak as peaks  # noqa: E402
+from tensorcore.benchmarks.kernel_cases import ALIASES, NOT_YET, OPS, SIZES, Env, OpSpec  # noqa: E402
+
+DEFAULT_SIZES = ("small", "medium")
+
+
+def _op_name(text: str) -> str:
+    name = ALIASES.get(text, text)
+    if name not in OPS:
+        raise argparse.ArgumentTypeError(f"unknown op {text!r}; choose from {', '.join(OPS)} "
+                                         f"(aliases: {', '.join(f'{a}={b}' for a, b in ALIASES.items())})")
+    return name
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``tensorcore bench kernels``."""
+    p = argparse.ArgumentParser(
+        prog="tensorcore bench kernels", description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=f"ops: {', '.join(f'{n} ({s.params})' for n, s in OPS.items())}. Not benchmarked yet: {', '.join(NOT_YET)}.")
+    p.add_argument("--device", action="append", default=None, help="a device (repeatable); None: every available device")
+    p.add_argument("--op", action="append", type=_op_name, default=None, metavar="OP",
+                   help=f"an op (repeatable); None: all of {', '.join(OPS)}")
+    p.add_argument("--size", action="append", choices=SIZES, default=None,
+                   help=f"a size preset of each op (repeatable); None: {' and '.join(DEFAULT_SIZES)}")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="the data type")
+    p.add_argument("--budget", type=float, default=0.3, help="seconds of samples per case and side")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds the budget is split into")
+    p.add_argument("--rest", type=float, default=0.15, help="seconds of rest before each side's round (OpenBLAS spins ~0.1 s)")
+    p.add_argument("--warmup", type=float, default=0.05, help="seconds of untimed calls after each rest")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the records as JSON")
+    p.add_argument("--csv", type=Path, default=None, metavar="FILE", help="write the records as CSV")
+    p.add_argument("--compare", type=Path, default=None, metavar="OLD.json",
+                   help="flag cases slower than in OLD.json beyond the noise (exit status 1 if any)")
+    p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                   help="draw the roofline and the ratios to the reference (needs matplotlib: pip install 'tensorcore[plot]')")
+    p.add_argument("--input", type=Path, default=None, metavar="FILE.json",
+                   help="run nothing: read the records of an earlier --json run (for --compare, --csv, --plot)")
+    p.add_argument("--no-peak", action="store_true", help="skip the peak probe (no fraction of peak)")
+    p.add_argument("--peak-file", type=Path, default=None,
+                   help="the peak cache (None: $XDG_CACHE_HOME/tensorcore/peak.json, else ~/.cache/tensorcore/peak.json)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def git_commit() -> str | None:
+    """The commit of the tensorcore source tree (``-dirty`` if changed), or None if not a checkout."""
+    import tensorcore
+
+    root = Path(tensorcore.__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("-dirty" if dirty else "")
+
+
+def host_cpu() -> str:
+    """The host CPU's model, family and model number (figures do not carry across CPUs)."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+    except OSError:
+        import platform
+
+        return platform.processor() or platform.machine()
+    get = {k.strip(): v.strip() for k, v in fields.items()}.get
+    return f"{get('model name', '?')} (family {get('cpu family', '?')}, model {get('model', '?')}, {os.cpu_count()} cpus)"
+
+
+def reference(device: str) -> tuple[str, str, Any, Any]:
+    """The reference library of ``device``'s hardware: name, version, array module, and what to wait for."""
+    from tensorcore.device import resolve
+
+    dev = resolve(device)
+    if dev.type == "cuda":
+        import cupy
+
+        cupy.cuda.Device(dev.index).use()  # the reference's arrays and kernels go to the same GPU
+        return "cupy", cupy.__version__, cupy, cupy.cuda.Device(dev.index).synchronize
+    return "numpy", np.__version__, np, "cpu"  # NumPy/OpenBLAS on the host CPU
+
+
+def to_host(value: Any) -> np.ndarray:
+    """A result as a NumPy array: a tensor read back, a CuPy array copied, a NumPy one as is."""
+    if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
+        return np.asarray(value.numpy())
+    if hasattr(value, "get") and not isinstance(value, (np.ndarray, dict)):
+        return np.asarray(value.get())
+    return np.asarray(value)
+
+
+def check(name: str, ours: Any, theirs: Any) -> None:
+    """Raise AssertionError unless the two results agree (a fast wrong kernel is no result)."""
+    a, b = to_host(ours), to_host(theirs)
+    scale = float(np.max(np.abs(b))) if b.size else 1.0
+    if a.shape != b.shape or not np.allclose(a, b, rtol=1e-3, atol=1e-3 * max(1.0, scale)):
+        raise AssertionError(f"{name}: tensorcore and the reference disagree (shapes {a.shape}, {b.shape}; "
+                             f"max difference {np.max(np.abs(a - b)) if a.shape == b.shape else 'n/a'})")
+
+
+def _figures(spec: OpSpec, shape: tuple[int, ...], itemsize: int, median: float, peak: Any) -> dict[str, Any]:
+    """Throughput, intensity and the fraction of the roofline's bound at that intensity."""
+    cost = spec.cost(shape, itemsize)
+    out: dict[str, Any] = {"flops": cost.flops, "bytes": cost.bytes, "intensity": cost.intensity,
+                           "flop_per_s": cost.flops / median if cost.flops else None, "bytes_per_s": cost.bytes / median}
+    if peak is not None:
+        compute_bound = cost.flops and cost.intensity * peak.bytes_per_s >= peak.flop_per_s
+        out["bound"] = "compute" if compute_bound else "memory"
+        attainable = min(peak.flop_per_s, cost.intensity * peak.bytes_per_s) if cost.flops else peak.bytes_per_s
+        out["fraction_of_peak"] = (out["flop_per_s"] if cost.flops else out["bytes_per_s"]) / attainable
+    return out
+
+
+def run_case(spec: OpSpec, size: str, device: str, args: argparse.Namespace, base: dict[str, Any], peak: Any) -> dict[str, Any]:
+    """Check and time one case against the reference; its record (with ``error`` if it could not run)."""
+    import tensorcore as tc
+
+    shape = spec.sizes[size]
+    rec = dict.fromkeys(report.FIELDS) | base | {"op": spec.name, "size": size, "shape": list(shape), "params": spec.params}
+    if peak is not None:
+        rec |= {"peak_flop_per_s": peak.flop_per_s, "peak_bytes_per_s": peak.bytes_per_s}
+    name, version, xp, wait = reference(device)
+    rec |= {"reference": name, "reference_version": version}
+    try:
+        env = Env(device, np.dtype(args.dtype), xp, np.random.default_rng(0))
+        ours, theirs = spec.build(shape, env)
+        with tc.placement.placement_policy("strict"):  # a case that would fall back to cpu is no result
+            check(spec.name, ours(), theirs())
+        t = tc.bench.interleaved({"tc": ours, "ref": theirs}, devices={"tc": device, "ref": wait}, budget=args.budget,
+                                 warmup=args.warmup, rounds=args.rounds, rest=args.rest)
+    except Exception as exc:  # noqa: BLE001 - one case's failure must not end a long run; it is recorded
+        rec["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return rec
+    ours_t, ref_t = t["tc"], t["ref"]
+    rec |= {"median_s": ours_t.median, "iqr_s": ours_t.iqr, "min_s": ours_t.min, "repeats": ours_t.repeats,
+            "calls_per_repeat": ours_t.number, "reference_median_s": ref_t.median, "reference_iqr_s": ref_t.iqr,
+            "ratio": ref_t.median / ours_t.median}
+    return rec | _figures(spec, shape, np.dtype(args.dtype).itemsize, ours_t.median, peak)
+
+
+def run(args: argparse.Namespace, devices: list[str], say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Every case of ``args`` on ``devices``, with a progress bar; the records."""
+    from tqdm import tqdm
+
+    import tensorcore as tc
+
+    ops, sizes = args.op or list(OPS), args.size or list(DEFAULT_SIZES)
+    common = {"dtype": args.dtype, "host_cpu": host_cpu(), "tensorcore_version": tc.__version__, "git_commit": git_commit()}
+    device_peaks, bases = {}, {}
+    for d in devices:
+        info = peaks.device_info(d)
+        bases[d] = common | {"device": str(info.device), "device_name": info.name, "driver": peaks.driver(d)}
+        device_peaks[d] = None if args.no_peak else peaks.lookup(d, args.peak_file)
+        if device_peaks[d] is not None:
+            say(f"{d} peak: {device_peaks[d].flop_per_s / 1e9:.1f} GFLOP/s, {device_peaks[d].bytes_per_s / 1e9:.1f} GB/s "
+                f"(measured {device_peaks[d].measured}; `tensorcore bench peak` shows how)")
+    say(report.table_header())
+    records = []
+    cases = [(d, op, size) for d in devices for op in ops for size in sizes]
+    with tqdm(cases, desc="kernels", unit="case", disable=args.no_progress, file=sys.stderr) as bar:
+        for d, op, size in bar:
+            bar.set_postfix_str(f"{op} {size} on {d}")
+            records.append(run_case(OPS[op], size, d, args, bases[d], device_peaks[d]))
+            bar.write(report.table_row(records[-1]), file=sys.stdout)
+    return records
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run (or read) the cases, print the table, write the files; 1 if --compare found a slower case."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error("--plot needs matplotlib, which is not installed: pip install 'tensorcore[plot]'")
+    if args.budget <= 0 or args.rounds < 1:
+        parser.error("--budget must be positive and --rounds at least 1")
+    try:  # a bad --compare file is found before a long run, not after it
+        old = report.read_json(args.compare) if args.compare else None
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.input is not None:
+        records = report.read_json(args.input)
+        print("\n".join([report.table_header(), *map(report.table_row, records)]))
+    else:
+        devices = args.device or peaks.available_devices()
+        try:
+            devices = list(dict.fromkeys(str(peaks.device_info(d).device) for d in devices))  # cpu = cpu:0
+        except ValueError as exc:
+            parser.error(str(exc))
+        records = run(args, devices, print)
+    if args.json:
+        report.write_json(args.json, records)
+    if args.csv:
+        report.write_csv(args.csv, records)
+    if args.plot:
+        report.plot(args.plot, records)
+    status = 0
+    if old is not None:
+        slower, faster = report.compare(old, records)
+        print(f"against {args.compare}: {len(slower)} slower, {len(faster)} faster beyond the noise")
+        for line in slower:
+            print(f"  slower: {line}")
+        for line in faster:
+            print(f"  faster: {line}")
+        status = 1 if slower else 0
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

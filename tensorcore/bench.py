@@ -1,0 +1,170 @@
+"""Time any callable on any device: ``tc.bench.timeit`` and ``tc.bench.interleaved``.
+
+The method (``docs/benchmarks.md``): call once (kernels compile, pools fill), run untimed for
+``warmup`` seconds, then take samples until the ``budget`` is spent. A sample is a block of
+``number`` calls followed by a wait for the device, so each figure is the time to the result
+on the device, not to the enqueue; ``number`` is chosen during the warm-up so that a block
+lasts at least ``MIN_BLOCK`` seconds (a 2 µs op is not timed by one 2 µs reading). The
+statistics are the median and interquartile range of the samples, per call.
+
+Wall time only: device timers (OpenCL profiling events, CUDA events) are not read yet.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+__all__ = ["MIN_BLOCK", "Timing", "format_seconds", "interleaved", "timeit"]
+
+MIN_BLOCK = 1e-3  # seconds: the shortest block of calls one sample times
+MAX_NUMBER = 1_000_000  # calls per block, at most
+
+
+def format_seconds(seconds: float) -> str:
+    """``seconds`` with three significant digits in ns, µs, ms or s."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if abs(seconds) >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call of a timed callable: the median, interquartile range and minimum over
+    ``repeats`` samples, each sample a block of ``number`` calls."""
+
+    median: float
+    iqr: float
+    min: float
+    repeats: int
+    number: int
+    samples: tuple[float, ...] = field(default=(), repr=False)
+
+    @classmethod
+    def from_samples(cls, samples: list[float], number: int) -> Timing:
+        """The statistics of per-call ``samples`` (seconds), each measured over ``number`` calls."""
+        if not samples:
+            raise ValueError("Timing.from_samples: no samples")
+        if len(samples) >= 2:
+            q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+        else:
+            q1 = q3 = samples[0]
+        return cls(statistics.median(samples), q3 - q1, min(samples), len(samples), number, tuple(samples))
+
+    @property
+    def relative_iqr(self) -> float:
+        """The IQR as a fraction of the median: the noise of this measurement."""
+        return self.iqr / self.median if self.median > 0 else 0.0
+
+    def __repr__(self) -> str:
+        calls = "call" if self.number == 1 else "calls"
+        return (f"Timing(median={format_seconds(self.median)}, iqr={format_seconds(self.iqr)} "
+                f"({self.relative_iqr:.1%}), min={format_seconds(self.min)}, "
+                f"repeats={self.repeats} x {self.number} {calls})")
+
+
+def _synchronizer(device: Any) -> Callable[[], None]:
+    """A function that waits for ``device``'s queue (None: every device started so far; a
+    callable: that function, e.g. another library's own wait)."""
+    from tensorcore import registry
+    from tensorcore.device import Device, resolve
+    from tensorcore.runtime import synchronize
+
+    if device is None:
+        return synchronize
+    if callable(device) and not isinstance(device, (str, Device)):
+        return device
+    dev = resolve(device)
+    backend = registry.get_backend(dev.type)
+    return partial(backend.synchronize, dev.index)  # resolved once: a sample pays only the wait
+
+
+class _Subject:
+    """One callable being timed: its device wait, block size and samples."""
+
+    def __init__(self, fn: Callable[[], Any], sync: Callable[[], None]) -> None:
+        self.fn, self.sync = fn, sync
+        self.number = 1
+        self.samples: list[float] = []
+
+    def block(self) -> float:
+        """Run one block of ``number`` calls and wait for the device; seconds per call."""
+        fn, start = self.fn, time.perf_counter()
+        for _ in range(self.number):
+            fn()
+        self.sync()
+        return (time.perf_counter() - start) / self.number
+
+    def warm(self, seconds: float, calibrate: bool) -> None:
+        """Run untimed blocks for ``seconds`` (at least one). When calibrating, grow ``number``
+        until a block lasts ``MIN_BLOCK``, going on past ``seconds`` if need be."""
+        end = time.perf_counter() + seconds
+        while True:
+            per_call = self.block()
+            short = calibrate and per_call * self.number < MIN_BLOCK and self.number < MAX_NUMBER
+            if short:
+                wanted = math.ceil(MIN_BLOCK / max(per_call, 1e-9))
+                self.number = min(MAX_NUMBER, max(2 * self.number, wanted))
+            elif time.perf_counter() >= end:
+                break
+
+    def sample_for(self, seconds: float, at_least: int, max_repeats: int) -> None:
+        """Take samples for ``seconds``, at least ``at_least`` of them, ``max_repeats`` in all."""
+        end, taken = time.perf_counter() + seconds, 0
+        while len(self.samples) < max_repeats:
+            self.samples.append(self.block())
+            taken += 1
+            if taken >= at_least and time.perf_counter() >= end:
+                break
+
+
+def interleaved(cases: Mapping[str, Callable[[], Any]], *, devices: Mapping[str, Any] | None = None,
+                budget: float = 0.5, warmup: float = 0.05, rounds: int = 3, rest: float = 0.15,
+                min_repeats: int = 5, max_repeats: int = 100_000) -> dict[str, Timing]:
+    """Time several zero-argument callables taking turns, round by round; a Timing per name.
+
+    Each case gets ``budget`` seconds of samples in all, spread over ``rounds`` rounds. In each
+    round every case, in turn, rests ``rest`` seconds, runs untimed for ``warmup`` seconds and
+    then takes its samples: machine noise then hits all cases alike, and on two cores a
+    library's spinning worker (OpenBLAS spins ~0.1 s after each call) has stopped before the
+    next case starts. ``devices`` maps a name to the device to wait for (as ``timeit``'s
+    ``device``; default: every device started so far).
+    """
+    if budget <= 0 or rounds < 1 or min_repeats < 1:
+        raise ValueError(f"interleaved: need budget > 0, rounds >= 1 and min_repeats >= 1, "
+                         f"got budget={budget}, rounds={rounds}, min_repeats={min_repeats}")
+    devices = devices or {}
+    subjects = {name: _Subject(fn, _synchronizer(devices.get(name))) for name, fn in cases.items()}
+    for subject in subjects.values():  # compile kernels and fill pools before anything is timed
+        subject.fn()
+        subject.sync()
+    per_round = math.ceil(min_repeats / rounds)
+    for r in range(rounds):
+        for subject in subjects.values():
+            if rest > 0:
+                time.sleep(rest)
+            subject.warm(warmup, calibrate=r == 0)
+            subject.sample_for(budget / rounds, per_round, max_repeats)
+    return {name: Timing.from_samples(s.samples, s.number) for name, s in subjects.items()}
+
+
+def timeit(fn: Callable[..., Any], *args: Any, budget: float = 0.5, warmup: float = 0.05, device: Any = None,
+           min_repeats: int = 5, max_repeats: int = 100_000) -> Timing:
+    """Seconds per call of ``fn(*args)``: median, IQR and min over adaptive repeats that fill
+    ``budget`` seconds, after one call and ``warmup`` seconds of untimed calls. Each sample
+    ends with a wait for ``device`` (a device string or Device; None: every device started so
+    far; or a function that waits, such as ``cupy.cuda.Device(0).synchronize``), so
+    asynchronous work is counted to its end.
+
+    >>> t = tc.bench.timeit(tc.matmul, a, b, device="opencl:0")   # doctest: +SKIP
+    >>> t.median, t.iqr                                           # doctest: +SKIP
+    """
+    call = partial(fn, *args)
+    return interleaved({"fn": call}, devices={"fn": device}, budget=budget, warmup=warmup, rounds=1, rest=0.0,
+                       min_repeats=min_repeats, max_repeats=max_repeats)["fn"]

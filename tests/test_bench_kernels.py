@@ -1,0 +1,212 @@
+"""``tc.bench``, ``tensorcore bench kernels`` and ``tensorcore bench peak`` (issue #14): the timer's
+statistics, the records and their files, --compare, the cost formulas, the plot, the help and
+the errors. Tiny sizes and budgets: the whole file runs in well under a minute."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import time
+
+import numpy as np
+import pytest
+from tensorcore.benchmarks import kernel_cases as kc
+from tensorcore.benchmarks import kernel_report as report
+from tensorcore.benchmarks import kernels, peak
+
+import tensorcore as tc
+from tensorcore import cli
+
+FAST = ["--budget", "0.02", "--rounds", "1", "--rest", "0", "--warmup", "0", "--no-progress"]
+
+
+# --- the timer ---------------------------------------------------------------------------------
+
+def test_timeit_measures_a_known_sleep() -> None:
+    t = tc.bench.timeit(time.sleep, 0.01, budget=0.15, warmup=0.0)
+    assert 0.0095 <= t.median <= 0.03, t
+    assert t.min <= t.median and t.iqr >= 0 and t.repeats >= 5 and t.number == 1
+    assert len(t.samples) == t.repeats
+    assert repr(t).startswith("Timing(median=") and " ms" in repr(t) and "repeats=" in repr(t)
+
+
+def test_timing_statistics_from_known_samples() -> None:
+    t = tc.bench.Timing.from_samples([5.0, 1.0, 4.0, 2.0, 3.0], number=10)
+    assert (t.median, t.iqr, t.min, t.repeats, t.number) == (3.0, 2.0, 1.0, 5, 10)
+    assert t.relative_iqr == pytest.approx(2 / 3)
+    assert tc.bench.format_seconds(2.5e-6) == "2.5 µs" and tc.bench.format_seconds(1.5) == "1.5 s"
+
+
+def test_timeit_blocks_fast_calls_and_waits_after_each_block() -> None:
+    waits: list[int] = []
+    t = tc.bench.timeit(lambda: None, budget=0.05, warmup=0.0, device=lambda: waits.append(1))
+    assert t.number > 1 and t.median * t.number >= 0.5 * tc.bench.MIN_BLOCK  # one block lasts ~MIN_BLOCK
+    assert len(waits) > t.repeats  # the first call, the warm-up blocks and every sample each waited
+
+
+def test_timeit_on_a_device(device: str) -> None:
+    a = tc.ones((64, 64), device=device)
+    t = tc.bench.timeit(tc.matmul, a, a, budget=0.05, warmup=0.0, device=device)
+    assert t.median > 0 and t.repeats >= 5
+
+
+def test_interleaved_takes_turns() -> None:
+    calls: list[str] = []
+    t = tc.bench.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                             budget=0.02, warmup=0.0, rounds=2, rest=0.0)
+    assert set(t) == {"a", "b"}
+    assert calls.index("b") < len(calls) - 1 - calls[::-1].index("a")  # b ran before a's last round
+    with pytest.raises(ValueError, match="budget"):
+        tc.bench.interleaved({"a": lambda: None}, budget=0)
+
+
+# --- cost formulas, against counts by hand -----------------------------------------------------
+
+@pytest.mark.parametrize(("op", "shape", "flops", "nbytes"), [
+    ("matmul", (2, 3, 4), 2 * 2 * 3 * 4, 4 * (6 + 12 + 8)),
+    ("batched_matmul", (5, 2, 3, 4), 5 * 48, 5 * 104),
+    ("linear", (2, 3, 4), 48 + 8, 4 * (6 + 12 + 4 + 8)),  # x @ w.T, plus the bias per output
+    ("conv2d", (1, 1, 3, 3, 1, 3), 9 * 9 * 2 + 9, 4 * (9 + 9 + 1 + 9)),  # 9 outputs of 9 taps, same padding
+    ("max_pool2d", (1, 1, 4, 4), 4 * 3, 4 * (16 + 4)),
+    ("add", (10,), 10, 4 * 30),
+    ("exp", (10,), 10, 4 * 20),
+    ("sum", (10,), 10, 4 * 10),
+    ("softmax", (2, 5), 50, 4 * 20),
+    ("cross_entropy", (2, 5), 40, 4 * 10 + 8 * 2),
+    ("layer_norm", (2, 5), 70, 4 * (20 + 10)),
+    ("transpose_copy", (3, 4), 0, 4 * 24),
+    ("take", (100, 8, 3), 0, 2 * 4 * 3 * 8 + 8 * 3),
+    ("sgd_step", (10,), 40, 4 * 50),
+])
+def test_cost_formulas(op: str, shape: tuple[int, ...], flops: int, nbytes: int) -> None:
+    cost = kc.OPS[op].cost(shape, 4)
+    assert (cost.flops, cost.bytes) == (flops, nbytes)
+    assert cost.intensity == pytest.approx(flops / nbytes)
+
+
+def test_every_op_has_every_size_and_a_checked_reference() -> None:
+    for spec in kc.OPS.values():
+        assert set(spec.sizes) == set(kc.SIZES), spec.name
+    with pytest.raises(AssertionError, match="disagree"):
+        kernels.check("add", np.zeros(3), np.ones(3))
+
+
+# --- the command -------------------------------------------------------------------------------
+
+def _seed_peak(path, device: str) -> None:
+    """A cached peak for ``device`` so that the run measures nothing."""
+    fake = peak.Peak(device, "fake", "fake", 1e11, 1e10, [], False, "now")
+    path.write_text(json.dumps({"format": peak.FORMAT, "peaks": {peak.cache_key(device): dataclasses.asdict(fake)}}))
+
+
+def test_json_and_csv_records_carry_every_field(tmp_path, device: str, capsys) -> None:
+    pf, out_json, out_csv = tmp_path / "peak.json", tmp_path / "out.json", tmp_path / "out.csv"
+    _seed_peak(pf, device)
+    argv = ["--device", device, "--op", "add", "--op", "bmm", "--size", "small", "--peak-file", str(pf),
+            "--json", str(out_json), "--csv", str(out_csv), *FAST]
+    assert kernels.main(argv) == 0
+    assert any(line.split()[:2] == ["batched_matmul", "small"] for line in capsys.readouterr().out.splitlines())
+    records = report.read_json(out_json)
+    assert [r["op"] for r in records] == ["add", "batched_matmul"]
+    for r in records:
+        assert set(r) == set(report.FIELDS)
+        missing = [k for k in report.FIELDS if r[k] is None and k not in ("error", "git_commit")]
+        assert not missing and r["error"] is None, (missing, r["error"])
+        assert r["device"] == device and r["reference"] == "numpy" and r["peak_flop_per_s"] == 1e11
+        assert r["ratio"] == pytest.approx(r["reference_median_s"] / r["median_s"])
+    with open(out_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == list(report.FIELDS) and len(rows) == 2 and rows[0]["shape"] == str(1 << 16)
+
+
+def _record(median: float, iqr: float = 1e-5, **extra) -> dict:
+    return dict.fromkeys(report.FIELDS) | {
+        "op": "add", "size": "small", "shape": [65536], "dtype": "float32", "device": "cpu:0", "device_name": "cpu",
+        "median_s": median, "iqr_s": iqr, "reference": "numpy", "ratio": 1.2, "flops": 65536.0, "bytes": 786432.0,
+        "intensity": 1 / 12, "flop_per_s": 65536 / median, "bytes_per_s": 786432 / median,
+        "peak_flop_per_s": 1e11, "peak_bytes_per_s": 1e10} | extra
+
+
+def test_compare_flags_a_slowed_case_and_not_an_equal_one(tmp_path, capsys) -> None:
+    old = [_record(1e-3), _record(2e-3, op="mul")]
+    slower, faster = report.compare(old, [_record(1e-3), _record(2e-3, op="mul")])
+    assert slower == [] and faster == []
+    slower, faster = report.compare(old, [_record(1.5e-3), _record(2e-3, op="mul")])
+    assert len(slower) == 1 and slower[0].startswith("add 65536 float32 on cpu:0") and faster == []
+    assert report.compare(old, [_record(1.5e-3, iqr=5e-4)]) == ([], [])  # within noise this wide
+    assert len(report.compare(old, [_record(0.5e-3)])[1]) == 1
+    old_file, new_file = tmp_path / "old.json", tmp_path / "new.json"
+    report.write_json(old_file, old)
+    report.write_json(new_file, [_record(1.5e-3)])
+    assert kernels.main(["--input", str(new_file), "--compare", str(old_file)]) == 1
+    assert "1 slower" in capsys.readouterr().out
+    assert kernels.main(["--input", str(old_file), "--compare", str(old_file)]) == 0
+
+
+def test_plot_writes_a_png(tmp_path) -> None:
+    pytest.importorskip("matplotlib", reason="matplotlib is the optional extra tensorcore[plot]")
+    records = tmp_path / "r.json"
+    report.write_json(records, [_record(1e-3), _record(2e-4, op="transpose_copy", flops=0.0, flop_per_s=None)])
+    assert kernels.main(["--input", str(records), "--plot", str(tmp_path / "r.png")]) == 0
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_says_how_to_install(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)  # import fails
+    with pytest.raises(SystemExit) as exc:
+        kernels.main(["--plot", str(tmp_path / "x.png"), "--op", "add"])
+    assert exc.value.code == 2 and "pip install 'tensorcore[plot]'" in capsys.readouterr().err
+
+
+def test_help_lists_the_options_and_defaults(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "kernels", "--help"])
+    out = capsys.readouterr().out
+    text = " ".join(out.split()).lower()  # argparse wraps lines anywhere
+    assert exc.value.code == 0 and out.startswith("usage: tensorcore bench kernels")
+    for option in ("--device", "--op", "--size", "--dtype", "--budget", "--json", "--csv", "--compare", "--plot",
+                   "--peak-file", "(default: float32)", "(default: 0.3)", "matmul", "not benchmarked yet"):
+        assert option in text, option
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "peak", "--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: tensorcore bench peak") and "--refresh" in out
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--op", "nope"], ["unknown op 'nope'", "matmul", "softmax"]),
+    (["--device", "opencl:7"], ["opencl:7", "cpu:0"]),
+    (["--device", "tpu"], ["unknown device 'tpu'", "cpu:0"]),
+    (["--size", "huge"], ["invalid choice: 'huge'", "small"]),
+    (["--compare", "/nonexistent/old.json"], ["cannot read benchmark records from /nonexistent/old.json"]),
+])
+def test_bad_choices_name_the_valid_ones(argv: list[str], words: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        kernels.main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    for word in words:
+        assert word in err, (word, err)
+
+
+# --- the peak probe ----------------------------------------------------------------------------
+
+def test_peak_is_measured_once_and_cached(tmp_path, device: str, monkeypatch) -> None:
+    path, calls = tmp_path / "peak.json", []
+    measure = peak.measure
+    monkeypatch.setattr(peak, "measure", lambda *a, **k: calls.append(a) or measure(*a, **k))
+    first = peak.lookup(device, path, quick=True, budget=0.02)
+    assert first.flop_per_s > 0 and first.bytes_per_s > 0 and first.quick and len(calls) == 1
+    assert {p["kind"] for p in first.probes} == {"flops", "bytes"}
+    if device.startswith("opencl"):
+        assert any(p["label"].startswith("FMA loop") for p in first.probes)
+    assert peak.lookup(device, path, quick=True) == first and len(calls) == 1  # from the cache
+    peak.lookup(device, path, quick=True, refresh=True, budget=0.02)
+    assert len(calls) == 2
+    assert list(json.loads(path.read_text())["peaks"]) == [peak.cache_key(device, quick=True)]
+
+
+def test_peak_cache_respects_xdg_cache_home(tmp_path) -> None:
+    assert peak.cache_file({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "tensorcore" / "peak.json"
+    assert peak.cache_file({}).parts[-3:] == (".cache", "tensorcore", "peak.json")
