@@ -20,9 +20,10 @@ import numpy as np
 
 from tensorcore import dispatch, registry
 from tensorcore.device import Device, thread_default
-from tensorcore.distribute import buckets, collective_op, nccl, replicated_graph
+from tensorcore.distribute import buckets, collective_op, consistency, nccl, replicated_graph
 from tensorcore.distribute.collective import Description, LocalGroup, ReplicaAborted
 from tensorcore.distribute.collective_op import ALL_REDUCE
+from tensorcore.distribute.consistency import OutOfSyncError
 from tensorcore.distribute.devices import default_devices, launched_by_mpi, parse_devices
 from tensorcore.distribute.inputs import BatchSplitter, largest_remainder
 from tensorcore.distribute.replicas import ReplicaThreads
@@ -41,17 +42,12 @@ from tensorcore.distribute.values import (
 from tensorcore.errors import OpError
 from tensorcore.graph import ir, placer
 from tensorcore.graph.function import Function
-from tensorcore.ops.registry import OPS
 from tensorcore.tensor import Tensor
 
 # The device choice (devices.py) and the input side (inputs.py) live apart; their public
 # names stay importable from here, where they were first defined.
 __all__ = ["MirroredStrategy", "OutOfSyncError", "default_devices", "launched_by_mpi", "largest_remainder",
            "parse_devices"]
-
-
-class OutOfSyncError(RuntimeError):
-    """Mirrored copies that should be bitwise identical are not (``check_in_sync``)."""
 
 
 class MirroredStrategy:
@@ -196,7 +192,7 @@ class MirroredStrategy:
         results, errors = self._threads.run(task)  # resets the group after a failure
         if any(e is not None for e in errors):
             exc = _first_error(errors, self._devices)
-            self._repair_half_updated(contexts, errors, exc)
+            consistency.repair_half_updated(self, [c.phase for c in contexts], errors, exc)
             raise exc
         return stack_results(results, weights)
 
@@ -227,31 +223,6 @@ class MirroredStrategy:
         ctx.phase = "updating"
         yield
         ctx.phase = "updated"
-
-    def _repair_half_updated(self, contexts: list[ReplicaContext], errors: list[BaseException | None],
-                             exc: BaseException) -> None:
-        """After a failed step: a replica that failed while applying the (all-reduced, so
-        identical) update gets every mirrored variable and optimizer state from a replica that
-        applied it, so no replica is left half-updated. Eager steps only: a traced step's
-        update runs inside its graph, which marks no phases."""
-        broken = [i for i, e in enumerate(errors) if e is not None and contexts[i].phase == "updating"]
-        if not broken:
-            return
-        done = [i for i, c in enumerate(contexts) if c.phase == "updated"]
-        note = getattr(exc, "add_note", lambda _: None)
-        if not done:
-            note(f"replica(s) {broken} failed while applying the optimizer's update and none finished it: the "
-                 "replicas are out of sync now (check_in_sync says where); restore them, e.g. from a checkpoint")
-            return
-        from tensorcore.ops.creation import from_host
-
-        source = done[0]
-        for _, copies in self._synced_tensors(trainable_only=False):
-            host = np.array(copies[source].numpy())
-            for i in broken:
-                dispatch.apply_inplace(OPS["assign"], copies[i], (from_host(host.copy(), self._devices[i]),))
-        note(f"replica(s) {broken} failed while applying the optimizer's update; they were given replica {source}'s "
-             "variables and optimizer state, so every replica holds the updated values")
 
     def _replica_failed(self, index: int, exc: BaseException) -> None:
         if not isinstance(exc, ReplicaAborted):
@@ -417,44 +388,11 @@ class MirroredStrategy:
         """Start counting :meth:`collective_stats` from zero."""
         self._stats = {"collectives": 0, "bytes": 0, "seconds": 0.0}
 
-    # --- consistency ---------------------------------------------------------------------
+    # --- consistency (consistency.py) ----------------------------------------------------
     def check_in_sync(self) -> None:
         """Raise :class:`OutOfSyncError` unless every trainable mirrored variable, optimizer
         state tensor and step counter is bitwise identical on every replica (and every process)."""
-        names, primaries = [], []
-        for name, copies in self._synced_tensors():
-            hosts = [np.ascontiguousarray(c.numpy()) for c in copies]
-            if len({h.dtype for h in hosts}) > 1:  # a step counter is float32 on a device without float64
-                hosts = [h.astype(np.float64) for h in hosts]
-            for i in range(1, len(hosts)):
-                if hosts[i].tobytes() != hosts[0].tobytes():
-                    diff = np.max(np.abs(hosts[i].astype(np.float64) - hosts[0].astype(np.float64)))
-                    raise OutOfSyncError(f"{name} differs between replica 0 ({self._devices[0]}) and replica {i} "
-                                         f"({self._devices[i]}): max |difference| {diff:.3g}")
-            names.append(name)
-            primaries.append(hosts[0])
-        self._cross_check(names, primaries)
-
-    def _synced_tensors(self, trainable_only: bool = True) -> Iterator[tuple[str, list[Tensor]]]:
-        """(name, copies) of every mirrored variable (trainable ones only, by default: what
-        must stay identical), optimizer state tensor and step counter, in creation order."""
-        for ref in self._variables:
-            v = ref()
-            if v is not None and (v.trainable or not trainable_only):
-                yield f"variable {v.name!r}", list(v.copies)
-        for ref in self._optimizers:
-            opt = ref()
-            if opt is None:
-                continue
-            kind = type(opt).__name__
-            for p, (param, states) in enumerate(zip(opt.params, zip(*opt._replica_states))):
-                for key, value in states[0].items():
-                    if isinstance(value, Tensor):
-                        yield f"{kind} state {key!r} of {param.name!r} (parameter {p})", [s[key] for s in states]
-            # Each replica's step counters, one per device holding a parameter, made in the same
-            # order on every replica (they feed Adam's bias correction and a callable lr).
-            for n, counters in enumerate(zip(*(list(steps.values()) for steps in opt._replica_steps))):
-                yield f"{kind} step counter {n}", list(counters)
+        consistency.check_in_sync(self)
 
     def close(self) -> None:
         """Stop the replica threads (optional: they are daemon threads)."""
