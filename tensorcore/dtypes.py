@@ -7,6 +7,8 @@ needs no translation table.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 bool = np.dtype("bool")  # noqa: A001 - the Array API names this dtype `bool`
@@ -119,9 +121,26 @@ def can_cast(from_: object, to: object, /) -> bool:
     return promoted is not None and promoted == dst  # (np.dtype == None is True: NumPy reads None as float64)
 
 
-def finfo(type: object, /) -> np.finfo:  # noqa: A002 - Array API argument name
-    """Machine limits of a floating dtype (NumPy's ``finfo``, which has the spec's fields)."""
-    return np.finfo(dtype_of(type))
+class finfo_object(NamedTuple):  # noqa: N801 - the spec's name
+    """Machine limits of a floating dtype, with the spec's fields and types (Python floats,
+    where NumPy's ``finfo`` gives NumPy scalars of the dtype)."""
+
+    bits: int
+    eps: float
+    max: float
+    min: float
+    smallest_normal: float
+    dtype: np.dtype
+
+
+def finfo(type: object, /) -> finfo_object:  # noqa: A002 - Array API argument name
+    """Machine limits of a floating dtype (or of a tensor's dtype)."""
+    dt = dtype_of(type)
+    if dt.kind != "f":
+        raise TypeError(f"finfo takes a floating-point dtype, got {dt}; use iinfo for integers")
+    info = np.finfo(dt)
+    return finfo_object(int(info.bits), float(info.eps), float(info.max), float(info.min),
+                        float(info.smallest_normal), dt)
 
 
 def iinfo(type: object, /) -> np.iinfo:  # noqa: A002

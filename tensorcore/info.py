@@ -35,5 +35,10 @@ class __array_namespace_info__:  # noqa: N801 - the Array API names it so
         }
 
     def dtypes(self, *, device: Any = None, kind: Any = None) -> dict[str, Any]:
-        """The supported dtypes, by name, optionally only those of ``kind``."""
-        return {d.name: d for d in dtypes.ALL if kind is None or dtypes.isdtype(d, kind)}
+        """The spec's dtypes tensorcore supports, by name, optionally only those of ``kind``.
+        ``float16`` works too but is not a spec dtype: it is listed only when ``kind`` is that
+        dtype (or a tuple holding it)."""
+        named = kind if isinstance(kind, tuple) else (kind,)
+        listed = [d for d in dtypes.ALL if d != dtypes.float16 or any(k is not None and not isinstance(k, str)
+                                                                      and dtypes.as_dtype(k) == dtypes.float16 for k in named)]
+        return {d.name: d for d in listed if kind is None or dtypes.isdtype(d, kind)}

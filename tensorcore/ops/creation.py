@@ -253,9 +253,7 @@ def from_dlpack(x: Any, /, *, device: Any = None, copy: bool | None = None) -> T
     if isinstance(x, Tensor):
         out = x if device is None else transfer(x, resolve(device))
         if copy and out is x:
-            from tensorcore.ops.arithmetic import positive
-
-            return positive(x)
+            return asarray(x, copy=True)  # any dtype (positive refuses bool)
         return out
     if not hasattr(x, "__dlpack__"):
         raise OpError(f"from_dlpack: {type(x).__name__} does not implement the DLPack protocol (__dlpack__)")

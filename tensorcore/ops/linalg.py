@@ -85,7 +85,9 @@ def vecdot(x1: Tensor, x2: Tensor, /, *, axis: int = -1) -> Tensor:
     n1, n2 = x1.shape[axis] if x1.ndim else None, x2.shape[axis] if x2.ndim else None
     if n1 != n2:
         raise OpError(f"vecdot: axis {axis} has size {n1} in x1 {x1.shape} but {n2} in x2 {x2.shape}")
-    return sum_(multiply(x1, x2), axis=axis)
+    product = multiply(x1, x2)
+    # In the promoted dtype, as the spec asks (sum alone widens small integers to 64 bits).
+    return sum_(product, axis=axis, dtype=product.dtype)
 
 
 __all__ = ["matmul", "tensordot", "vecdot"]
