@@ -12,11 +12,16 @@ from tensorcore.errors import OpError
 from tensorcore.ops.registry import Op, Spec, define
 
 
-def op_function(op: Op, name: str | None = None) -> Callable[..., Any]:
-    """Give ``op`` a public function taking its inputs positionally."""
-
-    def fn(*inputs: Any) -> Any:
-        return apply(op, inputs)
+def op_function(op: Op, arity: int, name: str | None = None) -> Callable[..., Any]:
+    """Give ``op`` a public function taking its ``arity`` (1 or 2) inputs positionally, named
+    as the Array API names them (``x``; ``x1``, ``x2``)."""
+    fn: Callable[..., Any]
+    if arity == 1:
+        def fn(x: Any, /) -> Any:
+            return apply(op, (x,))
+    else:
+        def fn(x1: Any, x2: Any, /) -> Any:
+            return apply(op, (x1, x2))
 
     fn.__name__ = fn.__qualname__ = name or op.name
     fn.__doc__ = op.doc
@@ -80,10 +85,10 @@ def unary(name: str, reference: Callable, grad: Callable | None = None, *, float
     """Define a unary elementwise op and return its public function."""
     infer = elementwise_rule(name, reference, out_dtype)
     op = define(Op(name, reference, infer=infer, grad=grad, float_only=float_only, doc=doc))
-    return op_function(op)
+    return op_function(op, 1)
 
 
 def binary(name: str, reference: Callable, grad: Callable | None = None, *, float_only: bool = False, out_dtype: Any = None, doc: str = "") -> Callable:
     """Define a binary elementwise op (broadcasting, Python scalars allowed) and return its function."""
     op = define(Op(name, reference, infer=elementwise_rule(name, reference, out_dtype), grad=grad, float_only=float_only, doc=doc))
-    return op_function(op)
+    return op_function(op, 2)
