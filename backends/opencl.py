@@ -30,6 +30,7 @@ from tensorcore.errors import KernelBuildError, KernelUnsupported, OutOfMemoryEr
 from tensorcore.strides import contiguous_strides
 
 MAX_DIMS = 8  # strided kernels take shapes and strides as long8
+PROFILING_ENV = "TENSORCORE_OPENCL_PROFILING"  # "1": queues record timestamps (tc.bench device time)
 
 # OpenCL C scalar type names -> NumPy dtypes (vector types come from pyopencl.cltypes).
 _SCALAR_TYPES = {
@@ -88,7 +89,11 @@ class CLDevice:
         self.cl, self.index, self.cl_device = cl, index, cl_device
         self.name = cl_device.name.strip()
         self.context = cl.Context([cl_device])
-        self.queue = cl.CommandQueue(self.context)
+        # Opt-in, read at start: TENSORCORE_OPENCL_PROFILING=1 makes the queue record profiling
+        # timestamps, so `tc.bench` can read device time from marker events (docs/benchmarks.md).
+        self.profiling = os.environ.get(PROFILING_ENV, "0") not in ("", "0")
+        profiling = cl.command_queue_properties.PROFILING_ENABLE if self.profiling else 0
+        self.queue = cl.CommandQueue(self.context, properties=profiling)
         self.pool = cl_tools.MemoryPool(cl_tools.ImmediateAllocator(self.queue))
         self.fp64 = bool(cl_device.double_fp_config)
         self.max_alloc = int(cl_device.max_mem_alloc_size)

@@ -1,7 +1,7 @@
 """tensorcore's CUDA backend against CuPy's own routines on the same GPU, in one interleaved run.
 
 Run: ``python benchmarks/cuda.py`` or ``tensorcore bench cuda`` (``--rounds N``, ``--repeats N``,
-``--quick`` for small sizes, ``--device cuda:N``). Needs CuPy and an NVIDIA GPU.
+``--quick`` for small sizes, ``--device cuda:N``, ``--json FILE``). Needs CuPy and an NVIDIA GPU.
 
 Cases, each reported as the median over rounds in which tensorcore and its reference take
 turns (every sample times ``repeats`` calls and then waits for the stream they ran on; the
@@ -37,6 +37,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 # Before CuPy does anything: float32 GEMMs in full float32 (no TF32 tensor cores), in CuPy and in cuBLAS.
@@ -44,6 +45,7 @@ os.environ["CUPY_TF32"] = "0"
 os.environ["NVIDIA_TF32_OVERRIDE"] = "0"
 
 import numpy as np  # noqa: E402
+from tensorcore.benchmarks import kernel_report as report  # noqa: E402
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -51,11 +53,14 @@ MIB = 1 << 20
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The benchmark's command line."""
-    parser = argparse.ArgumentParser(prog="tensorcore bench cuda", description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians over them (default 5)")
-    parser.add_argument("--repeats", type=int, default=10, help="calls per timed sample (default 10)")
+    parser = argparse.ArgumentParser(prog="tensorcore bench cuda", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians over them")
+    parser.add_argument("--repeats", type=int, default=10, help="calls per timed sample")
     parser.add_argument("--quick", action="store_true", help="small sizes (n=1024, 64 MiB), for a smoke test")
-    parser.add_argument("--device", default="cuda:0", help="the CUDA device to measure (default cuda:0)")
+    parser.add_argument("--device", default="cuda:0", help="the CUDA device to measure")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
+                        help="also write the figures as JSON (what `tensorcore bench gpu-check` reads)")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.repeats < 1:
         parser.error("--rounds and --repeats must be at least 1")
@@ -191,18 +196,10 @@ def mlp_cases(cp: Any, tc: Any, device: str, batch: int = 128, sizes: tuple[int,
 # --- main --------------------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run every case and print figures with ratios; status 1 where no CUDA device can run them."""
-    args = parse_args(argv)
-    reason = unavailable_reason(args.device)
-    if reason is not None:
-        print(f"cuda benchmark not run: {reason}", file=sys.stderr)
-        return 1
-    import cupy as cp
-
-    import tensorcore as tc
-
-    device = str(tc.Device(args.device))
+def measure(args: argparse.Namespace, cp: Any, tc: Any, device: str, records: list[dict[str, Any]],
+            meta: dict[str, Any]) -> None:
+    """Run every case on ``device``, printing figures and appending records (``meta`` gets the
+    TF32 check and, at the end, ``complete``)."""
     index = tc.Device(device).index
     info = [d for d in tc.devices() if str(d.device) == device][0]
     n = 1024 if args.quick else 4096
@@ -216,31 +213,62 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"{device} = {info.name} ({', '.join(f'{k}={v}' for k, v in info.details.items())}); "
               f"medians of {args.rounds} interleaved rounds of {args.repeats} calls")
+        tf32 = meta["tf32_check"] = tf32_check(cp, tc, device)
         print(f"TF32 off: CUPY_TF32={os.environ['CUPY_TF32']}, NVIDIA_TF32_OVERRIDE={os.environ['NVIDIA_TF32_OVERRIDE']}; "
-              + tf32_check(cp, tc, device))
+              + tf32)
         tc.reset_placement_stats()
 
         t = interleaved(gemm_cases(cp, tc, device, n, waits), drain, args.rounds, max(1, args.repeats // 5))
+        records.append(report.suite_record("sgemm", {"n": n, "tf32": False}, t, flops=2 * n**3))
         tf = {k: 2 * n**3 / v / 1e12 for k, v in t.items()}
         print(f"SGEMM float32 n={n}: cuBLAS {tf['cuBLAS']:.2f} TFLOP/s, tensorcore {tf['tensorcore']:.2f} TFLOP/s "
               f"-> {tf['tensorcore'] / tf['cuBLAS']:.2f}x cuBLAS")
 
         copy = interleaved(copy_cases(cp, big, waits), drain, args.rounds, args.repeats)["copy"]
+        records.append(report.suite_record("copy", {"bytes": big}, {"copy": copy}, moved=2 * big))
         copy_gbs = 2 * big / copy / 1e9  # read and write
         print(f"device-to-device copy, {big // MIB} MiB: {copy_gbs:.0f} GB/s (read + write)")
 
-        def bandwidth(label: str, cases: dict, moved: int) -> None:
+        def bandwidth(case: str, label: str, cases: dict, moved: int) -> None:
             t = interleaved(cases, drain, args.rounds, args.repeats)
+            records.append(report.suite_record(case, {"bytes": big}, t, moved=moved, copy_bytes_per_s=copy_gbs * 1e9))
             parts = [f"{k} {moved / v / 1e9:.0f} GB/s ({moved / v / 1e9 / copy_gbs:.2f} of copy)" for k, v in t.items()]
             print(f"{label}: " + ", ".join(parts))
 
-        bandwidth(f"add float32, {big // MIB} MiB operands", add_cases(cp, tc, device, big, waits), 3 * big)
-        bandwidth(f"sum float32, {big // MIB} MiB", sum_cases(cp, tc, device, big, waits), big)
-        bandwidth(f"softmax float32, rows of 4096, {big // MIB} MiB", softmax_cases(cp, tc, device, big, waits), 2 * big)
+        bandwidth("add", f"add float32, {big // MIB} MiB operands", add_cases(cp, tc, device, big, waits), 3 * big)
+        bandwidth("sum", f"sum float32, {big // MIB} MiB", sum_cases(cp, tc, device, big, waits), big)
+        bandwidth("softmax", f"softmax float32, rows of 4096, {big // MIB} MiB", softmax_cases(cp, tc, device, big, waits),
+                  2 * big)
 
         t = interleaved(mlp_cases(cp, tc, device), drain, args.rounds, args.repeats)
+        records.append(report.suite_record("mlp_step", {"sizes": [784, 512, 512, 10], "batch": 128}, t))
         print(f"MLP 784-512-512-10 training step, batch 128: CuPy {t['CuPy'] * 1e3:.3f} ms, tensorcore "
               f"{t['tensorcore'] * 1e3:.3f} ms -> {t['CuPy'] / t['tensorcore']:.2f}x CuPy's speed")
+    meta["complete"] = True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every case and print figures with ratios; status 1 where no CUDA device can run them."""
+    args = parse_args(argv)
+    reason = unavailable_reason(args.device)
+    if reason is not None:
+        print(f"cuda benchmark not run: {reason}", file=sys.stderr)
+        return 1
+    import cupy as cp
+
+    import tensorcore as tc
+
+    device = str(tc.Device(args.device))
+    info = [d for d in tc.devices() if str(d.device) == device][0]
+    records: list[dict[str, Any]] = []
+    meta: dict[str, Any] = {"device": device, "device_name": info.name, "rounds": args.rounds, "repeats": args.repeats,
+                            "quick": args.quick, "tf32_check": None, "complete": False}
+    try:
+        measure(args, cp, tc, device, records, meta)
+    finally:  # a failed case still leaves the figures measured before it: GPU time is scarce
+        if args.json:
+            report.write_json(args.json, records, fmt="tensorcore-bench-cuda/1", placement=tc.placement.placement_stats(),
+                              **meta)
     print(f"placement: {tc.placement.summary()}")
     return 0
 

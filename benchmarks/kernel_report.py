@@ -1,4 +1,5 @@
-"""Output of ``tensorcore bench kernels``: the table, JSON and CSV files, ``--compare`` and ``--plot``."""
+"""Output of ``tensorcore bench kernels``: the table, JSON and CSV files, ``--compare`` and ``--plot``;
+and the JSON records of the fixed suites (``tensorcore bench opencl --json``, ``cuda --json``)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ FORMAT = "tensorcore-bench-kernels/1"
 #: Every field of a record, in CSV column order (docs/benchmarks.md explains each).
 FIELDS = (
     "op", "size", "shape", "params", "dtype", "device", "device_name", "driver", "host_cpu",
-    "median_s", "iqr_s", "min_s", "repeats", "calls_per_repeat", "flops", "bytes", "flop_per_s", "bytes_per_s",
-    "intensity", "peak_flop_per_s", "peak_bytes_per_s", "bound", "fraction_of_peak",
-    "reference", "reference_version", "reference_median_s", "reference_iqr_s", "ratio",
+    "median_s", "iqr_s", "min_s", "repeats", "calls_per_repeat", "device_median_s", "device_iqr_s",
+    "flops", "bytes", "flop_per_s", "bytes_per_s", "intensity", "peak_flop_per_s", "peak_bytes_per_s", "bound",
+    "fraction_of_peak", "reference", "reference_version", "reference_median_s", "reference_iqr_s",
+    "reference_device_median_s", "ratio",
     "tensorcore_version", "git_commit", "error",
 )
 
@@ -33,8 +35,8 @@ def _seconds(value: float | None) -> str:
 
 def table_header() -> str:
     """The column titles of ``table_row``."""
-    return (f"{'op':15s} {'size':6s} {'device':9s} {'median':>9s} {'±IQR':>6s} {'GFLOP/s':>9s} {'GB/s':>8s} "
-            f"{'of peak':>7s} {'reference':>15s} {'ref/tc':>6s}")
+    return (f"{'op':15s} {'size':6s} {'device':9s} {'median':>9s} {'±IQR':>6s} {'on device':>9s} {'GFLOP/s':>9s} "
+            f"{'GB/s':>8s} {'of peak':>7s} {'reference':>15s} {'ref/tc':>6s}")
 
 
 def table_row(r: dict[str, Any]) -> str:
@@ -46,14 +48,25 @@ def table_row(r: dict[str, Any]) -> str:
     peak = "-" if r["fraction_of_peak"] is None else f"{100 * r['fraction_of_peak']:.0f}%"
     ref = "-" if r["reference_median_s"] is None else f"{r['reference']} {_seconds(r['reference_median_s'])}"
     ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}x"
-    return (f"{head} {_seconds(r['median_s']):>9s} {iqr:>6s} {_rate(r['flop_per_s'], ''):>9s} "
+    on_device = _seconds(r.get("device_median_s"))  # .get: files written before device timers lack it
+    return (f"{head} {_seconds(r['median_s']):>9s} {iqr:>6s} {on_device:>9s} {_rate(r['flop_per_s'], ''):>9s} "
             f"{_rate(r['bytes_per_s'], ''):>8s} {peak:>7s} {ref:>15s} {ratio:>6s}")
 
 
-def write_json(path: Path, records: Sequence[dict[str, Any]]) -> None:
-    """Write ``records`` with the file format's name and the time it was written."""
+def write_json(path: Path, records: Sequence[dict[str, Any]], fmt: str = FORMAT, **meta: Any) -> None:
+    """Write ``records`` with the file format's name (``fmt``), the time it was written and ``meta``."""
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    Path(path).write_text(json.dumps({"format": FORMAT, "created": stamp, "records": list(records)}, indent=1))
+    Path(path).write_text(json.dumps({"format": fmt, "created": stamp, **meta, "records": list(records)}, indent=1))
+
+
+def suite_record(case: str, params: dict[str, Any], seconds: dict[str, float], *, flops: float | None = None,
+                 moved: float | None = None, **extra: Any) -> dict[str, Any]:
+    """One case of a fixed suite: median seconds per call of each side, and each side's FLOP/s
+    (``flops`` per call) or bytes/s (``moved`` bytes per call) where the case has them."""
+    rec: dict[str, Any] = {"case": case, "params": params, "seconds": dict(seconds), "flops": flops, "bytes": moved}
+    rec["flop_per_s"] = {k: flops / v for k, v in seconds.items()} if flops else None
+    rec["bytes_per_s"] = {k: moved / v for k, v in seconds.items()} if moved else None
+    return rec | extra
 
 
 def read_json(path: Path) -> list[dict[str, Any]]:

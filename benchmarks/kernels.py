@@ -4,7 +4,9 @@ Run: ``tensorcore bench kernels`` (``--device``, ``--op``, ``--size``, ``--json`
 Each case is checked against the reference once (under strict placement: no silent CPU
 fallback), then timed interleaved with it by ``tc.bench.interleaved``: rounds alternate the
 two, each side rests, warms and then samples, and every tensorcore sample waits for the
-device. ``docs/benchmarks.md`` explains the method, the fields and the plot.
+device. Device seconds come from CUDA events, and from OpenCL markers: this command starts the
+OpenCL backend with ``TENSORCORE_OPENCL_PROFILING=1`` (in a child process if the backend had
+already started without it). ``docs/benchmarks.md`` explains the method, the fields and the plot.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tensorcore.benchmarks import peak as peaks  # noqa: E402
 from tensorcore.benchmarks.kernel_cases import ALIASES, NOT_YET, OPS, SIZES, Env, OpSpec  # noqa: E402
 
 DEFAULT_SIZES = ("small", "medium")
+PROFILING_ENV = "TENSORCORE_OPENCL_PROFILING"  # read by the OpenCL backend when it starts
 
 
 def _op_name(text: str) -> str:
@@ -60,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=Path, default=None, metavar="FILE.json",
                    help="run nothing: read the records of an earlier --json run (for --compare, --csv, --plot)")
     p.add_argument("--no-peak", action="store_true", help="skip the peak probe (no fraction of peak)")
+    p.add_argument("--no-device-timers", action="store_true",
+                   help="leave OpenCL profiling off (no device seconds on opencl devices; CUDA events are always read)")
     p.add_argument("--peak-file", type=Path, default=None,
                    help="the peak cache (None: $XDG_CACHE_HOME/tensorcore/peak.json, else ~/.cache/tensorcore/peak.json)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -95,8 +100,10 @@ def host_cpu() -> str:
     return f"{get('model name', '?')} (family {get('cpu family', '?')}, model {get('model', '?')}, {os.cpu_count()} cpus)"
 
 
-def reference(device: str) -> tuple[str, str, Any, Any]:
-    """The reference library of ``device``'s hardware: name, version, array module, and what to wait for."""
+def reference(device: str) -> tuple[str, str, Any, Any, Any]:
+    """The reference library of ``device``'s hardware: name, version, array module, what to
+    wait for, and its device clock (CUDA events on CuPy's current stream; None for NumPy)."""
+    import tensorcore as tc
     from tensorcore.device import resolve
 
     dev = resolve(device)
@@ -104,8 +111,9 @@ def reference(device: str) -> tuple[str, str, Any, Any]:
         import cupy
 
         cupy.cuda.Device(dev.index).use()  # the reference's arrays and kernels go to the same GPU
-        return "cupy", cupy.__version__, cupy, cupy.cuda.Device(dev.index).synchronize
-    return "numpy", np.__version__, np, "cpu"  # NumPy/OpenBLAS on the host CPU
+        timer = tc.bench.CUDAEvents(cupy, dev.index, cupy.cuda.get_current_stream)
+        return "cupy", cupy.__version__, cupy, cupy.cuda.Device(dev.index).synchronize, timer
+    return "numpy", np.__version__, np, "cpu", None  # NumPy/OpenBLAS on the host CPU
 
 
 def to_host(value: Any) -> np.ndarray:
@@ -147,22 +155,24 @@ def run_case(spec: OpSpec, size: str, device: str, args: argparse.Namespace, bas
     rec = dict.fromkeys(report.FIELDS) | base | {"op": spec.name, "size": size, "shape": list(shape), "params": spec.params}
     if peak is not None:
         rec |= {"peak_flop_per_s": peak.flop_per_s, "peak_bytes_per_s": peak.bytes_per_s}
-    name, version, xp, wait = reference(device)
+    name, version, xp, wait, ref_timer = reference(device)
     rec |= {"reference": name, "reference_version": version}
     try:
         env = Env(device, np.dtype(args.dtype), xp, np.random.default_rng(0))
         ours, theirs = spec.build(shape, env)
         with tc.placement.placement_policy("strict"):  # a case that would fall back to cpu is no result
             check(spec.name, ours(), theirs())
-        t = tc.bench.interleaved({"tc": ours, "ref": theirs}, devices={"tc": device, "ref": wait}, budget=args.budget,
-                                 warmup=args.warmup, rounds=args.rounds, rest=args.rest)
+        t = tc.bench.interleaved({"tc": ours, "ref": theirs}, devices={"tc": device, "ref": wait},
+                                 timers={"ref": ref_timer}, budget=args.budget, warmup=args.warmup, rounds=args.rounds,
+                                 rest=args.rest)
     except Exception as exc:  # noqa: BLE001 - one case's failure must not end a long run; it is recorded
         rec["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         return rec
     ours_t, ref_t = t["tc"], t["ref"]
     rec |= {"median_s": ours_t.median, "iqr_s": ours_t.iqr, "min_s": ours_t.min, "repeats": ours_t.repeats,
             "calls_per_repeat": ours_t.number, "reference_median_s": ref_t.median, "reference_iqr_s": ref_t.iqr,
-            "ratio": ref_t.median / ours_t.median}
+            "ratio": ref_t.median / ours_t.median, "device_median_s": ours_t.device_median,
+            "device_iqr_s": ours_t.device_iqr, "reference_device_median_s": ref_t.device_median}
     return rec | _figures(spec, shape, np.dtype(args.dtype).itemsize, ours_t.median, peak)
 
 
@@ -193,9 +203,38 @@ def run(args: argparse.Namespace, devices: list[str], say: Callable[[str], None]
     return records
 
 
+def opencl_profiling(args: argparse.Namespace, argv: Sequence[str]) -> int | None:
+    """Make OpenCL queues record device time for this run. Before the backend starts, set
+    ``TENSORCORE_OPENCL_PROFILING=1`` (read when it starts; no PoCL thread exists yet to race
+    the change). If it started without it and an opencl device is to run, run this command
+    again in a child process that starts it with profiling: the child's exit status. None:
+    carry on in this process."""
+    from tensorcore import registry
+
+    if args.input is not None or args.no_device_timers or os.environ.get(PROFILING_ENV) == "0":
+        return None
+    if not any(e.name == "opencl" for e in registry.loaded_entries()):
+        os.environ[PROFILING_ENV] = "1"
+        return None
+    import tensorcore as tc
+
+    try:
+        wanted = [str(peaks.device_info(d).device) for d in args.device or peaks.available_devices()]
+    except ValueError:
+        return None  # the run itself reports the bad device
+    if all(tc.Device(d).type != "opencl" or tc.bench.device_timer(d) is not None for d in wanted):
+        return None
+    child = subprocess.Popen([sys.executable, "-m", "tensorcore", "bench", "kernels", *argv], stdout=subprocess.PIPE,
+                             text=True, env={**os.environ, PROFILING_ENV: "1", "PYTHONUNBUFFERED": "1"})  # not os.environ itself
+    for line in child.stdout:  # through this process's stdout, which may be redirected
+        sys.stdout.write(line)
+    return child.wait()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run (or read) the cases, print the table, write the files; 1 if --compare found a slower case."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if args.plot is not None:
         try:
@@ -208,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         old = report.read_json(args.compare) if args.compare else None
     except ValueError as exc:
         parser.error(str(exc))
+    status = opencl_profiling(args, argv)
+    if status is not None:
+        return status
     if args.input is not None:
         records = report.read_json(args.input)
         print("\n".join([report.table_header(), *map(report.table_row, records)]))

@@ -1,22 +1,27 @@
 """OpenCL (PoCL on this CPU) against NumPy on the same CPU, both with 2 threads.
 
-Run: ``python benchmarks/opencl.py`` or ``tensorcore bench opencl`` (``--rounds N``, ``--quick``).
-Every case alternates NumPy and tensorcore round by round and reports medians; every
-tensorcore figure includes getting the result back to the host (``.numpy()``/``.item()``).
+Run: ``python benchmarks/opencl.py`` or ``tensorcore bench opencl`` (``--rounds N``, ``--quick``,
+``--device opencl:N``, ``--json FILE``). Every case alternates NumPy and tensorcore round by
+round and reports medians; every tensorcore figure includes getting the result back to the
+host (``.numpy()``/``.item()``). ``--profiling-cost`` runs only an A/B of what OpenCL
+profiling (``TENSORCORE_OPENCL_PROFILING=1``) costs per launch.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("POCL_MAX_PTHREAD_COUNT", "2")  # must precede the OpenCL driver's start
 
 import numpy as np  # noqa: E402
+from tensorcore.benchmarks import kernel_report as report  # noqa: E402
 
 
 def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
@@ -59,37 +64,38 @@ def interleaved(cases: dict[str, Callable[[], Any]], rounds: int, repeats: int) 
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
-def matmul_cases(n: int) -> dict[str, Callable[[], Any]]:
+def matmul_cases(n: int, device: str = "opencl:0") -> dict[str, Callable[[], Any]]:
     """float32 n×n matmul; tensorcore reads the product back."""
     import tensorcore as tc
 
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
-    ta, tb = tc.asarray(a, device="opencl"), tc.asarray(b, device="opencl")
+    ta, tb = tc.asarray(a, device=device), tc.asarray(b, device=device)
     return {"numpy": lambda: a @ b, "opencl": lambda: (ta @ tb).numpy()}
 
 
-def add_cases(nbytes: int) -> dict[str, Callable[[], Any]]:
+def add_cases(nbytes: int, device: str = "opencl:0") -> dict[str, Callable[[], Any]]:
     """Elementwise add of two float32 arrays of ``nbytes`` each; tensorcore reads the sum back."""
     import tensorcore as tc
 
     n = nbytes // 4
     a, b = np.ones(n, np.float32), np.full(n, 2.0, np.float32)
     out = np.empty_like(a)
-    ta, tb = tc.asarray(a, device="opencl"), tc.asarray(b, device="opencl")
+    ta, tb = tc.asarray(a, device=device), tc.asarray(b, device=device)
     return {"numpy": lambda: np.add(a, b, out=out), "opencl": lambda: (ta + tb).numpy()}
 
 
-def sum_cases(nbytes: int) -> dict[str, Callable[[], Any]]:
+def sum_cases(nbytes: int, device: str = "opencl:0") -> dict[str, Callable[[], Any]]:
     """Full float32 sum of ``nbytes``; tensorcore reads the scalar back."""
     import tensorcore as tc
 
     a = np.random.default_rng(1).random(nbytes // 4, dtype=np.float32)
-    ta = tc.asarray(a, device="opencl")
+    ta = tc.asarray(a, device=device)
     return {"numpy": lambda: a.sum(), "opencl": lambda: tc.sum(ta).item()}
 
 
-def batch_norm_cases(shape: tuple[int, ...] = (128, 64, 16, 16), eps: float = 1e-5) -> dict[str, Callable[[], Any]]:
+def batch_norm_cases(shape: tuple[int, ...] = (128, 64, 16, 16), eps: float = 1e-5,
+                     device: str = "opencl:0") -> dict[str, Callable[[], Any]]:
     """Training-mode batch norm of a float32 (N, C, H, W) batch, forward and backward (the
     gradients of x, weight and bias for the loss sum(y * G), G fixed); each side reads the loss
     and one element of each gradient back, once. The two sides must agree before they are timed."""
@@ -111,8 +117,8 @@ def batch_norm_cases(shape: tuple[int, ...] = (128, 64, 16, 16), eps: float = 1e
         gx = (w[:, None, None] * invstd) * (big_g - gb / count - xhat * (gw / count))
         return np.array([loss, gx[0, 0, 0, 0], gw[0, 0, 0, 0], gb[0, 0, 0, 0]])
 
-    tx, tg = tc.Variable(x, device="opencl"), tc.asarray(big_g, device="opencl")
-    tw, tb = tc.Variable(w, device="opencl"), tc.Variable(b, device="opencl")
+    tx, tg = tc.Variable(x, device=device), tc.asarray(big_g, device=device)
+    tw, tb = tc.Variable(w, device=device), tc.Variable(b, device=device)
 
     def opencl_step() -> np.ndarray:
         with tc.GradientTape() as tape:
@@ -127,7 +133,8 @@ def batch_norm_cases(shape: tuple[int, ...] = (128, 64, 16, 16), eps: float = 1e
     return {"numpy": numpy_step, "opencl": opencl_step}
 
 
-def mlp_cases(batch: int = 128, sizes: tuple[int, ...] = (784, 512, 512, 10), lr: float = 0.01) -> dict[str, Callable[[], Any]]:
+def mlp_cases(batch: int = 128, sizes: tuple[int, ...] = (784, 512, 512, 10), lr: float = 0.01,
+              device: str = "opencl:0") -> dict[str, Callable[[], Any]]:
     """One training step of an MLP (ReLU, softmax cross-entropy, SGD), reading the loss back."""
     from tensorcore.benchmarks._mlp import array_step_fn, problem, tensorcore_step_fn
 
@@ -135,11 +142,53 @@ def mlp_cases(batch: int = 128, sizes: tuple[int, ...] = (784, 512, 512, 10), lr
 
     x, y, params = problem(2, batch, sizes)
     numpy_step = array_step_fn(np, x, y, [p.copy() for p in params], lr)
-    tx, ty = tc.asarray(x, device="opencl"), tc.asarray(y, device="opencl")
-    eager = tensorcore_step_fn(params, lr, "opencl")  # each with its own parameters
-    traced = tc.function(tensorcore_step_fn(params, lr, "opencl"))
+    tx, ty = tc.asarray(x, device=device), tc.asarray(y, device=device)
+    eager = tensorcore_step_fn(params, lr, device)  # each with its own parameters
+    traced = tc.function(tensorcore_step_fn(params, lr, device))
     return {"numpy": numpy_step, "opencl": lambda: eager(tx, ty).item(),
             "opencl traced": lambda: traced(tx, ty).item()}
+
+
+def profiling_cost(device: str, rounds: int, launches: int = 2000) -> dict[str, dict[str, float]]:
+    """Median seconds per launch of a tiny kernel on two in-order queues of ``device``'s
+    context, one with ``PROFILING_ENABLE`` and one without, in alternating rounds: queued
+    (``launches`` launches, one finish) and waited (a wait after each launch)."""
+    from tensorcore import registry
+    from tensorcore.device import resolve
+
+    dev = registry.get_backend("opencl").device(resolve(device).index)
+    cl, flag = dev.cl, dev.cl.command_queue_properties.PROFILING_ENABLE
+    queues = {"off": cl.CommandQueue(dev.context), "on": cl.CommandQueue(dev.context, properties=flag)}
+    kernel = cl.Program(dev.context, "__kernel void k(__global float *a) { a[get_global_id(0)] += 1.0f; }").build().k
+    buf = cl.Buffer(dev.context, cl.mem_flags.READ_WRITE, 4 * 1024)  # named: freed buffers abort PoCL
+    kernel.set_args(buf)
+
+    def queued(q: Any, n: int = launches) -> None:
+        for _ in range(n):
+            cl.enqueue_nd_range_kernel(q, kernel, (1024,), (64,))  # a fixed local size: PoCL compiles once
+        q.finish()
+
+    def waited(q: Any, n: int = launches // 10) -> None:
+        for _ in range(n):
+            cl.enqueue_nd_range_kernel(q, kernel, (1024,), (64,)).wait()
+
+    out: dict[str, dict[str, float]] = {}
+    for mode, fn, n in (("queued", queued, launches), ("waited", waited, launches // 10)):
+        t = interleaved({name: functools.partial(fn, q) for name, q in queues.items()}, rounds, 1)
+        out[mode] = {name: seconds / n for name, seconds in t.items()}
+    return out
+
+
+def _device_info(device: str) -> Any:
+    """``device``'s DeviceInfo if it is an available opencl device, else None."""
+    import tensorcore as tc
+
+    try:
+        wanted = str(tc.Device(device))
+    except ValueError:
+        return None
+    found = [d for d in tc.devices() if str(d.device) == wanted]
+    return found[0] if found and found[0].device.type == "opencl" else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -148,43 +197,63 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import tensorcore as tc
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser = argparse.ArgumentParser(prog="tensorcore bench opencl", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians over them")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument("--device", default="opencl:0", help="the OpenCL device to measure")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--profiling-cost", action="store_true",
+                        help="only measure what OpenCL profiling costs per launch (an interleaved A/B)")
     args = parser.parse_args(argv)
-    if "opencl:0" not in [str(d.device) for d in tc.devices()]:
-        print("no opencl:0 device here; see `tensorcore devices`")
+    info = _device_info(args.device)
+    if info is None:
+        print(f"no {args.device} device here; see `tensorcore devices`")
         return 1
-    info = [d for d in tc.devices() if str(d.device) == "opencl:0"][0]
-    print(f"opencl:0 = {info.name}; POCL_MAX_PTHREAD_COUNT={os.environ['POCL_MAX_PTHREAD_COUNT']}; "
+    device = str(info.device)
+    if args.profiling_cost:
+        for mode, t in profiling_cost(device, args.rounds).items():
+            print(f"{mode} launches on {device}: profiling off {t['off'] * 1e6:.2f} µs, on {t['on'] * 1e6:.2f} µs "
+                  f"per launch ({t['on'] / t['off'] - 1:+.1%})")
+        return 0
+    print(f"{device} = {info.name}; POCL_MAX_PTHREAD_COUNT={os.environ['POCL_MAX_PTHREAD_COUNT']}; "
           f"NumPy with 2 BLAS threads; medians of {args.rounds} interleaved rounds")
     mib = 1 << 20
     sizes = (256, 512) if args.quick else (1024, 2048)
     big = 4 * mib if args.quick else 64 * mib
+    records = []
     tc.reset_placement_stats()
     with threadpool_limits(2):
         for n in sizes:
-            t = interleaved(matmul_cases(n), args.rounds, 1 if n >= 2048 else 3)
+            t = interleaved(matmul_cases(n, device), args.rounds, 1 if n >= 2048 else 3)
+            records.append(report.suite_record("matmul", {"n": n, "dtype": "float32"}, t, flops=2 * n**3))
             gf = {k: 2 * n**3 / v / 1e9 for k, v in t.items()}
             print(f"matmul float32 n={n}: numpy {gf['numpy']:.1f} GFLOP/s, opencl {gf['opencl']:.1f} GFLOP/s "
                   f"-> {gf['opencl'] / gf['numpy']:.2f}x")
-        t = interleaved(add_cases(big), args.rounds, 3)
+        t = interleaved(add_cases(big, device), args.rounds, 3)
+        records.append(report.suite_record("add", {"bytes": big, "dtype": "float32"}, t, moved=3 * big))
         gb = {k: 3 * big / v / 1e9 for k, v in t.items()}
         print(f"add float32, {big // mib} MiB arrays: numpy {gb['numpy']:.1f} GB/s, opencl {gb['opencl']:.1f} GB/s "
               f"-> {gb['opencl'] / gb['numpy']:.2f}x")
-        t = interleaved(sum_cases(big), args.rounds, 3)
+        t = interleaved(sum_cases(big, device), args.rounds, 3)
+        records.append(report.suite_record("sum", {"bytes": big, "dtype": "float32"}, t, moved=big))
         gb = {k: big / v / 1e9 for k, v in t.items()}
         print(f"sum float32, {big // mib} MiB: numpy {gb['numpy']:.1f} GB/s, opencl {gb['opencl']:.1f} GB/s "
               f"-> {gb['opencl'] / gb['numpy']:.2f}x")
-        t = interleaved(mlp_cases(), args.rounds, 20)
+        t = interleaved(mlp_cases(device=device), args.rounds, 20)
+        records.append(report.suite_record("mlp_step", {"sizes": [784, 512, 512, 10], "batch": 128}, t))
         print(f"MLP 784-512-512-10 training step, batch 128: numpy {t['numpy'] * 1e3:.2f} ms, "
               f"opencl eager {t['opencl'] * 1e3:.2f} ms -> {t['numpy'] / t['opencl']:.2f}x, "
               f"opencl traced (tc.function) {t['opencl traced'] * 1e3:.2f} ms -> {t['numpy'] / t['opencl traced']:.2f}x")
         shape = (32, 16, 16, 16) if args.quick else (128, 64, 16, 16)
-        t = interleaved(batch_norm_cases(shape), args.rounds, 5)
+        t = interleaved(batch_norm_cases(shape, device=device), args.rounds, 5)
+        records.append(report.suite_record("batch_norm_step", {"shape": list(shape)}, t))
         print(f"batch_norm forward + backward, float32 {shape}: numpy {t['numpy'] * 1e3:.2f} ms, "
               f"opencl {t['opencl'] * 1e3:.2f} ms -> {t['numpy'] / t['opencl']:.2f}x")
     print(f"placement: {tc.placement.summary()}")
+    if args.json:
+        report.write_json(args.json, records, fmt="tensorcore-bench-opencl/1", device=device, device_name=info.name,
+                          rounds=args.rounds, quick=args.quick, placement=tc.placement.placement_stats())
     return 0
 
 

@@ -64,12 +64,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+BENCHMARKS = ("kernels", "peak", "gpu-check", "eager", "graph", "opencl", "cuda", "distribute")
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run a benchmark module from ``tensorcore.benchmarks``."""
     import importlib
 
-    module = importlib.import_module(f"tensorcore.benchmarks.{args.name}")
-    return int(module.main(args.rest) or 0)
+    module = importlib.import_module(f"tensorcore.benchmarks.{args.name.replace('-', '_')}")
+    # A suite whose parser names no prog takes it from sys.argv[0]: without this its --help
+    # and errors would say `usage: tensorcore [-h]` instead of `usage: tensorcore bench NAME`.
+    argv0, sys.argv[0] = sys.argv[0], f"tensorcore bench {args.name}"
+    try:
+        return int(module.main(args.rest) or 0)
+    finally:
+        sys.argv[0] = argv0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,9 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_train)
     p = sub.add_parser("bench", help="run a benchmark (e.g. `tensorcore bench kernels`; `cuda` needs CuPy and a GPU)",
                        description="Run a benchmark; `tensorcore bench NAME --help` shows its options.")
-    p.add_argument("name", choices=["kernels", "peak", "eager", "graph", "opencl", "cuda", "distribute"],
+    p.add_argument("name", choices=BENCHMARKS,
                    help="kernels: any op, size and device against the reference library and the device's "
-                        "measured peak; peak: each device's FMA throughput and memory bandwidth")
+                        "measured peak; peak: each device's FMA throughput and memory bandwidth; gpu-check: the "
+                        "one-command CUDA validation (tests, training, kernels, targets; 8 minutes); the rest: "
+                        "fixed suites (docs/performance.md)")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     p.set_defaults(run=cmd_bench)
     return parser
