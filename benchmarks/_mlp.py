@@ -6,7 +6,10 @@ Three parametrised layers (weights ``(out, in)`` and biases ``w1, b1, w2, b2, w3
 - :func:`array_step_fn`: the step written by hand with an array module (NumPy, or CuPy in
   ``cuda.py``), updating its parameters in place;
 - :func:`tensorcore_step_fn`: the same step in tensorcore (``GradientTape``, ``nn.functional``,
-  ``optim.SGD``), to call eagerly or to wrap in ``tc.function``.
+  ``optim.SGD``), to call eagerly or to wrap in ``tc.function``;
+- :func:`idiomatic_step_fn`: the same step as many users write it (``x @ w + b``, a tape, then
+  ``p.assign_sub(lr * g)`` per parameter), the formulation of issue #13;
+- :func:`time_epochs`: epochs of several of these, interleaved, in samples per second.
 
 Importing this module as ``tensorcore.benchmarks._mlp`` imports the tensorcore package, so the
 benchmarks import it after setting the environment variables that must precede the drivers
@@ -85,6 +88,29 @@ def tensorcore_step_fn(params: Sequence[np.ndarray], lr: float, device: Any = No
     return step
 
 
+def idiomatic_step_fn(params: Sequence[np.ndarray], lr: float, device: Any = None) -> Callable[[Any, Any], Any]:
+    """``step(x, y)`` as many users write it, on its own ``tc.Variable`` copies of ``params``:
+    ``x @ w + b`` with each weight held ``(in, out)`` (the transpose of ``params``' weight, so
+    the step computes what :func:`tensorcore_step_fn` does), ``F.relu``, ``F.cross_entropy``,
+    a ``GradientTape``, then ``p.assign_sub(lr * g)`` per parameter, without an optimizer."""
+    import tensorcore as tc
+    from tensorcore.nn import functional as F
+
+    variables = [tc.Variable(np.ascontiguousarray(p.T), device=device) for p in params]  # a bias's .T is itself
+    w1, b1, w2, b2, w3, b3 = variables
+
+    def step(x: Any, y: Any) -> Any:
+        with tc.GradientTape() as tape:
+            h = F.relu(x @ w1 + b1)
+            h = F.relu(h @ w2 + b2)
+            loss = F.cross_entropy(h @ w3 + b3, y)
+        for p, g in zip(variables, tape.gradient(loss, variables)):
+            p.assign_sub(lr * g)
+        return loss
+
+    return step
+
+
 def epoch_fn(step: Callable[[Any, Any], Any]) -> Callable[[list], float]:
     """``epoch(batches)``: ``step(x, y)`` on each NumPy batch made a tensorcore array (default
     device), returning the last loss as a float."""
@@ -97,3 +123,33 @@ def epoch_fn(step: Callable[[Any, Any], Any]) -> Callable[[list], float]:
         return float(loss.item())
 
     return epoch
+
+
+def time_epochs(runners: dict[str, Callable[[list], float]], batches: list, rounds: int,
+                ) -> tuple[dict[str, float], dict[str, float]]:
+    """Median samples/s of one epoch over ``batches`` per runner, the runners taking turns every
+    round (so machine noise hits all alike), and each one's last loss; one BLAS thread.
+
+    Every runner first runs one untimed epoch (tracing, pools) from the same initial weights,
+    and their last losses must agree: the formulations compute the same training.
+    """
+    import statistics
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    samples: dict[str, list[float]] = {k: [] for k in runners}
+    losses: dict[str, float] = {}
+    n = sum(len(y) for _, y in batches)
+    with threadpool_limits(1):
+        for name, run in runners.items():
+            losses[name] = run(batches)
+        first = next(iter(losses.values()))
+        if not all(abs(loss - first) <= 1e-3 * max(1.0, abs(first)) for loss in losses.values()):
+            raise RuntimeError(f"the formulations do not train alike: last losses of the untimed epoch {losses}")
+        for _ in range(rounds):
+            for name, run in runners.items():
+                start = time.perf_counter()
+                losses[name] = run(batches)
+                samples[name].append(n / (time.perf_counter() - start))
+    return {k: statistics.median(v) for k, v in samples.items()}, losses

@@ -1,15 +1,17 @@
 """Eager-mode overhead: a tiny ``a + b`` and an MLP training epoch, against NumPy and PyTorch.
 
+The MLP runs in two tensorcore formulations: the benchmark's own (``F.linear``, ``optim.SGD``)
+and the idiomatic one of issue #13 (``x @ w + b``, then ``p.assign_sub(lr * g)`` per parameter).
+
 Run: ``python benchmarks/eager.py`` or ``tensorcore bench eager`` (``--rounds N``).
 Every figure is the median over interleaved rounds (NumPy, tensorcore, PyTorch in turn), so
-machine noise hits all three alike. PyTorch is optional (``pip install torch==2.13.0``).
+machine noise hits all alike. PyTorch is optional (``pip install torch==2.13.0``).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import time
 import timeit
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -105,11 +107,19 @@ def numpy_epoch(params: list[np.ndarray], batches: list[tuple[np.ndarray, np.nda
     return float(loss)
 
 
-def tensorcore_epoch_fn(params_np: list[np.ndarray]) -> Callable[[list], float]:
-    """An epoch in eager tensorcore: Variables, GradientTape, nn.functional, optim.SGD."""
-    from tensorcore.benchmarks._mlp import epoch_fn, tensorcore_step_fn
+def digits_batches() -> list[tuple[np.ndarray, np.ndarray]]:
+    """The digits in batches of ``BATCH`` (the last, partial batch left out)."""
+    x, y = digits()
+    n = len(y) - len(y) % BATCH
+    return [(x[i:i + BATCH], y[i:i + BATCH]) for i in range(0, n, BATCH)]
 
-    return epoch_fn(tensorcore_step_fn(params_np, LR))
+
+def tensorcore_epoch_fn(params_np: list[np.ndarray], idiomatic: bool = False) -> Callable[[list], float]:
+    """An epoch in eager tensorcore: Variables, GradientTape, nn.functional, and optim.SGD or,
+    ``idiomatic``, ``x @ w + b`` and ``p.assign_sub(lr * g)`` (see ``_mlp.idiomatic_step_fn``)."""
+    from tensorcore.benchmarks._mlp import epoch_fn, idiomatic_step_fn, tensorcore_step_fn
+
+    return epoch_fn((idiomatic_step_fn if idiomatic else tensorcore_step_fn)(params_np, LR))
 
 
 def torch_epoch_fn(params_np: list[np.ndarray], torch: Any) -> Callable[[list], float]:
@@ -135,30 +145,19 @@ def torch_epoch_fn(params_np: list[np.ndarray], torch: Any) -> Callable[[list], 
 
 
 def time_mlp(rounds: int, torch: Any) -> tuple[dict[str, float], dict[str, float]]:
-    """Median samples/s of one epoch per library (interleaved), and each one's last loss."""
-    from threadpoolctl import threadpool_limits
+    """Median samples/s of one epoch per implementation (interleaved), and each one's last loss."""
+    from tensorcore.benchmarks._mlp import time_epochs
 
-    x, y = digits()
-    n = len(y) - len(y) % BATCH
-    batches = [(x[i:i + BATCH], y[i:i + BATCH]) for i in range(0, n, BATCH)]
     params = init_params()
+    np_params = [p.copy() for p in params]
     runners: dict[str, Callable[[list], float]] = {
-        "numpy": (lambda np_params: (lambda b: numpy_epoch(np_params, b)))([p.copy() for p in params]),
+        "numpy": lambda b: numpy_epoch(np_params, b),
         "tensorcore": tensorcore_epoch_fn(params),
+        "tc idiomatic": tensorcore_epoch_fn(params, idiomatic=True),
     }
     if torch is not None:
         runners["pytorch"] = torch_epoch_fn(params, torch)
-    samples: dict[str, list[float]] = {k: [] for k in runners}
-    losses: dict[str, float] = {}
-    with threadpool_limits(1):
-        for run in runners.values():  # warm-up epoch, not timed
-            run(batches)
-        for _ in range(rounds):
-            for name, run in runners.items():
-                start = time.perf_counter()
-                losses[name] = run(batches)
-                samples[name].append(n / (time.perf_counter() - start))
-    return {k: statistics.median(v) for k, v in samples.items()}, losses
+    return time_epochs(runners, digits_batches(), rounds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"MLP {'-'.join(map(str, SIZES))} on digits, batch {BATCH}, SGD lr {LR}, one BLAS thread "
           f"(samples/s, median of {args.rounds} epochs)")
     for name, rate in rates.items():
-        print(f"  {name:10s} {rate:10,.0f}  ({rate / rates['numpy']:.2f}x hand-written NumPy; last loss {losses[name]:.4f})")
+        print(f"  {name:12s} {rate:10,.0f}  ({rate / rates['numpy']:.2f}x hand-written NumPy; last loss {losses[name]:.4f})")
     return 0
 
 

@@ -1,12 +1,16 @@
 """Graph mode, two measurements, each in one interleaved run with medians:
 
 1. the MLP 64-128-128-10 digits epoch traced with tc.function, against hand-written NumPy and
-   eager tensorcore, one BLAS thread;
+   eager tensorcore, one BLAS thread, in two formulations: the benchmark's own (``F.linear``,
+   ``optim.SGD``) and the idiomatic one of issue #13 (``x @ w + b``, ``p.assign_sub(lr * g)``),
+   with what the graph rewrites made of the latter;
 2. a 5-op elementwise chain on 64 MiB float32 arrays: traced on opencl:0 (one fused kernel,
    result read back to the host) against the same chain in eager NumPy.
 
 Run: ``python benchmarks/graph.py`` or ``tensorcore bench graph`` (``--rounds N``,
-``--skip-chain``).
+``--skip-chain``, ``--ablate``: also the idiomatic step without the graph rewrites and, on
+``cpu``, with the SGD rewrite that the pipeline leaves out there). The MLP
+runs on the default device: ``TENSORCORE_DEVICE=opencl:0`` runs tensorcore's on ``opencl:0``.
 """
 
 from __future__ import annotations
@@ -16,21 +20,46 @@ import os
 os.environ.setdefault("POCL_MAX_PTHREAD_COUNT", "2")  # before the OpenCL driver starts
 
 import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
-from tensorcore.benchmarks._mlp import epoch_fn, tensorcore_step_fn
-from tensorcore.benchmarks.eager import BATCH, LR, SIZES, digits, init_params, numpy_epoch, tensorcore_epoch_fn
+from tensorcore.benchmarks._mlp import epoch_fn, idiomatic_step_fn, tensorcore_step_fn, time_epochs
+from tensorcore.benchmarks.eager import BATCH, LR, SIZES, digits_batches, init_params, numpy_epoch, tensorcore_epoch_fn
 
 
-def traced_epoch_fn(params_np: list[np.ndarray]) -> tuple[Callable[[list], float], Callable[[], int]]:
-    """An epoch whose training step is one traced graph; also returns its trace count."""
+def traced_epoch_fn(params_np: list[np.ndarray], idiomatic: bool = False) -> tuple[Callable[[list], float], Any]:
+    """An epoch whose training step is one traced graph (the benchmark's formulation or, with
+    ``idiomatic``, issue #13's); also returns the traced step (``tc.function``)."""
     import tensorcore as tc
 
-    step = tc.function(tensorcore_step_fn(params_np, LR))
-    return epoch_fn(step), lambda: step.trace_count
+    step = tc.function((idiomatic_step_fn if idiomatic else tensorcore_step_fn)(params_np, LR))
+    return epoch_fn(step), step
+
+
+def compiled_with(epoch: Callable[[list], float], rewrites: bool = False) -> Callable[[list], float]:
+    """``epoch`` whose first call (which traces the step) compiles it without the pattern
+    rewrites (``tensorcore/graph/rewrite_*.py``), or, with ``rewrites``, with all of them on
+    every device (the SGD rewrite on ``cpu`` too, where the pipeline leaves it out): an A/B
+    comparison in one run."""
+    from unittest import mock
+
+    from tensorcore.graph import rewrite_linear, rewrite_sgd
+
+    linear, sgd = rewrite_linear.matmul_bias_to_linear, rewrite_sgd.updates_to_sgd_step
+    patches = {"matmul_bias_to_linear": linear if rewrites else (lambda graph: 0),
+               "updates_to_sgd_step": (lambda graph: sgd(graph, on_cpu=True)) if rewrites else (lambda graph: 0)}
+    calls = [0]
+
+    def run(batches: list) -> float:
+        calls[0] += 1
+        if calls[0] > 1:
+            return epoch(batches)
+        with mock.patch.object(rewrite_linear, "matmul_bias_to_linear", patches["matmul_bias_to_linear"]), \
+                mock.patch.object(rewrite_sgd, "updates_to_sgd_step", patches["updates_to_sgd_step"]):
+            return epoch(batches)
+
+    return run
 
 
 CHAIN_BYTES = 64 << 20
@@ -78,37 +107,40 @@ def run_chain(rounds: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print samples/s of each implementation and the ratios."""
-    from threadpoolctl import threadpool_limits
+    import tensorcore as tc
+    from tensorcore.device import default_device
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--skip-chain", action="store_true", help="only the MLP")
+    parser.add_argument("--ablate", action="store_true",
+                        help="also the idiomatic traced step compiled without the graph rewrites (and, on cpu, with "
+                             "the SGD rewrite, which the pipeline leaves out there)")
     args = parser.parse_args(argv)
-    x, y = digits()
-    n = len(y) - len(y) % BATCH
-    batches = [(x[i:i + BATCH], y[i:i + BATCH]) for i in range(0, n, BATCH)]
+    batches = digits_batches()
     params = init_params()
-    traced, traces = traced_epoch_fn(params)
+    traced, step = traced_epoch_fn(params)
+    traced_idiomatic, idiomatic_step = traced_epoch_fn(params, idiomatic=True)
     np_params = [p.copy() for p in params]
     runners: dict[str, Callable[[list], float]] = {
         "numpy": lambda b: numpy_epoch(np_params, b), "eager": tensorcore_epoch_fn(params), "traced": traced,
+        "idiomatic eager": tensorcore_epoch_fn(params, idiomatic=True), "idiomatic traced": traced_idiomatic,
     }
-    samples: dict[str, list[float]] = {k: [] for k in runners}
-    losses: dict[str, float] = {}
-    with threadpool_limits(1):
-        for run in runners.values():
-            run(batches)  # warm-up (and the one trace)
-        for _ in range(args.rounds):
-            for name, run in runners.items():
-                start = time.perf_counter()
-                losses[name] = run(batches)
-                samples[name].append(n / (time.perf_counter() - start))
-    rates = {k: statistics.median(v) for k, v in samples.items()}
+    if args.ablate:
+        runners["idiom. no rewrites"] = compiled_with(traced_epoch_fn(params, idiomatic=True)[0])
+        if default_device().type == "cpu":
+            runners["idiom. + sgd_step"] = compiled_with(traced_epoch_fn(params, idiomatic=True)[0], rewrites=True)
+    rates, losses = time_epochs(runners, batches, args.rounds)
     print(f"MLP {'-'.join(map(str, SIZES))} epoch on digits, batch {BATCH}, one BLAS thread, "
           f"median of {args.rounds} interleaved rounds (samples/s)")
     for name, rate in rates.items():
-        print(f"  {name:8s} {rate:10,.0f}  ({rate / rates['numpy']:.2f}x hand-written NumPy; last loss {losses[name]:.4f})")
-    print(f"  traces of the step: {traces()} (no retracing after the first step)")
+        print(f"  {name:18s} {rate:10,.0f}  ({rate / rates['numpy']:.2f}x hand-written NumPy; last loss {losses[name]:.4f})")
+    print(f"  traces of the step: {step.trace_count}, of the idiomatic step: {idiomatic_step.trace_count} "
+          "(no retracing after the first step)")
+    x, y = batches[0]
+    stats = idiomatic_step.stats(tc.asarray(x), tc.asarray(y))
+    rewrites = {k: v for k, v in stats.items() if "->" in k}
+    print(f"  graph rewrites in the idiomatic traced step: {rewrites}")
     if not args.skip_chain:
         run_chain(args.rounds)
     return 0

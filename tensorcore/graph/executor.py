@@ -133,7 +133,7 @@ class Executable:
         body = []
         for i in range(start, len(self.lines)):
             node = self.graph.nodes[i]
-            body.append(f"    # node {i}: {node}")
+            body.append(f"    # node {i}: {node}" + (f" ({node.name}: {node.origin})" if node.origin else ""))
             body += ["    " + line for line in self.lines[i]]
         return "def run(env):\n" + ("\n".join(body) if body else "    pass") + "\n"
 

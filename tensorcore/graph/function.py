@@ -2,7 +2,8 @@
 and place it, then run it with the executor.
 
 The pipeline of one trace (each step its own module): ``trace`` -> ``passes.optimize`` (dead
-code, constant folding, algebraic simplification, common subexpressions) -> ``placer.place``
+code, constant folding, algebraic simplification, common subexpressions, and the pattern
+rewrites of ``rewrite_linear`` and ``rewrite_sgd``) -> ``placer.place``
 (devices, copy nodes) -> ``fusion.fuse_elementwise`` -> ``executor.schedule`` ->
 ``memory.plan_memory`` (inside the ``Executable``).
 """
@@ -160,6 +161,11 @@ class Function:
     def code(self, *args: Any, **kwargs: Any) -> str:
         """The Python source the executor runs for these arguments' graph (one line per node)."""
         return self._compiled_for(args, kwargs).executable.source()
+
+    def stats(self, *args: Any, **kwargs: Any) -> dict[str, int]:
+        """What each pass changed in the graph for these arguments (nodes removed, folded,
+        rewritten, fused), as ``compile_graph`` counted it."""
+        return dict(self._compiled_for(args, kwargs).stats)
 
     def memory_report(self, *args: Any, **kwargs: Any) -> str:
         """Peak bytes of the graph's intermediates with and without memory planning."""

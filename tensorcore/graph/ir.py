@@ -51,7 +51,8 @@ class Node:
     ``requested`` is the device a ``tc.device`` scope asked for while tracing; ``device`` is
     where the node runs (the traced device until the placer decides) and ``reason`` why.
     ``fallback`` holds why the traced device could not run it (no kernel, or the kernel
-    declined these inputs), for the placer to act on.
+    declined these inputs), for the placer to act on. ``origin`` says which traced nodes a
+    rewrite replaced by this one ("replaces matmul_3, add_4"); the placer adds it to ``reason``.
     """
 
     kind: str
@@ -66,6 +67,7 @@ class Node:
     fallback: str | None = None
     reason: str = ""
     moved_from: Device | None = None  # set by soft placement when it moved the node to cpu
+    origin: str = ""
 
     @property
     def op_name(self) -> str:

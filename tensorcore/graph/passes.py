@@ -1,6 +1,7 @@
 """Graph rewrites that keep results equal: dead code, common subexpressions, constant folding
 and algebraic simplification. Each pass is a function ``pass(graph) -> int`` that rewrites
 ``graph`` in place and returns how many nodes it removed or rewrote, so it is testable alone.
+``optimize`` runs them, and the pattern rewrites of ``rewrite_linear.py`` and ``rewrite_sgd.py``.
 
 Two rules keep them sound around in-place updates (optimizer steps, ``assign``, ``x[i] = v``):
 
@@ -48,7 +49,7 @@ def eliminate_common_subexpressions(graph: Graph) -> int:
     seen: dict[Any, Node] = {}
     mapping: dict[int, int] = {}
     kept: list[Node] = []
-    safe = _AliasSafety(graph)
+    safe = AliasSafety(graph)
     returned = graph.output_slots()
     for index, node in enumerate(graph.nodes):
         node.args = tuple(mapping.get(a, a) if type(a) is int else a for a in node.args)
@@ -137,7 +138,7 @@ def simplify(graph: Graph) -> int:
     a reshape to the same shape, and transposes that undo each other (or compose into one)."""
     producer: dict[int, Node] = {o: n for n in graph.nodes for o in n.outs}
     position = {id(n): i for i, n in enumerate(graph.nodes)}
-    safe = _AliasSafety(graph)
+    safe = AliasSafety(graph)
     mapping: dict[int, int] = {}
     kept: list[Node] = []
     rewrites = 0
@@ -167,9 +168,14 @@ def known(spec: Any) -> bool:
 def mutable_slots(graph: Graph) -> set[int]:
     """Slots an in-place node writes, and every slot they were computed from (one of which a
     view may share storage with)."""
+    return ancestors(graph, graph.mutated_slots())
+
+
+def ancestors(graph: Graph, slots: Any) -> set[int]:
+    """``slots`` and every slot they were computed from, through the graph's nodes."""
     producer = {o: n for n in graph.nodes for o in n.outs}
     found: set[int] = set()
-    todo = list(graph.mutated_slots())
+    todo = list(slots)
     while todo:
         slot = todo.pop()
         if slot in found:
@@ -181,7 +187,7 @@ def mutable_slots(graph: Graph) -> set[int]:
     return found
 
 
-class _AliasSafety:
+class AliasSafety:
     """Answers: may slot ``s``, made by node ``i``, be replaced by another slot?
 
     Only if no in-place node runs after node ``i`` and up to ``s``'s last reader (a returned
@@ -203,6 +209,7 @@ class _AliasSafety:
         return self.next_inplace[first + 1] >= last
 
     def can_alias(self, index: int, slot: int) -> bool:
+        """Whether ``slot``, made by node ``index``, may be read as another slot from now on."""
         return self.last_read.get(slot, index) < self.next_inplace[index + 1]
 
 
@@ -295,8 +302,18 @@ def _evaluate(node: Node, graph: Graph) -> tuple:
 
 def optimize(graph: Graph) -> dict[str, int]:
     """The rewrite pipeline before placement: returns what each pass changed."""
+    # imported here: the pattern rewrites build on this module's helpers
+    from tensorcore.graph.rewrite_linear import matmul_bias_to_linear
+    from tensorcore.graph.rewrite_sgd import updates_to_sgd_step
+
     stats = {"dead code": eliminate_dead_code(graph), "constants folded": fold_constants(graph)}
     stats["simplified"] = simplify(graph) + simplify(graph)  # the second removes identities the first made
     stats["common subexpressions"] = eliminate_common_subexpressions(graph)
+    # after CSE, which may give a product a second reader; then CSE again, which merges the
+    # weight transposes linear reads with the backward pass's, and dead code, which drops those
+    # linear no longer reads
+    stats["matmul+bias -> linear"] = matmul_bias_to_linear(graph)
+    stats["updates -> sgd_step"] = updates_to_sgd_step(graph)
+    stats["common subexpressions"] += eliminate_common_subexpressions(graph)
     stats["dead code"] += eliminate_dead_code(graph)
     return stats

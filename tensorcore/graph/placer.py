@@ -36,6 +36,8 @@ def place(graph: Graph, strict: bool) -> None:
             _place_update(graph, node, strict)
         elif node.kind == OP:
             _place_op(node, strict)
+        if node.origin:  # a rewrite made this node: say what it stands for
+            node.reason = f"{node.reason}; {node.origin}"
         for slot in node.outs:
             graph.devices[slot] = node.device
     _insert_copies(graph)

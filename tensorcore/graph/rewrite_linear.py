@@ -1,0 +1,100 @@
+"""``matmul(x, w)`` then a broadcast ``add`` of a 1-D bias becomes one ``linear`` node.
+
+``linear(x, weight, bias)`` computes ``x @ weight.T + bias`` with ``weight`` of shape
+``(out_features, in_features)``, in one GEMM whose bias is added as the tiles are stored
+(OpenCL, CUDA): one launch and one pass over the result instead of two. Code written as
+``x @ w + b`` holds ``w`` as ``(in, out)``, so the node reads ``permute_dims(w, (1, 0))``,
+which is a view (no copy) on the built-in backends; code written as ``x @ w.T + b`` (PyTorch's
+layout) already has that transpose in the graph, and ``linear`` reads ``w`` itself. On a
+backend whose ``permute_dims`` may copy, the pattern is left alone.
+
+The rewrite fires only where it computes the same (``rewrite.py`` has the rules it shares
+with the other rewrites), and in particular not where
+
+- the product has another reader, or is returned (it would be computed twice);
+- an in-place update runs between the ``matmul`` and the ``add`` (it could change ``x``,
+  ``w`` or the bias between the two);
+- the "bias" is not 1-D of the product's last dimension (a 2-D operand, or one that
+  broadcasts the product to a larger shape), or the dtypes differ, or are not floating;
+- ``w`` is not 2-D (a batched product).
+
+``x`` may have any number of dimensions. One case may cost a gather: an N-D ``x`` whose
+leading dimensions do not merge into rows (a transposed or sliced view) is made contiguous by
+``linear``'s OpenCL and CUDA launchers, where ``matmul`` reads it as it is; activations, the
+usual ``x``, are contiguous, and a 1-D or 2-D ``x`` is never copied.
+
+On ``cpu`` the result is bitwise that of the two nodes (``linear``'s NumPy reference is the
+same ``np.matmul`` and ``+=``); on other devices within float rounding of the GEMM.
+"""
+
+from __future__ import annotations
+
+from tensorcore.device import Device
+from tensorcore.graph.ir import OP, Graph, Node
+from tensorcore.graph.rewrite import Uses, replacement, splice
+from tensorcore.ops.registry import OPS, Spec
+
+# Backends whose permute_dims kernel returns a view (strides permuted, no copy): cpu (NumPy),
+# opencl (backends/opencl_ops/movement_views.py), cuda (backends/cuda_ops/movement_views.py).
+# A third-party backend is not assumed to: there a transposed weight could cost a copy per run.
+VIEW_PERMUTE = frozenset({"cpu", "opencl", "cuda"})
+_TRANSPOSE = (1, 0)
+
+
+def matmul_bias_to_linear(graph: Graph) -> int:
+    """Replace each ``add(matmul(x, w), b)`` (or ``add(b, matmul(x, w))``) with a 1-D bias ``b``
+    by ``linear(x, w.T, b)``; returns how many were replaced."""
+    uses = Uses(graph)
+    edits: dict[int, list[Node]] = {}
+    for node in graph.nodes:
+        if node.kind != OP or node.op.name != "add" or node.fallback is not None or len(node.args) != 2:
+            continue
+        for product, bias in (node.args, node.args[::-1]):  # either operand order
+            made = _rewrite(uses, node, product, bias)
+            if made is not None:
+                matmul, edits[id(node)] = made
+                edits[id(matmul)] = []
+                break
+    splice(graph, edits)
+    return sum(1 for new_nodes in edits.values() if new_nodes)
+
+
+def _rewrite(uses: Uses, add: Node, product: object, bias: object) -> tuple[Node, list[Node]] | None:
+    """(the matmul, the nodes that replace ``add``) where ``add`` adds the 1-D ``bias`` to the
+    result of a matmul it alone reads, else None."""
+    graph = uses.graph
+    matmul = uses.made_by(product, "matmul")
+    if matmul is None or type(bias) is not int or not uses.only_reader(product, add):
+        return None
+    x, w = matmul.args
+    dev = add.device
+    if (matmul.device != dev or matmul.requested != add.requested or not uses.on(dev, x, w, bias, product)
+            or not uses.no_update_between(matmul, add)):
+        return None
+    out, b, ws = graph.specs[product], graph.specs[bias], graph.specs[w]
+    if (len(ws.shape) != 2 or b.shape != out.shape[-1:] or graph.specs[add.outs[0]] != out
+            or out.dtype.kind != "f" or not (graph.specs[x].dtype == ws.dtype == b.dtype == out.dtype)):
+        return None
+    if dev.type not in VIEW_PERMUTE or not all(dev in OPS[name].kernels for name in ("linear", "permute_dims")):
+        return None
+    weight, transpose = _weight(uses, w, dev)
+    linear = replacement(OP, OPS["linear"], (x, weight, bias), {}, add.outs, [matmul, add])
+    if transpose is None:
+        return matmul, [linear]
+    transpose.name, transpose.origin = f"permute_dims_{linear.name}", f"the weight of {linear.name}, as a view"
+    transpose.line, transpose.requested = add.line, add.requested
+    return matmul, [transpose, linear]
+
+
+def _weight(uses: Uses, w: int, dev: Device) -> tuple[int, Node | None]:
+    """The slot holding ``w.T`` for ``linear``: the slot ``w`` was transposed from, if the graph
+    made ``w`` by such a view, else a new node's (returned too) that transposes ``w``."""
+    graph = uses.graph
+    source = uses.made_by(w, "permute_dims")
+    if (source is not None and source.attrs.get("axes") == _TRANSPOSE and source.device == dev
+            and uses.on(dev, *source.args) and type(source.args[0]) is int):
+        # a view: its source holds the same storage wherever it is read, so linear may read that
+        return source.args[0], None
+    shape = graph.specs[w].shape
+    out = graph.new_slot(Spec((shape[1], shape[0]), graph.specs[w].dtype), dev)
+    return out, Node(OP, OPS["permute_dims"], (w,), {"axes": _TRANSPOSE}, dev, (out,))
