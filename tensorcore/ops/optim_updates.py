@@ -58,7 +58,10 @@ def _check_step(step: Any) -> None:
 def _check_shapes(param: np.ndarray, grad: Any, *state: Any) -> None:
     """Before anything is written: the gradient and the state broadcast into the parameter's
     shape and every state's (which must be that shape), so no update below raises half-way."""
-    shapes = [np.shape(param), np.shape(grad)] + [np.shape(s) for s in state if s is not None]
+    shape = param.shape
+    if getattr(grad, "shape", None) == shape and all(s is None or getattr(s, "shape", None) == shape for s in state):
+        return  # the usual case, without np.broadcast_shapes (half of a small update's cost)
+    shapes = [shape, np.shape(grad)] + [np.shape(s) for s in state if s is not None]
     try:
         fits = np.broadcast_shapes(*shapes) == np.shape(param) and all(np.shape(s) == np.shape(param)
                                                                        for s in state if s is not None)
