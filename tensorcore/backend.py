@@ -8,7 +8,7 @@ third-party package would). ``docs/backends.md`` explains each method.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -86,6 +86,11 @@ class Backend:
         is done; writes to it are what the device sees after the view is dropped. None (the
         default) where device memory is not host-visible: callers then copy."""
         return None
+
+    def host_views(self, datas: Sequence[Any]) -> list[np.ndarray | None]:
+        """:meth:`host_view` of each of ``datas`` (None where there is none). A backend whose
+        views wait for the device overrides it to wait once for them all."""
+        return [self.host_view(d) for d in datas]
 
     # --- creation: new arrays made on the device --------------------------------------------
     # ``tc.zeros``, ``tc.full``, ``tc.arange``, ``tc.eye`` and the ``*_like`` functions call these.

@@ -149,3 +149,20 @@ print(sorted(results))
     out = _run(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(["opencl:0"] * 4) and "unavailable" not in out.stderr
+
+
+def test_host_views_map_several_arrays_with_one_wait_and_see_writes_back() -> None:
+    """host_views: a view of each contiguous array (an offset slice included), None for a
+    strided one; a write through a view is what the device holds once the view is dropped."""
+    backend = registry.get_backend("opencl")
+    a = tc.asarray(np.arange(12, dtype=np.float32).reshape(3, 4), device="opencl:0")
+    b = tc.asarray(np.arange(5, dtype=np.int64), device="opencl:0")
+    strided, rows = a.T, a[1:]
+    views = backend.host_views([a._data, b._data, strided._data, rows._data])
+    np.testing.assert_array_equal(views[0], np.arange(12).reshape(3, 4))
+    np.testing.assert_array_equal(views[1], np.arange(5))
+    assert views[2] is None
+    np.testing.assert_array_equal(views[3], np.arange(4, 12).reshape(2, 4))
+    views[1][0] = 42
+    del views
+    np.testing.assert_array_equal(b.numpy(), [42, 1, 2, 3, 4])

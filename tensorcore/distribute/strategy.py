@@ -359,15 +359,15 @@ class MirroredStrategy:
             self._count(ctx, data, start)
             return data
         backend = registry.get_backend(ctx.device.type)
-        hosts = [_host_array(backend, s) for s in sources]
-        n = sum(h.size for h in hosts)
+        n = sum(math.prod(s.shape) for s in sources)
         data = np.empty(n, dtype) if handle is None else handle.empty((n,), dtype)
-        view = backend.host_view(data)
+        *views, view = backend.host_views([*sources, data])  # one wait for the device, not one per tensor
+        hosts = [(v if v is not None else np.asarray(backend.to_numpy(s))).reshape(-1) for s, v in zip(sources, views)]
         out = view if view is not None else np.empty(n, dtype)
         self._group.all_reduce(ctx.local_index, what, description, out, sources=hosts, scale=scale)
         if view is None:  # device memory the host cannot see: upload the sum
             data = backend.from_numpy(out, ctx.device.index)
-        del view, out, hosts  # views of device memory: dropping them hands the buffers back
+        del view, views, out, hosts  # views of device memory: dropping them hands the buffers back
         self._count(ctx, data, start)
         return data
 
@@ -397,13 +397,6 @@ class MirroredStrategy:
     def close(self) -> None:
         """Stop the replica threads (optional: they are daemon threads)."""
         self._threads.close()
-
-
-def _host_array(backend: Any, data: Any) -> np.ndarray:
-    """``data`` (a backend array) as a flat host array to read: a view of its memory where the
-    host can see it, else a copy."""
-    view = backend.host_view(data)
-    return (view if view is not None else np.asarray(backend.to_numpy(data))).reshape(-1)
 
 
 def _call_if_alive(method: weakref.WeakMethod, *args: Any) -> None:
