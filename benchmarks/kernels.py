@@ -38,6 +38,30 @@ def _op_name(text: str) -> str:
     return name
 
 
+def _shape(text: str) -> tuple[int, ...]:
+    """``--shape 512x512x512``: positive numbers joined by ``x``."""
+    try:
+        shape = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"bad shape {text!r}: give positive numbers joined by 'x', e.g. 512x512x512")
+    return shape
+
+
+def sizes_of(spec: OpSpec, presets: Sequence[str], shapes: Sequence[tuple[int, ...]] | None) -> list[tuple[str, tuple[int, ...]]]:
+    """(label, shape) of each case of ``spec``: the ``--shape`` values with as many numbers as
+    the op's parameters, else the presets. An op no given shape fits is an error naming them."""
+    if not shapes:
+        return [(size, spec.sizes[size]) for size in presets]
+    arity = len(next(iter(spec.sizes.values())))
+    fitting = [("x".join(map(str, s)), s) for s in shapes if len(s) == arity]
+    if not fitting:
+        raise ValueError(f"--shape: no shape given fits {spec.name}, which takes {arity} number(s): {spec.params}; "
+                         f"got {', '.join('x'.join(map(str, s)) for s in shapes)}")
+    return fitting
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The options of ``tensorcore bench kernels``."""
     p = argparse.ArgumentParser(
@@ -49,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"an op (repeatable); None: all of {', '.join(OPS)}")
     p.add_argument("--size", action="append", choices=SIZES, default=None,
                    help=f"a size preset of each op (repeatable); None: {' and '.join(DEFAULT_SIZES)}")
+    p.add_argument("--shape", action="append", type=_shape, default=None, metavar="AxBx...",
+                   help="an explicit size (repeatable) instead of the presets: each op takes the shapes with as many "
+                        "numbers as its parameters (listed below)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="the data type")
     p.add_argument("--budget", type=float, default=0.3, help="seconds of samples per case and side")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds the budget is split into")
@@ -147,11 +174,12 @@ def _figures(spec: OpSpec, shape: tuple[int, ...], itemsize: int, median: float,
     return out
 
 
-def run_case(spec: OpSpec, size: str, device: str, args: argparse.Namespace, base: dict[str, Any], peak: Any) -> dict[str, Any]:
-    """Check and time one case against the reference; its record (with ``error`` if it could not run)."""
+def run_case(spec: OpSpec, size: str, shape: tuple[int, ...], device: str, args: argparse.Namespace,
+             base: dict[str, Any], peak: Any) -> dict[str, Any]:
+    """Check and time one case (``size`` labels ``shape``) against the reference; its record
+    (with ``error`` if it could not run)."""
     import tensorcore as tc
 
-    shape = spec.sizes[size]
     rec = dict.fromkeys(report.FIELDS) | base | {"op": spec.name, "size": size, "shape": list(shape), "params": spec.params}
     if peak is not None:
         rec |= {"peak_flop_per_s": peak.flop_per_s, "peak_bytes_per_s": peak.bytes_per_s}
@@ -182,7 +210,8 @@ def run(args: argparse.Namespace, devices: list[str], say: Callable[[str], None]
 
     import tensorcore as tc
 
-    ops, sizes = args.op or list(OPS), args.size or list(DEFAULT_SIZES)
+    ops = args.op or list(OPS)
+    sizes = {op: sizes_of(OPS[op], args.size or list(DEFAULT_SIZES), args.shape) for op in ops}
     common = {"dtype": args.dtype, "host_cpu": host_cpu(), "tensorcore_version": tc.__version__, "git_commit": git_commit()}
     device_peaks, bases = {}, {}
     for d in devices:
@@ -194,11 +223,11 @@ def run(args: argparse.Namespace, devices: list[str], say: Callable[[str], None]
                 f"(measured {device_peaks[d].measured}; `tensorcore bench peak` shows how)")
     say(report.table_header())
     records = []
-    cases = [(d, op, size) for d in devices for op in ops for size in sizes]
+    cases = [(d, op, size, shape) for d in devices for op in ops for size, shape in sizes[op]]
     with tqdm(cases, desc="kernels", unit="case", disable=args.no_progress, file=sys.stderr) as bar:
-        for d, op, size in bar:
+        for d, op, size, shape in bar:
             bar.set_postfix_str(f"{op} {size} on {d}")
-            records.append(run_case(OPS[op], size, d, args, bases[d], device_peaks[d]))
+            records.append(run_case(OPS[op], size, shape, d, args, bases[d], device_peaks[d]))
             bar.write(report.table_row(records[-1]), file=sys.stdout)
     return records
 
@@ -245,6 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--budget must be positive and --rounds at least 1")
     try:  # a bad --compare file is found before a long run, not after it
         old = report.read_json(args.compare) if args.compare else None
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:  # a --shape that fits no selected op is found before a long run
+        for op in args.op or list(OPS):
+            sizes_of(OPS[op], args.size or list(DEFAULT_SIZES), args.shape)
     except ValueError as exc:
         parser.error(str(exc))
     status = opencl_profiling(args, argv)

@@ -127,6 +127,20 @@ def test_json_and_csv_records_carry_every_field(tmp_path, device: str, capsys) -
     assert list(rows[0]) == list(report.FIELDS) and len(rows) == 2 and rows[0]["shape"] == str(1 << 16)
 
 
+def test_explicit_shapes_replace_the_presets_for_the_ops_they_fit(tmp_path) -> None:
+    """--shape: each op runs the given shapes with as many numbers as its parameters (matmul
+    m, k, n; add n), labelled by the shape, and the records carry them."""
+    out_json = tmp_path / "out.json"
+    argv = ["--device", "cpu", "--op", "matmul", "--op", "add", "--shape", "16x8x4", "--shape", "1000",
+            "--shape", "32x32x32", "--no-peak", "--json", str(out_json), *FAST]
+    assert kernels.main(argv) == 0
+    records = report.read_json(out_json)
+    assert [(r["op"], r["size"], r["shape"]) for r in records] == [
+        ("matmul", "16x8x4", [16, 8, 4]), ("matmul", "32x32x32", [32, 32, 32]), ("add", "1000", [1000])]
+    assert all(r["error"] is None and r["median_s"] > 0 for r in records)
+    assert records[0]["flops"] == 2 * 16 * 8 * 4
+
+
 def _record(median: float, iqr: float = 1e-5, **extra) -> dict:
     return dict.fromkeys(report.FIELDS) | {
         "op": "add", "size": "small", "shape": [65536], "dtype": "float32", "device": "cpu:0", "device_name": "cpu",
@@ -172,7 +186,7 @@ def test_help_lists_the_options_and_defaults(capsys) -> None:
     out = capsys.readouterr().out
     text = " ".join(out.split()).lower()  # argparse wraps lines anywhere
     assert exc.value.code == 0 and out.startswith("usage: tensorcore bench kernels")
-    for option in ("--device", "--op", "--size", "--dtype", "--budget", "--json", "--csv", "--compare", "--plot",
+    for option in ("--device", "--op", "--size", "--shape", "--dtype", "--budget", "--json", "--csv", "--compare", "--plot",
                    "--peak-file", "(default: float32)", "(default: 0.3)", "matmul", "not benchmarked yet"):
         assert option in text, option
     with pytest.raises(SystemExit):
@@ -187,6 +201,8 @@ def test_help_lists_the_options_and_defaults(capsys) -> None:
     (["--device", "tpu"], ["unknown device 'tpu'", "cpu:0"]),
     (["--size", "huge"], ["invalid choice: 'huge'", "small"]),
     (["--compare", "/nonexistent/old.json"], ["cannot read benchmark records from /nonexistent/old.json"]),
+    (["--shape", "64xa"], ["bad shape '64xa'", "512x512x512"]),
+    (["--op", "add", "--shape", "8x8"], ["no shape given fits add", "takes 1 number(s)", "8x8"]),
 ])
 def test_bad_choices_name_the_valid_ones(argv: list[str], words: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as exc:
