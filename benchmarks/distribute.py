@@ -1,7 +1,8 @@
 """tensorcore.distribute: collectives and data-parallel training throughput.
 
-Run: ``tensorcore bench distribute`` (``--rounds N``, ``--quick``). Three parts, each in fresh
-processes, because the OpenCL device count and threads are fixed when PoCL starts:
+Run: ``tensorcore bench distribute`` (``--rounds N``, ``--quick``, ``--only PART``, ``--json
+FILE``). Three parts, each in fresh processes, because the OpenCL device count and threads are
+fixed when PoCL starts:
 
 1. all-reduce of float32 buffers between 2 MPI ranks (``mpiexec -n 2``): tensorcore's checked
    collective (``MPIComm.all_reduce``) and a replica's ``all_reduce`` inside ``strategy.run``,
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -219,11 +221,26 @@ POCL_TWO = {"POCL_DEVICES": "pthread pthread", "POCL_MAX_PTHREAD_COUNT": "2"}
 POCL_RANK = {"POCL_DEVICES": "pthread", "POCL_MAX_PTHREAD_COUNT": "1", "OMP_NUM_THREADS": "1"}
 
 
-def drive(rounds: int, quick: bool) -> None:
+PARTS = ("mpi", "local", "mlp")
+
+
+def drive(rounds: int, quick: bool, parts: Sequence[str] = PARTS) -> dict[str, Any]:
+    """Run ``parts`` (each in child processes) and print their tables; the results, as
+    ``--json`` writes them (seconds; the MLP part's samples per configuration)."""
     sizes = SIZES[:5] if quick else SIZES
     size_args = ["--sizes", ",".join(str(s) for s in sizes), "--rounds", str(rounds)]
     print(f"tensorcore bench distribute: medians of {rounds} interleaved rounds; CPU: {_cpu()}")
+    results: dict[str, Any] = {"cpu": _cpu(), "rounds": rounds, "quick": quick}
+    if "mpi" in parts:
+        results["mpi"] = _part_mpi(size_args)
+    if "local" in parts:
+        results["local"] = _part_local(size_args)
+    if "mlp" in parts:
+        results["mlp"] = _part_mlp(rounds, quick)
+    return results
 
+
+def _part_mpi(size_args: list[str]) -> list[dict[str, Any]]:
     mpi = _child(["--part", "mpi", *size_args], {"OMP_NUM_THREADS": "1"}, mpi=True)["mpi"]
     print("\n1. all-reduce, float32, 2 MPI ranks on this machine (bus bandwidth = bytes / time for 2 ranks)")
     print(f"{'size':>8} {'mpi4py Allreduce':>22} {'tensorcore (checked)':>24} {'ratio':>6} {'replica all_reduce':>22} {'ratio':>6}")
@@ -232,13 +249,19 @@ def drive(rounds: int, quick: bool) -> None:
         print(f"{_fmt_size(r['bytes']):>8} {r['mpi4py'] * 1e6:9.1f} us {gbs['mpi4py']:6.2f} GB/s "
               f"{r['tensorcore'] * 1e6:9.1f} us {gbs['tensorcore']:6.2f} GB/s {r['mpi4py'] / r['tensorcore']:5.2f}x "
               f"{r['replica'] * 1e6:9.1f} us {gbs['replica']:6.2f} GB/s {r['mpi4py'] / r['replica']:5.2f}x")
+    return mpi
 
+
+def _part_local(size_args: list[str]) -> list[dict[str, Any]]:
     local = _child(["--part", "local", *size_args], POCL_TWO)["local"]
     print("\n2. in-process all-reduce of opencl:0 and opencl:1 (PoCL, one pool of 2 threads) against NumPy's add of the two buffers")
     print(f"{'size':>8} {'numpy add':>12} {'tensorcore':>12} {'ratio':>6}")
     for r in local:
         print(f"{_fmt_size(r['bytes']):>8} {r['numpy'] * 1e6:9.1f} us {r['tensorcore'] * 1e6:9.1f} us {r['numpy'] / r['tensorcore']:5.2f}x")
+    return local
 
+
+def _part_mlp(rounds: int, quick: bool) -> dict[str, list[float]]:
     steps, blocks = (5, 3) if quick else (20, 5)
     mlp_args = ["--part", "mlp", "--steps", str(steps), "--blocks", str(blocks)]
     configs: dict[str, Callable[[], dict]] = {
@@ -255,6 +278,7 @@ def drive(rounds: int, quick: bool) -> None:
     for name, values in samples.items():
         t = statistics.median(values)
         print(f"{name:>50}: {t * 1e3:7.2f} ms/step, {256 / t:8.0f} examples/s -> {base / t:.2f}x of 1 replica")
+    return samples
 
 
 def _cpu() -> str:
@@ -270,9 +294,13 @@ def _cpu() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark (the driver), or one part of it in a child process."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of each case (medians)")
     parser.add_argument("--quick", action="store_true", help="small sizes and few rounds, for a smoke test")
+    parser.add_argument("--only", action="append", choices=PARTS, default=None,
+                        help="run only this part (repeatable): mpi (all-reduce over 2 ranks), local (in-process "
+                             "all-reduce), mlp (training throughput); None: all three")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--part", choices=["mpi", "local", "mlp"], help=argparse.SUPPRESS)
     parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES), help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=20, help=argparse.SUPPRESS)
@@ -288,7 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.part == "mlp":
         part_mlp(args.steps, args.blocks, args.replicas, args.multi_worker)
     else:
-        drive(args.rounds, args.quick)
+        results = drive(args.rounds, args.quick, args.only or PARTS)
+        if args.json is not None:
+            args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0
 
 

@@ -18,8 +18,8 @@ from tensorcore import cli
 
 HAVE_OPENCL = "opencl:0" in [str(d.device) for d in tc.devices()]
 needs_opencl = pytest.mark.skipif(not HAVE_OPENCL, reason="no opencl:0 here")
-# eager, graph and distribute belong to other work: their parsers show no defaults (yet)
-WITH_DEFAULTS = {"opencl", "cuda", "kernels", "peak", "gpu-check"}
+# eager and graph belong to other work: their parsers show no defaults (yet)
+WITH_DEFAULTS = {"opencl", "cuda", "kernels", "peak", "gpu-check", "distribute"}
 
 
 @pytest.mark.parametrize("name", cli.BENCHMARKS)
@@ -138,3 +138,19 @@ def test_cuda_json_is_what_gpu_check_reads_with_numpy_standing_in_for_cupy(tmp_p
     targets = gpu_check_report.evaluate_targets(data["records"])
     assert [t["case"] for t in targets] == ["sgemm", "add", "sum", "softmax", "mlp_step"]
     assert all(t["value"] is not None and t["value"] > 0 for t in targets), targets
+
+
+@needs_opencl
+def test_distribute_runs_one_part_and_writes_json(tmp_path, capsys) -> None:
+    """--only picks the parts (here the in-process all-reduce, which needs two PoCL devices in
+    a child process), --json writes what the tables show."""
+    from tensorcore.benchmarks import distribute
+
+    out_file = tmp_path / "d.json"
+    assert distribute.main(["--quick", "--rounds", "1", "--only", "local", "--json", str(out_file)]) == 0
+    out = capsys.readouterr().out
+    assert "2. in-process all-reduce" in out and "1. all-reduce" not in out and "3. MLP" not in out
+    results = json.loads(out_file.read_text())
+    assert set(results) == {"cpu", "rounds", "quick", "local"}
+    assert [r["bytes"] for r in results["local"]] == sorted(r["bytes"] for r in results["local"])
+    assert all(r["numpy"] > 0 and r["tensorcore"] > 0 for r in results["local"])
