@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from tensorcore.benchmarks._cli import add_device_and_json, on_device, write_json
 
 BATCH, LR, SIZES = 64, 0.1, (64, 128, 128, 10)
 
@@ -162,24 +163,34 @@ def time_mlp(rounds: int, torch: Any) -> tuple[dict[str, float], dict[str, float
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the tiny-op times and MLP throughput with ratios."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds; medians are reported")
+    add_device_and_json(parser)
     args = parser.parse_args(argv)
+    with on_device(args.device) as dev:
+        results = _run(args.rounds, str(dev))
+    write_json(args.json, results)
+    return 0
+
+
+def _run(rounds: int, device: str) -> dict:
+    """Print the tables (tensorcore on ``device``, the current scope); the results."""
     torch = _torch()
     if torch is None:
         print("PyTorch is not installed: its columns are skipped (pip install torch==2.13.0)")
-    print(f"tiny a + b, float32, median of {args.rounds} interleaved rounds (microseconds per op)")
+    print(f"tensorcore on {device}; tiny a + b, float32, median of {rounds} interleaved rounds (microseconds per op)")
+    tiny = {}
     for shape in ((1,), (8, 8)):
-        t = time_tiny(tiny_op_cases(shape, torch), args.rounds)
+        t = tiny[str(shape)] = time_tiny(tiny_op_cases(shape, torch), rounds)
         cells = ", ".join(f"{k} {v * 1e6:.2f}" for k, v in t.items())
         ratio = f"; tensorcore/pytorch = {t['tensorcore'] / t['pytorch']:.2f}" if "pytorch" in t else ""
         print(f"  shape {shape}: {cells}{ratio}")
-    rates, losses = time_mlp(args.rounds, torch)
+    rates, losses = time_mlp(rounds, torch)
     print(f"MLP {'-'.join(map(str, SIZES))} on digits, batch {BATCH}, SGD lr {LR}, one BLAS thread "
-          f"(samples/s, median of {args.rounds} epochs)")
+          f"(samples/s, median of {rounds} epochs)")
     for name, rate in rates.items():
         print(f"  {name:12s} {rate:10,.0f}  ({rate / rates['numpy']:.2f}x hand-written NumPy; last loss {losses[name]:.4f})")
-    return 0
+    return {"device": device, "rounds": rounds, "tiny_add_seconds": tiny, "mlp_samples_per_s": rates, "mlp_last_loss": losses}
 
 
 if __name__ == "__main__":

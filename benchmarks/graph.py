@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+from tensorcore.benchmarks._cli import add_device_and_json, on_device, write_json  # noqa: E402
 from tensorcore.benchmarks._mlp import epoch_fn, idiomatic_step_fn, tensorcore_step_fn, time_epochs
 from tensorcore.benchmarks.eager import BATCH, LR, SIZES, digits_batches, init_params, numpy_epoch, tensorcore_epoch_fn
 
@@ -87,13 +88,14 @@ def chain_cases(nbytes: int) -> tuple[dict[str, Callable[[], object]], Callable[
     return cases, lambda: chain.trace_count
 
 
-def run_chain(rounds: int) -> None:
-    """Print the elementwise chain's times and ratio."""
+def run_chain(rounds: int) -> dict[str, float] | None:
+    """Print the elementwise chain's times and ratio; the median seconds per case (None: no
+    opencl:0 to run it on)."""
     import tensorcore as tc
 
     if "opencl:0" not in [str(i.device) for i in tc.devices()]:
         print("elementwise chain: skipped (no opencl:0 device)")
-        return
+        return None
     from tensorcore.benchmarks.opencl import interleaved
 
     cases, traces = chain_cases(CHAIN_BYTES)
@@ -103,20 +105,29 @@ def run_chain(rounds: int) -> None:
     for name, t in med.items():
         print(f"  {name:14s} {t * 1e3:8.2f} ms  ({med['numpy'] / t:.2f}x eager NumPy)")
     print(f"  traces of the chain: {traces()}")
+    return med
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print samples/s of each implementation and the ratios."""
-    import tensorcore as tc
-    from tensorcore.device import default_device
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds; medians are reported")
     parser.add_argument("--skip-chain", action="store_true", help="only the MLP")
     parser.add_argument("--ablate", action="store_true",
                         help="also the idiomatic traced step compiled without the graph rewrites (and, on cpu, with "
                              "the SGD rewrite, which the pipeline leaves out there)")
+    add_device_and_json(parser)
     args = parser.parse_args(argv)
+    with on_device(args.device) as dev:
+        results = _run(args, str(dev))
+    write_json(args.json, results)
+    return 0
+
+
+def _run(args: argparse.Namespace, device: str) -> dict[str, Any]:
+    """Print the tables (tensorcore on ``device``, the current scope); the results."""
+    import tensorcore as tc
+
     batches = digits_batches()
     params = init_params()
     traced, step = traced_epoch_fn(params)
@@ -128,10 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.ablate:
         runners["idiom. no rewrites"] = compiled_with(traced_epoch_fn(params, idiomatic=True)[0])
-        if default_device().type == "cpu":
+        if tc.current_device().type == "cpu":
             runners["idiom. + sgd_step"] = compiled_with(traced_epoch_fn(params, idiomatic=True)[0], rewrites=True)
     rates, losses = time_epochs(runners, batches, args.rounds)
-    print(f"MLP {'-'.join(map(str, SIZES))} epoch on digits, batch {BATCH}, one BLAS thread, "
+    print(f"tensorcore on {device}; MLP {'-'.join(map(str, SIZES))} epoch on digits, batch {BATCH}, one BLAS thread, "
           f"median of {args.rounds} interleaved rounds (samples/s)")
     for name, rate in rates.items():
         print(f"  {name:18s} {rate:10,.0f}  ({rate / rates['numpy']:.2f}x hand-written NumPy; last loss {losses[name]:.4f})")
@@ -141,9 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     stats = idiomatic_step.stats(tc.asarray(x), tc.asarray(y))
     rewrites = {k: v for k, v in stats.items() if "->" in k}
     print(f"  graph rewrites in the idiomatic traced step: {rewrites}")
+    results = {"device": device, "rounds": args.rounds, "mlp_samples_per_s": rates, "mlp_last_loss": losses,
+               "traces": {"step": step.trace_count, "idiomatic step": idiomatic_step.trace_count}, "rewrites": rewrites}
     if not args.skip_chain:
-        run_chain(args.rounds)
-    return 0
+        results["chain_seconds"] = run_chain(args.rounds)
+    return results
 
 
 if __name__ == "__main__":

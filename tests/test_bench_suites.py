@@ -18,8 +18,6 @@ from tensorcore import cli
 
 HAVE_OPENCL = "opencl:0" in [str(d.device) for d in tc.devices()]
 needs_opencl = pytest.mark.skipif(not HAVE_OPENCL, reason="no opencl:0 here")
-# eager and graph belong to other work: their parsers show no defaults (yet)
-WITH_DEFAULTS = {"opencl", "cuda", "kernels", "peak", "gpu-check", "distribute"}
 
 
 @pytest.mark.parametrize("name", cli.BENCHMARKS)
@@ -28,8 +26,7 @@ def test_every_suite_help_names_its_command(name: str, capsys) -> None:
         cli.main(["bench", name, "--help"])
     out = capsys.readouterr().out
     assert exc.value.code == 0 and out.startswith(f"usage: tensorcore bench {name} [-h]"), out[:200]
-    if name in WITH_DEFAULTS:
-        assert "(default:" in out
+    assert "(default:" in out
 
 
 def test_a_suite_error_names_its_command(capsys) -> None:
@@ -154,3 +151,20 @@ def test_distribute_runs_one_part_and_writes_json(tmp_path, capsys) -> None:
     assert set(results) == {"cpu", "rounds", "quick", "local"}
     assert [r["bytes"] for r in results["local"]] == sorted(r["bytes"] for r in results["local"])
     assert all(r["numpy"] > 0 and r["tensorcore"] > 0 for r in results["local"])
+
+
+@pytest.mark.parametrize("suite", ["eager", "graph"])
+def test_eager_and_graph_take_a_device_and_write_json(suite: str, tmp_path, capsys) -> None:
+    """--device runs tensorcore's side on that device (a tc.device scope), --json keeps the
+    figures; the default device is left as it was."""
+    import importlib
+
+    module = importlib.import_module(f"tensorcore.benchmarks.{suite}")
+    before = tc.default_device()
+    device = "opencl:0" if HAVE_OPENCL and suite == "graph" else "cpu"
+    argv = ["--rounds", "1", "--device", device, "--json", str(tmp_path / "r.json")] + (["--skip-chain"] if suite == "graph" else [])
+    assert module.main(argv) == 0
+    assert f"tensorcore on {tc.Device(device)}" in capsys.readouterr().out
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert results["device"] == str(tc.Device(device)) and results["mlp_samples_per_s"]["numpy"] > 0
+    assert tc.default_device() == before and tc.current_device() == before
