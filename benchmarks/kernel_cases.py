@@ -39,7 +39,11 @@ class Env:
     rng: np.random.Generator
 
     def data(self, *shape: int) -> np.ndarray:
-        """Standard normal host data of ``shape`` in the case's dtype."""
+        """Host data of ``shape`` in the case's dtype: standard normal, or small integers (a
+        sum over them stays exact, and both sides wrap alike where a product overflows)."""
+        if self.dtype.kind in "iu":
+            low = 0 if self.dtype.kind == "u" else -8
+            return self.rng.integers(low, 8, shape).astype(self.dtype)
         return self.rng.standard_normal(shape).astype(self.dtype)
 
     def pair(self, array: np.ndarray) -> tuple[Any, Any]:
@@ -61,6 +65,11 @@ class OpSpec:
     sizes: Mapping[str, tuple[int, ...]]
     cost: Callable[[tuple[int, ...], int], Cost]  # (size, itemsize) -> Cost
     build: Callable[[tuple[int, ...], Env], Pair]
+    kinds: str = "f"  # the dtype kinds it is benchmarked in: "f" floating, "iu" integers too
+
+    def takes(self, dtype: np.dtype) -> bool:
+        """Whether the op is benchmarked in ``dtype``."""
+        return np.dtype(dtype).kind in self.kinds
 
 
 # --- builders --------------------------------------------------------------------------------
@@ -267,21 +276,21 @@ _ROWS = {"small": (256, 1024), "medium": (1024, 4096), "large": (8192, 4096)}
 
 OPS: dict[str, OpSpec] = {spec.name: spec for spec in [
     OpSpec("matmul", "m, k, n", {"small": (256, 256, 256), "medium": (1024, 1024, 1024), "large": (2048, 2048, 2048)},
-           matmul_cost, _matmul),
+           matmul_cost, _matmul, "fiu"),
     OpSpec("batched_matmul", "batch, m, k, n",
-           {"small": (16, 64, 64, 64), "medium": (32, 256, 256, 256), "large": (64, 512, 512, 512)}, matmul_cost, _matmul),
+           {"small": (16, 64, 64, 64), "medium": (32, 256, 256, 256), "large": (64, 512, 512, 512)}, matmul_cost, _matmul, "fiu"),
     OpSpec("linear", "batch, in, out", {"small": (128, 256, 256), "medium": (512, 1024, 1024), "large": (2048, 4096, 4096)},
            linear_cost, _linear),
     OpSpec("conv2d", "n, c, h, w, k, r (r×r kernel, stride 1, same padding)",
            {"small": (8, 16, 32, 32, 32, 3), "medium": (32, 32, 32, 32, 64, 3), "large": (64, 64, 56, 56, 128, 3)},
            conv2d_cost, _conv2d),
     OpSpec("max_pool2d", "n, c, h, w (2×2, stride 2)",
-           {"small": (8, 16, 32, 32), "medium": (32, 64, 64, 64), "large": (64, 128, 112, 112)}, max_pool2d_cost, _max_pool2d),
-    OpSpec("add", "n", _VECTOR, _per_element(1, 3), _elementwise("add", 2)),
-    OpSpec("multiply", "n", _VECTOR, _per_element(1, 3), _elementwise("multiply", 2)),
+           {"small": (8, 16, 32, 32), "medium": (32, 64, 64, 64), "large": (64, 128, 112, 112)}, max_pool2d_cost, _max_pool2d, "fiu"),
+    OpSpec("add", "n", _VECTOR, _per_element(1, 3), _elementwise("add", 2), "fiu"),
+    OpSpec("multiply", "n", _VECTOR, _per_element(1, 3), _elementwise("multiply", 2), "fiu"),
     OpSpec("exp", "n", _VECTOR, _per_element(1, 2), _elementwise("exp", 1)),
-    OpSpec("sum", "n", _VECTOR, _per_element(1, 1), _elementwise("sum", 1)),
-    OpSpec("max", "n", _VECTOR, _per_element(1, 1), _elementwise("max", 1)),
+    OpSpec("sum", "n", _VECTOR, _per_element(1, 1), _elementwise("sum", 1), "fiu"),
+    OpSpec("max", "n", _VECTOR, _per_element(1, 1), _elementwise("max", 1), "fiu"),
     OpSpec("softmax", "rows, cols (over cols)", _ROWS, _per_element(5, 2), _rows("softmax")),
     OpSpec("log_softmax", "rows, cols (over cols)", _ROWS, _per_element(5, 2), _rows("log_softmax")),
     OpSpec("cross_entropy", "batch, classes (mean)", {"small": (256, 1000), "medium": (4096, 1000), "large": (8192, 4096)},
@@ -289,9 +298,9 @@ OPS: dict[str, OpSpec] = {spec.name: spec for spec in [
     OpSpec("layer_norm", "rows, cols (over cols, with weight and bias)",
            {"small": (256, 1024), "medium": (4096, 1024), "large": (16384, 4096)}, layer_norm_cost, _layer_norm),
     OpSpec("transpose_copy", "rows, cols (x.T written out row-major)",
-           {"small": (512, 512), "medium": (2048, 2048), "large": (8192, 8192)}, _per_element(0, 2), _transpose_copy),
+           {"small": (512, 512), "medium": (2048, 2048), "large": (8192, 8192)}, _per_element(0, 2), _transpose_copy, "fiu"),
     OpSpec("take", "rows, cols, k (k rows gathered)",
-           {"small": (4096, 256, 1024), "medium": (65536, 256, 16384), "large": (262144, 256, 65536)}, take_cost, _take),
+           {"small": (4096, 256, 1024), "medium": (65536, 256, 16384), "large": (262144, 256, 65536)}, take_cost, _take, "fiu"),
     OpSpec("sgd_step", "n (tc.optim.SGD, momentum 0.9)", _VECTOR, _per_element(4, 5), _sgd_step),
 ]}
 

@@ -38,6 +38,9 @@ def _op_name(text: str) -> str:
     return name
 
 
+DTYPES = ("float32", "float64", "float16", "int8", "int16", "int32", "int64", "uint8")
+
+
 def _shape(text: str) -> tuple[int, ...]:
     """``--shape 512x512x512``: positive numbers joined by ``x``."""
     try:
@@ -76,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", action="append", type=_shape, default=None, metavar="AxBx...",
                    help="an explicit size (repeatable) instead of the presets: each op takes the shapes with as many "
                         "numbers as its parameters (listed below)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="the data type")
+    p.add_argument("--dtype", choices=DTYPES, default="float32",
+                   help="the data type (ops without that kind of dtype are skipped, saying so)")
     p.add_argument("--budget", type=float, default=0.3, help="seconds of samples per case and side")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds the budget is split into")
     p.add_argument("--rest", type=float, default=0.15, help="seconds of rest before each side's round (OpenBLAS spins ~0.1 s)")
@@ -153,10 +157,13 @@ def to_host(value: Any) -> np.ndarray:
 
 
 def check(name: str, ours: Any, theirs: Any) -> None:
-    """Raise AssertionError unless the two results agree (a fast wrong kernel is no result)."""
+    """Raise AssertionError unless the two results agree (a fast wrong kernel is no result):
+    integers exactly, floats within a tolerance of their precision."""
     a, b = to_host(ours), to_host(theirs)
     scale = float(np.max(np.abs(b))) if b.size else 1.0
-    if a.shape != b.shape or not np.allclose(a, b, rtol=1e-3, atol=1e-3 * max(1.0, scale)):
+    tol = 1e-2 if b.dtype == np.float16 else 1e-3
+    same = np.array_equal(a, b) if b.dtype.kind in "iub" else np.allclose(a, b, rtol=tol, atol=tol * max(1.0, scale))
+    if a.shape != b.shape or not same:
         raise AssertionError(f"{name}: tensorcore and the reference disagree (shapes {a.shape}, {b.shape}; "
                              f"max difference {np.max(np.abs(a - b)) if a.shape == b.shape else 'n/a'})")
 
@@ -210,7 +217,10 @@ def run(args: argparse.Namespace, devices: list[str], say: Callable[[str], None]
 
     import tensorcore as tc
 
-    ops = args.op or list(OPS)
+    ops = [op for op in args.op or list(OPS) if OPS[op].takes(args.dtype)]
+    skipped = [op for op in args.op or list(OPS) if op not in ops]
+    if skipped:
+        say(f"not benchmarked in {args.dtype}: {', '.join(skipped)}")
     sizes = {op: sizes_of(OPS[op], args.size or list(DEFAULT_SIZES), args.shape) for op in ops}
     common = {"dtype": args.dtype, "host_cpu": host_cpu(), "tensorcore_version": tc.__version__, "git_commit": git_commit()}
     device_peaks, bases = {}, {}
@@ -276,8 +286,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         old = report.read_json(args.compare) if args.compare else None
     except ValueError as exc:
         parser.error(str(exc))
-    try:  # a --shape that fits no selected op is found before a long run
-        for op in args.op or list(OPS):
+    try:  # a --shape that fits no selected op, or ops without the --dtype, are found before a long run
+        taking = [op for op in args.op or list(OPS) if OPS[op].takes(args.dtype)]
+        if not taking:
+            raise ValueError(f"--dtype {args.dtype}: none of {', '.join(args.op or OPS)} is benchmarked in it; "
+                             f"ops with integer forms: {', '.join(n for n, s in OPS.items() if s.takes(np.dtype('int32')))}")
+        for op in taking:
             sizes_of(OPS[op], args.size or list(DEFAULT_SIZES), args.shape)
     except ValueError as exc:
         parser.error(str(exc))

@@ -141,6 +141,32 @@ def test_explicit_shapes_replace_the_presets_for_the_ops_they_fit(tmp_path) -> N
     assert records[0]["flops"] == 2 * 16 * 8 * 4
 
 
+@pytest.mark.parametrize("dtype", ["int32", "uint8", "float16"])
+def test_integer_and_half_cases_run_the_ops_that_have_them(dtype: str, tmp_path, capsys) -> None:
+    """--dtype: ops with that kind of dtype run in it (checked exactly for integers), the others
+    are named as skipped; on a device without kernels for it a case is recorded as not run."""
+    out_json = tmp_path / "out.json"
+    argv = ["--device", "cpu", "--op", "add", "--op", "sum", "--op", "exp", "--dtype", dtype, "--size", "small",
+            "--no-peak", "--json", str(out_json), *FAST]
+    assert kernels.main(argv) == 0
+    out = capsys.readouterr().out
+    records = report.read_json(out_json)
+    if dtype == "float16":
+        assert [r["op"] for r in records] == ["add", "sum", "exp"]
+    else:
+        assert f"not benchmarked in {dtype}: exp" in out
+        assert [r["op"] for r in records] == ["add", "sum"]
+    assert all(r["dtype"] == dtype and r["error"] is None and r["median_s"] > 0 for r in records)
+    assert records[0]["bytes"] == 3 * (1 << 16) * np.dtype(dtype).itemsize
+
+
+def test_kernel_check_compares_integers_exactly() -> None:
+    kernels.check("add", np.array([3, 4], np.int32), np.array([3, 4], np.int32))
+    with pytest.raises(AssertionError, match="disagree"):
+        kernels.check("add", np.array([3, 4000], np.int32), np.array([3, 4001], np.int32))  # within 1e-3 relative
+    kernels.check("exp", np.array([1.0, 2.0], np.float16), np.array([1.004, 2.0], np.float16))  # half's precision
+
+
 def _record(median: float, iqr: float = 1e-5, **extra) -> dict:
     return dict.fromkeys(report.FIELDS) | {
         "op": "add", "size": "small", "shape": [65536], "dtype": "float32", "device": "cpu:0", "device_name": "cpu",
@@ -203,6 +229,7 @@ def test_help_lists_the_options_and_defaults(capsys) -> None:
     (["--compare", "/nonexistent/old.json"], ["cannot read benchmark records from /nonexistent/old.json"]),
     (["--shape", "64xa"], ["bad shape '64xa'", "512x512x512"]),
     (["--op", "add", "--shape", "8x8"], ["no shape given fits add", "takes 1 number(s)", "8x8"]),
+    (["--op", "exp", "--dtype", "int32"], ["--dtype int32: none of exp is benchmarked in it", "ops with integer forms"]),
 ])
 def test_bad_choices_name_the_valid_ones(argv: list[str], words: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as exc:
