@@ -583,3 +583,22 @@ def test_a_forgotten_strategy_is_freed_and_its_threads_end():
     for thread in threads:
         thread.join(timeout=5)
         assert not thread.is_alive()
+
+
+def test_replicas_run_with_quick_thread_switching_and_it_is_restored():
+    """Inside run the interpreter switches threads every SWITCH_INTERVAL; after run (also a
+    failed one) the interval is what it was."""
+    from tensorcore.distribute import replicas
+
+    before = sys.getswitchinterval()
+    strategy = MirroredStrategy(["cpu", "cpu"])
+    seen = strategy.run(lambda: sys.getswitchinterval())
+    assert list(seen.values) == [min(before, replicas.SWITCH_INTERVAL)] * 2
+    assert sys.getswitchinterval() == before
+
+    def fail():
+        raise ValueError("replica failure (test)")
+
+    with pytest.raises(ValueError, match="replica failure"):
+        strategy.run(fail)
+    assert sys.getswitchinterval() == before
