@@ -28,8 +28,9 @@ learning rate (or what it was computed from), else one before each update.
 
 On ``cpu`` the pass fires only when asked (``on_cpu=True``, as the tests do): there the two
 NumPy calls it would replace (the product written into the gradient's buffer, then
-``np.subtract(p, ., out=p)``) cost less than ``sgd_step``'s NumPy reference, whose checks
-alone (``np.broadcast_shapes``) take longer than both.
+``np.subtract(p, ., out=p)``) cost less than ``sgd_step``'s NumPy reference with its checks
+and bookkeeping (at 64x128 on family 23: 23 us against 6 us before its shape check got a
+fast path, 9.2 us against 5.8 us after).
 """
 
 from __future__ import annotations
