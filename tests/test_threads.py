@@ -409,3 +409,43 @@ def test_cuda_error_flags_are_per_thread_too() -> None:
     run_threads(thread_a, thread_b)
     assert out["a_buf"] is not out["b_buf"]
     dev.finished()  # nor in the main thread
+
+
+def test_a_tape_records_its_op_while_another_threads_tape_closes(device: str) -> None:
+    """The tapes of every thread share one list. Thread B's tape comes first in it and closes
+    just while thread A's op walks the list (B's tape is asked, from A, which thread it
+    belongs to: the moment B removes it). A's own tape must still record the op: walking the
+    list itself skipped it, and A's gradient came back None (two replicas training in one
+    process lost their first layer's gradients that way)."""
+    asked, removed, opened = threading.Event(), threading.Event(), threading.Event()
+
+    class ClosesWhileAsked(tc.GradientTape):
+        @property
+        def _thread(self) -> int | None:
+            if self._owner is not None and threading.get_ident() != self._owner and not asked.is_set():
+                asked.set()
+                removed.wait(TIMEOUT)  # B leaves its block meanwhile
+            return self._owner
+
+        @_thread.setter
+        def _thread(self, value: int | None) -> None:
+            self._owner = value
+
+    def other_thread() -> None:
+        with ClosesWhileAsked():
+            opened.set()
+            asked.wait(TIMEOUT)
+        removed.set()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    assert opened.wait(TIMEOUT)
+    x = tc.asarray(np.array([1.0, 2.0], np.float32), device=device)
+    with tc.GradientTape() as tape:
+        tape.watch(x)
+        y = tc.sum(x * 3.0)
+    thread.join(TIMEOUT)
+    assert not thread.is_alive() and asked.is_set()
+    (g,) = tape.gradient(y, [x])
+    assert g is not None
+    np.testing.assert_array_equal(g.numpy(), [3.0, 3.0])

@@ -51,7 +51,7 @@ def custom_gradient(f: Callable[..., Any]) -> Callable[..., Any]:
         with _tape.paused():
             output, grad_fn = f(*inputs)
         outputs = output if isinstance(output, tuple) else (output,)
-        if _tape.recording:
+        if _tape.recording and _tape.recording_here():
             _tape.record(_CustomGradient(f.__name__, grad_fn, len(inputs)), inputs, {}, outputs)
         return output
 

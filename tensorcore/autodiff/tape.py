@@ -20,7 +20,9 @@ from tensorcore.tensor import Tensor
 
 # The tapes recording now in any thread, innermost last. Dispatch reads this list on every
 # op, so an empty list must stay the cheap common case; each tape records only the ops of
-# the thread that opened it (see record()).
+# the thread that opened it (see record()). Other threads add and remove their tapes at any
+# moment, so readers walk a snapshot: iterating the list itself could skip this thread's tape
+# when another thread's tape before it is removed meanwhile (an op silently not recorded).
 recording: list[GradientTape] = []
 
 
@@ -51,9 +53,15 @@ def record(op: Any, inputs: tuple, attrs: dict, outputs: tuple) -> None:
     if op.grad is None or _paused.on:
         return
     thread = threading.get_ident()
-    for tape in recording:
-        if tape._thread == thread:
+    for tape in tuple(recording):
+        if tape._thread == thread and not tape._stopped:
             tape._record(op, inputs, attrs, outputs)
+
+
+def recording_here() -> bool:
+    """Whether a tape of this thread is recording (another thread's tape does not count)."""
+    thread = threading.get_ident()
+    return any(t._thread == thread and not t._stopped for t in tuple(recording))
 
 
 @contextmanager
@@ -70,7 +78,7 @@ def paused() -> Iterator[None]:
 def watched_by_recording_tape(x: Any) -> bool:
     """Whether a tape recording in this thread would differentiate through ``x``."""
     thread = threading.get_ident()
-    return any(t._thread == thread and t._watches(x) for t in recording)
+    return any(t._thread == thread and not t._stopped and t._watches(x) for t in tuple(recording))
 
 
 class GradientTape:
@@ -89,6 +97,7 @@ class GradientTape:
         self._variables: dict[int, Any] = {}
         self._used = False
         self._thread: int | None = None
+        self._stopped = False  # inside stop_recording(): in the list, recording nothing
 
     def __enter__(self) -> GradientTape:
         if self in recording:
@@ -112,12 +121,12 @@ class GradientTape:
         """Temporarily stop this tape from recording."""
         if self not in recording:
             raise RuntimeError("stop_recording() needs the tape to be recording")
-        index = recording.index(self)
-        recording.remove(self)
+        # A flag, not a removal: the list is shared with other threads (see `recording`).
+        outer, self._stopped = self._stopped, True
         try:
             yield
         finally:
-            recording.insert(index, self)
+            self._stopped = outer
 
     def reset(self) -> None:
         """Forget everything recorded and watched so far."""

@@ -113,7 +113,7 @@ class Function:
         compiled, tensors, key = self._lookup(args, kwargs)
         if compiled is None:
             compiled = self._trace(key, tensors, args, kwargs)
-        if _tape.recording:  # an outer tape must see each op to differentiate through this call
+        if _tape.recording and _tape.recording_here():  # a tape of this thread must see each op
             return ir.replay_eager(compiled.traced, tensors)
         return compiled.executable.run(tensors)
 
