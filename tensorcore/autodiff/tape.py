@@ -52,16 +52,19 @@ def record(op: Any, inputs: tuple, attrs: dict, outputs: tuple) -> None:
     """Record ``op`` on every tape of this thread that watches one of its inputs."""
     if op.grad is None or _paused.on:
         return
+    for tape in _tapes_here():
+        tape._record(op, inputs, attrs, outputs)
+
+
+def _tapes_here() -> list[GradientTape]:
+    """This thread's recording tapes, innermost last, from a snapshot of ``recording``."""
     thread = threading.get_ident()
-    for tape in tuple(recording):
-        if tape._thread == thread and not tape._stopped:
-            tape._record(op, inputs, attrs, outputs)
+    return [t for t in tuple(recording) if t._thread == thread and not t._stopped]
 
 
 def recording_here() -> bool:
     """Whether a tape of this thread is recording (another thread's tape does not count)."""
-    thread = threading.get_ident()
-    return any(t._thread == thread and not t._stopped for t in tuple(recording))
+    return bool(_tapes_here())
 
 
 @contextmanager
@@ -77,8 +80,7 @@ def paused() -> Iterator[None]:
 
 def watched_by_recording_tape(x: Any) -> bool:
     """Whether a tape recording in this thread would differentiate through ``x``."""
-    thread = threading.get_ident()
-    return any(t._thread == thread and not t._stopped and t._watches(x) for t in tuple(recording))
+    return any(t._watches(x) for t in _tapes_here())
 
 
 class GradientTape:

@@ -154,15 +154,19 @@ class LocalGroup:
         inputs = self._inputs
         outputs = [entry[3] for entry in inputs]
         offsets = self._offsets
-        scratch = np.empty(min(BLOCK, max(hi - lo, 0)), outputs[0].dtype)
+        scaled = any(entry[2] is not None for entry in inputs)
+        scratch = np.empty(min(BLOCK, max(hi - lo, 0)), outputs[0].dtype) if scaled else None
         for a in range(lo, hi, BLOCK):
             b = min(a + BLOCK, hi)
             total = outputs[0][a:b]
+            pieces = _segments(offsets, a, b)  # the same for every replica (equal shapes)
             for j, (_, sources, scale, _) in enumerate(inputs):
-                for k, s_lo, s_hi, at in _segments(offsets, a, b):
+                for k, s_lo, s_hi, at in pieces:
                     piece, into = sources[k][s_lo:s_hi], total[at - a:at - a + s_hi - s_lo]
-                    if j == 0:  # the first replica's term starts the sum (the output may be its source)
-                        np.multiply(piece, scale, out=into) if scale is not None else np.copyto(into, piece)
+                    if j == 0 and scale is None:  # the first replica's term starts the sum
+                        np.copyto(into, piece)  # (the output may be its source: then a no-op)
+                    elif j == 0:
+                        np.multiply(piece, scale, out=into)
                     elif scale is not None:
                         term = scratch[:s_hi - s_lo]
                         np.multiply(piece, scale, out=term)
