@@ -10,7 +10,10 @@ fixed when PoCL starts:
 2. the in-process all-reduce of ``opencl:0`` and ``opencl:1`` (two PoCL devices, which share
    one pool of 2 threads) against NumPy adding the same two buffers;
 3. training throughput of the MLP 784-512-512-10, global batch 256, on PoCL with 2 threads in
-   all: 1 replica (one 2-thread device), 2 replicas in one process, 2 MPI ranks.
+   all: 1 replica (one 2-thread device), 2 replicas in one process, 2 MPI ranks; each
+   distributed configuration also runs as its ceiling, the same replicas training
+   independently with no all-reduce, so that what distribution itself costs shows apart
+   from what splitting the batch over two smaller devices costs.
 
 Cases alternate within each round; figures are medians over rounds.
 """
@@ -153,7 +156,34 @@ def part_local(rounds: int, sizes: Sequence[int]) -> None:
 # --- part 3: MLP training throughput ---------------------------------------------------------
 
 
-def part_mlp(steps: int, blocks: int, replicas: int, multi_worker: bool) -> None:
+def _traced_if(traced: bool, step: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """``step`` as a ``tc.function`` (one graph per step) when ``traced``."""
+    import tensorcore as tc
+
+    return tc.function(step) if traced else step
+
+
+def _single_block(steps: int, traced: bool = False) -> Callable[[], float]:
+    """One replica on ``opencl:0`` training on the whole batch."""
+    from tensorcore.benchmarks import _mlp
+
+    import tensorcore as tc
+
+    x, y, params = _mlp.problem(0, 256, MLP_SIZES)
+    step = _traced_if(traced, _mlp.tensorcore_step_fn(params, lr=0.01, device="opencl:0"))
+    tx, ty = tc.asarray(x, device="opencl:0"), tc.asarray(y, device="opencl:0")
+
+    def block() -> float:
+        loss = None
+        for _ in range(steps):
+            loss = step(tx, ty)
+        return float(loss.item())
+
+    return block
+
+
+def _strategy_block(steps: int, replicas: int, multi_worker: bool, traced: bool = False) -> Callable[[], float]:
+    """Data-parallel training: ``replicas`` PoCL devices in this process, or one per MPI rank."""
     from tensorcore.benchmarks import _mlp
 
     import tensorcore as tc
@@ -161,39 +191,96 @@ def part_mlp(steps: int, blocks: int, replicas: int, multi_worker: bool) -> None
     x, y, params = _mlp.problem(0, 256, MLP_SIZES)
     if multi_worker:
         strategy = tc.distribute.MultiWorkerMirroredStrategy("opencl:0")
-    elif replicas > 1:
-        strategy = tc.distribute.MirroredStrategy([f"opencl:{i}" for i in range(replicas)])
     else:
-        strategy = None
-    if strategy is None:
-        step = _mlp.tensorcore_step_fn(params, lr=0.01, device="opencl:0")
-        tx, ty = tc.asarray(x, device="opencl:0"), tc.asarray(y, device="opencl:0")
+        strategy = tc.distribute.MirroredStrategy([f"opencl:{i}" for i in range(replicas)])
+    with strategy.scope():
+        step = _traced_if(traced, _mlp.tensorcore_step_fn(params, lr=0.01))
+    xs, ys = strategy.split(x, y)
+
+    def block() -> float:
+        loss = None
+        for _ in range(steps):
+            loss = strategy.run(step, (xs, ys))
+        return float(strategy.reduce("mean", loss).item())
+
+    return block
+
+
+def _independent_block(steps: int, replicas: int, multi_worker: bool, traced: bool = False) -> Callable[[], float]:
+    """The ceiling of data parallelism here: each replica (a thread, or an MPI rank on
+    ``opencl:0``) trains its own copy on its share of the batch, with no all-reduce and no
+    meeting between steps."""
+    import threading
+
+    from tensorcore.benchmarks import _mlp
+
+    import tensorcore as tc
+    from tensorcore.distribute import replicas as replica_threads
+
+    x, y, params = _mlp.problem(0, 256, MLP_SIZES)
+    if multi_worker:
+        from mpi4py import MPI
+
+        world = MPI.COMM_WORLD
+        shard = slice(world.rank * 256 // world.size, (world.rank + 1) * 256 // world.size)
+        step = _traced_if(traced, _mlp.tensorcore_step_fn(params, lr=0.01, device="opencl:0"))
+        tx, ty = tc.asarray(x[shard], device="opencl:0"), tc.asarray(y[shard], device="opencl:0")
 
         def block() -> float:
+            world.Barrier()  # the ranks start each block together
             loss = None
             for _ in range(steps):
                 loss = step(tx, ty)
             return float(loss.item())
+
+        return block
+
+    cuts = [i * 256 // replicas for i in range(replicas + 1)]
+    devices = [f"opencl:{i}" for i in range(replicas)]
+    step_fns = [_traced_if(traced, _mlp.tensorcore_step_fn(params, lr=0.01, device=d)) for d in devices]
+    data = [(tc.asarray(x[a:b], device=d), tc.asarray(y[a:b], device=d)) for a, b, d in zip(cuts, cuts[1:], devices)]
+
+    def train(i: int, losses: list[float]) -> None:
+        loss = None
+        for _ in range(steps):
+            loss = step_fns[i](*data[i])
+        losses[i] = float(loss.item())
+
+    def block() -> float:
+        losses = [0.0] * replicas
+        threads = [threading.Thread(target=train, args=(i, losses)) for i in range(replicas)]
+        with replica_threads.quick_thread_switching():  # as strategy.run does
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        return sum(losses) / replicas
+
+    return block
+
+
+def part_mlp(steps: int, blocks: int, replicas: int, multi_worker: bool, independent: bool = False,
+             traced: bool = False) -> None:
+    """Time ``blocks`` blocks of ``steps`` training steps in one configuration; print the
+    median seconds per step (rank 0)."""
+    if independent:
+        block = _independent_block(steps, replicas, multi_worker, traced)
+    elif multi_worker or replicas > 1:
+        block = _strategy_block(steps, replicas, multi_worker, traced)
     else:
-        with strategy.scope():
-            step = _mlp.tensorcore_step_fn(params, lr=0.01)
-        xs, ys = strategy.split(x, y)
-
-        def block() -> float:
-            loss = None
-            for _ in range(steps):
-                loss = strategy.run(step, (xs, ys))
-            return float(strategy.reduce("mean", loss).item())
-
+        block = _single_block(steps, traced)
     block()  # warm-up: kernels, pools
     times = []
     for _ in range(blocks):
         start = time.perf_counter()
         block()
         times.append((time.perf_counter() - start) / steps)
-    rank = getattr(strategy, "rank", 0)
-    if rank == 0:
-        print(json.dumps({"mlp_step_seconds": statistics.median(times)}), flush=True)
+    if multi_worker:
+        from mpi4py import MPI
+
+        if MPI.COMM_WORLD.rank != 0:
+            return
+    print(json.dumps({"mlp_step_seconds": statistics.median(times)}), flush=True)
 
 
 # --- the driver --------------------------------------------------------------------------------
@@ -261,23 +348,33 @@ def _part_local(size_args: list[str]) -> list[dict[str, Any]]:
     return local
 
 
+# Each distributed configuration beside its ceiling: the same replicas training independently
+# (no all-reduce, no meeting between steps), so the ratio of the two is what distribution costs.
+MLP_CONFIGS = {  # name: (child arguments, environment, under mpiexec, the ceiling's name or None)
+    "1 replica (opencl:0, 2 threads)": (["--replicas", "1"], POCL_ONE, False, None),
+    "2 replicas in process (opencl:0,1, one pool of 2 threads)":
+        (["--replicas", "2"], POCL_TWO, False, "  ceiling: 2 independent threads, no all-reduce"),
+    "  ceiling: 2 independent threads, no all-reduce": (["--replicas", "2", "--independent"], POCL_TWO, False, None),
+    "2 MPI ranks (opencl:0 each, 1 thread each)":
+        (["--multi-worker"], POCL_RANK, True, "  ceiling: 2 independent ranks, no all-reduce"),
+    "  ceiling: 2 independent ranks, no all-reduce": (["--multi-worker", "--independent"], POCL_RANK, True, None),
+}
+
+
 def _part_mlp(rounds: int, quick: bool) -> dict[str, list[float]]:
     steps, blocks = (5, 3) if quick else (20, 5)
     mlp_args = ["--part", "mlp", "--steps", str(steps), "--blocks", str(blocks)]
-    configs: dict[str, Callable[[], dict]] = {
-        "1 replica (opencl:0, 2 threads)": lambda: _child([*mlp_args, "--replicas", "1"], POCL_ONE),
-        "2 replicas in process (opencl:0,1, one pool of 2 threads)": lambda: _child([*mlp_args, "--replicas", "2"], POCL_TWO),
-        "2 MPI ranks (opencl:0 each, 1 thread each)": lambda: _child([*mlp_args, "--multi-worker"], POCL_RANK, mpi=True),
-    }
-    samples: dict[str, list[float]] = {c: [] for c in configs}
+    samples: dict[str, list[float]] = {c: [] for c in MLP_CONFIGS}
     for _ in range(max(1, rounds // 2) if not quick else 1):
-        for name, run in configs.items():
-            samples[name].append(run()["mlp_step_seconds"])
-    base = statistics.median(samples[next(iter(configs))])
+        for name, (args, env, mpi, _) in MLP_CONFIGS.items():
+            samples[name].append(_child([*mlp_args, *args], env, mpi=mpi)["mlp_step_seconds"])
+    median = {name: statistics.median(values) for name, values in samples.items()}
+    base = median[next(iter(MLP_CONFIGS))]
     print("\n3. MLP 784-512-512-10 training step, global batch 256, SGD, 2 threads in all")
-    for name, values in samples.items():
-        t = statistics.median(values)
-        print(f"{name:>50}: {t * 1e3:7.2f} ms/step, {256 / t:8.0f} examples/s -> {base / t:.2f}x of 1 replica")
+    for name, (_, _, _, ceiling) in MLP_CONFIGS.items():
+        t = median[name]
+        of_ceiling = f", {median[ceiling] / t:.2f}x of its ceiling" if ceiling else ""
+        print(f"{name:>58}: {t * 1e3:7.2f} ms/step, {256 / t:8.0f} examples/s -> {base / t:.2f}x of 1 replica{of_ceiling}")
     return samples
 
 
@@ -307,6 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--blocks", type=int, default=5, help=argparse.SUPPRESS)
     parser.add_argument("--replicas", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--multi-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--independent", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.part == "mpi":
@@ -314,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.part == "local":
         part_local(args.rounds, sizes)
     elif args.part == "mlp":
-        part_mlp(args.steps, args.blocks, args.replicas, args.multi_worker)
+        part_mlp(args.steps, args.blocks, args.replicas, args.multi_worker, args.independent, args.traced)
     else:
         results = drive(args.rounds, args.quick, args.only or PARTS)
         if args.json is not None:

@@ -153,6 +153,19 @@ def test_distribute_runs_one_part_and_writes_json(tmp_path, capsys) -> None:
     assert all(r["numpy"] > 0 and r["tensorcore"] > 0 for r in results["local"])
 
 
+@needs_opencl
+def test_distribute_mlp_ceiling_trains_the_same_model_as_one_replica() -> None:
+    """The MLP part's ceiling (replicas training independently) with one replica is the
+    single-replica training itself: the same loss after the same steps."""
+    from tensorcore.benchmarks import distribute
+
+    single = distribute._single_block(2)
+    independent = distribute._independent_block(2, 1, multi_worker=False)
+    first, second = single(), independent()
+    assert np.isfinite(first) and first == pytest.approx(second, rel=1e-6)
+    assert single() < first  # training: the loss falls step by step
+
+
 @pytest.mark.parametrize("suite", ["eager", "graph"])
 def test_eager_and_graph_take_a_device_and_write_json(suite: str, tmp_path, capsys) -> None:
     """--device runs tensorcore's side on that device (a tc.device scope), --json keeps the

@@ -422,7 +422,7 @@ def test_mismatched_tensors_name_the_tensor():
         ctx = tc.distribute.get_replica_context()
         return ctx.all_reduce("sum", [tc.ones(2), tc.ones(3 + ctx.replica_id)])
 
-    with pytest.raises(CollectiveMismatchError, match=r"tensor 1.*float32\[3\].*float32\[4\]"):
+    with pytest.raises(CollectiveMismatchError, match=r"tensors\[1\] is float32\[3\].*float32\[4\]"):
         strategy.run(body)
 
 
@@ -602,3 +602,51 @@ def test_replicas_run_with_quick_thread_switching_and_it_is_restored():
     with pytest.raises(ValueError, match="replica failure"):
         strategy.run(fail)
     assert sys.getswitchinterval() == before
+
+
+def test_one_replica_runs_in_the_calling_thread_unless_that_thread_records():
+    """A process with one replica (an MPI rank with one device) runs it in the caller's thread,
+    with the replica's device and context, and a failure is still the step's error. Under a
+    tape of the caller's (or a trace) it runs in its own thread, so that its ops stay off
+    the caller's tape."""
+    strategy = MirroredStrategy(["cpu"])
+    with strategy.scope():
+        w = tc.Variable(np.ones(3, np.float32))
+    here = threading.current_thread()
+
+    def where():
+        ctx = tc.distribute.get_replica_context()
+        return threading.current_thread(), ctx.replica_id, ctx.all_reduce("sum", w * 2)
+
+    thread, replica_id, total = strategy.run(where)
+    assert thread.values[0] is here and replica_id.values[0] == 0
+    np.testing.assert_array_equal(total.values[0].numpy(), np.full(3, 2, np.float32))
+    assert tc.distribute.get_replica_context() is None  # left as it was
+    with pytest.raises(ValueError, match="replica failure"):
+        strategy.run(lambda: (_ for _ in ()).throw(ValueError("replica failure (test)")))
+    thread, _, _ = strategy.run(where)  # the strategy still runs after a failed step
+    assert thread.values[0] is here
+
+    with tc.GradientTape() as tape:
+        thread, _, _ = strategy.run(where)
+        doubled = strategy.run(lambda: w * 2).values[0]
+    assert thread.values[0] is not here
+    assert tape.gradient(doubled, w) is None  # the caller's tape saw none of the replica's ops
+
+
+def test_gradient_buckets_fill_from_the_last_layer():
+    """Backpropagation computes the last layer's gradients first, so the first bucket holds
+    them and can be summed while the device computes the rest; every tensor is in exactly one
+    bucket, each bucket of one dtype and at most bucket_bytes unless one tensor is larger."""
+    from tensorcore.distribute import buckets
+
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    specs = [((256, 256), f32), ((256,), f32), ((64, 256), f32), ((64,), f32), ((10, 64), f64), ((10,), f32)]
+    planned = buckets.plan_backward(specs, 80 * 1024)
+    assert planned[0][0] == 5 and sorted(i for b in planned for i in b) == list(range(6))
+    for bucket in planned:
+        assert len({specs[i][1] for i in bucket}) == 1
+        assert bucket == sorted(bucket, reverse=True)
+        nbytes = sum(int(np.prod(specs[i][0])) * specs[i][1].itemsize for i in bucket)
+        assert nbytes <= 80 * 1024 or len(bucket) == 1
+    assert planned == [[5, 3, 2, 1], [4], [0]]  # 256x256 float32 alone exceeds 80 KiB

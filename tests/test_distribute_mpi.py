@@ -95,7 +95,7 @@ def test_ranks_reducing_different_tensors_get_an_error_naming_the_tensor(tmp_pat
     assert not reports
     assert out.returncode != 0
     assert "CollectiveMismatchError" in out.stderr
-    assert "tensor 1" in out.stderr and "float32[3]" in out.stderr and "float32[4]" in out.stderr
+    assert "tensors[1] is float32[3]" in out.stderr and "float32[3]" in out.stderr and "float32[4]" in out.stderr
 
 
 @pytest.mark.skipif("opencl:0" not in DEVICES, reason="needs an accelerator (PoCL's opencl:0) on rank 0")

@@ -29,6 +29,14 @@ def plan(specs: Sequence[tuple[tuple[int, ...], np.dtype]], bucket_bytes: int) -
     return buckets
 
 
+def plan_backward(specs: Sequence[tuple[tuple[int, ...], np.dtype]], bucket_bytes: int) -> list[list[int]]:
+    """:func:`plan` over the tensors in reverse order (PyTorch DDP's order): gradients are
+    listed in the order of the parameters, and backpropagation computes the last layer's
+    first, so the first bucket's sum can run while the device still computes the others'."""
+    last = len(specs) - 1
+    return [[last - i for i in bucket] for bucket in plan(list(reversed(specs)), bucket_bytes)]
+
+
 def unpack(flat: Tensor, shapes: Sequence[tuple[int, ...]]) -> list[Any]:
     """Views of ``flat`` (a bucket's sum: its tensors raveled and concatenated) with
     ``shapes``, in order."""

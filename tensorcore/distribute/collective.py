@@ -74,10 +74,10 @@ def mismatch(what: str, left: Description, right: Description, left_name: str, r
         return (f"{what}: {left_name} handed in {len(left)} tensors but {right_name} handed in {len(right)} "
                 f"({[n for n, _, _ in left]} against {[n for n, _, _ in right]}); every participant must "
                 f"reduce the same tensors in the same order")
-    for i, (a, b) in enumerate(zip(left, right)):
+    for a, b in zip(left, right):
         if a != b:
             label = a[0] if a[0] == b[0] else f"{a[0]!r} against {b[0]!r}"
-            return (f"{what}: tensor {i} ({label}) is {a[2]}{list(a[1])} on {left_name} but "
+            return (f"{what}: {label} is {a[2]}{list(a[1])} on {left_name} but "
                     f"{b[2]}{list(b[1])} on {right_name}; every participant must hand in the same shapes and dtypes")
     return None
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from tensorcore import dispatch, registry
+from tensorcore.autodiff import tape
 from tensorcore.device import Device, thread_default
 from tensorcore.distribute import buckets, collective_op, consistency, nccl, replicated_graph
 from tensorcore.distribute.collective import Description, LocalGroup, ReplicaAborted
@@ -189,7 +190,10 @@ class MirroredStrategy:
                 self._weight_values[i] = weights[ctx.replica_id]
                 return fn(*replica_value(args, i), **replica_value(kwargs, i))
 
-        results, errors = self._threads.run(task)  # resets the group after a failure
+        # One replica runs in this thread unless this thread records a tape or traces a
+        # function: the replica's ops must not land on the caller's tape or graph.
+        inline = len(contexts) == 1 and dispatch.current_tracer() is None and not tape.recording_here()
+        results, errors = self._threads.run(task, inline=inline)  # resets the group after a failure
         if any(e is not None for e in errors):
             exc = _first_error(errors, self._devices)
             consistency.repair_half_updated(self, [c.phase for c in contexts], errors, exc)
@@ -299,21 +303,24 @@ class MirroredStrategy:
                                "all-reduces the gradients of every replica")
         present = [i for i, g in enumerate(grads) if g is not None]
         names = [f"gradient of {params[i].name!r} (parameter {i})" for i in present]
-        reduced = self._reduce(ctx, "gradient all-reduce", [grads[i] for i in present], names, mean=True)
+        reduced = self._reduce(ctx, "gradient all-reduce", [grads[i] for i in present], names, mean=True, backward=True)
         out = list(grads)
         for i, g in zip(present, reduced):
             out[i] = g
         return out
 
-    def _reduce(self, ctx: ReplicaContext, what: str, tensors: list[Tensor], names: list[str], mean: bool) -> list[Tensor]:
+    def _reduce(self, ctx: ReplicaContext, what: str, tensors: list[Tensor], names: list[str], mean: bool,
+                backward: bool = False) -> list[Tensor]:
         """Replica ``ctx``'s part of summing ``tensors`` over every replica (``mean``: each
         replica's weighted by its share of the step's batch), one ``all_reduce`` op per bucket
-        (so that it is traced like any op), each bucket's output chained to the next."""
+        (so that it is traced like any op), each bucket's output chained to the next;
+        ``backward``: the buckets filled from the last tensor (gradients, see ``plan_backward``)."""
         if self.num_replicas_in_sync == 1:
             return list(tensors)
         out: list[Any] = [None] * len(tensors)
         previous: tuple = ()
-        for b, bucket in enumerate(buckets.plan([(t.shape, t.dtype) for t in tensors], self.bucket_bytes)):
+        planner = buckets.plan_backward if backward else buckets.plan
+        for b, bucket in enumerate(planner([(t.shape, t.dtype) for t in tensors], self.bucket_bytes)):
             dtype = np.dtype(tensors[bucket[0]].dtype)
             if mean and dtype.kind != "f":
                 raise TypeError(f"{what}: a weighted mean needs floating-point tensors, got {dtype}")
