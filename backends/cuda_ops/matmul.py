@@ -27,7 +27,8 @@ TILE = 128
 THREADS = 256
 MAX_BATCH = 65535  # gridDim.z
 INT_MAX = 2**31 - 1
-HAS_BIAS, ACCUMULATE = 1, 2  # gemm's flags (see matmul.cu)
+HAS_BIAS, ACCUMULATE, RELU = 1, 2, 4  # gemm's flags (see matmul.cu)
+EPILOGUES = {None: 0, "relu": RELU}  # linear's activations, applied as C is stored
 
 #: (source, defines) the launchers build: compiled by tests/test_cuda_compile.py.
 VARIANTS = [(SOURCE, defines(t)) for t in FLOATS]
@@ -52,10 +53,13 @@ def merge_batch(bshape: tuple[int, ...], strides: list[tuple[int, ...]]) -> tupl
 def gemm(dev: Any, dtype: np.dtype, m: int, n: int, k: int, count: int, c: Any, a: Any, b: Any,
          a_strides: tuple[int, int, int], b_strides: tuple[int, int, int], c_strides: tuple[int, int, int],
          bias: Any = None, bias_strides: tuple[int, int, int] = (0, 0, 0), csplit: int | None = None,
-         c_split_stride: int = 0, accumulate: bool = False) -> None:
+         c_split_stride: int = 0, accumulate: bool = False, activation: str | None = None) -> None:
     """Enqueue ``C (+)= A @ B (+ bias)``; ``*_strides`` are (row, column, batch) in elements,
     ``bias_strides`` too. Column j of C sits at ``(j // csplit) * c_split_stride + (j % csplit)
-    * c_strides[1]`` (default: no split). ``accumulate`` adds to what C holds."""
+    * c_strides[1]`` (default: no split). ``accumulate`` adds to what C holds; ``activation``
+    (a key of ``EPILOGUES``) is applied to each finished value."""
+    if activation is not None and accumulate:
+        raise ValueError("an activation applies to a finished product, not to one accumulated over launches")
     if not (m and n and count):
         return
     if max(m, n, k) > INT_MAX:
@@ -65,7 +69,7 @@ def gemm(dev: Any, dtype: np.dtype, m: int, n: int, k: int, count: int, c: Any, 
     grid = (-(-n // TILE), -(-m // TILE), count)
     if grid[1] > 65535:
         raise KernelUnsupported("more than 65535 row tiles")
-    flags = (HAS_BIAS if bias is not None else 0) | (ACCUMULATE if accumulate else 0)
+    flags = (HAS_BIAS if bias is not None else 0) | (ACCUMULATE if accumulate else 0) | EPILOGUES[activation]
     args = (c, a, b, bias if bias is not None else c, np.int32(m), np.int32(n), np.int32(k),
             i64(a_strides[0]), i64(a_strides[1]), i64(b_strides[0]), i64(b_strides[1]),
             i64(c_strides[0]), i64(c_strides[1]), np.int32(csplit or n), i64(c_split_stride),
@@ -145,8 +149,9 @@ def _as_rows(dev: Any, x: Any) -> tuple[Any, tuple[int, int, int]]:
     return x, rows
 
 
-def linear(dev: Any, x: Any, weight: Any, bias: Any = None) -> Any:
-    """``x @ weight.T + bias`` in one GEMM, the bias added as the tile is stored."""
+def linear(dev: Any, x: Any, weight: Any, bias: Any = None, activation: str | None = None) -> Any:
+    """``activation(x @ weight.T + bias)`` in one GEMM, the bias added and the activation
+    applied as the tile is stored."""
     dtype = float_dtype("linear", *(a for a in (x, weight, bias) if a is not None))
     if len(weight.shape) != 2 or not x.shape or x.shape[-1] != weight.shape[1] or (
             bias is not None and tuple(bias.shape) != tuple(weight.shape[:1])):
@@ -156,7 +161,7 @@ def linear(dev: Any, x: Any, weight: Any, bias: Any = None) -> Any:
     sw = elem_strides(weight)
     out = dev.empty(tuple(x.shape[:-1]) + (n,), dtype)
     gemm(dev, dtype, m, n, k, 1, out, x, weight, (sxm, sxk, 0), (sw[1], sw[0], 0), (n, 1, 0),
-         bias, (0, elem_strides(bias)[0] if bias is not None else 0, 0))
+         bias, (0, elem_strides(bias)[0] if bias is not None else 0, 0), activation=activation)
     return out
 
 

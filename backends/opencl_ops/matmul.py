@@ -121,15 +121,21 @@ def pack(dev: CLDevice, dtype: np.dtype, b: Mat, k: int, n: int, bshape: tuple[i
 
 
 
+ACT = {None: 0, "relu": 1}  # the kernel's epilogues (ACT in matmul.cl)
+
+
 def run(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape: tuple[int, ...],
         a: Mat, a_sk1: int, packed: CLArray, packed_bstrides: tuple[int, ...], c: Mat, bias: Mat | None = None,
-        accumulate: bool = False, split: int = 0, c_so: int = 0) -> None:
+        accumulate: bool = False, split: int = 0, c_so: int = 0, activation: str | None = None) -> None:
     """Enqueue ``C = A @ B (+ bias)`` (``C += A @ B`` if ``accumulate``) with B already packed.
 
     A's element (batch, i, k1 * K2 + k2) is at ``a.off + i * a.s0 + k1 * a_sk1 + k2 * a.s1``.
     ``bias`` is read like C (strides 0 where it broadcasts). With ``split``, C's column j is
     at ``(j // split) * c_so + (j % split) * c.s1`` (blocks of columns, e.g. one per image).
+    ``activation`` (a key of ``ACT``) is applied to each result as it is stored.
     """
+    if activation is not None and accumulate:
+        raise ValueError("an activation applies to a finished product, not to one accumulated over launches")
     count = math.prod(bshape)
     if not (m and n and count):
         return
@@ -138,7 +144,8 @@ def run(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape
     nr = panel_width(dtype)
     b = bias if bias is not None else Mat(c.buf, 0, 0, 0, ())
     batched = count > 1
-    kern = dev.kernel("matmul.cl", "gemm", defines(dtype) + (("KBLOCK", str(KBLOCK if k1 * k2 > LONG_K else 0)),))
+    kern = dev.kernel("matmul.cl", "gemm", defines(dtype) + (("KBLOCK", str(KBLOCK if k1 * k2 > LONG_K else 0)),
+                                                               ("ACT", str(ACT[activation]))))
     dev.launch(kern, (-(-rows // group) * group, -(-n // nr), count), (group, 1, 1),
                a.buf if a.buf is not None else c.buf, a.off, a.s0, a_sk1, a.s1,
                packed.buf, c.buf, c.off, c.s0, c.s1, c_so, split or n,
@@ -163,9 +170,9 @@ def _cost(m: int, n: int, k: int, count: int, packs: int, vec_unit_stride: bool,
 
 
 def gemm(dev: CLDevice, dtype: np.dtype, m: int, n: int, k: int, bshape: tuple[int, ...],
-         a: Mat, b: Mat, c: Mat, bias: Mat | None = None) -> None:
-    """Enqueue ``C = A @ B (+ bias)`` for strided A (M x K), B (K x N) and C, batched over
-    ``bshape``; packs whichever operand is cheaper to pack (see the module docstring)."""
+         a: Mat, b: Mat, c: Mat, bias: Mat | None = None, activation: str | None = None) -> None:
+    """Enqueue ``C = activation(A @ B (+ bias))`` for strided A (M x K), B (K x N) and C, batched
+    over ``bshape``; packs whichever operand is cheaper to pack (see the module docstring)."""
     count = math.prod(bshape)
     nr = panel_width(dtype)
     b_count = math.prod([s for s, st in zip(bshape, b.bstrides) if st])
@@ -176,7 +183,7 @@ def gemm(dev: CLDevice, dtype: np.dtype, m: int, n: int, k: int, bshape: tuple[i
         m, n, a, b, c = n, m, b.t(), a.t(), c.t()
         bias = bias.t() if bias is not None else None
     packed, pstrides = pack(dev, dtype, b, k, n, bshape)
-    run(dev, dtype, m, n, 1, k, bshape, a, 0, packed, pstrides, c, bias)
+    run(dev, dtype, m, n, 1, k, bshape, a, 0, packed, pstrides, c, bias, activation=activation)
 
 
 def _mat(x: CLArray, bshape: tuple[int, ...]) -> Mat:
@@ -224,8 +231,10 @@ def _rows(x: CLArray) -> CLArray:
     return x.view((math.prod(x.shape[:-1]), x.shape[-1]), (x.shape[-1], 1), x.offset)
 
 
-def linear(dev: CLDevice, x: CLArray, weight: CLArray, bias: CLArray | None = None) -> CLArray:
-    """``x @ weight.T + bias`` in one GEMM, the bias added as the tiles are stored."""
+def linear(dev: CLDevice, x: CLArray, weight: CLArray, bias: CLArray | None = None,
+           activation: str | None = None) -> CLArray:
+    """``activation(x @ weight.T + bias)`` in one GEMM, the bias added and the activation
+    applied as the tiles are stored."""
     dtype = check_float(dev, x, weight, bias)
     if len(weight.shape) != 2 or not x.shape or x.shape[-1] != weight.shape[1] or (
             bias is not None and bias.shape != weight.shape[:1]):
@@ -237,7 +246,8 @@ def linear(dev: CLDevice, x: CLArray, weight: CLArray, bias: CLArray | None = No
     if out.buf is not None:
         b = None if bias is None else Mat(bias.buf, bias.offset, 0, bias.strides[0])
         gemm(dev, dtype, m, n, k, (), Mat(x2.buf, x2.offset, x2.strides[0], x2.strides[1]),
-             Mat(weight.buf, weight.offset, weight.strides[1], weight.strides[0]), Mat(out.buf, 0, n, 1), b)
+             Mat(weight.buf, weight.offset, weight.strides[1], weight.strides[0]), Mat(out.buf, 0, n, 1), b,
+             activation)
     return out
 
 

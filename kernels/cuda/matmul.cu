@@ -10,7 +10,9 @@
  * matrix passes csplit = N, so n / csplit is 0. `flags`: bit 0 (HAS_BIAS) adds
  * bias[m * sbias_m + n * sbias_n] (batch z at bias + z * batch_bias) as C is stored: a row
  * broadcast for linear's bias, a column broadcast for conv2d's; bit 1 (ACCUMULATE) adds what
- * C holds (C += A @ B: conv2d's weight gradient summed over chunks of images).
+ * C holds (C += A @ B: conv2d's weight gradient summed over chunks of images); bit 2 (RELU)
+ * applies relu to the finished value (x <= 0 ? 0 : x, as the relu kernel: NaN passes, -0 is
+ * +0): linear's epilogue, never with ACCUMULATE.
  *
  * Tiling: a block of 256 threads computes a 128 x 128 tile of C, stepping through K by 8.
  * Each step stages an 8 x 128 slice of A (transposed: As[k][m]) and of B (Bs[k][n]) in
@@ -38,6 +40,7 @@ typedef DTYPE T;
 #define PAD 4
 #define HAS_BIAS 1
 #define ACCUMULATE 2
+#define RELU 4
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 gemm(T* __restrict__ C, const T* __restrict__ A, const T* __restrict__ B, const T* __restrict__ bias,
@@ -116,6 +119,7 @@ gemm(T* __restrict__ C, const T* __restrict__ A, const T* __restrict__ B, const 
             if (flags & HAS_BIAS) v += bias[m * sbias_m + n * sbias_n];
             T* at = C + m * scm + coff[j];
             if (flags & ACCUMULATE) v += *at;
+            if ((flags & RELU) && v <= (T)0) v = (T)0;
             *at = v;
         }
     }

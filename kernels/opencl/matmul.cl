@@ -1,7 +1,8 @@
 /* Register-blocked matrix product for CPU-like OpenCL devices (PoCL), and its packing kernels.
  *
- * Build with -DT=<float|double> -DVW=<16|8> (one SIMD register of T), -DMR=<rows per tile> and
- * -DKBLOCK=<0, or products per register sum when K is long> (gemm only).
+ * Build with -DT=<float|double> -DVW=<16|8> (one SIMD register of T), -DMR=<rows per tile>,
+ * -DKBLOCK=<0, or products per register sum when K is long> and -DACT=<0, or 1: relu applied
+ * as the tile is stored, after the bias> (gemm only).
  *
  * C (M x N) = A (M x K) @ B (K x N), batched over up to 8 broadcast batch dimensions.
  * - B, the "vector side", is packed beforehand into column panels of NR = 2 * VW columns:
@@ -17,6 +18,16 @@
  *   (conv2d_backward_weight reduces over images and output pixels at once).
  */
 #include "common.h"
+
+#ifndef ACT
+#define ACT 0
+#endif
+/* The epilogue: relu as the relu kernel computes it (x <= 0 ? 0 : x: NaN passes, -0 is +0). */
+#if ACT == 1
+#define ACTIVATE(V, VTYPE) V = select(V, (VTYPE)0, V <= (VTYPE)0)
+#else
+#define ACTIVATE(V, VTYPE)
+#endif
 
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
@@ -146,6 +157,8 @@ inline void store_row(VT v0, VT v1, __global T* c, long c_sn, long c_so, int spl
         v0 = VLOAD(0, t);
         v1 = VLOAD(0, t + VW);
     }
+    ACTIVATE(v0, VT);  /* never with accumulate (matmul.py): it applies to the finished sum */
+    ACTIVATE(v1, VT);
     int block = col0 / split, first = col0 - block * split;
     if (c_sn == 1 && full && first + NR <= split) {
         __global T* d = c + block * c_so + first;
@@ -249,6 +262,7 @@ __kernel void gemm(__global const T* A, long a_off, long a_sm, long a_sk1, long 
         for (int j = 0; j < NR; ++j, d += c_sn) {
             T8 v = (T8)(t[j], t[NR + j], t[2 * NR + j], t[3 * NR + j], t[4 * NR + j], t[5 * NR + j],
                         t[6 * NR + j], t[7 * NR + j]) + b;
+            ACTIVATE(v, T8);
             vstore8(accumulate ? v + vload8(0, d) : v, 0, d);
         }
         return;

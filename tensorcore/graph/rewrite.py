@@ -65,7 +65,13 @@ def replacement(kind: str, op: Any, args: tuple, attrs: dict, outs: tuple[int, .
     last of them ran, on its device and scope, and its ``origin`` names them all."""
     last = replaced[-1]
     return Node(kind, op, args, attrs, last.device, outs, name=f"{op.name}_{last.name}", line=last.line,
-                requested=last.requested, origin=f"replaces {', '.join(n.name for n in replaced)}")
+                requested=last.requested, origin=f"replaces {', '.join(_traced_names(n) for n in replaced)}")
+
+
+def _traced_names(node: Node) -> str:
+    """The traced nodes ``node`` stands for: itself, or those an earlier rewrite replaced by it."""
+    head = "replaces "
+    return node.origin[len(head):] if node.origin and node.origin.startswith(head) else node.name
 
 
 def splice(graph: Graph, edits: dict[int, list[Node]]) -> None:

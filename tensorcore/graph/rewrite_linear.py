@@ -25,6 +25,14 @@ usual ``x``, are contiguous, and a 1-D or 2-D ``x`` is never copied.
 
 On ``cpu`` the result is bitwise that of the two nodes (``linear``'s NumPy reference is the
 same ``np.matmul`` and ``+=``); on other devices within float rounding of the GEMM.
+
+A second pass, :func:`activation_to_epilogue`, then folds a ``relu`` of a ``linear`` into it
+as the GEMM's epilogue (``linear(x, w, b, activation="relu")``: the kernel applies relu to each
+value as it stores the tile), under the same rules: the ``linear`` result has the ``relu`` as
+its only reader and is not returned, no update between them, one device whose built-in
+kernels take the attribute. The gradient is unchanged: relu's backward reads the relu output,
+which the fused node writes to the same slot. Bitwise the two nodes' result on every device
+(the epilogue is the relu kernel's expression).
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ from tensorcore.ops.registry import OPS, Spec
 # opencl (backends/opencl_ops/movement_views.py), cuda (backends/cuda_ops/movement_views.py).
 # A third-party backend is not assumed to: there a transposed weight could cost a copy per run.
 VIEW_PERMUTE = frozenset({"cpu", "opencl", "cuda"})
+# Backends whose linear kernel takes the ``activation`` attribute (its epilogue).
+EPILOGUE = frozenset({"cpu", "opencl", "cuda"})
 _TRANSPOSE = (1, 0)
 
 
@@ -98,3 +108,26 @@ def _weight(uses: Uses, w: int, dev: Device) -> tuple[int, Node | None]:
     shape = graph.specs[w].shape
     out = graph.new_slot(Spec((shape[1], shape[0]), graph.specs[w].dtype), dev)
     return out, Node(OP, OPS["permute_dims"], (w,), {"axes": _TRANSPOSE}, dev, (out,))
+
+
+def activation_to_epilogue(graph: Graph) -> int:
+    """Replace each ``relu(linear(...))`` whose ``linear`` result only the relu reads by one
+    ``linear(..., activation="relu")``; returns how many were replaced."""
+    uses = Uses(graph)
+    edits: dict[int, list[Node]] = {}
+    for node in graph.nodes:
+        if node.kind != OP or node.op.name != "relu" or node.fallback is not None or type(node.args[0]) is not int:
+            continue
+        product = node.args[0]
+        linear = uses.made_by(product, "linear")
+        dev = node.device
+        if (linear is None or linear.attrs.get("activation") is not None or not uses.only_reader(product, node)
+                or linear.device != dev or linear.requested != node.requested or dev.type not in EPILOGUE
+                or not uses.on(dev, product) or not uses.no_update_between(linear, node)
+                or graph.specs[product] != graph.specs[node.outs[0]]):
+            continue
+        fused = replacement(OP, linear.op, linear.args, {**linear.attrs, "activation": "relu"}, node.outs, [linear, node])
+        fused.origin = f"relu as its epilogue; {fused.origin}"
+        edits[id(linear)], edits[id(node)] = [], [fused]
+    splice(graph, edits)
+    return sum(1 for new_nodes in edits.values() if new_nodes)

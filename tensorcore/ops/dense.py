@@ -17,13 +17,18 @@ from tensorcore.errors import OpError, index_position
 from tensorcore.ops._nn import require_tensor
 from tensorcore.ops.linalg import matmul
 from tensorcore.ops.manipulation import broadcast_to
-from tensorcore.ops.registry import Op, Spec, define
+from tensorcore.ops.registry import OPS, Op, Spec, define
 from tensorcore.tensor import Tensor
 
 # --- linear -------------------------------------------------------------------------
 
 
-def _linear_ref(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+# Activations a linear kernel may apply as it stores its result (an epilogue): what the graph
+# rewrite in graph/rewrite_linear.py folds into a linear that only they read.
+ACTIVATIONS = ("relu",)
+
+
+def _linear_ref(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, activation: str | None = None) -> np.ndarray:
     if w.ndim != 2 or x.ndim == 0 or (b is not None and b.shape != w.shape[:1]):
         raise ValueError("bad shapes")  # explained by _linear_infer
     out = np.matmul(x, w.T)  # w.T is a view: BLAS reads it transposed, no copy
@@ -32,10 +37,14 @@ def _linear_ref(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np
             out += b
         else:
             out = out + b
+    if activation == "relu":
+        np.maximum(out, np.zeros((), out.dtype), out=out)  # the relu op's reference, in place: the same bits
     return out
 
 
-def _linear_infer(x: Spec, w: Spec, b: Spec | None = None) -> Spec:
+def _linear_infer(x: Spec, w: Spec, b: Spec | None = None, activation: str | None = None) -> Spec:
+    if activation is not None and activation not in ACTIVATIONS:
+        raise OpError(f"linear: unknown activation {activation!r}; expected None or one of {ACTIVATIONS}")
     if len(w.shape) != 2:
         raise OpError(f"linear: weight must be 2-D (out_features, in_features), got shape {w.shape}")
     if len(x.shape) == 0 or x.shape[-1] != w.shape[1]:
@@ -89,6 +98,8 @@ _LINEAR_BACKWARD_WEIGHT = define(Op(
 def _linear_grad(ctx: Any, g: Tensor) -> tuple:
     inputs, needs = ctx.inputs, ctx.needs_grad
     x, w = inputs[0], inputs[1]
+    if ctx.attrs.get("activation") == "relu":  # back through the epilogue first: relu's own gradient
+        g = apply(OPS["relu_backward"], (g, ctx.output))
     gx = matmul(g, w) if needs[0] else None
     gw = apply(_LINEAR_BACKWARD_WEIGHT, (g, x)) if needs[1] else None
     if len(inputs) == 2:
@@ -101,7 +112,8 @@ def _linear_grad(ctx: Any, g: Tensor) -> tuple:
 
 _LINEAR = define(Op(
     "linear", _linear_ref, infer=_linear_infer, grad=_linear_grad,
-    doc="``x @ weight.T + bias`` with weight of shape (out_features, in_features).",
+    doc="``x @ weight.T + bias`` with weight of shape (out_features, in_features); with the "
+        "``activation`` attribute (``'relu'``), that activation of it, applied as the result is stored.",
 ))
 
 

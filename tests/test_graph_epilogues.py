@@ -1,0 +1,134 @@
+"""GEMM epilogues: ``linear``'s ``activation`` attribute (relu applied as the kernel stores
+its result) on every device against NumPy, its gradient against finite differences, and the
+graph rewrite that folds ``relu(linear(...))`` into it (tensorcore/graph/rewrite_linear.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tensorcore as tc
+from tensorcore.dispatch import apply
+from tensorcore.errors import OpError
+from tensorcore.nn import functional as F
+from tensorcore.ops.registry import OPS
+
+from support import assert_same_as_eager, check_grad, check_op
+
+rng = np.random.default_rng(29)
+
+
+def linear_relu(x, w, b=None):
+    args = (x, w) if b is None else (x, w, b)
+    return apply(OPS["linear"], args, {"activation": "relu"})
+
+
+def reference(x, w, b=None):
+    out = x @ w.T + (0 if b is None else b)
+    return np.maximum(out, 0)
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 3), (33, 70, 20), (2, 4, 5, 9)], ids=["small", "tiles", "3-d input"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_with_relu_epilogue_matches_numpy(device: str, shape: tuple[int, ...], dtype: type) -> None:
+    *lead, n_in, n_out = shape
+    x = rng.standard_normal((*lead, n_in)).astype(dtype)
+    w, b = rng.standard_normal((n_out, n_in)).astype(dtype), rng.standard_normal(n_out).astype(dtype)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    check_op(linear_relu, reference, [x, w, b], device, rtol=tol, atol=tol)
+    check_op(linear_relu, reference, [x, w], device, rtol=tol, atol=tol)
+
+
+def test_the_epilogue_is_the_relu_kernel_bit_for_bit(device: str) -> None:
+    """NaN passes, a negative or -0.0 sum becomes +0.0, positives are untouched: the same bits
+    as the linear kernel followed by the relu kernel on the same device."""
+    x = rng.standard_normal((9, 17)).astype(np.float32)
+    x[0] = np.nan
+    w = rng.standard_normal((24, 17)).astype(np.float32)
+    w[3] = 0.0  # column 3 of the product: zeros, negated below to -0.0
+    b = rng.standard_normal(24).astype(np.float32)
+    b[3] = -0.0
+    args = [tc.asarray(a, device=device) for a in (x, w, b)]
+    fused = linear_relu(*args).numpy()
+    separate = F.relu(F.linear(*args)).numpy()
+    np.testing.assert_array_equal(fused.view(np.uint32), separate.view(np.uint32))
+    assert np.isnan(fused[0]).all() and not np.signbit(fused).any()
+
+
+def test_linear_with_relu_epilogue_gradient(device: str) -> None:
+    x, w, b = rng.standard_normal((5, 4)), rng.standard_normal((3, 4)), rng.standard_normal(3)
+    check_grad(linear_relu, [x, w, b], device)
+
+
+def test_an_unknown_activation_is_refused_naming_the_choices() -> None:
+    x, w = tc.ones((2, 3)), tc.ones((4, 3))
+    with pytest.raises(OpError, match=r"linear: unknown activation 'tanh'; expected None or one of \('relu',\)"):
+        apply(OPS["linear"], (x, w), {"activation": "tanh"})
+
+
+# --- the rewrite ---------------------------------------------------------------------------
+
+FORMS = {
+    "relu(F.linear)": lambda x, w, b: F.relu(F.linear(x, w, b)),
+    "relu(x @ w.T + b)": lambda x, w, b: F.relu(x @ w.T + b),
+    "tc.nn.ReLU after linear": lambda x, w, b: tc.nn.ReLU()(F.linear(x, w)),
+}
+
+
+def data(*shape: int, device: str) -> tc.Tensor:
+    return tc.asarray(rng.standard_normal(shape).astype(np.float32), device=device)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_relu_after_linear_becomes_its_epilogue(device: str, form: str) -> None:
+    x, w, b = data(6, 5, device=device), data(3, 5, device=device), data(3, device=device)
+    fn = tc.function(FORMS[form])
+    assert_same_as_eager(fn(x, w, b), FORMS[form](x, w, b))
+    names = [n.op_name for n in fn.graph(x, w, b).nodes]
+    assert names == ["linear"], names
+    assert "activation=" in fn.code(x, w, b) and "relu as its epilogue; replaces " in fn.code(x, w, b)
+    assert "relu as its epilogue; replaces " in fn.placement_report(x, w, b)
+    assert fn.graph(x, w, b).nodes[0].attrs["activation"] == "relu"
+    assert fn.stats(x, w, b)["linear+relu -> epilogue"] == 1
+
+
+def test_training_through_the_epilogue_matches_eager(device: str) -> None:
+    """A tape inside the function: relu's backward reads the relu output, which the fused
+    linear now writes; gradients equal eager mode's."""
+    x, w1, b1 = data(7, 5, device=device), data(6, 5, device=device), data(6, device=device)
+    w2 = data(2, 6, device=device)
+
+    def grads(x, w1, b1, w2):
+        with tc.GradientTape() as tape:
+            for t in (w1, b1, w2):
+                tape.watch(t)
+            loss = tc.sum(F.linear(F.relu(F.linear(x, w1, b1)), w2) ** 2)
+        return loss, tape.gradient(loss, [w1, b1, w2])
+
+    fn = tc.function(grads)
+    assert_same_as_eager(fn(x, w1, b1, w2), grads(x, w1, b1, w2))
+    assert fn.stats(x, w1, b1, w2)["linear+relu -> epilogue"] == 1
+
+
+def test_no_epilogue_where_it_would_be_wrong(device: str) -> None:
+    x, w, b = data(6, 5, device=device), data(3, 5, device=device), data(3, device=device)
+    v = tc.Variable(np.ones((6, 3), np.float32), device=device)
+
+    def returned_too(x):
+        y = F.linear(x, w, b)
+        return F.relu(y), y
+
+    def read_twice(x):
+        y = F.linear(x, w, b)
+        return F.relu(y) + y
+
+    def updated_between(x):
+        y = F.linear(x, w, b)
+        v.assign(y)  # reads y: an in-place node between the linear and the relu
+        return F.relu(y)
+
+    for name, f in {"returned too": returned_too, "read twice": read_twice, "update between": updated_between}.items():
+        fn = tc.function(f)
+        assert_same_as_eager(fn(x), f(x), name)
+        assert fn.stats(x)["linear+relu -> epilogue"] == 0, name
+        assert not any(n.attrs.get("activation") for n in fn.graph(x).nodes), name
