@@ -5,6 +5,15 @@ Two forms, each one node afterwards instead of two or three (one launch, no temp
 - ``p.assign_sub(lr * g)``: ``multiply(lr, g)`` (either order) read only by ``assign_sub(p, .)``;
 - ``p.assign(p - lr * g)``: ``multiply`` read only by ``subtract(p, .)``, read only by ``assign(p, .)``.
 
+And either of them preceded by the heavy-ball momentum update of the velocity it reads,
+``v.assign(m * v + g)`` (``m`` a number; products and sums in either order), five or six
+nodes afterwards one: ``sgd_step(p, g, v, lr, None, momentum=m)``, which computes
+``v = v * m + g`` then ``p -= rate * v``, each rounded as the nodes round it (the kernels do not
+contract a multiply and an add). Besides the rules below, nothing may read ``v`` between its
+update and the step's product (it would read the old velocity once the update moves to the
+step), and the momentum update must be the only in-place node between its product and the
+parameter's update.
+
 ``sgd_step(p, g, None, lr, None, momentum=0, nesterov=False, weight_decay=0)`` then computes
 ``p -= rate * g`` with ``rate`` the learning rate rounded to ``p``'s dtype, which is what the
 two forms compute (NumPy rounds a Python float into the array's dtype; the device kernels do
@@ -71,8 +80,13 @@ def updates_to_sgd_step(graph: Graph, on_cpu: bool = False) -> int:
         if rate is None:
             continue
         lr_slot, first = rate
-        sgd = replacement(INPLACE, OPS["sgd_step"], (node.args[0], g, Literal(None), lr_slot, Literal(None)),
-                          dict(_NO_MOMENTUM), (), removed + [node])
+        velocity, attrs = Literal(None), dict(_NO_MOMENTUM)
+        heavy_ball = _momentum(uses, node.args[0], g, removed[0])
+        if heavy_ball is not None:
+            momentum_nodes, attrs["momentum"], grad = heavy_ball
+            velocity, g, removed = g, grad, momentum_nodes + removed
+        sgd = replacement(INPLACE, OPS["sgd_step"], (node.args[0], g, velocity, lr_slot, Literal(None)),
+                          attrs, (), removed + [node])
         for old in removed:
             edits[id(old)] = []
         edits[id(node)] = first + [sgd]
@@ -100,6 +114,35 @@ def _match(uses: Uses, update: Node) -> tuple[list[Node], Any, int] | None:
             if all(n.device == dev and n.requested in (None, dev) for n in nodes) and \
                     uses.on(dev, p, g, lr, value) and uses.no_update_between(product, update):
                 return nodes, lr, g
+    return None
+
+
+def _momentum(uses: Uses, p: int, v: int, step_product: Node) -> tuple[list[Node], float, int] | None:
+    """(the nodes of the velocity update, the momentum, the gradient's slot) where the step
+    ``step_product`` (``lr * v``) reads a velocity ``v`` just updated as ``v.assign(m * v + g)``,
+    else None (see the module for the rules)."""
+    graph, pos = uses.graph, uses.position
+    at = pos[id(step_product)]
+    update = next((n for n in reversed(graph.nodes[:at]) if n.kind == INPLACE and v in n.args), None)
+    if update is None or update.op.name != "assign" or update.args[0] != v or v == p:
+        return None
+    total = uses.made_by(update.args[1], "add")
+    if total is None or not uses.only_reader(update.args[1], update):
+        return None
+    for scaled, g in (total.args, total.args[::-1]):
+        product = uses.made_by(scaled, "multiply")
+        if product is None or type(g) is not int or not uses.only_reader(scaled, total):
+            continue
+        for m, read in (product.args, product.args[::-1]):
+            if read != v or type(m) is not Literal or not _is_rate(graph, m, p):
+                continue
+            nodes = [product, total, update]
+            dev = update.device
+            readers_between = [r for r in uses.readers.get(v, []) if pos[id(update)] < pos[id(r)] < at]
+            if (all(n.device == dev and n.requested in (None, dev) for n in nodes) and uses.on(dev, v, g, scaled)
+                    and _fits(graph, v, g, scaled, dev) and graph.specs[v] == graph.specs[p] and not readers_between
+                    and uses.no_update_between(product, update) and uses.no_update_between(update, step_product)):
+                return nodes, float(m.value), g
     return None
 
 
