@@ -130,26 +130,28 @@ def time_epochs(runners: dict[str, Callable[[list], float]], batches: list, roun
     """Median samples/s of one epoch over ``batches`` per runner, the runners taking turns every
     round (so machine noise hits all alike), and each one's last loss; one BLAS thread.
 
-    Every runner first runs one untimed epoch (tracing, pools) from the same initial weights,
-    and their last losses must agree: the formulations compute the same training.
+    Timed by ``tc.bench.interleaved``: each runner's first, untimed epoch (tracing, pools) runs
+    from the same initial weights, and their losses must agree, as the formulations compute
+    the same training (checked after the timing, which starts from those first epochs). Then
+    one epoch per round and runner, with no rest and no warm-up: with one BLAS thread no
+    OpenBLAS worker spins into the next runner's turn, and an epoch is long enough to need
+    neither.
     """
-    import statistics
-    import time
-
     from threadpoolctl import threadpool_limits
 
-    samples: dict[str, list[float]] = {k: [] for k in runners}
-    losses: dict[str, float] = {}
+    from tensorcore import bench
+
+    losses: dict[str, list[float]] = {k: [] for k in runners}
+
+    def epoch(name: str) -> Callable[[], None]:
+        return lambda: losses[name].append(runners[name](batches))
+
     n = sum(len(y) for _, y in batches)
     with threadpool_limits(1):
-        for name, run in runners.items():
-            losses[name] = run(batches)
-        first = next(iter(losses.values()))
-        if not all(abs(loss - first) <= 1e-3 * max(1.0, abs(first)) for loss in losses.values()):
-            raise RuntimeError(f"the formulations do not train alike: last losses of the untimed epoch {losses}")
-        for _ in range(rounds):
-            for name, run in runners.items():
-                start = time.perf_counter()
-                losses[name] = run(batches)
-                samples[name].append(n / (time.perf_counter() - start))
-    return {k: statistics.median(v) for k, v in samples.items()}, losses
+        t = bench.interleaved({name: epoch(name) for name in runners}, budget=0, warmup=0, rounds=rounds, rest=0,
+                              min_repeats=rounds, number=1)
+    first = {name: values[0] for name, values in losses.items()}
+    reference = next(iter(first.values()))
+    if not all(abs(loss - reference) <= 1e-3 * max(1.0, abs(reference)) for loss in first.values()):
+        raise RuntimeError(f"the formulations do not train alike: last losses of the untimed epoch {first}")
+    return {name: n / timing.median for name, timing in t.items()}, {name: values[-1] for name, values in losses.items()}

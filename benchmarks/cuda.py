@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -88,28 +86,24 @@ def unavailable_reason(device: str) -> str | None:
 
 # --- timing ------------------------------------------------------------------------------------
 
-
-def _sample(fn: Callable[[], Any], wait: Callable[[], None], drain: Callable[[], None], repeats: int) -> float:
-    """Seconds per call: ``repeats`` calls, then a wait for their stream."""
-    drain()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    wait()
-    return (time.perf_counter() - start) / repeats
-
-
 def interleaved(cases: dict[str, tuple[Callable[[], Any], Callable[[], None]]], drain: Callable[[], None],
                 rounds: int, repeats: int) -> dict[str, float]:
-    """Median seconds per call of each case (fn, wait); the cases take turns every round."""
-    for fn, wait in cases.values():
-        fn()  # warm-up: compile kernels, fill the memory pool
-        wait()
-    samples: dict[str, list[float]] = {k: [] for k in cases}
-    for _ in range(rounds):
-        for name, (fn, wait) in cases.items():
-            samples[name].append(_sample(fn, wait, drain, repeats))
-    return {k: statistics.median(v) for k, v in samples.items()}
+    """Median seconds per call of each case (fn, wait), the cases taking turns every round:
+    ``tc.bench.interleaved`` with one sample per case and round, each of exactly ``repeats``
+    calls followed by the case's ``wait``.
+
+    The method is this suite's own, kept: ``drain`` empties both libraries' queues, untimed,
+    before every sample, so a sample never pays for the other side's unfinished work; there is
+    no rest (no OpenBLAS worker spins on the GPU's side) and no warm-up beyond the first call
+    (GPU time is scarce: ``bench gpu-check`` runs this suite in 75 s); and ``repeats`` is fixed
+    rather than calibrated, so a sample's length is the same on every GPU.
+    """
+    from tensorcore import bench
+
+    t = bench.interleaved({name: fn for name, (fn, _) in cases.items()},
+                          devices={name: wait for name, (_, wait) in cases.items()},
+                          budget=0, warmup=0, rounds=rounds, rest=0, min_repeats=rounds, number=repeats, setup=drain)
+    return {name: timing.median for name, timing in t.items()}
 
 
 # --- cases -------------------------------------------------------------------------------------

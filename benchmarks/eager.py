@@ -11,8 +11,6 @@ machine noise hits all alike. PyTorch is optional (``pip install torch==2.13.0``
 from __future__ import annotations
 
 import argparse
-import statistics
-import timeit
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -47,12 +45,14 @@ def tiny_op_cases(shape: tuple[int, ...], torch: Any) -> dict[str, Callable[[], 
 
 
 def time_tiny(cases: dict[str, Callable[[], Any]], rounds: int, number: int = 20000) -> dict[str, float]:
-    """Median seconds per call of each case, interleaved over ``rounds``."""
-    samples: dict[str, list[float]] = {k: [] for k in cases}
-    for _ in range(rounds):
-        for name, fn in cases.items():
-            samples[name].append(timeit.timeit(fn, number=number) / number)
-    return {k: statistics.median(v) for k, v in samples.items()}
+    """Median seconds per call of each case, interleaved over ``rounds``: ``tc.bench.interleaved``
+    with one sample of ``number`` calls per case and round (then a wait for the device, so an
+    asynchronous device's figure is the time to the result), no rest and no warm-up (tiny
+    calls on one BLAS thread leave no worker spinning)."""
+    from tensorcore import bench
+
+    t = bench.interleaved(cases, budget=0, warmup=0, rounds=rounds, rest=0, min_repeats=rounds, number=number)
+    return {name: timing.median for name, timing in t.items()}
 
 
 # --- MLP epoch -------------------------------------------------------------------------------

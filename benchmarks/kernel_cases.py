@@ -1,5 +1,8 @@
 """The ops of ``tensorcore bench kernels``: size presets, cost formulas, and each op built twice,
 through tensorcore on a device and in the reference library (NumPy, or CuPy for ``cuda``).
+The training paths (conv2d's backward, batch_norm, scatter_add, Adam) are in
+``kernel_cases_nn.py``; any other elementwise op or reduction gets a case from
+``kernel_cases_generic.py``.
 
 A cost is the op's arithmetic (FLOP; a transcendental or a comparison counts as one) and its
 minimum memory traffic (every input read once, every output written once). Their ratio is
@@ -53,7 +56,19 @@ class Env:
         return tc.asarray(array, device=self.device), self.xp.asarray(array)
 
 
-Pair = tuple[Callable[[], Any], Callable[[], Any]]  # (tensorcore, reference)
+@dataclass(frozen=True)
+class CheckOnly:
+    """A reference that checks tensorcore's result but is not timed (the reference library has
+    no such function): its record has no reference time and no ratio."""
+
+    fn: Callable[[], Any]
+
+    def __call__(self) -> Any:
+        """The expected result."""
+        return self.fn()
+
+
+Pair = tuple[Callable[[], Any], Callable[[], Any]]  # (tensorcore, reference, which may be a CheckOnly)
 
 
 @dataclass(frozen=True)
@@ -66,10 +81,11 @@ class OpSpec:
     cost: Callable[[tuple[int, ...], int], Cost]  # (size, itemsize) -> Cost
     build: Callable[[tuple[int, ...], Env], Pair]
     kinds: str = "f"  # the dtype kinds it is benchmarked in: "f" floating, "iu" integers too
+    excluded: tuple[str, ...] = ()  # dtypes of those kinds it is not benchmarked in
 
     def takes(self, dtype: np.dtype) -> bool:
         """Whether the op is benchmarked in ``dtype``."""
-        return np.dtype(dtype).kind in self.kinds
+        return np.dtype(dtype).kind in self.kinds and np.dtype(dtype).name not in self.excluded
 
 
 # --- builders --------------------------------------------------------------------------------
@@ -244,7 +260,7 @@ def max_pool2d_cost(p: tuple[int, ...], s: int) -> Cost:
     return Cost(3.0 * out, float(s * (n * c * h * w + out)))
 
 
-def _per_element(flops: float, arrays: float) -> Callable[[tuple[int, ...], int], Cost]:
+def per_element(flops: float, arrays: float) -> Callable[[tuple[int, ...], int], Cost]:
     """A cost of ``flops`` per element and ``arrays`` array-sized reads and writes."""
     def cost(p: tuple[int, ...], s: int) -> Cost:
         n = prod(p)
@@ -271,7 +287,8 @@ def take_cost(p: tuple[int, ...], s: int) -> Cost:
     return Cost(0.0, float(2 * s * k * cols + 8 * k))
 
 
-_VECTOR = {"small": (1 << 16,), "medium": (1 << 22,), "large": (1 << 26,)}
+VECTOR_SIZES = {"small": (1 << 16,), "medium": (1 << 22,), "large": (1 << 26,)}
+CONV_SIZES = {"small": (8, 16, 32, 32, 32, 3), "medium": (32, 32, 32, 32, 64, 3), "large": (64, 64, 56, 56, 128, 3)}
 _ROWS = {"small": (256, 1024), "medium": (1024, 4096), "large": (8192, 4096)}
 
 OPS: dict[str, OpSpec] = {spec.name: spec for spec in [
@@ -281,32 +298,28 @@ OPS: dict[str, OpSpec] = {spec.name: spec for spec in [
            {"small": (16, 64, 64, 64), "medium": (32, 256, 256, 256), "large": (64, 512, 512, 512)}, matmul_cost, _matmul, "fiu"),
     OpSpec("linear", "batch, in, out", {"small": (128, 256, 256), "medium": (512, 1024, 1024), "large": (2048, 4096, 4096)},
            linear_cost, _linear),
-    OpSpec("conv2d", "n, c, h, w, k, r (r×r kernel, stride 1, same padding)",
-           {"small": (8, 16, 32, 32, 32, 3), "medium": (32, 32, 32, 32, 64, 3), "large": (64, 64, 56, 56, 128, 3)},
-           conv2d_cost, _conv2d),
+    OpSpec("conv2d", "n, c, h, w, k, r (r×r kernel, stride 1, same padding)", CONV_SIZES, conv2d_cost, _conv2d),
     OpSpec("max_pool2d", "n, c, h, w (2×2, stride 2)",
            {"small": (8, 16, 32, 32), "medium": (32, 64, 64, 64), "large": (64, 128, 112, 112)}, max_pool2d_cost, _max_pool2d, "fiu"),
-    OpSpec("add", "n", _VECTOR, _per_element(1, 3), _elementwise("add", 2), "fiu"),
-    OpSpec("multiply", "n", _VECTOR, _per_element(1, 3), _elementwise("multiply", 2), "fiu"),
-    OpSpec("exp", "n", _VECTOR, _per_element(1, 2), _elementwise("exp", 1)),
-    OpSpec("sum", "n", _VECTOR, _per_element(1, 1), _elementwise("sum", 1), "fiu"),
-    OpSpec("max", "n", _VECTOR, _per_element(1, 1), _elementwise("max", 1), "fiu"),
-    OpSpec("softmax", "rows, cols (over cols)", _ROWS, _per_element(5, 2), _rows("softmax")),
-    OpSpec("log_softmax", "rows, cols (over cols)", _ROWS, _per_element(5, 2), _rows("log_softmax")),
+    OpSpec("add", "n", VECTOR_SIZES, per_element(1, 3), _elementwise("add", 2), "fiu"),
+    OpSpec("multiply", "n", VECTOR_SIZES, per_element(1, 3), _elementwise("multiply", 2), "fiu"),
+    OpSpec("exp", "n", VECTOR_SIZES, per_element(1, 2), _elementwise("exp", 1)),
+    OpSpec("sum", "n", VECTOR_SIZES, per_element(1, 1), _elementwise("sum", 1), "fiu"),
+    OpSpec("max", "n", VECTOR_SIZES, per_element(1, 1), _elementwise("max", 1), "fiu"),
+    OpSpec("softmax", "rows, cols (over cols)", _ROWS, per_element(5, 2), _rows("softmax")),
+    OpSpec("log_softmax", "rows, cols (over cols)", _ROWS, per_element(5, 2), _rows("log_softmax")),
     OpSpec("cross_entropy", "batch, classes (mean)", {"small": (256, 1000), "medium": (4096, 1000), "large": (8192, 4096)},
            cross_entropy_cost, _cross_entropy),
     OpSpec("layer_norm", "rows, cols (over cols, with weight and bias)",
            {"small": (256, 1024), "medium": (4096, 1024), "large": (16384, 4096)}, layer_norm_cost, _layer_norm),
     OpSpec("transpose_copy", "rows, cols (x.T written out row-major)",
-           {"small": (512, 512), "medium": (2048, 2048), "large": (8192, 8192)}, _per_element(0, 2), _transpose_copy, "fiu"),
+           {"small": (512, 512), "medium": (2048, 2048), "large": (8192, 8192)}, per_element(0, 2), _transpose_copy, "fiu"),
     OpSpec("take", "rows, cols, k (k rows gathered)",
            {"small": (4096, 256, 1024), "medium": (65536, 256, 16384), "large": (262144, 256, 65536)}, take_cost, _take, "fiu"),
-    OpSpec("sgd_step", "n (tc.optim.SGD, momentum 0.9)", _VECTOR, _per_element(4, 5), _sgd_step),
+    OpSpec("sgd_step", "n (tc.optim.SGD, momentum 0.9)", VECTOR_SIZES, per_element(4, 5), _sgd_step),
 ]}
 
 ALIASES = {"mul": "multiply", "bmm": "batched_matmul", "transpose": "transpose_copy", "copy": "transpose_copy",
-           "sgd": "sgd_step"}
-#: The issue's hot paths not benchmarked yet (docs/benchmarks.md).
-NOT_YET = ("conv2d backward", "batch_norm", "scatter_add", "adam_step", "any other op of the op table")
+           "sgd": "sgd_step", "adam": "adam_step", "scatter-add": "scatter_add", "conv2d_grad": "conv2d_backward"}
 SIZES = ("small", "medium", "large")
 

@@ -6,7 +6,10 @@ fallback), then timed interleaved with it by ``tc.bench.interleaved``: rounds al
 two, each side rests, warms and then samples, and every tensorcore sample waits for the
 device. Device seconds come from CUDA events, and from OpenCL markers: this command starts the
 OpenCL backend with ``TENSORCORE_OPENCL_PROFILING=1`` (in a child process if the backend had
-already started without it). ``docs/benchmarks.md`` explains the method, the fields and the plot.
+already started without it). The default suite is every op with a hand-written case
+(``kernel_cases.py``, ``kernel_cases_nn.py``); ``--op NAME`` also takes any elementwise op or
+reduction of the op table (``kernel_cases_generic.py``). ``docs/benchmarks.md`` explains the
+method, the fields and the plot.
 """
 
 from __future__ import annotations
@@ -22,19 +25,40 @@ from typing import Any
 os.environ.setdefault("POCL_MAX_PTHREAD_COUNT", "2")  # must precede the OpenCL driver's start
 
 import numpy as np  # noqa: E402
+from tensorcore.benchmarks import kernel_cases_generic as generic  # noqa: E402
 from tensorcore.benchmarks import kernel_report as report  # noqa: E402
 from tensorcore.benchmarks import peak as peaks  # noqa: E402
-from tensorcore.benchmarks.kernel_cases import ALIASES, NOT_YET, OPS, SIZES, Env, OpSpec  # noqa: E402
+from tensorcore.benchmarks.kernel_cases import ALIASES, SIZES, CheckOnly, Env, OpSpec  # noqa: E402
+from tensorcore.benchmarks.kernel_cases import OPS as CORE_OPS  # noqa: E402
+from tensorcore.benchmarks.kernel_cases_nn import NN_OPS  # noqa: E402
+
+#: The ops with a hand-written case: the default suite, in this order.
+OPS: dict[str, OpSpec] = {**CORE_OPS, **NN_OPS}
 
 DEFAULT_SIZES = ("small", "medium")
 PROFILING_ENV = "TENSORCORE_OPENCL_PROFILING"  # read by the OpenCL backend when it starts
 
 
+def spec_of(name: str) -> OpSpec:
+    """The case of op ``name``: its hand-written one, else the generic one (ValueError if none)."""
+    return OPS[name] if name in OPS else generic.spec(name)
+
+
 def _op_name(text: str) -> str:
+    """``--op``: a hand-written case, an alias, or an op of the op table the generic builder benches."""
+    from tensorcore.ops.registry import OPS as OP_TABLE
+
     name = ALIASES.get(text, text)
-    if name not in OPS:
-        raise argparse.ArgumentTypeError(f"unknown op {text!r}; choose from {', '.join(OPS)} "
-                                         f"(aliases: {', '.join(f'{a}={b}' for a, b in ALIASES.items())})")
+    if name in OPS:
+        return name
+    if name not in OP_TABLE:
+        raise argparse.ArgumentTypeError(
+            f"unknown op {text!r}; choose from {', '.join(OPS)} (aliases: {', '.join(f'{a}={b}' for a, b in ALIASES.items())}), "
+            f"or an elementwise op or reduction of the op table: {', '.join(generic.generic_ops())}")
+    try:
+        spec_of(name)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return name
 
 
@@ -70,10 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tensorcore bench kernels", description=__doc__.splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        epilog=f"ops: {', '.join(f'{n} ({s.params})' for n, s in OPS.items())}. Not benchmarked yet: {', '.join(NOT_YET)}.")
+        epilog=f"ops: {', '.join(f'{n} ({s.params})' for n, s in OPS.items())}. Any other elementwise op or reduction "
+               "of the op table (tc.atan2, tc.prod, ...) runs too, with --op NAME: a generic case on vectors of n elements, "
+               "against the NumPy function of the same name.")
     p.add_argument("--device", action="append", default=None, help="a device (repeatable); None: every available device")
     p.add_argument("--op", action="append", type=_op_name, default=None, metavar="OP",
-                   help=f"an op (repeatable); None: all of {', '.join(OPS)}")
+                   help=f"an op (repeatable); None: all of {', '.join(OPS)}; or any elementwise op or reduction of the op "
+                        "table (a generic case)")
     p.add_argument("--size", action="append", choices=SIZES, default=None,
                    help=f"a size preset of each op (repeatable); None: {' and '.join(DEFAULT_SIZES)}")
     p.add_argument("--shape", action="append", type=_shape, default=None, metavar="AxBx...",
@@ -158,7 +185,14 @@ def to_host(value: Any) -> np.ndarray:
 
 def check(name: str, ours: Any, theirs: Any) -> None:
     """Raise AssertionError unless the two results agree (a fast wrong kernel is no result):
-    integers exactly, floats within a tolerance of their precision."""
+    integers exactly, floats within a tolerance of their precision; a tuple of results
+    (conv2d's two gradients) item by item."""
+    if isinstance(theirs, tuple):
+        if not isinstance(ours, tuple) or len(ours) != len(theirs):
+            raise AssertionError(f"{name}: tensorcore gives {type(ours).__name__}, the reference {len(theirs)} results")
+        for i, (one, other) in enumerate(zip(ours, theirs)):
+            check(f"{name} (result {i})", one, other)
+        return
     a, b = to_host(ours), to_host(theirs)
     scale = float(np.max(np.abs(b))) if b.size else 1.0
     tol = 1e-2 if b.dtype == np.float16 else 1e-3
@@ -197,17 +231,21 @@ def run_case(spec: OpSpec, size: str, shape: tuple[int, ...], device: str, args:
         ours, theirs = spec.build(shape, env)
         with tc.placement.placement_policy("strict"):  # a case that would fall back to cpu is no result
             check(spec.name, ours(), theirs())
-        t = tc.bench.interleaved({"tc": ours, "ref": theirs}, devices={"tc": device, "ref": wait},
-                                 timers={"ref": ref_timer}, budget=args.budget, warmup=args.warmup, rounds=args.rounds,
-                                 rest=args.rest)
+        cases = {"tc": ours} if isinstance(theirs, CheckOnly) else {"tc": ours, "ref": theirs}
+        t = tc.bench.interleaved(cases, devices={"tc": device, "ref": wait}, timers={"ref": ref_timer},
+                                 budget=args.budget, warmup=args.warmup, rounds=args.rounds, rest=args.rest)
     except Exception as exc:  # noqa: BLE001 - one case's failure must not end a long run; it is recorded
         rec["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         return rec
-    ours_t, ref_t = t["tc"], t["ref"]
+    ours_t = t["tc"]
     rec |= {"median_s": ours_t.median, "iqr_s": ours_t.iqr, "min_s": ours_t.min, "repeats": ours_t.repeats,
-            "calls_per_repeat": ours_t.number, "reference_median_s": ref_t.median, "reference_iqr_s": ref_t.iqr,
-            "ratio": ref_t.median / ours_t.median, "device_median_s": ours_t.device_median,
-            "device_iqr_s": ours_t.device_iqr, "reference_device_median_s": ref_t.device_median}
+            "calls_per_repeat": ours_t.number, "device_median_s": ours_t.device_median, "device_iqr_s": ours_t.device_iqr}
+    if "ref" in t:
+        ref_t = t["ref"]
+        rec |= {"reference_median_s": ref_t.median, "reference_iqr_s": ref_t.iqr, "ratio": ref_t.median / ours_t.median,
+                "reference_device_median_s": ref_t.device_median}
+    else:  # checked against the op on cpu, not timed: no reference to name
+        rec |= {"reference": None, "reference_version": None}
     return rec | _figures(spec, shape, np.dtype(args.dtype).itemsize, ours_t.median, peak)
 
 
@@ -217,11 +255,11 @@ def run(args: argparse.Namespace, devices: list[str], say: Callable[[str], None]
 
     import tensorcore as tc
 
-    ops = [op for op in args.op or list(OPS) if OPS[op].takes(args.dtype)]
+    ops = [op for op in args.op or list(OPS) if spec_of(op).takes(args.dtype)]
     skipped = [op for op in args.op or list(OPS) if op not in ops]
     if skipped:
         say(f"not benchmarked in {args.dtype}: {', '.join(skipped)}")
-    sizes = {op: sizes_of(OPS[op], args.size or list(DEFAULT_SIZES), args.shape) for op in ops}
+    sizes = {op: sizes_of(spec_of(op), args.size or list(DEFAULT_SIZES), args.shape) for op in ops}
     common = {"dtype": args.dtype, "host_cpu": host_cpu(), "tensorcore_version": tc.__version__, "git_commit": git_commit()}
     device_peaks, bases = {}, {}
     for d in devices:
@@ -237,7 +275,7 @@ def run(args: argparse.Namespace, devices: list[str], say: Callable[[str], None]
     with tqdm(cases, desc="kernels", unit="case", disable=args.no_progress, file=sys.stderr) as bar:
         for d, op, size, shape in bar:
             bar.set_postfix_str(f"{op} {size} on {d}")
-            records.append(run_case(OPS[op], size, shape, d, args, bases[d], device_peaks[d]))
+            records.append(run_case(spec_of(op), size, shape, d, args, bases[d], device_peaks[d]))
             bar.write(report.table_row(records[-1]), file=sys.stdout)
     return records
 
@@ -287,12 +325,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     try:  # a --shape that fits no selected op, or ops without the --dtype, are found before a long run
-        taking = [op for op in args.op or list(OPS) if OPS[op].takes(args.dtype)]
+        taking = [op for op in args.op or list(OPS) if spec_of(op).takes(args.dtype)]
         if not taking:
             raise ValueError(f"--dtype {args.dtype}: none of {', '.join(args.op or OPS)} is benchmarked in it; "
                              f"ops with integer forms: {', '.join(n for n, s in OPS.items() if s.takes(np.dtype('int32')))}")
         for op in taking:
-            sizes_of(OPS[op], args.size or list(DEFAULT_SIZES), args.shape)
+            sizes_of(spec_of(op), args.size or list(DEFAULT_SIZES), args.shape)
     except ValueError as exc:
         parser.error(str(exc))
     status = opencl_profiling(args, argv)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import statistics
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,45 +21,29 @@ os.environ.setdefault("POCL_MAX_PTHREAD_COUNT", "2")  # must precede the OpenCL 
 import numpy as np  # noqa: E402
 from tensorcore.benchmarks import kernel_report as report  # noqa: E402
 
-
-def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-PAUSE = 0.25  # seconds of rest before each timed block (see interleaved)
-WARM = 0.05  # seconds each case runs untimed after the rest, before its timed block
-
-
-def _run_for(fn: Callable[[], Any], seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        fn()
+PAUSE = 0.25  # seconds of rest before each case's turn in a round (see interleaved)
+WARM = 0.05  # seconds each case runs untimed after the rest, before its samples
 
 
 def interleaved(cases: dict[str, Callable[[], Any]], rounds: int, repeats: int) -> dict[str, float]:
-    """Median seconds per call of each case; the cases take turns every round.
+    """Median seconds per call of each case over its samples, the cases taking turns every round:
+    ``tc.bench.interleaved`` with ``repeats`` samples per case and round (a count, not a time
+    budget; a sample is a block of calls lasting at least ``tc.bench.MIN_BLOCK``).
 
-    Each timed block starts after a short rest: OpenBLAS's worker thread keeps spinning for
-    about 0.1 s after a NumPy call, and on two cores it would take one away from whatever runs
-    next. With the rest, each side starts with the other's threads idle. After the rest, the
-    case itself runs untimed for ``WARM`` seconds: threads that slept through the rest take
+    This suite rests longer than ``tc.bench``'s default (``PAUSE``, 0.25 s, not 0.15 s) before
+    each case's turn, as it always has: OpenBLAS's worker thread keeps spinning for about 0.1 s
+    after a NumPy call, and on two cores it would take one away from whatever runs next; this
+    suite's figures in docs/performance.md were measured with the longer rest. After the rest,
+    the case itself runs untimed for ``WARM`` seconds: threads that slept through the rest take
     that long to come back up to speed (PoCL's MLP step runs ~30% slower for its first ten
     calls after an idle quarter second), and a training loop does not pause between steps.
+    Every case reads its result back to the host, so the wait after each block finds the
+    queue empty.
     """
-    for fn in cases.values():
-        fn()  # warm-up: compile kernels, fill pools
-    samples: dict[str, list[float]] = {k: [] for k in cases}
-    for _ in range(rounds):
-        for name, fn in cases.items():
-            time.sleep(PAUSE)
-            _run_for(fn, WARM)
-            samples[name].append(_median_seconds(fn, repeats))
-    return {k: statistics.median(v) for k, v in samples.items()}
+    from tensorcore import bench
+
+    t = bench.interleaved(cases, budget=0, warmup=WARM, rounds=rounds, rest=PAUSE, min_repeats=rounds * repeats)
+    return {name: timing.median for name, timing in t.items()}
 
 
 def matmul_cases(n: int, device: str = "opencl:0") -> dict[str, Callable[[], Any]]:

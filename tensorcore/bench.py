@@ -4,8 +4,8 @@ The method (``docs/benchmarks.md``): call once (kernels compile, pools fill), ru
 ``warmup`` seconds, then take samples until the ``budget`` is spent. A sample is a block of
 ``number`` calls followed by a wait for the device, so each figure is the time to the result
 on the device, not to the enqueue; ``number`` is chosen during the warm-up so that a block
-lasts at least ``MIN_BLOCK`` seconds (a 2 µs op is not timed by one 2 µs reading). The
-statistics are the median and interquartile range of the samples, per call.
+lasts at least ``MIN_BLOCK`` seconds (a 2 µs op is not timed by one 2 µs reading), unless the
+caller fixes it. The statistics are the median and interquartile range of the samples, per call.
 
 Next to the wall time, each sample also reads the device's own clock where it has one: CUDA
 events, or OpenCL marker events on a queue made with profiling (``TENSORCORE_OPENCL_PROFILING=1``
@@ -181,17 +181,22 @@ def _synchronizer(device: Any) -> Callable[[], None]:
 
 
 class _Subject:
-    """One callable being timed: its device wait and clock, block size and samples."""
+    """One callable being timed: its device wait and clock, block size and samples. ``number``
+    fixes the calls per block (None: calibrated during the first warm-up); ``setup`` runs
+    untimed before every block."""
 
-    def __init__(self, fn: Callable[[], Any], sync: Callable[[], None], timer: DeviceTimer | None) -> None:
-        self.fn, self.sync, self.timer = fn, sync, timer
-        self.number = 1
+    def __init__(self, fn: Callable[[], Any], sync: Callable[[], None], timer: DeviceTimer | None,
+                 number: int | None = None, setup: Callable[[], None] | None = None) -> None:
+        self.fn, self.sync, self.timer, self.setup = fn, sync, timer, setup
+        self.number, self.fixed_number = number or 1, number is not None
         self.samples: list[float] = []
         self.device_samples: list[float] = []
 
     def block(self, record: bool = False) -> float:
         """Run one block of ``number`` calls and wait for the device; wall seconds per call.
         ``record``: keep the sample (and the device clock's, if any)."""
+        if self.setup is not None:
+            self.setup()
         fn, timer, start = self.fn, self.timer, time.perf_counter()
         if timer is not None:
             timer.start()
@@ -208,8 +213,12 @@ class _Subject:
         return per_call
 
     def warm(self, seconds: float, calibrate: bool) -> None:
-        """Run untimed blocks for ``seconds`` (at least one). When calibrating, grow ``number``
-        until a block lasts ``MIN_BLOCK``, going on past ``seconds`` if need be."""
+        """Run untimed blocks for ``seconds`` (at least one, none for 0 s unless calibrating).
+        When calibrating, grow ``number`` until a block lasts ``MIN_BLOCK``, going on past
+        ``seconds`` if need be; a fixed ``number`` is never calibrated."""
+        calibrate = calibrate and not self.fixed_number
+        if seconds <= 0 and not calibrate:
+            return
         end = time.perf_counter() + seconds
         while True:
             per_call = self.block()
@@ -233,24 +242,27 @@ class _Subject:
 def interleaved(cases: Mapping[str, Callable[[], Any]], *, devices: Mapping[str, Any] | None = None,
                 timers: Mapping[str, DeviceTimer | None] | None = None, budget: float = 0.5, warmup: float = 0.05,
                 rounds: int = 3, rest: float = 0.15, min_repeats: int = 5, max_repeats: int = 100_000,
-                ) -> dict[str, Timing]:
+                number: int | None = None, setup: Callable[[], None] | None = None) -> dict[str, Timing]:
     """Time several zero-argument callables taking turns, round by round; a Timing per name.
 
-    Each case gets ``budget`` seconds of samples in all, spread over ``rounds`` rounds. In each
-    round every case, in turn, rests ``rest`` seconds, runs untimed for ``warmup`` seconds and
-    then takes its samples: machine noise then hits all cases alike, and on two cores a
-    library's spinning worker (OpenBLAS spins ~0.1 s after each call) has stopped before the
-    next case starts. ``devices`` maps a name to the device to wait for (as ``timeit``'s
-    ``device``; default: every device started so far). ``timers`` maps a name to the clock
-    read around each sample (a ``DeviceTimer``, or None for none); a name not in it gets its
-    device's own clock (``device_timer``).
+    Each case gets ``budget`` seconds of samples in all, spread over ``rounds`` rounds, and at
+    least ``min_repeats`` samples (a budget of 0: exactly that many, ``min_repeats / rounds``
+    per round, rounded up). In each round every case, in turn, rests ``rest`` seconds, runs
+    untimed for ``warmup`` seconds and then takes its samples: machine noise then hits all
+    cases alike, and on two cores a library's spinning worker (OpenBLAS spins ~0.1 s after
+    each call) has stopped before the next case starts. ``devices`` maps a name to the device
+    to wait for (as ``timeit``'s ``device``; default: every device started so far). ``timers``
+    maps a name to the clock read around each sample (a ``DeviceTimer``, or None for none); a
+    name not in it gets its device's own clock (``device_timer``). ``number`` fixes the calls
+    per sample (None: enough for a sample to last ``MIN_BLOCK``, found in the first warm-up).
+    ``setup`` is called, untimed, before every block of calls (e.g. to drain other queues).
     """
-    if budget <= 0 or rounds < 1 or min_repeats < 1:
-        raise ValueError(f"interleaved: need budget > 0, rounds >= 1 and min_repeats >= 1, "
-                         f"got budget={budget}, rounds={rounds}, min_repeats={min_repeats}")
+    if budget < 0 or rounds < 1 or min_repeats < 1 or (number is not None and number < 1):
+        raise ValueError(f"interleaved: need budget >= 0, rounds >= 1, min_repeats >= 1 and number >= 1 or None, "
+                         f"got budget={budget}, rounds={rounds}, min_repeats={min_repeats}, number={number}")
     devices, timers = devices or {}, timers or {}
     subjects = {name: _Subject(fn, _synchronizer(devices.get(name)),
-                               timers[name] if name in timers else device_timer(devices.get(name)))
+                               timers[name] if name in timers else device_timer(devices.get(name)), number, setup)
                 for name, fn in cases.items()}
     for subject in subjects.values():  # compile kernels and fill pools before anything is timed
         subject.fn()
@@ -266,17 +278,18 @@ def interleaved(cases: Mapping[str, Callable[[], Any]], *, devices: Mapping[str,
 
 
 def timeit(fn: Callable[..., Any], *args: Any, budget: float = 0.5, warmup: float = 0.05, device: Any = None,
-           min_repeats: int = 5, max_repeats: int = 100_000) -> Timing:
+           min_repeats: int = 5, max_repeats: int = 100_000, number: int | None = None) -> Timing:
     """Seconds per call of ``fn(*args)``: median, IQR and min over adaptive repeats that fill
     ``budget`` seconds, after one call and ``warmup`` seconds of untimed calls. Each sample
     ends with a wait for ``device`` (a device string or Device; None: every device started so
     far; or a function that waits, such as ``cupy.cuda.Device(0).synchronize``), so
     asynchronous work is counted to its end. ``device_median`` is filled from ``device``'s own
-    clock where it has one (see ``device_timer``).
+    clock where it has one (see ``device_timer``). ``number`` fixes the calls per sample (None:
+    enough for ``MIN_BLOCK``).
 
     >>> t = tc.bench.timeit(tc.matmul, a, b, device="opencl:0")   # doctest: +SKIP
     >>> t.median, t.iqr                                           # doctest: +SKIP
     """
     call = partial(fn, *args)
     return interleaved({"fn": call}, devices={"fn": device}, budget=budget, warmup=warmup, rounds=1, rest=0.0,
-                       min_repeats=min_repeats, max_repeats=max_repeats)["fn"]
+                       min_repeats=min_repeats, max_repeats=max_repeats, number=number)["fn"]

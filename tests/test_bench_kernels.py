@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 from tensorcore.benchmarks import kernel_cases as kc
+from tensorcore.benchmarks import kernel_cases_generic as generic
 from tensorcore.benchmarks import kernel_report as report
 from tensorcore.benchmarks import kernels, peak
 
@@ -59,7 +60,7 @@ def test_interleaved_takes_turns() -> None:
     assert set(t) == {"a", "b"}
     assert calls.index("b") < len(calls) - 1 - calls[::-1].index("a")  # b ran before a's last round
     with pytest.raises(ValueError, match="budget"):
-        tc.bench.interleaved({"a": lambda: None}, budget=0)
+        tc.bench.interleaved({"a": lambda: None}, budget=-1)
 
 
 # --- cost formulas, against counts by hand -----------------------------------------------------
@@ -79,18 +80,32 @@ def test_interleaved_takes_turns() -> None:
     ("transpose_copy", (3, 4), 0, 4 * 24),
     ("take", (100, 8, 3), 0, 2 * 4 * 3 * 8 + 8 * 3),
     ("sgd_step", (10,), 40, 4 * 50),
+    ("conv2d_backward", (1, 1, 3, 3, 1, 3), 2 * 9 * 9 * 2, 4 * (9 + 9 + 9 + 9 + 9)),  # x, w, g read; gx, gw written
+    ("batch_norm", (2, 3, 2, 2), 7 * 24, 4 * (48 + 6)),
+    ("scatter_add", (100, 8, 3), 24, 4 * (24 + 800) + 8 * 3),  # g and indices read, all 100 rows written
+    ("adam_step", (10,), 120, 4 * 70),  # p, g, m, v read; p, m, v written
+    ("atan2", (10,), 10, 4 * 30),  # generic cases: one FLOP per element
+    ("greater", (10,), 10, 4 * 20 + 10),  # a bool output is one byte
+    ("prod", (10,), 10, 4 * 10),  # a reduction's scalar is not counted
 ])
 def test_cost_formulas(op: str, shape: tuple[int, ...], flops: int, nbytes: int) -> None:
-    cost = kc.OPS[op].cost(shape, 4)
+    cost = kernels.spec_of(op).cost(shape, 4)
     assert (cost.flops, cost.bytes) == (flops, nbytes)
     assert cost.intensity == pytest.approx(flops / nbytes)
 
 
 def test_every_op_has_every_size_and_a_checked_reference() -> None:
-    for spec in kc.OPS.values():
+    assert set(kc.OPS) < set(kernels.OPS) and "adam_step" in kernels.OPS
+    for spec in [*kernels.OPS.values(), kernels.spec_of("atan2")]:
         assert set(spec.sizes) == set(kc.SIZES), spec.name
     with pytest.raises(AssertionError, match="disagree"):
         kernels.check("add", np.zeros(3), np.ones(3))
+    ones = np.ones(3)
+    kernels.check("two", (ones, ones), (ones, ones))  # several results: each one checked
+    with pytest.raises(AssertionError, match=r"two \(result 1\): .* disagree"):
+        kernels.check("two", (ones, ones), (ones, 2 * ones))
+    with pytest.raises(AssertionError, match="2 results"):
+        kernels.check("two", ones, (ones, ones))
 
 
 # --- the command -------------------------------------------------------------------------------
@@ -167,6 +182,96 @@ def test_kernel_check_compares_integers_exactly() -> None:
     kernels.check("exp", np.array([1.0, 2.0], np.float16), np.array([1.004, 2.0], np.float16))  # half's precision
 
 
+# --- the training cases and the generic cases ---------------------------------------------------
+
+def _run_records(tmp_path, argv: list[str]) -> list[dict]:
+    out_json = tmp_path / "out.json"
+    assert kernels.main([*argv, "--no-peak", "--json", str(out_json), *FAST]) == 0
+    return report.read_json(out_json)
+
+
+def test_training_cases_agree_with_numpy_and_are_timed(tmp_path, device: str) -> None:
+    """conv2d's backward, batch_norm, scatter_add and Adam: each checked against its NumPy
+    reference (a disagreement would be an error) and timed on both sides, one tiny shape each."""
+    ops = ["conv2d_backward", "batch_norm", "scatter-add", "adam"]
+    shapes = ["2x3x6x5x4x3", "4x3x5x6", "50x8x40", "1000"]  # each fits one op's parameters
+    records = _run_records(tmp_path, ["--device", device, *(a for op in ops for a in ("--op", op)),
+                                      *(a for shape in shapes for a in ("--shape", shape))])
+    assert [(r["op"], r["size"]) for r in records] == [
+        ("conv2d_backward", "2x3x6x5x4x3"), ("batch_norm", "4x3x5x6"), ("scatter_add", "50x8x40"), ("adam_step", "1000")]
+    for r in records:
+        assert r["error"] is None and r["median_s"] > 0 and r["reference_median_s"] > 0, r
+        assert r["flops"] == kernels.spec_of(r["op"]).cost(tuple(r["shape"]), 4).flops
+
+
+def test_adam_case_check_sees_a_single_step() -> None:
+    """The check can tell Adam's parameters one step apart (the case's lr is large enough)."""
+    env = kc.Env("cpu", np.dtype(np.float32), np, np.random.default_rng(0))
+    ours, theirs = kernels.spec_of("adam_step").build((4096,), env)
+    after_one_step = np.array(theirs())
+    kernels.check("adam_step", ours(), after_one_step)
+    with pytest.raises(AssertionError, match="disagree"):
+        kernels.check("adam_step", ours(), after_one_step)  # tensorcore's second step
+
+
+def test_generic_cases_run_other_ops_of_the_op_table(tmp_path, device: str) -> None:
+    """--op NAME for an op without a hand-written case: tc.NAME on vectors of n, against np.NAME
+    (acosh on inputs >= 1, where it is defined; prod reduces; greater answers bool)."""
+    records = _run_records(tmp_path, ["--device", device, "--op", "atan2", "--op", "prod", "--op", "greater",
+                                      "--op", "acosh", "--shape", "1000"])
+    assert [r["op"] for r in records] == ["atan2", "prod", "greater", "acosh"]
+    for r in records:
+        assert r["error"] is None and r["reference"] == "numpy" and r["ratio"] > 0, r
+        assert "generic case" in r["params"] and r["flops"] == 1000
+
+
+def test_generic_case_in_an_integer_dtype(tmp_path) -> None:
+    (r,) = _run_records(tmp_path, ["--device", "cpu", "--op", "bitwise_and", "--dtype", "int32", "--shape", "1000"])
+    assert r["error"] is None and r["ratio"] > 0 and r["bytes"] == 3 * 4 * 1000
+
+
+def test_generic_probe_finds_dtypes_input_ranges_and_shapes() -> None:
+    assert generic.probe("exp").float_range is None  # standard normal inputs
+    assert generic.probe("log").float_range == (0.1, 0.9)  # positive ones
+    assert generic.probe("acosh").float_range == (1.1, 2.0)
+    assert generic.probe("add").kinds == "fiu" and generic.probe("atan2").kinds == "f"
+    assert generic.probe("bitwise_and").kinds == "iu"
+    assert generic.probe("greater").bool_output and generic.probe("prod").reduces
+    assert not generic.probe("cumulative_sum").reduces  # a scan keeps its input's shape
+    for name in ("getitem", "matmul", "where", "conv2d", "not_an_op"):
+        assert generic.probe(name) is None, name
+    assert {"atan2", "var", "isnan"} <= set(generic.generic_ops()) and "getitem" not in generic.generic_ops()
+
+
+class _NumpyWithout:
+    """NumPy lacking one function, as CuPy lacks some of NumPy's names (not a backend: the
+    reference library's namespace)."""
+
+    def __init__(self, missing: str) -> None:
+        self.missing = missing
+
+    def __getattr__(self, name: str) -> object:
+        if name == self.missing:
+            raise AttributeError(name)
+        return getattr(np, name)
+
+
+def test_generic_case_without_a_reference_function_is_checked_but_not_timed(tmp_path, monkeypatch, capsys) -> None:
+    env = kc.Env("cpu", np.dtype(np.float32), _NumpyWithout("atan2"), np.random.default_rng(0))
+    ours, theirs = kernels.spec_of("atan2").build((100,), env)
+    assert isinstance(theirs, kc.CheckOnly)
+    rng = np.random.default_rng(0)  # the case's inputs, drawn again
+    x1, x2 = (generic.draw(rng, np.dtype(np.float32), (100,), None) for _ in range(2))
+    np.testing.assert_allclose(theirs(), np.arctan2(x1, x2), rtol=1e-6)  # the op on cpu
+    kernels.check("atan2", ours(), theirs())
+    monkeypatch.setattr(kernels, "reference", lambda device: ("numpy", np.__version__, _NumpyWithout("atan2"), "cpu", None))
+    (r,) = _run_records(tmp_path, ["--device", "cpu", "--op", "atan2", "--shape", "1000"])
+    assert r["error"] is None and r["median_s"] > 0
+    assert r["reference"] is None and r["reference_median_s"] is None and r["ratio"] is None
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("atan2")]
+    assert row and row[0].split()[-2:] == ["-", "-"]
+
+
 def _record(median: float, iqr: float = 1e-5, **extra) -> dict:
     return dict.fromkeys(report.FIELDS) | {
         "op": "add", "size": "small", "shape": [65536], "dtype": "float32", "device": "cpu:0", "device_name": "cpu",
@@ -213,7 +318,8 @@ def test_help_lists_the_options_and_defaults(capsys) -> None:
     text = " ".join(out.split()).lower()  # argparse wraps lines anywhere
     assert exc.value.code == 0 and out.startswith("usage: tensorcore bench kernels")
     for option in ("--device", "--op", "--size", "--shape", "--dtype", "--budget", "--json", "--csv", "--compare", "--plot",
-                   "--peak-file", "(default: float32)", "(default: 0.3)", "matmul", "not benchmarked yet"):
+                   "--peak-file", "(default: float32)", "(default: 0.3)", "matmul", "adam_step", "conv2d_backward",
+                   "any other elementwise op or reduction"):
         assert option in text, option
     with pytest.raises(SystemExit):
         cli.main(["bench", "peak", "--help"])
@@ -230,6 +336,10 @@ def test_help_lists_the_options_and_defaults(capsys) -> None:
     (["--shape", "64xa"], ["bad shape '64xa'", "512x512x512"]),
     (["--op", "add", "--shape", "8x8"], ["no shape given fits add", "takes 1 number(s)", "8x8"]),
     (["--op", "exp", "--dtype", "int32"], ["--dtype int32: none of exp is benchmarked in it", "ops with integer forms"]),
+    (["--op", "nope"], ["or an elementwise op or reduction of the op table", "atan2", "cumulative_sum"]),
+    (["--op", "getitem"], ["op 'getitem' has no benchmark case", "only elementwise ops and reductions", "atan2"]),
+    (["--op", "bitwise_and"], ["--dtype float32: none of bitwise_and is benchmarked in it"]),
+    (["--op", "adam", "--dtype", "float16"], ["--dtype float16: none of adam_step is benchmarked in it"]),
 ])
 def test_bad_choices_name_the_valid_ones(argv: list[str], words: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as exc:

@@ -1,12 +1,14 @@
 """The fixed suites' command lines (issue #14, item 2): every ``tensorcore bench NAME --help``
 names its command and (where the suite's parser asks for it) shows defaults; ``bench opencl``
 takes ``--device`` and ``--json`` and measures what OpenCL profiling costs; ``bench cuda``
-takes ``--json`` (its figures need a GPU: see tests/test_bench_gpu_check.py for the reader)."""
+takes ``--json`` (its figures need a GPU: see tests/test_bench_gpu_check.py for the reader);
+and the suites' timers, built on ``tc.bench.interleaved``, keep each suite's own method."""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -181,3 +183,76 @@ def test_eager_and_graph_take_a_device_and_write_json(suite: str, tmp_path, caps
     results = json.loads((tmp_path / "r.json").read_text())
     assert results["device"] == str(tc.Device(device)) and results["mlp_samples_per_s"]["numpy"] > 0
     assert tc.default_device() == before and tc.current_device() == before
+
+
+# --- the suites' timers are tc.bench's (issue #14, item 2) ---------------------------------------
+
+def _counting(log: list[str], name: str, seconds: float = 0.0):
+    def call() -> None:
+        log.append(name)
+        if seconds:
+            time.sleep(seconds)
+    return call
+
+
+def test_opencl_timer_rests_then_warms_then_takes_counted_samples(monkeypatch) -> None:
+    """bench opencl: tc.bench.interleaved with the suite's own rest and warm-up and a count of
+    samples per round, not a time budget; medians per call."""
+    monkeypatch.setattr(opencl, "PAUSE", 0.05)  # the suite rests 0.25 s; shorter here, the same method
+    monkeypatch.setattr(opencl, "WARM", 0.01)
+    log: list[str] = []
+    start = time.perf_counter()
+    t = opencl.interleaved({"numpy": _counting(log, "numpy", 0.002), "opencl": _counting(log, "opencl")},
+                           rounds=2, repeats=3)
+    assert time.perf_counter() - start >= 4 * 0.05  # a rest before each case's turn in each round
+    assert set(t) == {"numpy", "opencl"} and 0.0018 <= t["numpy"] <= 0.01 and t["opencl"] < t["numpy"]
+    first_opencl = log.index("opencl")
+    assert log[:first_opencl] == ["numpy"] and log[first_opencl + 1] == "numpy"  # first calls, then turns
+    assert log.count("numpy") >= 1 + 2 * 3  # the warm-ups run untimed calls on top of the samples
+
+
+def test_cuda_timer_drains_before_every_sample_and_times_fixed_repeats() -> None:
+    """bench cuda: one sample per case and round, each of exactly ``repeats`` calls and the
+    case's wait; the drain runs untimed before each sample; no rest, no warm-up."""
+    log: list[str] = []
+    cases = {"tensorcore": (_counting(log, "tc"), _counting(log, "tc wait")),
+             "cuBLAS": (_counting(log, "blas"), _counting(log, "blas wait"))}
+    t = cuda.interleaved(cases, _counting(log, "drain", 0.01), rounds=3, repeats=4)
+    assert set(t) == {"tensorcore", "cuBLAS"} and all(v < 0.005 for v in t.values())  # the drain is not timed
+    assert log.count("tc") == log.count("blas") == 1 + 3 * 4 and log.count("tc wait") == 1 + 3
+    assert log.count("drain") == 2 * 3
+    sample = log.index("drain")
+    assert log[sample:sample + 6] == ["drain", "tc", "tc", "tc", "tc", "tc wait"]
+
+
+def test_mlp_epochs_are_timed_one_per_round_and_must_train_alike() -> None:
+    """_mlp.time_epochs (bench eager, graph): samples/s of one epoch per round and runner, after
+    one untimed epoch each whose losses must agree; the last losses are returned."""
+    from tensorcore.benchmarks._mlp import time_epochs
+
+    batches = [(None, np.zeros(50)), (None, np.zeros(50))]  # 100 samples an epoch
+    calls = {"slow": 0, "fast": 0}
+
+    def runner(name: str, seconds: float):
+        def epoch(b: list) -> float:
+            assert b is batches
+            calls[name] += 1
+            time.sleep(seconds)
+            return 1.0 / calls[name]  # the loss falls epoch by epoch
+        return epoch
+
+    rates, losses = time_epochs({"slow": runner("slow", 0.004), "fast": runner("fast", 0.001)}, batches, rounds=3)
+    assert calls == {"slow": 4, "fast": 4}  # one untimed epoch, then one per round
+    assert 100 / 0.010 <= rates["slow"] <= 100 / 0.004 and rates["fast"] > rates["slow"]
+    assert losses == {"slow": 0.25, "fast": 0.25}
+    with pytest.raises(RuntimeError, match="do not train alike"):
+        time_epochs({"a": lambda b: 1.0, "b": lambda b: 2.0}, batches, rounds=1)
+
+
+def test_eager_tiny_op_timer_takes_one_block_of_number_calls_per_round() -> None:
+    from tensorcore.benchmarks.eager import time_tiny
+
+    log: list[str] = []
+    t = time_tiny({"numpy": _counting(log, "numpy"), "tensorcore": _counting(log, "tensorcore")}, rounds=2, number=50)
+    assert log.count("numpy") == log.count("tensorcore") == 1 + 2 * 50
+    assert set(t) == {"numpy", "tensorcore"} and all(0 < v < 1e-3 for v in t.values())

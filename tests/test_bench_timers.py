@@ -1,7 +1,8 @@
 """Device clocks in ``tc.bench`` (issue #14): the statistics of device samples, when a clock is
 read, OpenCL marker events on a queue made with ``TENSORCORE_OPENCL_PROFILING=1`` (in a child
 process: the variable is read when the backend starts), ``bench kernels --no-device-timers``,
-and CUDA events against a stand-in for CuPy (no GPU here: that test checks the wiring only)."""
+CUDA events against a stand-in for CuPy (no GPU here: that test checks the wiring only); and the
+options the fixed suites time with (a fixed ``number``, a zero budget, ``setup``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import types
 
 import pytest
@@ -131,3 +133,32 @@ def test_cuda_events_with_a_stand_in_for_cupy() -> None:
     timer.stop()
     assert timer.elapsed() == pytest.approx(2.5e-3)  # get_elapsed_time answers in milliseconds
     assert log == [("record", "stream-1", 1), ("record", "stream-1", 1)]  # on device 1's stream, device 1 current
+
+
+# --- counted samples, fixed blocks and setup (what the fixed suites time with) ------------------
+
+def test_a_zero_budget_takes_exactly_min_repeats_samples_of_a_fixed_number_of_calls() -> None:
+    calls: list[str] = []
+    t = tc.bench.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, budget=0, warmup=0,
+                             rounds=3, rest=0, min_repeats=6, number=4)
+    assert all((x.repeats, x.number) == (6, 4) for x in t.values())
+    assert calls.count("a") == calls.count("b") == 1 + 6 * 4  # the first call, then the samples: no warm-up blocks
+    assert calls[:18] == ["a", "b"] + ["a"] * 8 + ["b"] * 8  # the first calls, then round 1: 2 samples each, in turn
+    single = tc.bench.timeit(time.sleep, 0.001, budget=0, warmup=0, min_repeats=3, number=2)
+    assert (single.repeats, single.number) == (3, 2) and single.median >= 0.001
+    with pytest.raises(ValueError, match="number"):
+        tc.bench.interleaved({"a": lambda: None}, number=0)
+
+
+def test_setup_runs_untimed_before_every_block() -> None:
+    log: list[str] = []
+
+    def setup() -> None:
+        log.append("setup")
+        time.sleep(0.01)  # would show in the figures if it were timed
+
+    t = tc.bench.interleaved({"fn": lambda: log.append("fn")}, budget=0, warmup=0, rounds=2, rest=0, min_repeats=4,
+                             number=3, setup=setup)["fn"]
+    assert log[:2] == ["fn", "setup"]  # the first call, then a setup before each block
+    assert log[1:] == ["setup", "fn", "fn", "fn"] * 4
+    assert t.median < 0.002 and t.repeats == 4
