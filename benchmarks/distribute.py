@@ -15,7 +15,9 @@ fixed when PoCL starts:
    independently with no all-reduce, so that what distribution itself costs shows apart
    from what splitting the batch over two smaller devices costs.
 
-Cases alternate within each round; figures are medians over rounds.
+Cases alternate within each round; figures are medians over rounds, timed by
+``tc.bench.interleaved`` with a fixed count of samples (under MPI every rank must make the same
+calls, so nothing is calibrated from timings).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -86,17 +87,12 @@ def part_mpi(rounds: int, sizes: Sequence[int]) -> None:
     results = []
     for nbytes in sizes:
         k = _repeats(nbytes)
-        cases = mpi_cases(world, comm, strategy, nbytes, k)
-        samples: dict[str, list[float]] = {c: [] for c in cases}
-        for fn in cases.values():
-            fn()  # warm-up
-        for _ in range(rounds):
-            for name, fn in cases.items():
-                world.Barrier()
-                start = time.perf_counter()
-                fn()
-                samples[name].append((time.perf_counter() - start) / k)
-        results.append({"bytes": nbytes, **{c: statistics.median(v) for c, v in samples.items()}})
+        # Both ranks must make the same calls: a fixed count of samples of one block each, no
+        # calibration or warm-up blocks (timing-driven, they could differ between the ranks);
+        # the ranks meet before every block.
+        timings = tc.bench.interleaved(mpi_cases(world, comm, strategy, nbytes, k), budget=0, warmup=0,
+                                       rounds=rounds, rest=0, min_repeats=rounds, number=1, setup=world.Barrier)
+        results.append({"bytes": nbytes, **{c: t.median / k for c, t in timings.items()}})
     if world.Get_rank() == 0:
         print(json.dumps({"mpi": results}), flush=True)
 
@@ -139,17 +135,10 @@ def part_local(rounds: int, sizes: Sequence[int]) -> None:
     results = []
     for nbytes in sizes:
         k = _repeats(nbytes)
-        cases = local_cases(strategy, nbytes, k)
-        samples: dict[str, list[float]] = {c: [] for c in cases}
-        for fn in cases.values():
-            fn()
-        for _ in range(rounds):
-            for name, fn in cases.items():
-                time.sleep(0.1)  # let the other case's threads go idle
-                start = time.perf_counter()
-                fn()
-                samples[name].append((time.perf_counter() - start) / k)
-        results.append({"bytes": nbytes, **{c: statistics.median(v) for c, v in samples.items()}})
+        # one block of k sums per sample and round, after a rest that lets the other case's threads go idle
+        timings = tc.bench.interleaved(local_cases(strategy, nbytes, k), budget=0, warmup=0, rounds=rounds, rest=0.1,
+                                       min_repeats=rounds, number=1)
+        results.append({"bytes": nbytes, **{c: t.median / k for c, t in timings.items()}})
     print(json.dumps({"local": results}), flush=True)
 
 
@@ -269,18 +258,16 @@ def part_mlp(steps: int, blocks: int, replicas: int, multi_worker: bool, indepen
         block = _strategy_block(steps, replicas, multi_worker, traced)
     else:
         block = _single_block(steps, traced)
-    block()  # warm-up: kernels, pools
-    times = []
-    for _ in range(blocks):
-        start = time.perf_counter()
-        block()
-        times.append((time.perf_counter() - start) / steps)
+    import tensorcore as tc
+
+    # the first call warms up (kernels, pools); then a fixed count of blocks, the same on every rank
+    timing = tc.bench.interleaved({"mlp": block}, budget=0, warmup=0, rounds=1, rest=0, min_repeats=blocks, number=1)
     if multi_worker:
         from mpi4py import MPI
 
         if MPI.COMM_WORLD.rank != 0:
             return
-    print(json.dumps({"mlp_step_seconds": statistics.median(times)}), flush=True)
+    print(json.dumps({"mlp_step_seconds": timing["mlp"].median / steps}), flush=True)
 
 
 # --- the driver --------------------------------------------------------------------------------
