@@ -64,7 +64,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHMARKS = ("kernels", "peak", "gpu-check", "eager", "graph", "opencl", "cuda", "distribute")
+BENCHMARKS = ("kernels", "peak", "gpu-check", "eager", "graph", "opencl", "cuda", "distribute", "cnn")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ and the suites' timers, built on ``tc.bench.interleaved``, keep each suite's own
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import time
@@ -256,3 +257,39 @@ def test_eager_tiny_op_timer_takes_one_block_of_number_calls_per_round() -> None
     t = time_tiny({"numpy": _counting(log, "numpy"), "tensorcore": _counting(log, "tensorcore")}, rounds=2, number=50)
     assert log.count("numpy") == log.count("tensorcore") == 1 + 2 * 50
     assert set(t) == {"numpy", "tensorcore"} and all(0 < v < 1e-3 for v in t.values())
+
+
+# --- bench cnn (issue #13): the small CNN against PyTorch -----------------------------------------
+
+@pytest.mark.parametrize("device", [d for d in ("cpu", "opencl:0") if d == "cpu" or HAVE_OPENCL])
+def test_cnn_steps_train_one_model_eagerly_and_traced(device: str) -> None:
+    """The suite's tensorcore steps load the given weights (the first loss is the same eagerly
+    and traced) and train (the loss falls)."""
+    from tensorcore.benchmarks import cnn
+
+    x, y, weights = cnn.problem()
+    eager = cnn.tensorcore_step(weights, x, y, device, traced=False)
+    traced = cnn.tensorcore_step(weights, x, y, device, traced=True)
+    first = eager()
+    assert first == pytest.approx(traced(), rel=1e-4) and first == pytest.approx(np.log(10), rel=0.2)
+    assert eager() < first and traced() < first
+
+
+def test_cnn_without_pytorch_says_what_to_install(monkeypatch, capsys) -> None:
+    from tensorcore.benchmarks import cnn
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    assert cnn.main(["--quick"]) == 2
+    assert "needs PyTorch to compare with: pip install torch" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed (pip install 'tensorcore[bench]')")
+def test_cnn_cases_start_from_pytorchs_first_loss() -> None:
+    """cases() refuses to time unless every case's first loss is PyTorch's: same weights, same model."""
+    import torch
+    from tensorcore.benchmarks import cnn
+
+    steps = cnn.cases(["cpu"], torch)
+    assert list(steps) == ["pytorch", "tensorcore cpu", "tensorcore cpu traced"]
+    second = {name: step() for name, step in steps.items()}
+    assert second["tensorcore cpu"] == pytest.approx(second["pytorch"], rel=1e-3)
