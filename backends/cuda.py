@@ -321,6 +321,9 @@ class CUDABackend(Backend):
     """NVIDIA GPUs through CuPy, with hand-written kernels for the hot paths."""
 
     name = "cuda"
+    # No cfloat/cdouble kernels yet: complex tensors are stored here as they are (bytes), and
+    # dispatch runs every op that reads or makes complex numbers on cpu (docs/array-api.md).
+    complex_kernels = False
 
     def __init__(self) -> None:
         cp, count = _start_cupy()

@@ -360,6 +360,9 @@ class OpenCLBackend(Backend):
     """OpenCL devices through PyOpenCL, with hand-written kernels for the hot paths."""
 
     name = "opencl"
+    # No cfloat/cdouble kernels yet: complex tensors are stored here as they are (bytes), and
+    # dispatch runs every op that reads or makes complex numbers on cpu (docs/array-api.md).
+    complex_kernels = False
 
     def __init__(self) -> None:
         import pyopencl as cl

@@ -18,6 +18,8 @@ from tensorcore.device import Device, current_device, default_device, device, se
 from tensorcore.dtypes import (
     bool,
     can_cast,
+    complex64,
+    complex128,
     finfo,
     float16,
     float32,

@@ -4,7 +4,9 @@
 inputs' device, else the default), moves inputs that live elsewhere (soft placement) or
 raises (strict), finds the kernel of that device's backend, runs it, wraps the result and
 records it on any recording GradientTape. An op with no kernel on the device runs its
-composite form there if it has one, otherwise on ``cpu`` (soft) or raises (strict).
+composite form there if it has one, otherwise on ``cpu`` (soft) or raises (strict). Complex
+inputs or results count as "no kernel" on a device whose backend does not declare complex
+kernels (``complex_kernels``): no float kernel ever reads complex bytes.
 
 This is eager mode's hot loop: it avoids per-call allocation beyond the result tensor.
 """
@@ -22,6 +24,7 @@ from tensorcore import placement, registry
 from tensorcore.autodiff import tape as _tape
 from tensorcore.device import Device, default_device
 from tensorcore.device import _state as _scope_state
+from tensorcore.dtypes import COMPLEX_SET, check_real
 from tensorcore.errors import (
     CollectiveError,
     KernelBuildError,
@@ -50,7 +53,9 @@ _recording = _tape.recording  # the list of recording tapes; empty almost always
 _ops_per_device = placement.ops_per_device
 _pstate = placement.state
 _CPU = Device("cpu")
-_SCALARS = (int, float, bool)
+_SCALARS = (int, float, bool, complex)
+# Devices whose backend declares complex kernels (``complex_kernels = True``); cpu (NumPy) has them.
+_complex_native: dict[Device, bool] = {_CPU: True}
 # Kernel errors that already say what went wrong and where (a build error: source, device, log, line).
 _PASS_THROUGH = (OpError, PlacementError, OutOfMemoryError, CollectiveError, KernelBuildError)
 
@@ -117,11 +122,13 @@ def apply(op: Op, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> Any:
     if args is None:
         inputs, dev = _place(op, inputs)
         args = tuple(x._data if isinstance(x, Tensor) else x for x in inputs)
-    if op.float_only:
-        _check_float(op, inputs)
+    if op.checks_dtypes:
+        _check_dtypes(op, inputs)
     kernel = op.kernels.get(dev)
     if kernel is None:
-        return _without_kernel(op, inputs, attrs, dev)
+        return _without_kernel(op, inputs, attrs, dev, composite=not _complex_involved(args, attrs))
+    if dev is not _CPU and _complex_involved(args, attrs) and not _has_complex_kernels(dev):
+        return _without_kernel(op, inputs, attrs, dev, reason="no complex kernels", composite=False)
     try:
         out = kernel(*args, **attrs) if attrs else kernel(*args)
     except KernelUnsupported as exc:
@@ -231,9 +238,13 @@ def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] =
     kernel = op.kernels.get(dev)
     try:
         fallback_reason = "" if kernel is None else None
+        args = [x._data if isinstance(x, Tensor) else x for x in inputs]
+        if kernel is not None and dev is not _CPU and (target._data.dtype in COMPLEX_SET or _complex_involved(
+                args, attrs)) and not _has_complex_kernels(dev):
+            kernel, fallback_reason = None, "no complex kernels"
         if kernel is not None:
             try:
-                kernel(target._data, *[x._data if isinstance(x, Tensor) else x for x in inputs], **attrs)
+                kernel(target._data, *args, **attrs)
                 _count(dev)
             except KernelUnsupported as unsupported:
                 fallback_reason = str(unsupported)
@@ -262,8 +273,10 @@ def _inplace_on_cpu(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any]
     assign = OPS["assign"].kernels.get(dev)
     for t in written:
         fresh = backend.from_numpy(host[id(t)], dev.index)
-        if assign is not None:
-            assign(t._data, fresh)  # into the same buffer: views of it see the write
+        # Into the same buffer, so views of it see the write. A complex tensor off cpu has no
+        # views (every op on it runs on cpu and copies its result back): a new buffer will do.
+        if assign is not None and (dev is _CPU or host[id(t)].dtype.kind != "c"):
+            assign(t._data, fresh)
         else:
             t._data = fresh
         placement.bytes_copied[0] += 2 * host[id(t)].nbytes
@@ -301,7 +314,7 @@ def _transfer_grad(ctx: Any, g: Tensor) -> tuple[Tensor]:
 
 
 # Cross-device copies are recorded on tapes like any op, so gradients flow back across them.
-TRANSFER = Op("transfer", lambda x, device: x, grad=_transfer_grad, doc="Copy between devices.")
+TRANSFER = Op("transfer", lambda x, device: x, grad=_transfer_grad, doc="Copy between devices.", complex_grad=True)
 
 
 @contextmanager
@@ -344,10 +357,12 @@ def _gather(op: Op, inputs: tuple, dev: Device) -> tuple:
     return moved
 
 
-def _without_kernel(op: Op, inputs: tuple, attrs: dict[str, Any], dev: Device, reason: str = "") -> Any:
+def _without_kernel(op: Op, inputs: tuple, attrs: dict[str, Any], dev: Device, reason: str = "",
+                    composite: bool = True) -> Any:
     """No (usable) kernel on ``dev``: run the composite form there, else fall back to cpu (soft),
-    once the op's rule has accepted the inputs (a kernel also declines a 0-d matmul)."""
-    if op.composite is not None:
+    once the op's rule has accepted the inputs (a kernel also declines a 0-d matmul).
+    ``composite=False`` goes straight to cpu: a composite form is written for real numbers."""
+    if composite and op.composite is not None:
         return op.composite(*inputs, **attrs)
     check_rule(op, inputs, attrs)
     tracer = current_tracer()
@@ -380,13 +395,42 @@ def check_rule(op: Op, inputs: tuple, attrs: dict[str, Any]) -> None:
         return
 
 
-def _check_float(op: Op, inputs: tuple) -> None:
-    for i, x in enumerate(inputs):
-        if isinstance(x, Tensor) and x._data.dtype.kind != "f":
-            raise OpError(
-                f"{op.name}: input {i} has dtype {x._data.dtype}, but {op.name} needs a "
-                f"floating-point tensor (float32 or float64); cast it with astype() first"
-            )
+def _check_dtypes(op: Op, inputs: tuple) -> None:
+    """The dtype checks an op declares: ``real_only`` (no complex input) and ``float_only``
+    (real or complex floating point)."""
+    if op.real_only:
+        for x in inputs:
+            if type(x) is complex or (isinstance(x, Tensor) and x._data.dtype in COMPLEX_SET):
+                check_real(op.name, inputs)  # raises, naming the input
+    if op.float_only:
+        for i, x in enumerate(inputs):
+            if isinstance(x, Tensor) and x._data.dtype.kind not in "fc":
+                raise OpError(
+                    f"{op.name}: input {i} has dtype {x._data.dtype}, but {op.name} needs a "
+                    f"floating-point tensor (float32 or float64); cast it with astype() first"
+                )
+
+
+def _complex_involved(args: tuple, attrs: dict[str, Any]) -> bool:
+    """Whether a kernel call reads or makes complex numbers: a complex input array or Python
+    scalar, or a complex ``dtype`` attribute (``astype``, ``sum(dtype=...)``). Off cpu only:
+    its cost (a set lookup per input) is paid by accelerator ops, never by cpu ones."""
+    for a in args:
+        dt = getattr(a, "dtype", None)
+        if dt is None:
+            if type(a) is complex:
+                return True
+        elif dt in COMPLEX_SET:
+            return True
+    return bool(attrs) and attrs.get("dtype") in COMPLEX_SET
+
+
+def _has_complex_kernels(dev: Device) -> bool:
+    """Whether ``dev``'s backend declares complex kernels (``complex_kernels = True``); cached."""
+    native = _complex_native.get(dev)
+    if native is None:
+        native = _complex_native[dev] = bool(getattr(registry.get_backend(dev.type), "complex_kernels", False))
+    return native
 
 
 def describe(x: Any) -> str:

@@ -3,6 +3,9 @@
 Tensorcore's dtype objects are NumPy's ``np.dtype`` instances: every backend library
 (NumPy, PyOpenCL, CuPy) already speaks them, so reading ``x.dtype`` costs nothing and
 needs no translation table.
+
+``complex64`` and ``complex128`` compute natively on ``cpu`` only: on other devices a complex
+tensor is stored as it is and its ops run on ``cpu`` (soft placement; ``docs/array-api.md``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+
+from tensorcore.errors import OpError
 
 bool = np.dtype("bool")  # noqa: A001 - the Array API names this dtype `bool`
 int8 = np.dtype("int8")
@@ -23,14 +28,20 @@ uint64 = np.dtype("uint64")
 float16 = np.dtype("float16")
 float32 = np.dtype("float32")
 float64 = np.dtype("float64")
+complex64 = np.dtype("complex64")
+complex128 = np.dtype("complex128")
 
 SIGNED = (int8, int16, int32, int64)
 UNSIGNED = (uint8, uint16, uint32, uint64)
 INTEGER = SIGNED + UNSIGNED
-FLOATING = (float16, float32, float64)
-ALL = (bool,) + INTEGER + FLOATING
+FLOATING = (float16, float32, float64)  # the real floating dtypes
+COMPLEX = (complex64, complex128)
+REAL = (bool,) + INTEGER + FLOATING  # what every device computes in (and the fuzz tests draw)
+ALL = REAL + COMPLEX
+COMPLEX_SET = frozenset(COMPLEX)  # `dt in COMPLEX_SET`: the cheapest test of a dtype (hot paths)
 
 DEFAULT_FLOAT = float32
+DEFAULT_COMPLEX = complex64  # the spec: the default complex dtype has the default float's precision
 DEFAULT_INT = int64
 DEFAULT_INDEX = int64
 
@@ -40,9 +51,12 @@ _KINDS = {
     "unsigned integer": UNSIGNED,
     "integral": INTEGER,
     "real floating": FLOATING,
-    "complex floating": (),
-    "numeric": INTEGER + FLOATING,
+    "complex floating": COMPLEX,
+    "numeric": INTEGER + FLOATING + COMPLEX,
 }
+# The real dtype of each complex dtype's components, and the complex dtype holding a real one.
+_COMPONENT = {complex64: float32, complex128: float64}
+_COMPLEX_OF = {float16: complex64, float32: complex64, float64: complex128}
 
 
 def as_dtype(dtype: object) -> np.dtype:
@@ -63,6 +77,28 @@ def dtype_of(x: object) -> np.dtype:
     return as_dtype(x) if dt is None else dt
 
 
+def real_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype of a complex dtype's real and imaginary parts (float32 for complex64); a real
+    dtype is returned as it is."""
+    return _COMPONENT.get(dtype, dtype)
+
+
+class ComplexInputError(OpError, TypeError):
+    """A complex input to an op (or part of one) that takes only real dtypes. A ``TypeError``, as
+    the Array API asks of real-only functions (``floor``, ``maximum``, ``sort``, ...) given
+    complex numbers, and an ``OpError`` like every other input an op refuses."""
+
+
+def check_real(name: str, inputs: tuple) -> None:
+    """Raise :class:`ComplexInputError` if an input (a tensor, a Spec or a Python scalar) is
+    complex: the check behind every real-only function (the Array API's "real-valued")."""
+    for i, x in enumerate(inputs):
+        if type(x) is complex or getattr(x, "dtype", None) in COMPLEX_SET:
+            what = "a Python complex" if type(x) is complex else str(x.dtype)
+            raise ComplexInputError(f"{name} is defined for real numbers only, but input {i} is {what}; take "
+                                    "tc.real(), tc.imag() or tc.abs() of it first")
+
+
 def isdtype(dtype: np.dtype, kind: object) -> bool:
     """Array API ``isdtype``: whether ``dtype`` is of ``kind`` (a dtype, kind name, or tuple)."""
     if isinstance(kind, tuple):
@@ -75,12 +111,17 @@ def isdtype(dtype: np.dtype, kind: object) -> bool:
 
 
 def _build_promotion_table() -> dict[tuple[np.dtype, np.dtype], np.dtype]:
-    """The Array API's promotion lattice: within a kind only; no int/float mixing."""
+    """The Array API's promotion lattice: within a kind only; no int/float mixing. Real and
+    complex floats mix: the result is complex, as precise as the more precise of the two
+    (float64 with complex64 gives complex128)."""
     table: dict[tuple[np.dtype, np.dtype], np.dtype] = {(bool, bool): bool}
-    for group in (SIGNED, UNSIGNED, FLOATING):
+    for group in (SIGNED, UNSIGNED, FLOATING, COMPLEX):
         for a in group:
             for b in group:
                 table[a, b] = max(a, b, key=lambda d: d.itemsize)
+    for f in FLOATING:
+        for c in COMPLEX:
+            table[f, c] = table[c, f] = max(c, _COMPLEX_OF[f], key=lambda d: d.itemsize)
     for u in UNSIGNED:
         for s in SIGNED:
             if s.itemsize > u.itemsize:
@@ -134,10 +175,12 @@ class finfo_object(NamedTuple):  # noqa: N801 - the spec's name
 
 
 def finfo(type: object, /) -> finfo_object:  # noqa: A002 - Array API argument name
-    """Machine limits of a floating dtype (or of a tensor's dtype)."""
+    """Machine limits of a floating dtype (or of a tensor's dtype). For a complex dtype, the
+    spec's answer: the limits of its real components (``finfo(complex64).dtype`` is float32)."""
     dt = dtype_of(type)
-    if dt.kind != "f":
+    if dt.kind not in "fc":
         raise TypeError(f"finfo takes a floating-point dtype, got {dt}; use iinfo for integers")
+    dt = real_dtype(dt)
     info = np.finfo(dt)
     return finfo_object(int(info.bits), float(info.eps), float(info.max), float(info.min),
                         float(info.smallest_normal), dt)

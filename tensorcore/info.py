@@ -26,10 +26,11 @@ class __array_namespace_info__:  # noqa: N801 - the Array API names it so
         return available_devices()
 
     def default_dtypes(self, *, device: Any = None) -> dict[str, Any]:
-        """Default dtypes: float32 for reals (as in ML practice), int64 for integers and indices."""
+        """Default dtypes: float32 for reals (as in ML practice), complex64 for complex numbers
+        (the spec: the default float's precision), int64 for integers and indices."""
         return {
             "real floating": dtypes.DEFAULT_FLOAT,
-            "complex floating": None,
+            "complex floating": dtypes.DEFAULT_COMPLEX,
             "integral": dtypes.DEFAULT_INT,
             "indexing": dtypes.DEFAULT_INDEX,
         }

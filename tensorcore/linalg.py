@@ -104,9 +104,9 @@ def vector_norm(x: Tensor, /, *, axis: Any = None, keepdims: bool = False, ord: 
     """The ``ord``-norm of the vectors along ``axis`` (an int, a tuple, or None for all elements).
 
     ``ord`` is any non-zero real (``sum(|x|**ord) ** (1/ord)``), ``0`` (number of non-zeros),
-    ``inf`` (max ``|x|``) or ``-inf`` (min ``|x|``).
+    ``inf`` (max ``|x|``) or ``-inf`` (min ``|x|``). A complex ``x`` gives a real norm (of ``|x|``).
     """
-    x = _tensor(x)
+    x = _modulus(_tensor(x))
     _check_float("linalg.vector_norm", x)
     if isinstance(ord, bool) or not isinstance(ord, (int, float)) or _math.isnan(ord):
         raise _OpError(f"linalg.vector_norm: ord must be a real number, inf or -inf, got {ord!r}")
@@ -123,6 +123,12 @@ def vector_norm(x: Tensor, /, *, axis: Any = None, keepdims: bool = False, ord: 
     return _root(_rd.sum(_ar.pow(_mt.abs(x), float(ord)), axis=axis, keepdims=keepdims), float(ord))
 
 
+def _modulus(x: Tensor) -> Tensor:
+    """``|x|`` for a complex tensor (real, of its precision), which is all an entrywise norm
+    reads; a real tensor as it is."""
+    return _mt.abs(x) if _np.dtype(x.dtype).kind == "c" else x
+
+
 def _root(total: Tensor, p: float) -> Tensor:
     """``total ** (1 / p)``, whose gradient is 0 (not NaN) where ``total`` is 0 and ``p > 1``."""
     if p < 1:
@@ -134,8 +140,11 @@ def _root(total: Tensor, p: float) -> Tensor:
 
 def matrix_norm(x: Tensor, /, *, keepdims: bool = False, ord: Any = "fro") -> Tensor:  # noqa: A002
     """A norm of each matrix: ``'fro'``, ``'nuc'`` (sum of singular values), ``2``/``-2`` (largest or
-    smallest singular value), ``1``/``-1`` (max/min column sum of ``|x|``), ``inf``/``-inf`` (rows)."""
+    smallest singular value), ``1``/``-1`` (max/min column sum of ``|x|``), ``inf``/``-inf`` (rows).
+    A complex ``x`` gives a real norm; its ``'nuc'``, ``2`` and ``-2`` need the complex SVD: not yet."""
     x = _tensor(x)
+    if _np.dtype(x.dtype).kind == "c" and ord not in ("nuc", 2, -2):
+        x = _modulus(x)  # these norms depend on |x| only
     _check_float("linalg.matrix_norm", x)
     _check_matrix("linalg.matrix_norm", x, square=False)
     if isinstance(ord, str):

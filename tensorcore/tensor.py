@@ -144,13 +144,21 @@ class Tensor:
         return bool(self._scalar("__bool__"))
 
     def __int__(self) -> int:
+        self._not_complex("__int__", "int")
         return int(self._scalar("__int__"))
 
     def __float__(self) -> float:
+        self._not_complex("__float__", "float")
         return float(self._scalar("__float__"))
 
     def __complex__(self) -> complex:
         return complex(self._scalar("__complex__"))
+
+    def _not_complex(self, what: str, kind: str) -> None:
+        # Python's own rule (float(1j) raises); NumPy would drop the imaginary part with a warning.
+        if self.dtype.kind == "c":
+            raise TypeError(f"{what} of a {self.dtype} tensor: a complex number has no {kind} value; "
+                            f"use complex(x), or float(tc.real(x)) / float(tc.abs(x))")
 
     def __index__(self) -> int:
         if self.dtype.kind not in "iu":

@@ -1,8 +1,9 @@
 """The tensorcore module is an Array API (2023.12) namespace: names, inspection, dtype rules.
 
 The list of names comes from ``array_api_strict``, the standard's reference namespace, less
-what tensorcore leaves out on purpose: complex dtypes, the ``linalg``/``fft`` extensions
-(separate modules) and array_api_strict's own utilities.
+what tensorcore leaves out on purpose: the ``linalg``/``fft`` extensions (separate modules) and
+array_api_strict's own utilities. The dtype tables include complex64 and complex128
+(``test_complex.py`` checks the rest of complex support).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ NOT_STANDARD = {  # array_api_strict's own helpers, not part of the standard's n
     "ArrayAPIStrictFlags", "set_array_api_strict_flags", "get_array_api_strict_flags",
     "reset_array_api_strict_flags", "Device", "__version__", "ModuleType",
 }
-OUT_OF_SCOPE = {"complex64", "complex128", "linalg", "fft"}  # no complex dtypes; extensions live elsewhere
+OUT_OF_SCOPE = {"linalg", "fft"}  # extensions live elsewhere
 # Names added by later revisions of the standard (tensorcore targets 2023.12 and provides most of them).
 LATER_REVISIONS = {
     "nextafter": "2024.12", "reciprocal": "2024.12", "take_along_axis": "2024.12", "count_nonzero": "2024.12",
@@ -60,6 +61,8 @@ def test_namespace_info() -> None:
     assert set(everything) == {d.name for d in tc.dtypes.ALL} - {"float16"}  # not a spec dtype
     assert set(info.dtypes(kind="integral")) == {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
     assert set(info.dtypes(kind=("bool", "real floating"))) == {"bool", "float32", "float64"}
+    assert set(info.dtypes(kind="complex floating")) == {"complex64", "complex128"}
+    assert defaults["complex floating"] == tc.complex64 and "complex64" in everything
     assert info.dtypes(kind=tc.float16) == {"float16": tc.float16}  # asked for by name: there
     assert set(info.dtypes(kind=(tc.float16, "bool"))) == {"float16", "bool"}
 

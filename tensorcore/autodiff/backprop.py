@@ -1,4 +1,10 @@
-"""Reverse accumulation over a tape's entries."""
+"""Reverse accumulation over a tape's entries.
+
+Complex numbers (``docs/array-api.md``): a source ``z = x + iy`` gets ``dL/dx + i dL/dy`` for a
+real target ``L``; a real tensor inside a complex computation gets the real part of what flows
+back to it; ops whose gradient is not written for complex inputs (``Op.complex_grad``) refuse
+them rather than return a wrong gradient.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,11 @@ def backprop(entries: list, targets: list, seeds: list | None, sources: list, ze
 
     grads: dict[int, Any] = {}
     for i, t in enumerate(targets):
+        if seeds is None and t.dtype.kind == "c":
+            raise GradientError(
+                f"the gradient target {i} is complex ({t.dtype}{list(t.shape)}); differentiate a real "
+                "value of it (tc.real, tc.abs, a squared norm), or pass output_gradients"
+            )
         seed = creation.ones_like(t) if seeds is None else seeds[i]
         _accumulate(grads, t, seed, elementwise.add)
     wanted = {id(s) for s in sources}
@@ -22,6 +33,11 @@ def backprop(entries: list, targets: list, seeds: list | None, sources: list, ze
         if all(g is None for g in out_grads):
             continue
         _check_versions(entry)
+        if not getattr(entry.op, "complex_grad", True) and _complex_entry(entry):
+            raise GradientError(
+                f"the gradient of {entry.op.name!r} is not implemented for complex inputs yet (inputs: "
+                f"{', '.join(_dtype_name(x) for x in entry.inputs)}); docs/array-api.md lists the ops that have one"
+            )
         out_grads = [
             creation.zeros_like(o) if g is None else g for o, g in zip(entry.outputs, out_grads)
         ]
@@ -49,6 +65,10 @@ def backprop(entries: list, targets: list, seeds: list | None, sources: list, ze
 
 
 def _accumulate(grads: dict[int, Any], x: Any, g: Any, add: Any) -> None:
+    if g.dtype != x.dtype and g.dtype.kind == "c" and x.dtype.kind != "c":
+        from tensorcore.ops.complex_parts import real
+
+        g = real(g)  # a real tensor in a complex computation: dL/dx is the real part
     if g.shape != x.shape or g.dtype != x.dtype or g.device is not x.device:
         raise GradientError(
             f"a gradient is {g.dtype}{list(g.shape)} on {g.device} but its tensor is "
@@ -56,6 +76,16 @@ def _accumulate(grads: dict[int, Any], x: Any, g: Any, add: Any) -> None:
         )
     prev = grads.get(id(x))
     grads[id(x)] = g if prev is None else add(prev, g)
+
+
+def _complex_entry(entry: Any) -> bool:
+    """Whether a recorded op read or made complex numbers (a tensor or a Python complex)."""
+    return any(isinstance(x, complex) or (isinstance(x, Tensor) and x.dtype.kind == "c")
+               for x in (*entry.inputs, *entry.outputs))
+
+
+def _dtype_name(x: Any) -> str:
+    return str(x.dtype) if isinstance(x, Tensor) else type(x).__name__
 
 
 def _check_versions(entry: Any) -> None:

@@ -114,7 +114,7 @@ class GradientTape:
     def watch(self, tensor: Any) -> None:
         """Watch a tensor (or a list of them) so gradients can be taken with respect to it."""
         for t in tensor if isinstance(tensor, (list, tuple)) else (tensor,):
-            if t.dtype.kind != "f":
+            if t.dtype.kind not in "fc":  # real or complex floating point
                 raise GradientError(f"can only watch floating-point tensors, got {t.dtype}")
             self._watched[id(t)] = t
 
@@ -160,7 +160,7 @@ class GradientTape:
         versions = tuple([x._version if isinstance(x, Tensor) else 0 for x in inputs])
         self._entries.append(Entry(op, inputs, attrs, outputs, needs, versions))
         for out in outputs:
-            if out.dtype.kind == "f":
+            if out.dtype.kind in "fc":
                 self._watched[id(out)] = out
 
     def gradient(

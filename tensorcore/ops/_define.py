@@ -81,14 +81,18 @@ def _elementwise_dtype(name: str, reference: Callable, inputs: tuple, attrs: dic
             return np.result_type(*[x.dtype if isinstance(x, Spec) else x for x in inputs])
 
 
-def unary(name: str, reference: Callable, grad: Callable | None = None, *, float_only: bool = False, out_dtype: Any = None, doc: str = "") -> Callable:
-    """Define a unary elementwise op and return its public function."""
+def unary(name: str, reference: Callable, grad: Callable | None = None, *, out_dtype: Any = None, doc: str = "",
+          **flags: bool) -> Callable:
+    """Define a unary elementwise op and return its public function. ``flags`` are the
+    :class:`Op`'s ``float_only``, ``real_only`` and ``complex_grad``."""
     infer = elementwise_rule(name, reference, out_dtype)
-    op = define(Op(name, reference, infer=infer, grad=grad, float_only=float_only, doc=doc))
+    op = define(Op(name, reference, infer=infer, grad=grad, doc=doc, **flags))
     return op_function(op, 1)
 
 
-def binary(name: str, reference: Callable, grad: Callable | None = None, *, float_only: bool = False, out_dtype: Any = None, doc: str = "") -> Callable:
-    """Define a binary elementwise op (broadcasting, Python scalars allowed) and return its function."""
-    op = define(Op(name, reference, infer=elementwise_rule(name, reference, out_dtype), grad=grad, float_only=float_only, doc=doc))
+def binary(name: str, reference: Callable, grad: Callable | None = None, *, out_dtype: Any = None, doc: str = "",
+           **flags: bool) -> Callable:
+    """Define a binary elementwise op (broadcasting, Python scalars allowed) and return its
+    function. ``flags`` as for :func:`unary`."""
+    op = define(Op(name, reference, infer=elementwise_rule(name, reference, out_dtype), grad=grad, doc=doc, **flags))
     return op_function(op, 2)

@@ -7,8 +7,10 @@ backends allocate and fill it on the device, so a tensor too big for the device 
 ``tc.OutOfMemoryError`` naming it, with no host array of that size and no copy; a backend
 without these methods gets the contract's default (NumPy on the host, then ``from_numpy``).
 On ``cpu`` NumPy builds the array. ``asarray``, ``linspace`` and ``from_dlpack`` build on
-the host and copy in. These functions are not ops: under ``tc.function`` the tensors they
-make become constants of the graph (``graph/trace.py``), as before.
+the host and copy in, as does every complex tensor off ``cpu`` (no device has complex kernels
+yet: a complex tensor is stored there as it is). These functions are not ops: under
+``tc.function`` the tensors they make become constants of the graph (``graph/trace.py``), as
+before.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def from_host(array: np.ndarray, device: Any = None) -> Tensor:
 
 def _is_python_data(obj: Any) -> bool:
     """Whether ``obj`` is Python scalars, possibly nested in lists and tuples (no arrays)."""
-    if isinstance(obj, (bool, int, float)):
+    if isinstance(obj, (bool, int, float, complex)):
         return True
     return isinstance(obj, (list, tuple)) and all(_is_python_data(v) for v in obj)
 
@@ -48,7 +50,8 @@ def _is_python_data(obj: Any) -> bool:
 def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | None = None) -> Tensor:
     """A tensor from a tensor, NumPy array, DLPack object, Python scalar or nested sequence.
 
-    Python floats become the default float dtype (float32); arrays keep their dtype.
+    Python floats become the default float dtype (float32), Python complex numbers the default
+    complex dtype (complex64); arrays keep their dtype.
     ``copy=True`` always copies; ``copy=False`` never does and raises where it would have to;
     ``copy=None`` copies only when needed (on cpu a NumPy array's memory is shared).
     """
@@ -65,7 +68,7 @@ def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | 
         if dt is not None and dt != out.dtype:
             return astype(out, dt)
         return astype(obj, obj.dtype, copy=True) if copy and out is obj else out
-    if not isinstance(obj, (np.ndarray, np.generic, list, tuple, int, float, bool)) and hasattr(obj, "__dlpack__"):
+    if not isinstance(obj, (np.ndarray, np.generic, list, tuple, int, float, bool, complex)) and hasattr(obj, "__dlpack__"):
         if _dlpack_device(obj)[0] in _DL_CUDA_TYPES:  # GPU memory: shared through CuPy, no host round trip
             t = from_dlpack(obj, device=device, copy=False if copy is False else None)
             if dt is not None and dt != t.dtype:
@@ -74,6 +77,10 @@ def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | 
                 return astype(t, dt)
             return astype(t, t.dtype, copy=True) if copy else t
         obj = np.from_dlpack(obj)
+    source = getattr(obj, "dtype", None)
+    if dt is not None and dt.kind != "c" and isinstance(source, np.dtype) and source.kind == "c":
+        raise TypeError(f"asarray: {source} data as {dt} would drop the imaginary part, which the Array API "
+                        "does not permit; pass tc.real(x) (or tc.abs(x)), or a complex dtype")
     if copy is False:
         shareable = isinstance(obj, np.ndarray) and (dt is None or dt == obj.dtype) and (target or current_device()).type == "cpu"
         if not shareable:
@@ -82,8 +89,8 @@ def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | 
         arr = np.array(obj, dtype=dt, copy=True if copy else None)
     except (ValueError, TypeError, OverflowError) as exc:
         raise OpError(f"asarray: cannot make a tensor from {type(obj).__name__}: {exc}") from exc
-    if dt is None and arr.dtype.kind == "f" and _is_python_data(obj):
-        arr = arr.astype(dtypes.DEFAULT_FLOAT)
+    if dt is None and arr.dtype.kind in "fc" and _is_python_data(obj):
+        arr = arr.astype(dtypes.DEFAULT_FLOAT if arr.dtype.kind == "f" else dtypes.DEFAULT_COMPLEX)
     if arr.dtype not in dtypes.ALL:
         detail = "integers beyond the int64/uint64 range, or objects" if arr.dtype == object else str(arr.dtype)
         raise OpError(f"asarray: cannot make a tensor from {type(obj).__name__} holding {detail}; "
@@ -113,6 +120,8 @@ def _create(device: Any, what: str, count: int, dtype: np.dtype, on_host: Callab
         if dev.type == "cpu":
             return wrap(on_host(), dev)
         backend = registry.get_backend(dev.type)
+        if dtype.kind == "c":  # no device fills complex numbers: built on the host, stored as they are
+            return wrap(backend.from_numpy(on_host(), dev.index), dev)
         return wrap(on_device(backend, dev.index), dev)
     except OutOfMemoryError:
         raise
@@ -145,16 +154,26 @@ def empty(shape: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
 
 
 def full(shape: Any, fill_value: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
-    """A tensor filled with ``fill_value`` (dtype inferred from it when not given)."""
+    """A tensor filled with ``fill_value`` (dtype inferred from it when not given: bool, the
+    default int, float or complex dtype)."""
     if dtype is None and isinstance(fill_value, np.generic):
         dtype = fill_value.dtype
     elif dtype is None:
-        dtype = dtypes.bool if isinstance(fill_value, bool) else dtypes.DEFAULT_INT if isinstance(fill_value, int) else dtypes.DEFAULT_FLOAT
+        dtype = (dtypes.bool if isinstance(fill_value, bool) else dtypes.DEFAULT_INT if isinstance(fill_value, int)
+                 else dtypes.DEFAULT_COMPLEX if isinstance(fill_value, complex) else dtypes.DEFAULT_FLOAT)
     shape, dt = _shape(shape), _dtype(dtype)
+    _check_complex_fits("full", (fill_value,), dt)
     if np.ndim(fill_value) != 0:  # an array broadcast into the shape, as np.full allows: built on the host
         return from_host(np.full(shape, fill_value, dt), device)
     return _create(device, "full", math.prod(shape), dt, lambda: np.full(shape, fill_value, dt),
                    lambda backend, index: backend.full(shape, fill_value, dt, index))
+
+
+def _check_complex_fits(name: str, values: tuple, dt: np.dtype) -> None:
+    """A complex Python value needs a complex dtype: NumPy would drop its imaginary part."""
+    if dt.kind != "c" and any(isinstance(v, complex) for v in values):
+        raise TypeError(f"{name}: a complex value ({', '.join(map(repr, values))}) needs a complex dtype, "
+                        f"got dtype={dt}; pass dtype=tc.complex64 or tc.complex128, or leave dtype out")
 
 
 def _like(x: Tensor, dtype: Any, device: Any) -> tuple[np.dtype, Any]:
@@ -203,10 +222,13 @@ def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None,
 
 
 def linspace(start: Any, stop: Any, /, num: int, *, dtype: Any = None, device: Any = None, endpoint: bool = True) -> Tensor:
-    """``num`` evenly spaced values from ``start`` to ``stop``."""
+    """``num`` evenly spaced values from ``start`` to ``stop`` (complex endpoints give the
+    default complex dtype)."""
     if num < 0:
         raise OpError(f"linspace: num must be non-negative, got {num}")
-    dt = _dtype(dtype)
+    complex_ends = any(isinstance(v, complex) for v in (start, stop))
+    dt = _dtype(dtype, dtypes.DEFAULT_COMPLEX if complex_ends else dtypes.DEFAULT_FLOAT)
+    _check_complex_fits("linspace", (start, stop), dt)
 
     def host() -> np.ndarray:
         return np.linspace(start, stop, num, endpoint=endpoint, dtype=dt)

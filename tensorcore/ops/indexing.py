@@ -95,7 +95,7 @@ def _scatter_add_grad(ctx: Any, g: Tensor) -> tuple:
 
 
 _GETITEM = define(Op("getitem", lambda x, *index, key: x[fill_key(key, index)], infer=_getitem_infer,
-                     grad=_getitem_grad, doc="x[key]; index tensors are inputs after x."))
+                     grad=_getitem_grad, doc="x[key]; index tensors are inputs after x.", complex_grad=True))
 _SCATTER_ADD = define(Op(
     "scatter_add", _scatter_add_ref, grad=_scatter_add_grad,
     infer=lambda g, *index, shape, key: Spec(tuple(shape), g.dtype),

@@ -9,6 +9,7 @@ import numpy as np
 from tensorcore.dispatch import apply
 from tensorcore.errors import OpError
 from tensorcore.ops.arithmetic import multiply, sum_to_shape
+from tensorcore.ops.complex_parts import conj_of
 from tensorcore.ops.manipulation import matrix_transpose, reshape
 from tensorcore.ops.registry import Op, Spec, define
 from tensorcore.tensor import Tensor
@@ -43,14 +44,15 @@ def _matmul_grad(ctx: Any, g: Tensor) -> tuple:
     if b.ndim == 1:
         g2 = reshape(g2, g2.shape + (1,))
     ga = gb = None
+    # For complex inputs the conjugate transposes: ga = g @ b^H, gb = a^H @ g.
     if ctx.needs_grad[0]:
-        ga = reshape(sum_to_shape(matmul(g2, matrix_transpose(b2)), a2.shape), a.shape)
+        ga = reshape(sum_to_shape(matmul(g2, conj_of(matrix_transpose(b2))), a2.shape), a.shape)
     if ctx.needs_grad[1]:
-        gb = reshape(sum_to_shape(matmul(matrix_transpose(a2), g2), b2.shape), b.shape)
+        gb = reshape(sum_to_shape(matmul(conj_of(matrix_transpose(a2)), g2), b2.shape), b.shape)
     return ga, gb
 
 
-_MATMUL = define(Op("matmul", np.matmul, infer=_matmul_infer, grad=_matmul_grad, doc="Matrix product."))
+_MATMUL = define(Op("matmul", np.matmul, infer=_matmul_infer, grad=_matmul_grad, doc="Matrix product.", complex_grad=True))
 
 
 def matmul(x1: Tensor, x2: Tensor, /) -> Tensor:
@@ -79,13 +81,14 @@ def tensordot(x1: Tensor, x2: Tensor, /, *, axes: Any = 2) -> Tensor:
 
 
 def vecdot(x1: Tensor, x2: Tensor, /, *, axis: int = -1) -> Tensor:
-    """Dot product of vectors along ``axis`` (broadcasting the other dimensions)."""
+    """Dot product of vectors along ``axis`` (broadcasting the other dimensions):
+    ``sum(conj(x1) * x2)``, conjugating ``x1`` as the spec asks for complex vectors."""
     from tensorcore.ops.reductions import sum as sum_
 
     n1, n2 = x1.shape[axis] if x1.ndim else None, x2.shape[axis] if x2.ndim else None
     if n1 != n2:
         raise OpError(f"vecdot: axis {axis} has size {n1} in x1 {x1.shape} but {n2} in x2 {x2.shape}")
-    product = multiply(x1, x2)
+    product = multiply(conj_of(x1), x2)
     # In the promoted dtype, as the spec asks (sum alone widens small integers to 64 bits).
     return sum_(product, axis=axis, dtype=product.dtype)
 

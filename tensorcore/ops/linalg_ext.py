@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tensorcore.dispatch import apply
+from tensorcore.dtypes import ComplexInputError
 from tensorcore.errors import OpError
 from tensorcore.ops import linalg_ext_grad as grads
 from tensorcore.ops.registry import Op, Spec, define
@@ -58,7 +59,11 @@ _MATRIX = "a matrix or a stack of matrices, shape (..., M, N)"
 
 
 def check_float(name: str, x: Any, what: str = "x") -> None:
-    """Raise unless ``x`` (a tensor or Spec) has a floating-point dtype."""
+    """Raise unless ``x`` (a tensor or Spec) has a real floating-point dtype (complex inputs:
+    not yet, ``ComplexInputError``)."""
+    if np.dtype(x.dtype).kind == "c":
+        raise ComplexInputError(f"{name}: {what} has dtype {x.dtype}; {name} does not take complex inputs yet "
+                                "(docs/array-api.md lists what does)")
     if np.dtype(x.dtype).kind != "f":
         raise OpError(
             f"{name}: {what} has dtype {x.dtype} (shape {tuple(x.shape)}), but {name} expects a "
@@ -254,7 +259,7 @@ def _solve_infer(a: Spec, b: Spec) -> Spec:
 
 
 def _op(name: str, reference: Callable[..., Any], infer: Callable[..., Any], grad: Any, n: int = 1, doc: str = "") -> Op:
-    return define(Op(name, _lapack(reference), infer=infer, grad=grad, float_only=True, n_outputs=n, doc=doc))
+    return define(Op(name, _lapack(reference), infer=infer, grad=grad, float_only=True, real_only=True, n_outputs=n, doc=doc))
 
 
 _CHOLESKY = _op("linalg.cholesky", _CHOL_REF, _same("linalg.cholesky"), grads.cholesky_grad, doc="Cholesky factor.")

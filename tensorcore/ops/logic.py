@@ -8,6 +8,7 @@ import numpy as np
 
 from tensorcore import dtypes
 from tensorcore.dispatch import apply
+from tensorcore.dtypes import ComplexInputError, check_real
 from tensorcore.errors import OpError
 from tensorcore.ops._define import binary, reference_dtype, unary
 from tensorcore.ops.arithmetic import maximum, minimum, unbroadcast
@@ -18,10 +19,11 @@ _BOOL = np.dtype(bool)
 
 equal = binary("equal", np.equal, out_dtype=_BOOL, doc="Elementwise ``x1 == x2``.")
 not_equal = binary("not_equal", np.not_equal, out_dtype=_BOOL, doc="Elementwise ``x1 != x2``.")
-less = binary("less", np.less, out_dtype=_BOOL, doc="Elementwise ``x1 < x2``.")
-less_equal = binary("less_equal", np.less_equal, out_dtype=_BOOL, doc="Elementwise ``x1 <= x2``.")
-greater = binary("greater", np.greater, out_dtype=_BOOL, doc="Elementwise ``x1 > x2``.")
-greater_equal = binary("greater_equal", np.greater_equal, out_dtype=_BOOL, doc="Elementwise ``x1 >= x2``.")
+# Orderings are real-only: complex numbers have no order (NumPy's lexicographic one is not the spec's).
+less = binary("less", np.less, out_dtype=_BOOL, real_only=True, doc="Elementwise ``x1 < x2``.")
+less_equal = binary("less_equal", np.less_equal, out_dtype=_BOOL, real_only=True, doc="Elementwise ``x1 <= x2``.")
+greater = binary("greater", np.greater, out_dtype=_BOOL, real_only=True, doc="Elementwise ``x1 > x2``.")
+greater_equal = binary("greater_equal", np.greater_equal, out_dtype=_BOOL, real_only=True, doc="Elementwise ``x1 >= x2``.")
 logical_and = binary("logical_and", np.logical_and, out_dtype=_BOOL, doc="Elementwise logical AND.")
 logical_or = binary("logical_or", np.logical_or, out_dtype=_BOOL, doc="Elementwise logical OR.")
 logical_xor = binary("logical_xor", np.logical_xor, out_dtype=_BOOL, doc="Elementwise logical XOR.")
@@ -52,7 +54,7 @@ def _where_grad(ctx: Any, g: Tensor) -> tuple:
     return None, ga, gb
 
 
-_WHERE = define(Op("where", np.where, infer=_where_infer, grad=_where_grad, doc="Elementwise choice."))
+_WHERE = define(Op("where", np.where, infer=_where_infer, grad=_where_grad, complex_grad=True, doc="Elementwise choice."))
 
 
 def where(condition: Tensor, x1: Any, x2: Any, /) -> Tensor:
@@ -76,11 +78,14 @@ def _clip_ref(x: Any, lo: Any, hi: Any) -> Any:
     return np.clip(x, lo, hi)
 
 
-_CLIP = define(Op("clip", _clip_ref, infer=lambda x, lo, hi: Spec(x.shape, reference_dtype(_clip_ref, x, lo=lo, hi=hi)), grad=_clip_grad, doc="Clamp values."))
+_CLIP = define(Op("clip", _clip_ref, infer=lambda x, lo, hi: Spec(x.shape, reference_dtype(_clip_ref, x, lo=lo, hi=hi)),
+                  grad=_clip_grad, real_only=True, doc="Clamp values."))
 
 
 def clip(x: Tensor, /, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
-    """Clamp each element of ``x`` to ``[min, max]`` (either bound may be None or a tensor)."""
+    """Clamp each element of ``x`` to ``[min, max]`` (either bound may be None or a tensor);
+    real dtypes only."""
+    check_real("clip", (x, min, max))
     if isinstance(min, Tensor) or isinstance(max, Tensor):
         out = x if min is None else maximum(x, min)
         return out if max is None else minimum(out, max)
@@ -90,20 +95,32 @@ def clip(x: Tensor, /, min: Any = None, max: Any = None) -> Tensor:  # noqa: A00
 
 
 def _astype_grad(ctx: Any, g: Tensor) -> tuple:
+    from tensorcore.ops.complex_parts import real
+
     x = ctx.inputs[0]
-    return (astype(g, x.dtype) if x.dtype.kind == "f" else None,)
+    if x.dtype.kind not in "fc":
+        return (None,)
+    # real -> complex: the real input's gradient is the real part (dL/dx of x + 0i)
+    return (astype(real(g) if x.dtype.kind == "f" else g, x.dtype),)
 
 
 def _astype_ref(x: Any, dtype: np.dtype, copy: bool) -> Any:
     return np.asarray(x).astype(dtype, copy=copy)
 
 
-_ASTYPE = define(Op("astype", _astype_ref, infer=lambda x, dtype, copy: Spec(x.shape, dtype), grad=_astype_grad, doc="Cast."))
+_ASTYPE = define(Op("astype", _astype_ref, infer=lambda x, dtype, copy: Spec(x.shape, dtype), grad=_astype_grad,
+                    complex_grad=True, doc="Cast."))
 
 
 def astype(x: Tensor, dtype: Any, /, *, copy: bool = True, device: Any = None) -> Tensor:
-    """``x`` cast to ``dtype`` (NumPy casting rules: float to int truncates)."""
-    out = apply(_ASTYPE, (x,), {"dtype": dtypes.as_dtype(dtype), "copy": copy})
+    """``x`` cast to ``dtype`` (NumPy casting rules: float to int truncates). Complex to a real
+    dtype raises ``TypeError``, as the spec asks: take ``real(x)`` (or ``abs(x)``) first."""
+    dt = dtypes.as_dtype(dtype)
+    src = getattr(x, "dtype", None)
+    if dt.kind != "c" and src is not None and src.kind == "c":
+        raise ComplexInputError(f"astype: casting {src} to {dt} would drop the imaginary part, which the Array API "
+                                "does not permit; cast tc.real(x) (or tc.abs(x)) instead")
+    out = apply(_ASTYPE, (x,), {"dtype": dt, "copy": copy})
     return out if device is None else out.to_device(device)
 
 __all__ = [

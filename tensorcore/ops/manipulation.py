@@ -28,7 +28,7 @@ def _reshape_infer(x: Spec, shape: tuple[int, ...]) -> Spec:
 
 
 _RESHAPE = define(Op("reshape", lambda x, shape: np.reshape(x, shape), infer=_reshape_infer,
-                     grad=lambda ctx, g: (reshape(g, ctx.inputs[0].shape),)))
+                     grad=lambda ctx, g: (reshape(g, ctx.inputs[0].shape),), complex_grad=True))
 
 
 def reshape(x: Tensor, /, shape: Any, *, copy: bool | None = None) -> Tensor:
@@ -55,7 +55,7 @@ def _permute_infer(x: Spec, axes: tuple[int, ...]) -> Spec:
 
 
 _PERMUTE = define(Op("permute_dims", lambda x, axes: np.transpose(x, axes), infer=_permute_infer,
-                     grad=lambda ctx, g: (permute_dims(g, tuple(np.argsort(ctx.attrs["axes"]).tolist())),)))
+                     grad=lambda ctx, g: (permute_dims(g, tuple(np.argsort(ctx.attrs["axes"]).tolist())),), complex_grad=True))
 
 
 def permute_dims(x: Tensor, /, axes: tuple[int, ...]) -> Tensor:
@@ -86,7 +86,7 @@ def _broadcast_infer(x: Spec, shape: tuple[int, ...]) -> Spec:
 
 
 _BROADCAST = define(Op("broadcast_to", lambda x, shape: np.broadcast_to(x, shape), infer=_broadcast_infer,
-                       grad=lambda ctx, g: (sum_to_shape(g, ctx.inputs[0].shape),)))
+                       grad=lambda ctx, g: (sum_to_shape(g, ctx.inputs[0].shape),), complex_grad=True))
 
 
 def broadcast_to(x: Tensor, /, shape: tuple[int, ...]) -> Tensor:
@@ -143,7 +143,7 @@ def _concat_grad(ctx: Any, g: Tensor) -> tuple:
     return tuple(grads)
 
 
-_CONCAT = define(Op("concat", lambda *xs, axis: np.concatenate(xs, axis=axis), infer=_concat_infer, grad=_concat_grad))
+_CONCAT = define(Op("concat", lambda *xs, axis: np.concatenate(xs, axis=axis), infer=_concat_infer, grad=_concat_grad, complex_grad=True))
 
 
 def concat(arrays: Any, /, *, axis: int | None = 0) -> Tensor:

@@ -45,7 +45,7 @@ def _int_tuple(name: str, what: str, value: Any) -> tuple[int, ...]:
 # --- flip ---------------------------------------------------------------------------------
 
 _FLIP = define(Op("flip", lambda x, axis: np.flip(x, axis), infer=lambda x, axis: x,
-                  grad=lambda ctx, g: (apply(_FLIP, (g,), ctx.attrs),), doc="Reverse the order along axes."))
+                  grad=lambda ctx, g: (apply(_FLIP, (g,), ctx.attrs),), doc="Reverse the order along axes.", complex_grad=True))
 
 
 def flip(x: Tensor, /, *, axis: Any = None) -> Tensor:
@@ -65,7 +65,7 @@ def _roll_grad(ctx: Any, g: Tensor) -> tuple:
 
 
 _ROLL = define(Op("roll", lambda x, shift, axis: np.roll(x, shift, axis), infer=lambda x, shift, axis: x,
-                  grad=_roll_grad, doc="Shift elements cyclically along axes."))
+                  grad=_roll_grad, doc="Shift elements cyclically along axes.", complex_grad=True))
 
 
 def roll(x: Tensor, /, shift: Any, *, axis: Any = None) -> Tensor:

@@ -13,6 +13,7 @@ from tensorcore.dispatch import apply
 from tensorcore.errors import OpError
 from tensorcore.ops._axes import normalize_axes, normalize_axis, reduced_shape
 from tensorcore.ops.arithmetic import divide, multiply, subtract
+from tensorcore.ops.complex_parts import conj_of
 from tensorcore.ops.logic import astype, equal, where
 from tensorcore.ops.registry import Op, Spec, define
 from tensorcore.tensor import Tensor
@@ -27,13 +28,13 @@ def _expand_to(g: Tensor, x: Tensor, axes: tuple[int, ...], keepdims: bool) -> T
     return broadcast_to(g, x.shape)
 
 
-def _reduction(name: str, reference: Any, grad: Any = None, float_only: bool = False, out_dtype: Any = None) -> Op:
+def _reduction(name: str, reference: Any, grad: Any = None, out_dtype: Any = None, **flags: bool) -> Op:
     def infer(x: Spec, axis: tuple[int, ...], keepdims: bool, **attrs: Any) -> Spec:
         dt = out_dtype if out_dtype is not None else attrs.get("dtype")
         dt = x.dtype if dt is None else dt
         return Spec(reduced_shape(x.shape, axis, keepdims), dt)
 
-    return define(Op(name, reference, infer=infer, grad=grad, float_only=float_only))
+    return define(Op(name, reference, infer=infer, grad=grad, **flags))
 
 
 def _sum_ref(x: Any, axis: tuple, keepdims: bool, dtype: Any) -> Any:
@@ -75,7 +76,7 @@ def _prod_grad(ctx: Any, g: Tensor) -> tuple:
     prod_nonzero = _expand_to(prod_(nonzero, axis=axes, keepdims=True), x, axes, True)
     zeros = _expand_to(sum_(astype(is_zero, x.dtype), axis=axes, keepdims=True), x, axes, True)
     others = where(equal(zeros, 0), divide(prod_nonzero, nonzero), where(is_zero, where(equal(zeros, 1), prod_nonzero, 0.0), 0.0))
-    return (astype(multiply(_expand_to(g, x, axes, keepdims), others), x.dtype, copy=False),)
+    return (astype(multiply(_expand_to(g, x, axes, keepdims), conj_of(others)), x.dtype, copy=False),)
 
 
 def _var_ref(x: Any, axis: tuple, keepdims: bool, correction: float) -> Any:
@@ -90,12 +91,15 @@ def _var_grad(ctx: Any, g: Tensor) -> tuple:
     return (multiply(_expand_to(g, x, axes, keepdims), multiply(centered, 2.0 / builtins.max(count - corr, 1))),)
 
 
-_SUM = _reduction("sum", _sum_ref, _sum_grad)
-_PROD = _reduction("prod", lambda x, axis, keepdims, dtype: np.prod(x, axis=axis, keepdims=keepdims, dtype=dtype), _prod_grad)
-_MEAN = _reduction("mean", lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims), _mean_grad, float_only=True)
-_MAX = _reduction("max", lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims), _extremum_grad)
-_MIN = _reduction("min", lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims), _extremum_grad)
-_VAR = _reduction("var", _var_ref, _var_grad, float_only=True)
+# complex_grad: the gradient holds for complex inputs; real_only: complex inputs raise TypeError.
+_SUM = _reduction("sum", _sum_ref, _sum_grad, complex_grad=True)
+_PROD = _reduction("prod", lambda x, axis, keepdims, dtype: np.prod(x, axis=axis, keepdims=keepdims, dtype=dtype), _prod_grad,
+                   complex_grad=True)
+_MEAN = _reduction("mean", lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims), _mean_grad, float_only=True,
+                   complex_grad=True)
+_MAX = _reduction("max", lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims), _extremum_grad, real_only=True)
+_MIN = _reduction("min", lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims), _extremum_grad, real_only=True)
+_VAR = _reduction("var", _var_ref, _var_grad, float_only=True, real_only=True)
 _ALL = _reduction("all", lambda x, axis, keepdims: np.all(x, axis=axis, keepdims=keepdims), out_dtype=np.dtype(bool))
 _ANY = _reduction("any", lambda x, axis, keepdims: np.any(x, axis=axis, keepdims=keepdims), out_dtype=np.dtype(bool))
 

@@ -35,7 +35,13 @@ class Op:
       with tensorcore ops so it runs on any device and is itself differentiable.
     - ``composite(*inputs, **attrs)``: the op in terms of other ops, run on a backend
       without a kernel for it before falling back to ``cpu``.
-    - ``float_only``: inputs must be floating point (checked before any kernel runs).
+    - ``float_only``: inputs must be floating point, real or complex (checked before any
+      kernel runs).
+    - ``real_only``: inputs must not be complex (checked before any kernel runs); a complex
+      input raises ``dtypes.ComplexInputError``.
+    - ``complex_grad``: ``grad`` is right for complex inputs too (the convention of
+      ``docs/array-api.md``: ``dL/dRe + i dL/dIm``), checked against finite differences in
+      ``tests/test_complex_grad.py``. Backprop refuses complex inputs of any other op.
     - ``mutates``: for an in-place op, the indices of the inputs (after the target) that its
       kernel writes too, e.g. an optimizer's state.
     - ``stateful``: each call may give a different result (random sampling), so a graph never
@@ -46,8 +52,8 @@ class Op:
     """
 
     __slots__ = (
-        "name", "reference", "infer", "grad", "composite", "float_only", "n_outputs",
-        "kernels", "doc", "mutates", "stateful",
+        "name", "reference", "infer", "grad", "composite", "float_only", "real_only", "checks_dtypes",
+        "complex_grad", "n_outputs", "kernels", "doc", "mutates", "stateful",
     )
 
     def __init__(
@@ -59,6 +65,8 @@ class Op:
         grad: Callable[..., Any] | None = None,
         composite: Callable[..., Any] | None = None,
         float_only: bool = False,
+        real_only: bool = False,
+        complex_grad: bool = False,
         n_outputs: int = 1,
         doc: str | None = None,
         mutates: tuple[int, ...] = (),
@@ -70,6 +78,9 @@ class Op:
         self.grad = grad
         self.composite = composite
         self.float_only = float_only
+        self.real_only = real_only
+        self.checks_dtypes = float_only or real_only  # one flag for dispatch's hot path to test
+        self.complex_grad = complex_grad
         self.n_outputs = n_outputs
         self.kernels: dict[Device, Callable[..., Any]] = {CPU: reference}
         self.doc = doc

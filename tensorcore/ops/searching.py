@@ -31,8 +31,8 @@ def _arg_infer(x: Spec, axis: int | None, keepdims: bool) -> Spec:
     return Spec(reduced_shape(x.shape, axes, keepdims), _INT64)
 
 
-_ARGMAX = define(Op("argmax", _arg_ref(np.argmax), infer=_arg_infer, doc="Index of the largest element."))
-_ARGMIN = define(Op("argmin", _arg_ref(np.argmin), infer=_arg_infer, doc="Index of the smallest element."))
+_ARGMAX = define(Op("argmax", _arg_ref(np.argmax), infer=_arg_infer, real_only=True, doc="Index of the largest element."))
+_ARGMIN = define(Op("argmin", _arg_ref(np.argmin), infer=_arg_infer, real_only=True, doc="Index of the smallest element."))
 
 
 def _arg(op: Op, x: Tensor, axis: int | None, keepdims: bool) -> Tensor:
@@ -87,7 +87,7 @@ def _searchsorted_infer(x1: Spec, x2: Any, side: str) -> Spec:
     return Spec(x2.shape if isinstance(x2, Spec) else (), _INT64)
 
 
-_SEARCHSORTED = define(Op("searchsorted", _searchsorted_ref, infer=_searchsorted_infer, doc="Insertion indices."))
+_SEARCHSORTED = define(Op("searchsorted", _searchsorted_ref, infer=_searchsorted_infer, real_only=True, doc="Insertion indices."))
 
 
 def searchsorted(x1: Tensor, x2: Any, /, *, side: str = "left", sorter: Tensor | None = None) -> Tensor:

@@ -47,8 +47,8 @@ def _infer(dtype: Any) -> Any:
     return infer
 
 
-_SORT = define(Op("sort", _sort_ref, infer=_infer(None), grad=_sort_grad, doc="Sorted copy along an axis."))
-_ARGSORT = define(Op("argsort", _argsort_ref, infer=_infer(np.dtype(np.int64)), doc="Sorting permutation."))
+_SORT = define(Op("sort", _sort_ref, infer=_infer(None), grad=_sort_grad, real_only=True, doc="Sorted copy along an axis."))
+_ARGSORT = define(Op("argsort", _argsort_ref, infer=_infer(np.dtype(np.int64)), real_only=True, doc="Sorting permutation."))
 
 
 def _attrs(name: str, x: Any, axis: int, descending: bool, stable: bool) -> dict[str, Any]:
