@@ -281,6 +281,7 @@ def _launch_cases() -> list[tuple[str, str, tuple, dict]]:
         ("linear", "linear", (f(33, 20), f(17, 20), f(17)), {}),
         ("linear of a view", "linear", (f(4, 5, 6).transpose(1, 0, 2), f(3, 6)), {}),
         ("linear with its relu epilogue", "linear", (f(33, 20), f(17, 20), f(17)), {"activation": "relu"}),
+        ("matmul_relu_backward", "matmul_relu_backward", (f(33, 20), f(20, 17), f(33, 17)), {}),
         ("linear_backward_weight", "linear_backward_weight", (f(33, 17), f(33, 20)), {}),
         ("linear_backward_bias", "linear_backward_bias", (f(8, 5),), {}),
         ("sum rows", "sum", (f(37, 3000),), {"axis": (1,), "keepdims": False, "dtype": None}),

@@ -132,3 +132,87 @@ def test_no_epilogue_where_it_would_be_wrong(device: str) -> None:
         assert_same_as_eager(fn(x), f(x), name)
         assert fn.stats(x)["linear+relu -> epilogue"] == 0, name
         assert not any(n.attrs.get("activation") for n in fn.graph(x).nodes), name
+
+
+# --- the backward's epilogue: relu_backward(matmul(g, w), y) -> matmul_relu_backward ------------
+
+def masked_product(a, b, y):
+    return apply(OPS["matmul_relu_backward"], (a, b, y))
+
+
+def masked_reference(a, b, y):
+    return (y > 0).astype(a.dtype) * (a @ b)
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 3), (40, 70, 33), (1, 16, 40), (40, 16, 1)], ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_relu_backward_matches_numpy(device: str, shape: tuple[int, int, int], dtype: type) -> None:
+    m, k, n = shape
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    y = rng.standard_normal((m, n)).astype(dtype)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    check_op(masked_product, masked_reference, [a, b, y], device, rtol=tol, atol=tol)
+
+
+def test_the_backward_epilogue_is_relu_backward_bit_for_bit(device: str) -> None:
+    """Its factor is relu_backward's, (y > 0) * v: an infinite product masked out is NaN, as the
+    separate kernels give; the operands may be transposed views."""
+    a = rng.standard_normal((19, 12)).astype(np.float32)
+    a[0, 0] = np.inf
+    b = rng.standard_normal((30, 12)).astype(np.float32)
+    y = rng.standard_normal((19, 30)).astype(np.float32)
+    ta, tb, ty = (tc.asarray(t, device=device) for t in (a, b, y))
+    fused = masked_product(ta, tb.T, ty).numpy()
+    separate = apply(OPS["relu_backward"], (ta @ tb.T, ty)).numpy()
+    np.testing.assert_array_equal(fused.view(np.uint32), separate.view(np.uint32))
+    assert np.isnan(fused[0][y[0] <= 0]).all()
+
+
+def test_matmul_relu_backward_gradient(device: str) -> None:
+    a, b, y = rng.standard_normal((5, 4)), rng.standard_normal((4, 3)), rng.standard_normal((5, 3))
+    check_grad(masked_product, [a, b, y], device, wrt=[0, 1])
+
+
+def test_a_relu_backward_of_a_product_becomes_its_epilogue(device: str) -> None:
+    """In a traced training step the gradient flowing into each hidden relu comes out of one GEMM
+    with the mask applied; parameters after a step equal eager mode's."""
+    x, w1, b1 = data(7, 5, device=device), data(6, 5, device=device), data(6, device=device)
+    w2, w3 = data(6, 6, device=device), data(3, 6, device=device)
+
+    def grads(x, w1, b1, w2, w3):
+        with tc.GradientTape() as tape:
+            for t in (w1, b1, w2, w3):
+                tape.watch(t)
+            h = F.relu(F.linear(F.relu(F.linear(x, w1, b1)), w2))
+            loss = tc.sum(F.linear(h, w3) ** 2)
+        return loss, tape.gradient(loss, [w1, b1, w2, w3])
+
+    fn = tc.function(grads)
+    assert_same_as_eager(fn(x, w1, b1, w2, w3), grads(x, w1, b1, w2, w3))
+    stats = fn.stats(x, w1, b1, w2, w3)
+    assert stats["matmul+relu_backward -> epilogue"] == 2 and stats["linear+relu -> epilogue"] == 2
+    names = [n.op_name for n in fn.graph(x, w1, b1, w2, w3).nodes]
+    assert names.count("matmul_relu_backward") == 2 and "relu_backward" not in names
+
+
+def test_no_backward_epilogue_where_it_would_be_wrong(device: str) -> None:
+    a, b, y = data(6, 5, device=device), data(5, 3, device=device), data(6, 3, device=device)
+    v = tc.Variable(np.ones((6, 3), np.float32), device=device)
+    relu_backward = OPS["relu_backward"]
+
+    def product_returned(a):
+        p = a @ b
+        return apply(relu_backward, (p, y)), p
+
+    def batched(a):
+        return apply(relu_backward, (tc.stack([a, a]) @ b, tc.stack([y, y])))
+
+    def updated_between(a):
+        p = a @ b
+        v.assign(p)
+        return apply(relu_backward, (p, v))  # the mask is written between the product and its use
+
+    for name, f in {"product returned": product_returned, "batched": batched, "update between": updated_between}.items():
+        fn = tc.function(f)
+        assert_same_as_eager(fn(a), f(a), name)
+        assert fn.stats(a)["matmul+relu_backward -> epilogue"] == 0, name

@@ -27,8 +27,8 @@ TILE = 128
 THREADS = 256
 MAX_BATCH = 65535  # gridDim.z
 INT_MAX = 2**31 - 1
-HAS_BIAS, ACCUMULATE, RELU = 1, 2, 4  # gemm's flags (see matmul.cu)
-EPILOGUES = {None: 0, "relu": RELU}  # linear's activations, applied as C is stored
+HAS_BIAS, ACCUMULATE, RELU, RELU_MASK = 1, 2, 4, 8  # gemm's flags (see matmul.cu)
+EPILOGUES = {None: 0, "relu": RELU, "relu_backward": RELU_MASK}  # applied as C is stored
 
 #: (source, defines) the launchers build: compiled by tests/test_cuda_compile.py.
 VARIANTS = [(SOURCE, defines(t)) for t in FLOATS]
@@ -53,13 +53,17 @@ def merge_batch(bshape: tuple[int, ...], strides: list[tuple[int, ...]]) -> tupl
 def gemm(dev: Any, dtype: np.dtype, m: int, n: int, k: int, count: int, c: Any, a: Any, b: Any,
          a_strides: tuple[int, int, int], b_strides: tuple[int, int, int], c_strides: tuple[int, int, int],
          bias: Any = None, bias_strides: tuple[int, int, int] = (0, 0, 0), csplit: int | None = None,
-         c_split_stride: int = 0, accumulate: bool = False, activation: str | None = None) -> None:
+         c_split_stride: int = 0, accumulate: bool = False, activation: str | None = None,
+         mask: Any = None, mask_strides: tuple[int, int] = (0, 0)) -> None:
     """Enqueue ``C (+)= A @ B (+ bias)``; ``*_strides`` are (row, column, batch) in elements,
     ``bias_strides`` too. Column j of C sits at ``(j // csplit) * c_split_stride + (j % csplit)
     * c_strides[1]`` (default: no split). ``accumulate`` adds to what C holds; ``activation``
-    (a key of ``EPILOGUES``) is applied to each finished value."""
+    (a key of ``EPILOGUES``) is applied to each finished value; ``"relu_backward"`` multiplies it
+    by ``mask > 0`` (``mask_strides``: row, column), for one matrix without a split."""
     if activation is not None and accumulate:
         raise ValueError("an activation applies to a finished product, not to one accumulated over launches")
+    if (activation == "relu_backward") != (mask is not None) or (mask is not None and (count != 1 or csplit)):
+        raise ValueError("relu_backward's epilogue takes a mask, for one matrix without a column split")
     if not (m and n and count):
         return
     if max(m, n, k) > INT_MAX:
@@ -74,7 +78,8 @@ def gemm(dev: Any, dtype: np.dtype, m: int, n: int, k: int, count: int, c: Any, 
             i64(a_strides[0]), i64(a_strides[1]), i64(b_strides[0]), i64(b_strides[1]),
             i64(c_strides[0]), i64(c_strides[1]), np.int32(csplit or n), i64(c_split_stride),
             i64(bias_strides[0]), i64(bias_strides[1]), i64(a_strides[2]), i64(b_strides[2]), i64(c_strides[2]),
-            i64(bias_strides[2]), np.int32(flags))
+            i64(bias_strides[2]), np.int32(flags), mask if mask is not None else c,
+            i64(mask_strides[0]), i64(mask_strides[1]))
     dev.launch(SOURCE, "gemm", defines(dtype), grid, (THREADS,), args)
 
 
@@ -179,4 +184,20 @@ def linear_backward_weight(dev: Any, g: Any, x: Any) -> Any:
     return out
 
 
-KERNELS: dict = {"matmul": matmul, "linear": linear, "linear_backward_weight": linear_backward_weight}
+def matmul_relu_backward(dev: Any, x1: Any, x2: Any, y: Any) -> Any:
+    """``relu_backward(x1 @ x2, y)`` for 2-D operands in one GEMM: each value times ``y > 0``
+    as the tile is stored."""
+    dtype = float_dtype("matmul_relu_backward", x1, x2, y)
+    if len(x1.shape) != 2 or len(x2.shape) != 2 or x1.shape[1] != x2.shape[0] or \
+            tuple(y.shape) != (x1.shape[0], x2.shape[1]):
+        raise KernelUnsupported("bad shapes")  # the reference explains the error
+    (m, k), n = x1.shape, x2.shape[1]
+    s1, s2, sy = elem_strides(x1), elem_strides(x2), elem_strides(y)
+    out = dev.empty((m, n), dtype)
+    gemm(dev, dtype, m, n, k, 1, out, x1, x2, (s1[0], s1[1], 0), (s2[0], s2[1], 0), (n, 1, 0),
+         activation="relu_backward", mask=y, mask_strides=(sy[0], sy[1]))
+    return out
+
+
+KERNELS: dict = {"matmul": matmul, "linear": linear, "linear_backward_weight": linear_backward_weight,
+                 "matmul_relu_backward": matmul_relu_backward}

@@ -121,21 +121,25 @@ def pack(dev: CLDevice, dtype: np.dtype, b: Mat, k: int, n: int, bshape: tuple[i
 
 
 
-ACT = {None: 0, "relu": 1}  # the kernel's epilogues (ACT in matmul.cl)
+ACT = {None: 0, "relu": 1, "relu_backward": 2}  # the kernel's epilogues (ACT in matmul.cl)
 
 
 def run(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape: tuple[int, ...],
         a: Mat, a_sk1: int, packed: CLArray, packed_bstrides: tuple[int, ...], c: Mat, bias: Mat | None = None,
-        accumulate: bool = False, split: int = 0, c_so: int = 0, activation: str | None = None) -> None:
+        accumulate: bool = False, split: int = 0, c_so: int = 0, activation: str | None = None,
+        mask: Mat | None = None) -> None:
     """Enqueue ``C = A @ B (+ bias)`` (``C += A @ B`` if ``accumulate``) with B already packed.
 
     A's element (batch, i, k1 * K2 + k2) is at ``a.off + i * a.s0 + k1 * a_sk1 + k2 * a.s1``.
     ``bias`` is read like C (strides 0 where it broadcasts). With ``split``, C's column j is
     at ``(j // split) * c_so + (j % split) * c.s1`` (blocks of columns, e.g. one per image).
-    ``activation`` (a key of ``ACT``) is applied to each result as it is stored.
+    ``activation`` (a key of ``ACT``) is applied to each result as it is stored;
+    ``"relu_backward"`` multiplies it by ``mask > 0``, ``mask`` read like C (one matrix, no split).
     """
     if activation is not None and accumulate:
         raise ValueError("an activation applies to a finished product, not to one accumulated over launches")
+    if (activation == "relu_backward") != (mask is not None) or (mask is not None and (bshape or split)):
+        raise ValueError("relu_backward's epilogue takes a mask, for one matrix without a column split")
     count = math.prod(bshape)
     if not (m and n and count):
         return
@@ -151,7 +155,8 @@ def run(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape
                packed.buf, c.buf, c.off, c.s0, c.s1, c_so, split or n,
                b.buf, b.off, b.s0, b.s1, int(bias is not None), int(accumulate), m, n, k1, k2,
                vec(bshape, 8, 1) if batched else vec(()), len(bshape) if batched else 0,
-               *((vec(a.bstrides), vec(packed_bstrides), vec(c.bstrides), vec(b.bstrides)) if batched else (vec(()),) * 4))
+               *((vec(a.bstrides), vec(packed_bstrides), vec(c.bstrides), vec(b.bstrides)) if batched else (vec(()),) * 4),
+               *((mask.buf, mask.off, mask.s0, mask.s1) if mask is not None else (c.buf, 0, 0, 0)))
 
 
 def _cost(m: int, n: int, k: int, count: int, packs: int, vec_unit_stride: bool, a_unit_stride: bool,
@@ -170,7 +175,8 @@ def _cost(m: int, n: int, k: int, count: int, packs: int, vec_unit_stride: bool,
 
 
 def gemm(dev: CLDevice, dtype: np.dtype, m: int, n: int, k: int, bshape: tuple[int, ...],
-         a: Mat, b: Mat, c: Mat, bias: Mat | None = None, activation: str | None = None) -> None:
+         a: Mat, b: Mat, c: Mat, bias: Mat | None = None, activation: str | None = None,
+         mask: Mat | None = None) -> None:
     """Enqueue ``C = activation(A @ B (+ bias))`` for strided A (M x K), B (K x N) and C, batched
     over ``bshape``; packs whichever operand is cheaper to pack (see the module docstring)."""
     count = math.prod(bshape)
@@ -182,8 +188,9 @@ def gemm(dev: CLDevice, dtype: np.dtype, m: int, n: int, k: int, bshape: tuple[i
     if flipped < normal:  # C.T = B.T @ A.T
         m, n, a, b, c = n, m, b.t(), a.t(), c.t()
         bias = bias.t() if bias is not None else None
+        mask = mask.t() if mask is not None else None
     packed, pstrides = pack(dev, dtype, b, k, n, bshape)
-    run(dev, dtype, m, n, 1, k, bshape, a, 0, packed, pstrides, c, bias, activation=activation)
+    run(dev, dtype, m, n, 1, k, bshape, a, 0, packed, pstrides, c, bias, activation=activation, mask=mask)
 
 
 def _mat(x: CLArray, bshape: tuple[int, ...]) -> Mat:
@@ -266,4 +273,20 @@ def linear_backward_weight(dev: CLDevice, g: CLArray, x: CLArray) -> CLArray:
     return out
 
 
-KERNELS: dict = {"matmul": matmul, "linear": linear, "linear_backward_weight": linear_backward_weight}
+def matmul_relu_backward(dev: CLDevice, x1: CLArray, x2: CLArray, y: CLArray) -> CLArray:
+    """``relu_backward(x1 @ x2, y)`` for 2-D operands in one GEMM: each value of the product
+    times ``y > 0`` as the tile is stored."""
+    dtype = check_float(dev, x1, x2, y)
+    if len(x1.shape) != 2 or len(x2.shape) != 2 or x1.shape[1] != x2.shape[0] or \
+            tuple(y.shape) != (x1.shape[0], x2.shape[1]):
+        raise KernelUnsupported("bad shapes")  # the reference explains the error
+    (m, k), n = x1.shape, x2.shape[1]
+    out = new(dev, (m, n), dtype)
+    if out.buf is not None:
+        gemm(dev, dtype, m, n, k, (), Mat(x1.buf, x1.offset, *x1.strides), Mat(x2.buf, x2.offset, *x2.strides),
+             Mat(out.buf, 0, n, 1), activation="relu_backward", mask=Mat(y.buf, y.offset, *y.strides))
+    return out
+
+
+KERNELS: dict = {"matmul": matmul, "linear": linear, "linear_backward_weight": linear_backward_weight,
+                 "matmul_relu_backward": matmul_relu_backward}

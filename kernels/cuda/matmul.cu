@@ -12,7 +12,9 @@
  * broadcast for linear's bias, a column broadcast for conv2d's; bit 1 (ACCUMULATE) adds what
  * C holds (C += A @ B: conv2d's weight gradient summed over chunks of images); bit 2 (RELU)
  * applies relu to the finished value (x <= 0 ? 0 : x, as the relu kernel: NaN passes, -0 is
- * +0): linear's epilogue, never with ACCUMULATE.
+ * +0): linear's epilogue, never with ACCUMULATE; bit 3 (RELU_MASK) multiplies the finished value
+ * by (mask[m * smask_m + n * smask_n] > 0), as relu_backward does (0 * inf is NaN): the
+ * backward's epilogue, for one matrix (no batch, no split).
  *
  * Tiling: a block of 256 threads computes a 128 x 128 tile of C, stepping through K by 8.
  * Each step stages an 8 x 128 slice of A (transposed: As[k][m]) and of B (Bs[k][n]) in
@@ -41,11 +43,13 @@ typedef DTYPE T;
 #define HAS_BIAS 1
 #define ACCUMULATE 2
 #define RELU 4
+#define RELU_MASK 8
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 gemm(T* __restrict__ C, const T* __restrict__ A, const T* __restrict__ B, const T* __restrict__ bias,
      int M, int N, int K, i64 sam, i64 sak, i64 sbk, i64 sbn, i64 scm, i64 scn, int csplit, i64 scsplit,
-     i64 sbias_m, i64 sbias_n, i64 batch_a, i64 batch_b, i64 batch_c, i64 batch_bias, int flags) {
+     i64 sbias_m, i64 sbias_n, i64 batch_a, i64 batch_b, i64 batch_c, i64 batch_bias, int flags,
+     const T* __restrict__ mask, i64 smask_m, i64 smask_n) {
     __shared__ T As[BK][BM + PAD];
     __shared__ T Bs[BK][BN + PAD];
     const int tid = threadIdx.x;
@@ -120,6 +124,7 @@ gemm(T* __restrict__ C, const T* __restrict__ A, const T* __restrict__ B, const 
             T* at = C + m * scm + coff[j];
             if (flags & ACCUMULATE) v += *at;
             if ((flags & RELU) && v <= (T)0) v = (T)0;
+            if (flags & RELU_MASK) v = (mask[m * smask_m + n * smask_n] > (T)0 ? (T)1 : (T)0) * v;
             *at = v;
         }
     }

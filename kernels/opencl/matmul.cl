@@ -1,8 +1,9 @@
 /* Register-blocked matrix product for CPU-like OpenCL devices (PoCL), and its packing kernels.
  *
  * Build with -DT=<float|double> -DVW=<16|8> (one SIMD register of T), -DMR=<rows per tile>,
- * -DKBLOCK=<0, or products per register sum when K is long> and -DACT=<0, or 1: relu applied
- * as the tile is stored, after the bias> (gemm only).
+ * -DKBLOCK=<0, or products per register sum when K is long> and -DACT=<0; 1: relu applied
+ * as the tile is stored, after the bias; 2: relu_backward's mask, each value times
+ * (mask > 0), the mask read like C through its own strides, one matrix only> (gemm only).
  *
  * C (M x N) = A (M x K) @ B (K x N), batched over up to 8 broadcast batch dimensions.
  * - B, the "vector side", is packed beforehand into column panels of NR = 2 * VW columns:
@@ -28,6 +29,8 @@
 #else
 #define ACTIVATE(V, VTYPE)
 #endif
+/* relu_backward's factor, as its kernel computes it: (y > 0 ? 1 : 0) * v, so 0 * inf is NaN. */
+#define MASKED(y, v) (((y) > (T)0 ? (T)1 : (T)0) * (v))
 
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
@@ -130,7 +133,8 @@ __kernel void pack_panels_t(__global T* out, __global const T* b, long b_off, lo
     if (row0 + r < M) {                                                          \
         store_row(c##r##_0, c##r##_1, C + (row0 + r) * c_sm, c_sn, c_so, split,  \
                   col0, N,                                                       \
-                  bias, (row0 + r) * bias_sm, bias_sn, has_bias, accumulate);    \
+                  bias, (row0 + r) * bias_sm, bias_sn, has_bias, accumulate,     \
+                  mask + (row0 + r) * mask_sm, mask_sn);                         \
     }
 
 /* Write one tile row (NR values from column col0), adding the bias if there is one, and
@@ -138,7 +142,8 @@ __kernel void pack_panels_t(__global T* out, __global const T* b, long b_off, lo
  * Column col of C is at (col / split) * c_so + (col % split) * c_sn: conv2d runs the
  * pixels of several images as one row of columns, each image's block c_so apart. */
 inline void store_row(VT v0, VT v1, __global T* c, long c_sn, long c_so, int split, int col0, int N,
-                      __global const T* bias, long b_row, long bias_sn, int has_bias, int accumulate) {
+                      __global const T* bias, long b_row, long bias_sn, int has_bias, int accumulate,
+                      __global const T* mrow, long mask_sn) {
     int full = col0 + NR <= N;
     if (has_bias && bias_sn == 0) {  /* one bias per row (conv2d, transposed linear) */
         VT b = (VT)(bias[b_row]);
@@ -159,6 +164,16 @@ inline void store_row(VT v0, VT v1, __global T* c, long c_sn, long c_so, int spl
     }
     ACTIVATE(v0, VT);  /* never with accumulate (matmul.py): it applies to the finished sum */
     ACTIVATE(v1, VT);
+#if ACT == 2
+    {
+        T t[NR];
+        VSTORE(v0, 0, t);
+        VSTORE(v1, 0, t + VW);
+        for (int j = 0; j < NR && col0 + j < N; ++j) t[j] = MASKED(mrow[(col0 + j) * mask_sn], t[j]);
+        v0 = VLOAD(0, t);
+        v1 = VLOAD(0, t + VW);
+    }
+#endif
     int block = col0 / split, first = col0 - block * split;
     if (c_sn == 1 && full && first + NR <= split) {
         __global T* d = c + block * c_so + first;
@@ -193,7 +208,8 @@ __kernel void gemm(__global const T* A, long a_off, long a_sm, long a_sk1, long 
                    __global const T* Bp, __global T* C, long c_off, long c_sm, long c_sn, long c_so, int split,
                    __global const T* bias, long bias_off, long bias_sm, long bias_sn, int has_bias,
                    int accumulate, int M, int N, int K1, int K2,
-                   long8 bshape, int bnd, long8 a_bs, long8 b_bs, long8 c_bs, long8 bias_bs) {
+                   long8 bshape, int bnd, long8 a_bs, long8 b_bs, long8 c_bs, long8 bias_bs,
+                   __global const T* mask, long mask_off, long mask_sm, long mask_sn) {
     int row0 = get_global_id(0) * MR;
     int col0 = get_global_id(1) * NR;
     long batch = get_global_id(2);
@@ -207,6 +223,7 @@ __kernel void gemm(__global const T* A, long a_off, long a_sm, long a_sk1, long 
     A += a_off;
     C += c_off;
     bias += bias_off;
+    mask += mask_off;
     const __global T* bp = Bp + (long)get_global_id(1) * K1 * K2 * NR;
     ROWS(DECL)
 #if KBLOCK
@@ -263,6 +280,14 @@ __kernel void gemm(__global const T* A, long a_off, long a_sm, long a_sk1, long 
             T8 v = (T8)(t[j], t[NR + j], t[2 * NR + j], t[3 * NR + j], t[4 * NR + j], t[5 * NR + j],
                         t[6 * NR + j], t[7 * NR + j]) + b;
             ACTIVATE(v, T8);
+#if ACT == 2
+            {
+                __global const T* y = mask + row0 * mask_sm + (col0 + j) * mask_sn;
+                v = (T8)(MASKED(y[0], v.s0), MASKED(y[mask_sm], v.s1), MASKED(y[2 * mask_sm], v.s2),
+                         MASKED(y[3 * mask_sm], v.s3), MASKED(y[4 * mask_sm], v.s4), MASKED(y[5 * mask_sm], v.s5),
+                         MASKED(y[6 * mask_sm], v.s6), MASKED(y[7 * mask_sm], v.s7));
+            }
+#endif
             vstore8(accumulate ? v + vload8(0, d) : v, 0, d);
         }
         return;

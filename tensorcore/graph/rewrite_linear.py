@@ -33,6 +33,12 @@ its only reader and is not returned, no update between them, one device whose bu
 kernels take the attribute. The gradient is unchanged: relu's backward reads the relu output,
 which the fused node writes to the same slot. Bitwise the two nodes' result on every device
 (the epilogue is the relu kernel's expression).
+
+Its counterpart in the backward pass, :func:`relu_backward_to_epilogue`, folds
+``relu_backward(matmul(g, w), y)`` (the gradient flowing into a relu, through the next
+layer's weight) into ``matmul_relu_backward(g, w, y)``: one GEMM that multiplies each value by
+``y > 0`` as it stores its tiles, for 2-D operands, under the same rules; bitwise the two
+nodes' result (the epilogue is relu_backward's expression, ``(y > 0) * v``, NaN for ``0 * inf``).
 """
 
 from __future__ import annotations
@@ -129,5 +135,32 @@ def activation_to_epilogue(graph: Graph) -> int:
         fused = replacement(OP, linear.op, linear.args, {**linear.attrs, "activation": "relu"}, node.outs, [linear, node])
         fused.origin = f"relu as its epilogue; {fused.origin}"
         edits[id(linear)], edits[id(node)] = [], [fused]
+    splice(graph, edits)
+    return sum(1 for new_nodes in edits.values() if new_nodes)
+
+
+def relu_backward_to_epilogue(graph: Graph) -> int:
+    """Replace each ``relu_backward(matmul(a, b), y)`` of 2-D operands whose product only the
+    ``relu_backward`` reads by one ``matmul_relu_backward(a, b, y)``; returns how many."""
+    uses = Uses(graph)
+    edits: dict[int, list[Node]] = {}
+    for node in graph.nodes:
+        if node.kind != OP or node.op.name != "relu_backward" or node.fallback is not None:
+            continue
+        product, y = node.args
+        matmul = uses.made_by(product, "matmul")
+        dev = node.device
+        if (matmul is None or type(y) is not int or not uses.only_reader(product, node) or matmul.device != dev
+                or matmul.requested != node.requested or dev.type not in EPILOGUE
+                or dev not in OPS["matmul_relu_backward"].kernels or not uses.on(dev, *matmul.args, product, y)
+                or not uses.no_update_between(matmul, node)):
+            continue
+        a, b = (graph.specs[x] for x in matmul.args)
+        out, mask = graph.specs[product], graph.specs[y]
+        if (len(a.shape) != 2 or len(b.shape) != 2 or out.dtype.kind != "f" or mask != out
+                or graph.specs[node.outs[0]] != out or not a.dtype == b.dtype == out.dtype):
+            continue
+        fused = replacement(OP, OPS["matmul_relu_backward"], (*matmul.args, y), {}, node.outs, [matmul, node])
+        edits[id(matmul)], edits[id(node)] = [], [fused]
     splice(graph, edits)
     return sum(1 for new_nodes in edits.values() if new_nodes)

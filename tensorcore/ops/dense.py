@@ -16,7 +16,7 @@ from tensorcore.dispatch import apply
 from tensorcore.errors import OpError, index_position
 from tensorcore.ops._nn import require_tensor
 from tensorcore.ops.linalg import matmul
-from tensorcore.ops.manipulation import broadcast_to
+from tensorcore.ops.manipulation import broadcast_to, matrix_transpose
 from tensorcore.ops.registry import OPS, Op, Spec, define
 from tensorcore.tensor import Tensor
 
@@ -122,6 +122,43 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if bias is None:
         return apply(_LINEAR, (x, weight))
     return apply(_LINEAR, (x, weight, bias))
+
+
+# --- the backward's epilogue: relu_backward of a product ---------------------------------
+
+
+def _matmul_relu_backward_ref(x1: np.ndarray, x2: np.ndarray, y: np.ndarray) -> np.ndarray:
+    if x1.ndim != 2 or x2.ndim != 2 or y.shape != (x1.shape[0], x2.shape[1]):
+        raise ValueError("bad shapes")  # explained by _matmul_relu_backward_infer
+    product = np.matmul(x1, x2)
+    out = np.empty_like(product)  # relu_backward's reference step for step: the same bits
+    np.greater(y, 0, out=out)
+    out *= product
+    return out
+
+
+def _matmul_relu_backward_infer(x1: Spec, x2: Spec, y: Spec) -> Spec:
+    if len(x1.shape) != 2 or len(x2.shape) != 2 or x1.shape[1] != x2.shape[0]:
+        raise OpError(f"matmul_relu_backward: needs 2-D operands whose inner dimensions agree, got {x1.shape} @ {x2.shape}")
+    if tuple(y.shape) != (x1.shape[0], x2.shape[1]):
+        raise OpError(f"matmul_relu_backward: the relu output must have the product's shape "
+                      f"{(x1.shape[0], x2.shape[1])}, got {y.shape}")
+    return Spec((x1.shape[0], x2.shape[1]), np.result_type(x1.dtype, x2.dtype))
+
+
+def _matmul_relu_backward_grad(ctx: Any, h: Tensor) -> tuple:
+    x1, x2, y = ctx.inputs
+    masked = apply(OPS["relu_backward"], (h, y))
+    return (matmul(masked, matrix_transpose(x2)) if ctx.needs_grad[0] else None,
+            matmul(matrix_transpose(x1), masked) if ctx.needs_grad[1] else None, None)
+
+
+MATMUL_RELU_BACKWARD = define(Op(
+    "matmul_relu_backward", _matmul_relu_backward_ref, infer=_matmul_relu_backward_infer,
+    grad=_matmul_relu_backward_grad,
+    doc="``relu_backward(x1 @ x2, y)`` for 2-D operands: the product where the relu output ``y`` "
+        "is positive, else 0, in one GEMM (the graph rewrite's backward epilogue).",
+))
 
 
 # --- embedding ----------------------------------------------------------------------

@@ -48,11 +48,21 @@ def _linear(draw: st.DrawFn, which: str) -> Case:
     if which == "linear":
         x = draw(arg(lead + (fin,), dt, specials="sums"))
         args = [x, draw(arg((fout, fin), dt, specials="sums"))]
-        return Case(tuple(args + ([draw(arg((fout,), dt, specials="sums"))] if draw(st.booleans()) else [])))
+        epilogue = {"activation": "relu"} if draw(st.integers(0, 2)) == 0 else {}  # the rewrite's fused relu
+        return Case(tuple(args + ([draw(arg((fout,), dt, specials="sums"))] if draw(st.booleans()) else [])), epilogue)
     g = draw(arg(lead + (fout,), dt, specials="sums"))
     if which == "bias":
         return Case((g,)) if lead else Case((draw(arg((draw(st.integers(0, 3)), fout), dt, specials="sums")),))
     return Case((g, draw(arg(lead + (fin,), dt, specials="sums"))))
+
+
+@st.composite
+def _masked_product(draw: st.DrawFn) -> Case:
+    """matmul_relu_backward's operands: 2-D a (m, k), b (k, n) and the relu output y (m, n)."""
+    m, k, n = _dims(draw, 3, 0, 4)
+    dt = dtype_of(draw, FLOATS)
+    return Case((draw(arg((m, k), dt, specials="sums")), draw(arg((k, n), dt, specials="sums")),
+                 draw(arg((m, n), dt))))
 
 
 def _along_bound(kind: str):  # noqa: ANN202 - a bound function for custom_bound
@@ -275,6 +285,7 @@ SPECS: list[Spec] = [
     Spec("linear", _linear("linear"), abs_bound()),
     Spec("linear_backward_bias", _linear("bias"), abs_bound(_lead)),
     Spec("linear_backward_weight", _linear("weight"), abs_bound(_lead)),
+    Spec("matmul_relu_backward", _masked_product(), abs_bound(keep=(2,))),  # y as is: masked values are exact
     *(Spec(name, _softmax(name.endswith("backward")), custom_bound(_along_bound(name)))
       for name in ("softmax", "log_softmax", "softmax_backward", "log_softmax_backward")),
     Spec("cross_entropy", _cross_entropy(False), custom_bound(_ce_bound, extra_ulps=8)),
