@@ -216,3 +216,50 @@ def test_no_backward_epilogue_where_it_would_be_wrong(device: str) -> None:
         fn = tc.function(f)
         assert_same_as_eager(fn(a), f(a), name)
         assert fn.stats(a)["matmul+relu_backward -> epilogue"] == 0, name
+
+
+# --- conv2d's relu epilogue -------------------------------------------------------------------
+
+CONV = {"stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 1}
+
+
+def conv_relu(x, w, b=None, **attrs):
+    args = (x, w) if b is None else (x, w, b)
+    return apply(OPS["conv2d"], args, {**CONV, **attrs, "activation": "relu"})
+
+
+def conv_reference(x, w, b=None, **attrs):
+    out = OPS["conv2d"].reference(x, w, b, **{**CONV, **attrs})
+    return np.maximum(out, 0)
+
+
+@pytest.mark.parametrize("attrs", [{}, {"stride": (2, 1), "groups": 2}], ids=["plain", "strided, 2 groups"])
+def test_conv2d_with_relu_epilogue_matches_numpy_and_the_separate_kernels(device: str, attrs: dict) -> None:
+    x = rng.standard_normal((3, 4, 9, 8)).astype(np.float32)
+    w, b = rng.standard_normal((6, 4 // attrs.get("groups", 1), 3, 3)).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+    check_op(lambda *a: conv_relu(*a, **attrs), lambda *a: conv_reference(*a, **attrs), [x, w, b], device, rtol=1e-4, atol=1e-4)
+    args = [tc.asarray(a, device=device) for a in (x, w, b)]
+    fused = conv_relu(*args, **attrs).numpy()
+    separate = F.relu(apply(OPS["conv2d"], tuple(args), {**CONV, **attrs})).numpy()
+    np.testing.assert_array_equal(fused.view(np.uint32), separate.view(np.uint32))
+
+
+def test_conv2d_with_relu_epilogue_gradient(device: str) -> None:
+    x, w, b = rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+    check_grad(conv_relu, [x, w, b], device)
+
+
+def test_relu_after_conv2d_becomes_its_epilogue_in_a_cnn_step(device: str) -> None:
+    x = data(2, 3, 8, 8, device=device)
+    conv, head = tc.nn.Conv2d(3, 4, 3, padding=1, device=device), tc.nn.Linear(4 * 4 * 4, 2, device=device)
+
+    def grads(x):
+        with tc.GradientTape() as tape:
+            h = F.max_pool2d(tc.nn.ReLU()(conv(x)), 2)
+            loss = tc.sum(head(tc.reshape(h, (2, -1))) ** 2)
+        return loss, tape.gradient(loss, conv.parameters() + head.parameters())
+
+    fn = tc.function(grads)
+    assert_same_as_eager(fn(x), grads(x))
+    assert fn.stats(x)["linear+relu -> epilogue"] == 1
+    assert [n.attrs.get("activation") for n in fn.graph(x).nodes if n.op_name == "conv2d"] == ["relu"]

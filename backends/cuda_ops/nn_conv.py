@@ -86,8 +86,9 @@ def _check_groups(groups: int) -> None:
 
 
 def conv2d(dev: Any, x: Any, w: Any, b: Any = None, *, stride: _Pair, padding: _Pair, dilation: _Pair,
-           groups: int) -> Any:
-    """2-D cross-correlation of x (N, C, H, W) with w (O, C/groups, kH, kW), plus bias (O,)."""
+           groups: int, activation: str | None = None) -> Any:
+    """2-D cross-correlation of x (N, C, H, W) with w (O, C/groups, kH, kW), plus bias (O,), and
+    the ``activation`` applied as the GEMM stores its tiles."""
     dtype = float_dtype("conv2d", *(a for a in (x, w, b) if a is not None))
     if len(x.shape) != 4 or len(w.shape) != 4 or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups or (
             b is not None and tuple(b.shape) != tuple(w.shape[:1])):
@@ -112,7 +113,7 @@ def conv2d(dev: Any, x: Any, w: Any, b: Any = None, *, stride: _Pair, padding: _
         dst = dev.view(out, (nc, o, ho, wo), contiguous_strides((n, o, ho, wo)), n0 * o * p)
         # A = W_g (og x K), B = cols_g (K x nc*P), C column j = (image j // P, pixel j % P)
         gemm(dev, dtype, og, nc * p, k, groups, dst, w, cols, (k, 1, og * k), (nc * p, 1, k * nc * p),
-             (p, 1, og * p), b, (sb, 0, og * sb), csplit=p, c_split_stride=o * p)
+             (p, 1, og * p), b, (sb, 0, og * sb), csplit=p, c_split_stride=o * p, activation=activation)
     return out
 
 

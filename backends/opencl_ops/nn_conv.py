@@ -55,8 +55,9 @@ def _chunk(per_image: int, itemsize: int) -> int:
 
 
 def conv2d(dev: CLDevice, x: CLArray, w: CLArray, b: CLArray | None = None, *, stride: _Pair, padding: _Pair,
-           dilation: _Pair, groups: int) -> CLArray:
-    """2-D cross-correlation of x (N, C, H, W) with w (O, C/groups, kH, kW), plus bias (O,)."""
+           dilation: _Pair, groups: int, activation: str | None = None) -> CLArray:
+    """2-D cross-correlation of x (N, C, H, W) with w (O, C/groups, kH, kW), plus bias (O,), and
+    the ``activation`` applied as the GEMM stores its tiles."""
     dtype = check_float(dev, x, w, b)
     if len(x.shape) != 4 or len(w.shape) != 4 or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups or (
             b is not None and b.shape != w.shape[:1]):
@@ -85,7 +86,7 @@ def conv2d(dev: CLDevice, x: CLArray, w: CLArray, b: CLArray | None = None, *, s
                        ho, wo, nc * c)
         # columns (image, pixel): image blocks o * p apart in the output
         run(dev, dtype, og, nc * p, 1, k, (groups,), Mat(w.buf, w.offset, k, 1, (og * k,)), 0, packed, (size,),
-            Mat(out.buf, n0 * o * p, p, 1, (og * p,)), bias, split=p, c_so=o * p)
+            Mat(out.buf, n0 * o * p, p, 1, (og * p,)), bias, split=p, c_so=o * p, activation=activation)
     return out
 
 

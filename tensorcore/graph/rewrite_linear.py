@@ -26,8 +26,8 @@ usual ``x``, are contiguous, and a 1-D or 2-D ``x`` is never copied.
 On ``cpu`` the result is bitwise that of the two nodes (``linear``'s NumPy reference is the
 same ``np.matmul`` and ``+=``); on other devices within float rounding of the GEMM.
 
-A second pass, :func:`activation_to_epilogue`, then folds a ``relu`` of a ``linear`` into it
-as the GEMM's epilogue (``linear(x, w, b, activation="relu")``: the kernel applies relu to each
+A second pass, :func:`activation_to_epilogue`, then folds a ``relu`` of a ``linear`` (or of a
+``conv2d``, whose kernels run the same GEMM) into it as the GEMM's epilogue (``linear(x, w, b, activation="relu")``: the kernel applies relu to each
 value as it stores the tile), under the same rules: the ``linear`` result has the ``relu`` as
 its only reader and is not returned, no update between them, one device whose built-in
 kernels take the attribute. The gradient is unchanged: relu's backward reads the relu output,
@@ -117,15 +117,15 @@ def _weight(uses: Uses, w: int, dev: Device) -> tuple[int, Node | None]:
 
 
 def activation_to_epilogue(graph: Graph) -> int:
-    """Replace each ``relu(linear(...))`` whose ``linear`` result only the relu reads by one
-    ``linear(..., activation="relu")``; returns how many were replaced."""
+    """Replace each ``relu(linear(...))`` (or ``relu(conv2d(...))``) whose result only the relu
+    reads by one ``linear(..., activation="relu")`` (``conv2d``); returns how many were replaced."""
     uses = Uses(graph)
     edits: dict[int, list[Node]] = {}
     for node in graph.nodes:
         if node.kind != OP or node.op.name != "relu" or node.fallback is not None or type(node.args[0]) is not int:
             continue
         product = node.args[0]
-        linear = uses.made_by(product, "linear")
+        linear = uses.made_by(product, "linear") or uses.made_by(product, "conv2d")
         dev = node.device
         if (linear is None or linear.attrs.get("activation") is not None or not uses.only_reader(product, node)
                 or linear.device != dev or linear.requested != node.requested or dev.type not in EPILOGUE

@@ -17,8 +17,9 @@ import numpy as np
 from tensorcore.dispatch import apply
 from tensorcore.errors import OpError
 from tensorcore.ops._nn import conv_out_size, pad2d, pair, require_tensor, windows
+from tensorcore.ops.dense import ACTIVATIONS
 from tensorcore.ops.reductions import sum as _sum
-from tensorcore.ops.registry import Op, Spec, define
+from tensorcore.ops.registry import OPS, Op, Spec, define
 from tensorcore.tensor import Tensor
 
 _Pair = tuple[int, int]
@@ -64,17 +65,22 @@ def _check(x: Any, w: Any, b: Any, stride: _Pair, padding: _Pair, dilation: _Pai
     return n, o, ho, wo
 
 
-def _conv2d_ref(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride: _Pair, padding: _Pair, dilation: _Pair, groups: int) -> np.ndarray:
+def _conv2d_ref(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride: _Pair, padding: _Pair,
+                dilation: _Pair, groups: int, activation: str | None = None) -> np.ndarray:
     n, o, ho, wo = _check(x, w, b, stride, padding, dilation, groups)
     cols = _columns(x, w.shape[2:], stride, padding, dilation, groups, (ho, wo))
     out = np.matmul(w.reshape(groups, o // groups, cols.shape[2]), cols)  # (N, G, O/G, Ho*Wo)
     out = out.reshape(n, o, ho, wo)
     if b is not None:
         out += b.reshape(1, o, 1, 1)
+    if activation == "relu":
+        np.maximum(out, np.zeros((), out.dtype), out=out)  # the relu op's reference, in place: the same bits
     return out
 
 
-def _conv2d_infer(x: Spec, w: Spec, b: Spec | None = None, **params: Any) -> Spec:
+def _conv2d_infer(x: Spec, w: Spec, b: Spec | None = None, activation: str | None = None, **params: Any) -> Spec:
+    if activation is not None and activation not in ACTIVATIONS:
+        raise OpError(f"conv2d: unknown activation {activation!r}; expected None or one of {ACTIVATIONS}")
     return Spec(_check(x, w, b, **params), np.result_type(*[s.dtype for s in (x, w, b) if s is not None]))
 
 
@@ -144,7 +150,9 @@ _BACKWARD_WEIGHT = define(Op(
 
 def _conv2d_grad(ctx: Any, g: Tensor) -> tuple:
     x, w = ctx.inputs[0], ctx.inputs[1]
-    params = ctx.attrs
+    params = _params(ctx.attrs)
+    if ctx.attrs.get("activation") == "relu":  # back through the epilogue first: relu's own gradient
+        g = apply(OPS["relu_backward"], (g, ctx.output))
     gx = apply(_BACKWARD_INPUT, (g, w), {"input_size": x.shape[2:], **params}) if ctx.needs_grad[0] else None
     gw = apply(_BACKWARD_WEIGHT, (x, g), {"kernel_size": w.shape[2:], **params}) if ctx.needs_grad[1] else None
     if len(ctx.inputs) == 2:
@@ -155,7 +163,8 @@ def _conv2d_grad(ctx: Any, g: Tensor) -> tuple:
 
 _CONV2D = define(Op(
     "conv2d", _conv2d_ref, infer=_conv2d_infer, grad=_conv2d_grad,
-    doc="2-D cross-correlation of x (N, C, H, W) with weight (O, C/groups, kH, kW), plus bias (O,).",
+    doc="2-D cross-correlation of x (N, C, H, W) with weight (O, C/groups, kH, kW), plus bias (O,); with the "
+        "``activation`` attribute (``'relu'``), that activation of it, applied as the result is stored.",
 ))
 
 

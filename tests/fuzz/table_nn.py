@@ -154,7 +154,8 @@ def _conv(draw: st.DrawFn, which: str) -> Case:
     if which == "weight":
         return Case((x, draw(arg((n, groups * og, ho, wo), dt, specials="sums"))), {"kernel_size": (kh, kw), **attrs})
     bias = (draw(arg((groups * og,), dt, specials="sums")),) if draw(st.booleans()) else ()
-    return Case((x, weight) + bias, attrs)
+    epilogue = {"activation": "relu"} if draw(st.integers(0, 2)) == 0 else {}  # the rewrite's fused relu
+    return Case((x, weight) + bias, {**attrs, **epilogue})
 
 
 @st.composite
