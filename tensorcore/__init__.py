@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math as _math
 
-from tensorcore import bench, data, distribute, linalg, nn, optim, random, summary, train  # noqa: E402  (tc.distribute, tc.linalg, ...)
+from tensorcore import bench, data, distribute, fft, linalg, nn, optim, random, summary, train  # noqa: E402  (tc.distribute, tc.fft, ...)
 from tensorcore import dtypes as _dtypes
 from tensorcore.autodiff.custom import custom_gradient, stop_gradient
 from tensorcore.autodiff.tape import GradientTape

@@ -1,9 +1,9 @@
 """The tensorcore module is an Array API (2023.12) namespace: names, inspection, dtype rules.
 
 The list of names comes from ``array_api_strict``, the standard's reference namespace, less
-what tensorcore leaves out on purpose: the ``linalg``/``fft`` extensions (separate modules) and
-array_api_strict's own utilities. The dtype tables include complex64 and complex128
-(``test_complex.py`` checks the rest of complex support).
+what tensorcore leaves out on purpose: the ``linalg``/``fft`` extensions (separate modules,
+checked by ``test_extensions_are_namespaces``) and array_api_strict's own utilities. The dtype
+tables include complex64 and complex128 (``test_complex.py`` checks the rest of complex support).
 """
 
 from __future__ import annotations
@@ -31,6 +31,13 @@ NAMES = sorted(set(xp.__all__) - NOT_STANDARD - OUT_OF_SCOPE)
 @pytest.mark.parametrize("name", [n for n in NAMES if n not in LATER_REVISIONS])
 def test_every_2023_12_name_exists(name: str) -> None:
     assert hasattr(tc, name), f"tensorcore lacks the Array API name {name!r}"
+
+
+@pytest.mark.parametrize("name", sorted(OUT_OF_SCOPE))
+def test_extensions_are_namespaces(name: str) -> None:
+    # The standard: a supported extension is an attribute of the namespace holding all of its functions.
+    missing = sorted(set(getattr(xp, name).__all__) - set(dir(getattr(tc, name))))
+    assert not missing, f"tc.{name} lacks {missing}"
 
 
 @pytest.mark.parametrize("name", sorted(LATER_REVISIONS))

@@ -1,6 +1,7 @@
 """Every Array API function's signature as the standard writes it: parameter names, the
 positional-only and keyword-only markers, and defaults, against array-api-strict (the
-standard's reference namespace), for the main namespace and ``linalg``."""
+standard's reference namespace), for the main namespace and the ``linalg`` and ``fft``
+extensions."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def _text(fn: Any) -> str:
                            for p in inspect.signature(fn).parameters.values()) + ")"
 
 
-@pytest.mark.parametrize("module", ["", "linalg"])
+@pytest.mark.parametrize("module", ["", "linalg", "fft"])
 def test_every_function_has_the_standards_signature(module: str) -> None:
     ref = getattr(xp, module) if module else xp
     mine = getattr(tc, module) if module else tc
