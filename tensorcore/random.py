@@ -29,23 +29,27 @@ def _draw(distribution: str, shape: Any, a: float, b: float, dtype: Any, device:
     return out if dev == _CPU else dispatch.transfer(out, dev)
 
 
-def _float(dtype: Any) -> np.dtype:
-    return np.dtype(dtypes.DEFAULT_FLOAT if dtype is None else dtypes.as_dtype(dtype))
+def _float(dtype: Any, name: str) -> np.dtype:
+    dt = np.dtype(dtypes.DEFAULT_FLOAT if dtype is None else dtypes.as_dtype(dtype))
+    if dt in dtypes.COMPLEX_SET:  # NumPy would draw real values and store them with zero imaginary parts
+        raise TypeError(f"tc.random.{name} draws real numbers, not {dt}; for a complex tensor draw its real and "
+                        f"imaginary parts as {dtypes.real_dtype(dt)} and combine them: re + 1j * im")
+    return dt
 
 
 def uniform(shape: Any, low: float = 0.0, high: float = 1.0, *, dtype: Any = None, device: Any = None) -> Any:
     """Samples from the uniform distribution on ``[low, high)``."""
-    return _draw("uniform", shape, low, high, _float(dtype), device)
+    return _draw("uniform", shape, low, high, _float(dtype, "uniform"), device)
 
 
 def normal(shape: Any, mean: float = 0.0, std: float = 1.0, *, dtype: Any = None, device: Any = None) -> Any:
     """Samples from the normal distribution with ``mean`` and ``std``."""
-    return _draw("normal", shape, mean, std, _float(dtype), device)
+    return _draw("normal", shape, mean, std, _float(dtype, "normal"), device)
 
 
 def bernoulli(shape: Any, p: float, *, dtype: Any = None, device: Any = None) -> Any:
     """Ones with probability ``p``, zeros otherwise."""
-    return _draw("bernoulli", shape, p, 0.0, _float(dtype), device)
+    return _draw("bernoulli", shape, p, 0.0, _float(dtype, "bernoulli"), device)
 
 
 def permutation(n: int, *, device: Any = None) -> Any:

@@ -377,3 +377,12 @@ def test_traced_functions_run_complex_nodes_on_cpu(accelerator: tc.Device) -> No
     out = f(tc.asarray(data, device=accelerator))
     assert out.device == accelerator
     np.testing.assert_allclose(out.numpy(), np.sum(np.abs(np.exp(data) + np.complex64(1j))), rtol=1e-5)
+
+
+@pytest.mark.parametrize("draw", ["uniform", "normal", "bernoulli"])
+def test_random_refuses_a_complex_dtype_rather_than_zero_imaginary_parts(draw: str) -> None:
+    fn = getattr(tc.random, draw)
+    args = (0.5,) if draw == "bernoulli" else ()
+    with pytest.raises(TypeError, match=rf"tc.random.{draw} draws real numbers, not complex64; .* as float32"):
+        fn((3,), *args, dtype=tc.complex64)
+    assert fn((3,), *args, dtype=tc.float64).dtype == tc.float64  # real dtypes as before
