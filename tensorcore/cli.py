@@ -21,6 +21,7 @@ def _format_bytes(n: int | None) -> str:
 def cmd_devices(args: argparse.Namespace) -> int:
     """Print a table of backends and devices, with the reason a backend is unavailable."""
     import tensorcore as tc
+    from tensorcore import registry
     from tensorcore.ops.registry import OPS, native_ops
 
     rows = [("device", "backend", "name", "memory", "details")]
@@ -47,6 +48,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
                 print("  composite: " + ", ".join(composite))
             if fallback:
                 print("  fall back to cpu: " + ", ".join(fallback))
+            if not getattr(registry.get_backend(name), "complex_kernels", name == "cpu"):
+                print("  complex numbers (complex64, complex128): every op on them falls back to cpu")
     return 0
 
 

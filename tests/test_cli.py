@@ -23,6 +23,11 @@ def test_devices_prints_a_table_with_cpu_and_the_default() -> None:
     assert re.search(r"^cpu:0\s+cpu\s+\S", out.stdout, re.M)
     assert "default device: cpu:0" in out.stdout
     assert re.search(r"cpu: \d+ native ops; 0 run on the device as compositions of other ops; 0 fall back to cpu", out.stdout)
+    complex_line = "  complex numbers (complex64, complex128): every op on them falls back to cpu"
+    cpu_section = out.stdout.split("\ncpu: ")[1].split("\n\n")[0]
+    assert complex_line not in cpu_section  # cpu computes complex numbers natively
+    if "\nopencl: " in out.stdout:
+        assert complex_line in out.stdout.split("\nopencl: ")[1].split("\n\n")[0]
 
 
 def test_train_with_a_bogus_device_exits_nonzero_naming_the_valid_devices() -> None:
