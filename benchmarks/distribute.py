@@ -298,7 +298,7 @@ POCL_RANK = {"POCL_DEVICES": "pthread", "POCL_MAX_PTHREAD_COUNT": "1", "OMP_NUM_
 PARTS = ("mpi", "local", "mlp")
 
 
-def drive(rounds: int, quick: bool, parts: Sequence[str] = PARTS) -> dict[str, Any]:
+def drive(rounds: int, quick: bool, parts: Sequence[str] = PARTS, traced: bool = False) -> dict[str, Any]:
     """Run ``parts`` (each in child processes) and print their tables; the results, as
     ``--json`` writes them (seconds; the MLP part's samples per configuration)."""
     sizes = SIZES[:5] if quick else SIZES
@@ -310,7 +310,7 @@ def drive(rounds: int, quick: bool, parts: Sequence[str] = PARTS) -> dict[str, A
     if "local" in parts:
         results["local"] = _part_local(size_args)
     if "mlp" in parts:
-        results["mlp"] = _part_mlp(rounds, quick)
+        results["mlp"] = _part_mlp(rounds, quick, traced)
     return results
 
 
@@ -348,16 +348,16 @@ MLP_CONFIGS = {  # name: (child arguments, environment, under mpiexec, the ceili
 }
 
 
-def _part_mlp(rounds: int, quick: bool) -> dict[str, list[float]]:
+def _part_mlp(rounds: int, quick: bool, traced: bool = False) -> dict[str, list[float]]:
     steps, blocks = (5, 3) if quick else (20, 5)
-    mlp_args = ["--part", "mlp", "--steps", str(steps), "--blocks", str(blocks)]
+    mlp_args = ["--part", "mlp", "--steps", str(steps), "--blocks", str(blocks)] + (["--traced"] if traced else [])
     samples: dict[str, list[float]] = {c: [] for c in MLP_CONFIGS}
     for _ in range(max(1, rounds // 2) if not quick else 1):
         for name, (args, env, mpi, _) in MLP_CONFIGS.items():
             samples[name].append(_child([*mlp_args, *args], env, mpi=mpi)["mlp_step_seconds"])
     median = {name: statistics.median(values) for name, values in samples.items()}
     base = median[next(iter(MLP_CONFIGS))]
-    print("\n3. MLP 784-512-512-10 training step, global batch 256, SGD, 2 threads in all")
+    print(f"\n3. MLP 784-512-512-10 training step, global batch 256, SGD, 2 threads in all, {'traced' if traced else 'eager'}")
     for name, (_, _, _, ceiling) in MLP_CONFIGS.items():
         t = median[name]
         of_ceiling = f", {median[ceiling] / t:.2f}x of its ceiling" if ceiling else ""
@@ -392,7 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--replicas", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--multi-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--independent", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--traced", action="store_true",
+                        help="part 3: every configuration runs its step as a tc.function (one graph per step)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.part == "mpi":
@@ -402,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.part == "mlp":
         part_mlp(args.steps, args.blocks, args.replicas, args.multi_worker, args.independent, args.traced)
     else:
-        results = drive(args.rounds, args.quick, args.only or PARTS)
+        results = drive(args.rounds, args.quick, args.only or PARTS, args.traced)
         if args.json is not None:
             args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0
