@@ -271,8 +271,8 @@ def test_a_python_complex_is_refused_by_real_only_functions(device: str) -> None
         tc.maximum(x, 1j)
     with pytest.raises(tc.OpError):  # an OpError too, like every input an op refuses
         tc.floor(tc.asarray([1j], device=device))
-    with pytest.raises(TypeError, match="linalg.inv: x has dtype complex64; linalg.inv does not take complex inputs yet"):
-        tc.linalg.inv(tc.asarray(np.eye(2, dtype=np.complex64), device=device))
+    with pytest.raises(TypeError, match="linalg.svd: x has dtype complex64; linalg.svd does not take complex inputs yet"):
+        tc.linalg.svd(tc.asarray(np.eye(2, dtype=np.complex64), device=device))
 
 
 # --- reductions and products ---------------------------------------------------------------
@@ -386,3 +386,42 @@ def test_random_refuses_a_complex_dtype_rather_than_zero_imaginary_parts(draw: s
     with pytest.raises(TypeError, match=rf"tc.random.{draw} draws real numbers, not complex64; .* as float32"):
         fn((3,), *args, dtype=tc.complex64)
     assert fn((3,), *args, dtype=tc.float64).dtype == tc.float64  # real dtypes as before
+
+
+# --- linalg: the decompositions whose results keep the input's dtype -----------------------------
+
+def _complex_matrices(shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+def test_linalg_of_complex_matrices_matches_numpy(device: str, dtype: str) -> None:
+    a, b = _complex_matrices((3, 4, 4), dtype), _complex_matrices((3, 4, 2), dtype)
+    h = a @ np.conj(np.swapaxes(a, -1, -2)) + 4 * np.eye(4, dtype=dtype)  # Hermitian positive definite
+    ta, tb, th = (tc.asarray(t, device=device) for t in (a, b, h))
+    tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == "complex64" else {"rtol": 1e-10, "atol": 1e-10}
+    cases = {
+        "inv": (tc.linalg.inv(ta), np.linalg.inv(a)),
+        "solve": (tc.linalg.solve(ta, tb), np.linalg.solve(a, b)),
+        "solve, one vector": (tc.linalg.solve(ta[0], tb[0, :, 0]), np.linalg.solve(a[0], b[0, :, 0])),
+        "det": (tc.linalg.det(ta), np.linalg.det(a)),
+        "qr, Q": (tc.linalg.qr(ta).Q, np.linalg.qr(a)[0]),
+        "qr, R": (tc.linalg.qr(ta).R, np.linalg.qr(a)[1]),
+        "cholesky": (tc.linalg.cholesky(th), np.linalg.cholesky(h)),
+        "cholesky, upper (the conjugate transpose)": (tc.linalg.cholesky(th, upper=True), np.linalg.cholesky(h, upper=True)),
+    }
+    for name, (got, want) in cases.items():
+        assert got.dtype == np.dtype(dtype) and str(got.device) == str(tc.Device(device)), name
+        np.testing.assert_allclose(got.numpy(), want, err_msg=name, **tol)
+    upper = cases["cholesky, upper (the conjugate transpose)"][0].numpy()
+    np.testing.assert_allclose(np.conj(np.swapaxes(upper, -1, -2)) @ upper, h, **tol)
+
+
+def test_linalg_of_complex_matrices_refuses_a_gradient_it_does_not_have() -> None:
+    z = tc.asarray(_complex_matrices((3, 3), "complex128"))
+    with tc.GradientTape() as tape:
+        tape.watch(z)
+        loss = tc.real(tc.sum(tc.linalg.inv(z)))
+    with pytest.raises(tc.GradientError, match="linalg.inv"):
+        tape.gradient(loss, z)

@@ -54,13 +54,20 @@ class SVDResult(NamedTuple):
 
 # --- validation, shared by the public functions and the ops' shape rules -------------------
 
+# The decompositions whose results keep the input's dtype take complex matrices (NumPy's LAPACK
+# calls; gradients for complex inputs are not written: backprop refuses them). The others give
+# real eigenvalues, singular values or log-determinants, whose dtype rules are not written yet.
+COMPLEX_OK = frozenset({"linalg.cholesky", "linalg.inv", "linalg.solve", "linalg.det", "linalg.qr"})
+
 _SQUARE = "a square matrix or a stack of square matrices, shape (..., M, M)"
 _MATRIX = "a matrix or a stack of matrices, shape (..., M, N)"
 
 
-def check_float(name: str, x: Any, what: str = "x") -> None:
-    """Raise unless ``x`` (a tensor or Spec) has a real floating-point dtype (complex inputs:
-    not yet, ``ComplexInputError``)."""
+def check_float(name: str, x: Any, what: str = "x", complex_ok: bool = False) -> None:
+    """Raise unless ``x`` (a tensor or Spec) has a floating-point dtype: real, or also complex
+    where ``complex_ok`` (else ``ComplexInputError``: not yet)."""
+    if np.dtype(x.dtype).kind == "c" and complex_ok:
+        return
     if np.dtype(x.dtype).kind == "c":
         raise ComplexInputError(f"{name}: {what} has dtype {x.dtype}; {name} does not take complex inputs yet "
                                 "(docs/array-api.md lists what does)")
@@ -81,15 +88,15 @@ def check_matrix(name: str, x: Any, *, square: bool, what: str = "x") -> tuple[i
 
 
 def _checked(name: str, x: Any, square: bool = True) -> tuple[int, int]:
-    check_float(name, x)
+    check_float(name, x, complex_ok=name in COMPLEX_OK)
     return check_matrix(name, x, square=square)
 
 
 def _solve_shape(a: Any, b: Any) -> tuple[int, ...]:
     """The shape of ``solve(a, b)``; raises naming both shapes when they do not fit."""
     name = "linalg.solve"
-    check_float(name, a, "x1")
-    check_float(name, b, "x2")
+    check_float(name, a, "x1", complex_ok=True)
+    check_float(name, b, "x2", complex_ok=True)
     m, _ = check_matrix(name, a, square=True, what="x1")
     a_shape, b_shape = tuple(a.shape), tuple(b.shape)
     if len(b_shape) == 1:
@@ -259,7 +266,8 @@ def _solve_infer(a: Spec, b: Spec) -> Spec:
 
 
 def _op(name: str, reference: Callable[..., Any], infer: Callable[..., Any], grad: Any, n: int = 1, doc: str = "") -> Op:
-    return define(Op(name, _lapack(reference), infer=infer, grad=grad, float_only=True, real_only=True, n_outputs=n, doc=doc))
+    return define(Op(name, _lapack(reference), infer=infer, grad=grad, float_only=True,
+                     real_only=name not in COMPLEX_OK, n_outputs=n, doc=doc))
 
 
 _CHOLESKY = _op("linalg.cholesky", _CHOL_REF, _same("linalg.cholesky"), grads.cholesky_grad, doc="Cholesky factor.")
