@@ -49,6 +49,12 @@ class Uses:
         readers = self.readers.get(slot, [])
         return slot not in self.returned and len(readers) == 1 and readers[0] is node
 
+    def chain(self, first: Node, last: Node, slot: int) -> bool:
+        """Whether ``last`` alone reads ``slot`` (made by ``first``), the two run on one device in
+        one scope, and no in-place node runs between them: the rules for fusing the pair."""
+        return (self.only_reader(slot, last) and first.device == last.device and first.requested == last.requested
+                and self.no_update_between(first, last))
+
     def no_update_between(self, first: Node, last: Node) -> bool:
         """Whether no in-place node runs after ``first`` and before ``last``."""
         return self.safe.no_update_between(self.position[id(first)], self.position[id(last)])

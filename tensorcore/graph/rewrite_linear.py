@@ -80,12 +80,11 @@ def _rewrite(uses: Uses, add: Node, product: object, bias: object) -> tuple[Node
     result of a matmul it alone reads, else None."""
     graph = uses.graph
     matmul = uses.made_by(product, "matmul")
-    if matmul is None or type(bias) is not int or not uses.only_reader(product, add):
+    if matmul is None or type(bias) is not int or not uses.chain(matmul, add, product):
         return None
     x, w = matmul.args
     dev = add.device
-    if (matmul.device != dev or matmul.requested != add.requested or not uses.on(dev, x, w, bias, product)
-            or not uses.no_update_between(matmul, add)):
+    if not uses.on(dev, x, w, bias, product):
         return None
     out, b, ws = graph.specs[product], graph.specs[bias], graph.specs[w]
     if (len(ws.shape) != 2 or b.shape != out.shape[-1:] or graph.specs[add.outs[0]] != out
@@ -127,9 +126,8 @@ def activation_to_epilogue(graph: Graph) -> int:
         product = node.args[0]
         linear = uses.made_by(product, "linear") or uses.made_by(product, "conv2d")
         dev = node.device
-        if (linear is None or linear.attrs.get("activation") is not None or not uses.only_reader(product, node)
-                or linear.device != dev or linear.requested != node.requested or dev.type not in EPILOGUE
-                or not uses.on(dev, product) or not uses.no_update_between(linear, node)
+        if (linear is None or linear.attrs.get("activation") is not None or not uses.chain(linear, node, product)
+                or dev.type not in EPILOGUE or not uses.on(dev, product)
                 or graph.specs[product] != graph.specs[node.outs[0]]):
             continue
         fused = replacement(OP, linear.op, linear.args, {**linear.attrs, "activation": "relu"}, node.outs, [linear, node])
@@ -150,10 +148,8 @@ def relu_backward_to_epilogue(graph: Graph) -> int:
         product, y = node.args
         matmul = uses.made_by(product, "matmul")
         dev = node.device
-        if (matmul is None or type(y) is not int or not uses.only_reader(product, node) or matmul.device != dev
-                or matmul.requested != node.requested or dev.type not in EPILOGUE
-                or dev not in OPS["matmul_relu_backward"].kernels or not uses.on(dev, *matmul.args, product, y)
-                or not uses.no_update_between(matmul, node)):
+        if (matmul is None or type(y) is not int or not uses.chain(matmul, node, product) or dev.type not in EPILOGUE
+                or dev not in OPS["matmul_relu_backward"].kernels or not uses.on(dev, *matmul.args, product, y)):
             continue
         a, b = (graph.specs[x] for x in matmul.args)
         out, mask = graph.specs[product], graph.specs[y]

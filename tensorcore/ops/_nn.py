@@ -74,6 +74,37 @@ def pad2d(x: np.ndarray, padding: tuple[int, int], value: float = 0.0) -> np.nda
     return out
 
 
+# --- GEMM epilogues: an activation the linear and conv2d kernels apply as they store results ---
+
+# The activations ``linear`` and ``conv2d`` take as their ``activation`` attribute: what the
+# graph rewrite in graph/rewrite_linear.py folds into a linear or conv2d that only they read.
+EPILOGUES = ("relu",)
+
+
+def check_epilogue(op: str, activation: str | None) -> None:
+    """Raise unless ``activation`` is None or one of :data:`EPILOGUES` (an op's shape rule)."""
+    if activation is not None and activation not in EPILOGUES:
+        raise OpError(f"{op}: unknown activation {activation!r}; expected None or one of {EPILOGUES}")
+
+
+def apply_epilogue(out: np.ndarray, activation: str | None) -> np.ndarray:
+    """The reference's epilogue, in place: the relu op's own reference, so the same bits."""
+    if activation == "relu":
+        np.maximum(out, np.zeros((), out.dtype), out=out)
+    return out
+
+
+def through_epilogue(ctx: Any, g: Tensor) -> Tensor:
+    """The gradient ``g`` of an op's activated output taken back through its epilogue (relu's
+    backward reads the output), for the op's own gradient to take from there."""
+    if ctx.attrs.get("activation") != "relu":
+        return g
+    from tensorcore.dispatch import apply
+    from tensorcore.ops.registry import OPS
+
+    return apply(OPS["relu_backward"], (g, ctx.output))
+
+
 def vjp_through(composite: Callable[..., Any], skip: tuple[int, ...] = ()) -> Callable[..., tuple]:
     """A gradient function for a fused backward op, from the op written with tensorcore ops.
 

@@ -16,10 +16,18 @@ import numpy as np
 
 from tensorcore.dispatch import apply
 from tensorcore.errors import OpError
-from tensorcore.ops._nn import conv_out_size, pad2d, pair, require_tensor, windows
-from tensorcore.ops.dense import ACTIVATIONS
+from tensorcore.ops._nn import (
+    apply_epilogue,
+    check_epilogue,
+    conv_out_size,
+    pad2d,
+    pair,
+    require_tensor,
+    through_epilogue,
+    windows,
+)
 from tensorcore.ops.reductions import sum as _sum
-from tensorcore.ops.registry import OPS, Op, Spec, define
+from tensorcore.ops.registry import Op, Spec, define
 from tensorcore.tensor import Tensor
 
 _Pair = tuple[int, int]
@@ -73,14 +81,11 @@ def _conv2d_ref(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, st
     out = out.reshape(n, o, ho, wo)
     if b is not None:
         out += b.reshape(1, o, 1, 1)
-    if activation == "relu":
-        np.maximum(out, np.zeros((), out.dtype), out=out)  # the relu op's reference, in place: the same bits
-    return out
+    return apply_epilogue(out, activation)
 
 
 def _conv2d_infer(x: Spec, w: Spec, b: Spec | None = None, activation: str | None = None, **params: Any) -> Spec:
-    if activation is not None and activation not in ACTIVATIONS:
-        raise OpError(f"conv2d: unknown activation {activation!r}; expected None or one of {ACTIVATIONS}")
+    check_epilogue("conv2d", activation)
     return Spec(_check(x, w, b, **params), np.result_type(*[s.dtype for s in (x, w, b) if s is not None]))
 
 
@@ -151,8 +156,7 @@ _BACKWARD_WEIGHT = define(Op(
 def _conv2d_grad(ctx: Any, g: Tensor) -> tuple:
     x, w = ctx.inputs[0], ctx.inputs[1]
     params = _params(ctx.attrs)
-    if ctx.attrs.get("activation") == "relu":  # back through the epilogue first: relu's own gradient
-        g = apply(OPS["relu_backward"], (g, ctx.output))
+    g = through_epilogue(ctx, g)
     gx = apply(_BACKWARD_INPUT, (g, w), {"input_size": x.shape[2:], **params}) if ctx.needs_grad[0] else None
     gw = apply(_BACKWARD_WEIGHT, (x, g), {"kernel_size": w.shape[2:], **params}) if ctx.needs_grad[1] else None
     if len(ctx.inputs) == 2:

@@ -14,18 +14,13 @@ import numpy as np
 
 from tensorcore.dispatch import apply
 from tensorcore.errors import OpError, index_position
-from tensorcore.ops._nn import require_tensor
+from tensorcore.ops._nn import apply_epilogue, check_epilogue, require_tensor, through_epilogue
 from tensorcore.ops.linalg import matmul
 from tensorcore.ops.manipulation import broadcast_to, matrix_transpose
 from tensorcore.ops.registry import OPS, Op, Spec, define
 from tensorcore.tensor import Tensor
 
 # --- linear -------------------------------------------------------------------------
-
-
-# Activations a linear kernel may apply as it stores its result (an epilogue): what the graph
-# rewrite in graph/rewrite_linear.py folds into a linear that only they read.
-ACTIVATIONS = ("relu",)
 
 
 def _linear_ref(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, activation: str | None = None) -> np.ndarray:
@@ -37,14 +32,11 @@ def _linear_ref(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, activ
             out += b
         else:
             out = out + b
-    if activation == "relu":
-        np.maximum(out, np.zeros((), out.dtype), out=out)  # the relu op's reference, in place: the same bits
-    return out
+    return apply_epilogue(out, activation)
 
 
 def _linear_infer(x: Spec, w: Spec, b: Spec | None = None, activation: str | None = None) -> Spec:
-    if activation is not None and activation not in ACTIVATIONS:
-        raise OpError(f"linear: unknown activation {activation!r}; expected None or one of {ACTIVATIONS}")
+    check_epilogue("linear", activation)
     if len(w.shape) != 2:
         raise OpError(f"linear: weight must be 2-D (out_features, in_features), got shape {w.shape}")
     if len(x.shape) == 0 or x.shape[-1] != w.shape[1]:
@@ -98,8 +90,7 @@ _LINEAR_BACKWARD_WEIGHT = define(Op(
 def _linear_grad(ctx: Any, g: Tensor) -> tuple:
     inputs, needs = ctx.inputs, ctx.needs_grad
     x, w = inputs[0], inputs[1]
-    if ctx.attrs.get("activation") == "relu":  # back through the epilogue first: relu's own gradient
-        g = apply(OPS["relu_backward"], (g, ctx.output))
+    g = through_epilogue(ctx, g)
     gx = matmul(g, w) if needs[0] else None
     gw = apply(_LINEAR_BACKWARD_WEIGHT, (g, x)) if needs[1] else None
     if len(inputs) == 2:
@@ -130,11 +121,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 def _matmul_relu_backward_ref(x1: np.ndarray, x2: np.ndarray, y: np.ndarray) -> np.ndarray:
     if x1.ndim != 2 or x2.ndim != 2 or y.shape != (x1.shape[0], x2.shape[1]):
         raise ValueError("bad shapes")  # explained by _matmul_relu_backward_infer
-    product = np.matmul(x1, x2)
-    out = np.empty_like(product)  # relu_backward's reference step for step: the same bits
-    np.greater(y, 0, out=out)
-    out *= product
-    return out
+    return OPS["relu_backward"].reference(np.matmul(x1, x2), y)  # relu_backward's own reference: the same bits
 
 
 def _matmul_relu_backward_infer(x1: Spec, x2: Spec, y: Spec) -> Spec:
