@@ -13,15 +13,20 @@ from typing import Any
 
 import numpy as _np
 
+from tensorcore.dtypes import real_dtype as _real_dtype
 from tensorcore.errors import OpError as _OpError
 from tensorcore.ops import arithmetic as _ar
 from tensorcore.ops import logic as _lg
 from tensorcore.ops import manipulation as _mp
 from tensorcore.ops import math as _mt
 from tensorcore.ops import reductions as _rd
+from tensorcore.ops.complex_parts import conj as _conj
+from tensorcore.ops.complex_parts import real as _real
 from tensorcore.ops.creation import asarray as _asarray
 from tensorcore.ops.indexing import getitem as _getitem
 from tensorcore.ops.linalg import matmul, tensordot, vecdot
+from tensorcore.ops.linalg_check import check_float as _check_float
+from tensorcore.ops.linalg_check import check_matrix as _check_matrix
 from tensorcore.ops.linalg_ext import (
     EighResult,
     QRResult,
@@ -38,8 +43,7 @@ from tensorcore.ops.linalg_ext import (
     svd,
     svdvals,
 )
-from tensorcore.ops.linalg_ext import check_float as _check_float
-from tensorcore.ops.linalg_ext import check_matrix as _check_matrix
+from tensorcore.ops.linalg_ext_grad import H as _H
 from tensorcore.ops.manipulation import matrix_transpose
 from tensorcore.tensor import Tensor
 
@@ -106,8 +110,12 @@ def vector_norm(x: Tensor, /, *, axis: Any = None, keepdims: bool = False, ord: 
     ``ord`` is any non-zero real (``sum(|x|**ord) ** (1/ord)``), ``0`` (number of non-zeros),
     ``inf`` (max ``|x|``) or ``-inf`` (min ``|x|``). A complex ``x`` gives a real norm (of ``|x|``).
     """
-    x = _modulus(_tensor(x))
+    x = _tensor(x)
     _check_float("linalg.vector_norm", x)
+    if ord == 2 and x.dtype.kind == "c":
+        # |z|^2 as z * conj(z), smooth at 0 (|z| is not), then the root that is safe at 0
+        return _root(_rd.sum(_abs2(x), axis=axis, keepdims=keepdims), 2)
+    x = _modulus(x)
     if isinstance(ord, bool) or not isinstance(ord, (int, float)) or _math.isnan(ord):
         raise _OpError(f"linalg.vector_norm: ord must be a real number, inf or -inf, got {ord!r}")
     if ord == _math.inf:
@@ -121,6 +129,11 @@ def vector_norm(x: Tensor, /, *, axis: Any = None, keepdims: bool = False, ord: 
     if ord == 2:
         return _root(_rd.sum(_ar.multiply(x, x), axis=axis, keepdims=keepdims), 2)
     return _root(_rd.sum(_ar.pow(_mt.abs(x), float(ord)), axis=axis, keepdims=keepdims), float(ord))
+
+
+def _abs2(x: Tensor) -> Tensor:
+    """``|x|^2`` elementwise, real: ``x * x``, or ``Re(x * conj(x))`` for a complex ``x``."""
+    return _real(_ar.multiply(x, _conj(x))) if x.dtype.kind == "c" else _ar.multiply(x, x)
 
 
 def _modulus(x: Tensor) -> Tensor:
@@ -141,15 +154,16 @@ def _root(total: Tensor, p: float) -> Tensor:
 def matrix_norm(x: Tensor, /, *, keepdims: bool = False, ord: Any = "fro") -> Tensor:  # noqa: A002
     """A norm of each matrix: ``'fro'``, ``'nuc'`` (sum of singular values), ``2``/``-2`` (largest or
     smallest singular value), ``1``/``-1`` (max/min column sum of ``|x|``), ``inf``/``-inf`` (rows).
-    A complex ``x`` gives a real norm; its ``'nuc'``, ``2`` and ``-2`` need the complex SVD: not yet."""
+    A complex ``x`` gives a real norm, in the real dtype of its precision (float32 for complex64).
+    """
     x = _tensor(x)
-    if _np.dtype(x.dtype).kind == "c" and ord not in ("nuc", 2, -2):
-        x = _modulus(x)  # these norms depend on |x| only
     _check_float("linalg.matrix_norm", x)
     _check_matrix("linalg.matrix_norm", x, square=False)
+    if x.dtype.kind == "c" and ord in (1, -1, _math.inf, -_math.inf) and not isinstance(ord, bool):
+        x = _modulus(x)  # these norms read |x| only; 'fro' squares the modulus, the rest are singular values
     if isinstance(ord, str):
         if ord == "fro":
-            out = _root(_rd.sum(_ar.multiply(x, x), axis=(-2, -1)), 2)
+            out = _root(_rd.sum(_abs2(x), axis=(-2, -1)), 2)
         elif ord == "nuc":
             out = _rd.sum(svdvals(x), axis=-1)
         else:
@@ -189,8 +203,8 @@ def _tolerance(name: str, x: Tensor, s: Tensor, rtol: Any) -> Tensor:
     """``rtol`` times the largest singular value, shape ``(..., 1)``; default rtol max(M, N) * eps."""
     if rtol is None:
         rtol = max(*x.shape[-2:]) * float(_np.finfo(x.dtype).eps)
-    if isinstance(rtol, Tensor):
-        rtol = _mp.expand_dims(_lg.astype(rtol, x.dtype), -1)
+    if isinstance(rtol, Tensor):  # compared with singular values: real, of x's precision
+        rtol = _mp.expand_dims(_lg.astype(rtol, _real_dtype(x.dtype)), -1)
     elif isinstance(rtol, bool) or not isinstance(rtol, (int, float)):
         raise _OpError(f"{name}: rtol must be None, a float or a tensor, got {rtol!r}")
     return _ar.multiply(_rd.max(s, axis=-1, keepdims=True), rtol)
@@ -206,15 +220,15 @@ def matrix_rank(x: Tensor, /, *, rtol: Any = None) -> Tensor:
 
 
 def pinv(x: Tensor, /, *, rtol: Any = None) -> Tensor:
-    """Moore-Penrose pseudo-inverse, shape ``(..., N, M)``; singular values at or below
-    ``rtol * max(S)`` are treated as zero."""
+    """Moore-Penrose pseudo-inverse ``V diag(1/S) H(U)``, shape ``(..., N, M)``; singular values
+    at or below ``rtol * max(S)`` are treated as zero. ``H`` is the conjugate transpose."""
     x = _tensor(x)
     _check_float("linalg.pinv", x)
     _check_matrix("linalg.pinv", x, square=False)
     u, s, vh = svd(x, full_matrices=False)
     keep = _lg.greater(s, _tolerance("linalg.pinv", x, s, rtol))
     s_inv = _lg.where(keep, _ar.divide(1.0, _lg.where(keep, s, 1.0)), 0.0)
-    return matmul(matrix_transpose(vh), _ar.multiply(_mp.expand_dims(s_inv, -1), matrix_transpose(u)))
+    return matmul(_H(vh), _ar.multiply(_mp.expand_dims(s_inv, -1), _H(u)))
 
 
 __all__ = [

@@ -3,9 +3,10 @@
 cholesky, inv, solve, det, slogdet, eigh, eigvalsh, qr, svd and svdvals are primitive ops:
 their ``cpu`` kernels call ``numpy.linalg`` and their gradients (in
 :mod:`tensorcore.ops.linalg_ext_grad`) are written with tensorcore ops. Every op takes a
-matrix or a stack of matrices (leading batch dimensions). The public functions validate
-shape and dtype first, so a wrong input is reported in terms of the function that was
-called; a singular or non positive-definite matrix is reported the same way.
+matrix or a stack of matrices (leading batch dimensions), real or complex. The public
+functions validate shape and dtype first (:mod:`tensorcore.ops.linalg_check`), so a wrong input
+is reported in terms of the function that was called; a singular or non positive-definite
+matrix is reported the same way.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tensorcore.dispatch import apply
-from tensorcore.dtypes import ComplexInputError
+from tensorcore.dtypes import real_dtype
 from tensorcore.errors import OpError
 from tensorcore.ops import linalg_ext_grad as grads
+from tensorcore.ops.linalg_check import COMPLEX_OK, checked, solve_shape
 from tensorcore.ops.registry import Op, Spec, define
 from tensorcore.tensor import Tensor
 
@@ -50,71 +52,6 @@ class SVDResult(NamedTuple):
     U: Tensor  # noqa: N815 - Array API field name
     S: Tensor  # noqa: N815
     Vh: Tensor  # noqa: N815
-
-
-# --- validation, shared by the public functions and the ops' shape rules -------------------
-
-# The decompositions whose results keep the input's dtype take complex matrices (NumPy's LAPACK
-# calls; gradients for complex inputs are not written: backprop refuses them). The others give
-# real eigenvalues, singular values or log-determinants, whose dtype rules are not written yet.
-COMPLEX_OK = frozenset({"linalg.cholesky", "linalg.inv", "linalg.solve", "linalg.det", "linalg.qr"})
-
-_SQUARE = "a square matrix or a stack of square matrices, shape (..., M, M)"
-_MATRIX = "a matrix or a stack of matrices, shape (..., M, N)"
-
-
-def check_float(name: str, x: Any, what: str = "x", complex_ok: bool = False) -> None:
-    """Raise unless ``x`` (a tensor or Spec) has a floating-point dtype: real, or also complex
-    where ``complex_ok`` (else ``ComplexInputError``: not yet)."""
-    if np.dtype(x.dtype).kind == "c" and complex_ok:
-        return
-    if np.dtype(x.dtype).kind == "c":
-        raise ComplexInputError(f"{name}: {what} has dtype {x.dtype}; {name} does not take complex inputs yet "
-                                "(docs/array-api.md lists what does)")
-    if np.dtype(x.dtype).kind != "f":
-        raise OpError(
-            f"{name}: {what} has dtype {x.dtype} (shape {tuple(x.shape)}), but {name} expects a "
-            "floating-point tensor (float16, float32 or float64); cast it with astype() first"
-        )
-
-
-def check_matrix(name: str, x: Any, *, square: bool, what: str = "x") -> tuple[int, int]:
-    """Raise unless ``x`` is a (square, if asked) matrix or stack of them; return (M, N)."""
-    shape = tuple(x.shape)
-    if len(shape) < 2 or (square and shape[-1] != shape[-2]):
-        expected = _SQUARE if square else _MATRIX
-        raise OpError(f"{name}: {what} has shape {shape}, but {name} expects {expected}")
-    return shape[-2], shape[-1]
-
-
-def _checked(name: str, x: Any, square: bool = True) -> tuple[int, int]:
-    check_float(name, x, complex_ok=name in COMPLEX_OK)
-    return check_matrix(name, x, square=square)
-
-
-def _solve_shape(a: Any, b: Any) -> tuple[int, ...]:
-    """The shape of ``solve(a, b)``; raises naming both shapes when they do not fit."""
-    name = "linalg.solve"
-    check_float(name, a, "x1", complex_ok=True)
-    check_float(name, b, "x2", complex_ok=True)
-    m, _ = check_matrix(name, a, square=True, what="x1")
-    a_shape, b_shape = tuple(a.shape), tuple(b.shape)
-    if len(b_shape) == 1:
-        if b_shape[0] != m:
-            raise OpError(f"{name}: x1 has shape {a_shape} and x2 has shape {b_shape}; expected x2 of shape ({m},)")
-        return a_shape[:-1]
-    if len(b_shape) == 0 or b_shape[-2] != m:
-        raise OpError(
-            f"{name}: x1 has shape {a_shape} and x2 has shape {b_shape}; expected x2 of shape ({m},) "
-            f"or (..., {m}, K), with as many rows as x1"
-        )
-    try:
-        batch = np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
-    except ValueError:
-        raise OpError(
-            f"{name}: the batch dimensions of x1 {a_shape} and x2 {b_shape} cannot be broadcast together"
-        ) from None
-    return tuple(batch) + b_shape[-2:]
 
 
 # --- references ----------------------------------------------------------------------------
@@ -192,8 +129,9 @@ _CHOL_REF = _raising(
 
 
 def _slogdet_ref(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # The sign keeps the input's dtype (complex, of modulus 1, for a complex x); the log is real.
     sign, logabsdet = np.linalg.slogdet(x)
-    return np.asarray(sign, dtype=x.dtype), np.asarray(logabsdet, dtype=x.dtype)
+    return np.asarray(sign, dtype=x.dtype), np.asarray(logabsdet, dtype=real_dtype(x.dtype))
 
 
 def _eigh_ref(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -216,7 +154,7 @@ def _svd_ref(x: np.ndarray, full_matrices: bool) -> tuple[np.ndarray, np.ndarray
 
 def _same(name: str) -> Callable[..., Spec]:
     def infer(x: Spec, **_: Any) -> Spec:
-        _checked(name, x)
+        checked(name, x)
         return Spec(x.shape, x.dtype)
 
     return infer
@@ -224,50 +162,52 @@ def _same(name: str) -> Callable[..., Spec]:
 
 def _det_infer(name: str) -> Callable[..., Any]:
     def infer(x: Spec) -> Any:
-        _checked(name, x)
+        checked(name, x)
         out = Spec(tuple(x.shape[:-2]), x.dtype)
-        return out if name == "linalg.det" else (out, out)
+        return out if name == "linalg.det" else (out, Spec(out.shape, real_dtype(x.dtype)))
 
     return infer
 
 
 def _eig_infer(name: str) -> Callable[..., Any]:
     def infer(x: Spec) -> Any:
-        _checked(name, x)
-        w = Spec(tuple(x.shape[:-1]), x.dtype)
+        checked(name, x)
+        w = Spec(tuple(x.shape[:-1]), real_dtype(x.dtype))  # Hermitian: real eigenvalues
         return w if name == "linalg.eigvalsh" else (w, Spec(tuple(x.shape), x.dtype))
 
     return infer
 
 
 def _qr_infer(x: Spec, mode: str) -> tuple[Spec, Spec]:
-    m, n = _checked("linalg.qr", x, square=False)
+    m, n = checked("linalg.qr", x, square=False)
     batch, k = tuple(x.shape[:-2]), (m if mode == "complete" else min(m, n))
     return Spec(batch + (m, k), x.dtype), Spec(batch + (k, n), x.dtype)
 
 
 def _svd_infer(x: Spec, full_matrices: bool) -> tuple[Spec, Spec, Spec]:
-    m, n = _checked("linalg.svd", x, square=False)
+    m, n = checked("linalg.svd", x, square=False)
     batch, k = tuple(x.shape[:-2]), min(m, n)
     u, v = (m, n) if full_matrices else (k, k)
-    return Spec(batch + (m, u), x.dtype), Spec(batch + (k,), x.dtype), Spec(batch + (v, n), x.dtype)
+    return Spec(batch + (m, u), x.dtype), Spec(batch + (k,), real_dtype(x.dtype)), Spec(batch + (v, n), x.dtype)
 
 
 def _svdvals_infer(x: Spec) -> Spec:
-    m, n = _checked("linalg.svdvals", x, square=False)
-    return Spec(tuple(x.shape[:-2]) + (min(m, n),), x.dtype)
+    m, n = checked("linalg.svdvals", x, square=False)
+    return Spec(tuple(x.shape[:-2]) + (min(m, n),), real_dtype(x.dtype))
 
 
 def _solve_infer(a: Spec, b: Spec) -> Spec:
-    return Spec(_solve_shape(a, b), np.result_type(a.dtype, b.dtype))
+    return Spec(solve_shape(a, b), np.result_type(a.dtype, b.dtype))
 
 
 # --- the ops -------------------------------------------------------------------------------
 
 
 def _op(name: str, reference: Callable[..., Any], infer: Callable[..., Any], grad: Any, n: int = 1, doc: str = "") -> Op:
+    # Each gradient is written for complex inputs too (conjugate transposes where the real
+    # formula has transposes), and checked in tests/test_linalg_complex_grad.py.
     return define(Op(name, _lapack(reference), infer=infer, grad=grad, float_only=True,
-                     real_only=name not in COMPLEX_OK, n_outputs=n, doc=doc))
+                     real_only=name not in COMPLEX_OK, complex_grad=name in COMPLEX_OK, n_outputs=n, doc=doc))
 
 
 _CHOLESKY = _op("linalg.cholesky", _CHOL_REF, _same("linalg.cholesky"), grads.cholesky_grad, doc="Cholesky factor.")
@@ -277,9 +217,9 @@ _DET = _op("linalg.det", np.linalg.det, _det_infer("linalg.det"), grads.det_grad
 _SLOGDET = _op("linalg.slogdet", _slogdet_ref, _det_infer("linalg.slogdet"), grads.slogdet_grad, 2,
                doc="Sign and log-absolute value of the determinant.")
 _EIGH = _op("linalg.eigh", _eigh_ref, _eig_infer("linalg.eigh"), grads.eigh_grad, 2,
-            doc="Eigen-decomposition of a symmetric matrix.")
+            doc="Eigen-decomposition of a symmetric (Hermitian) matrix.")
 _EIGVALSH = _op("linalg.eigvalsh", np.linalg.eigvalsh, _eig_infer("linalg.eigvalsh"), grads.eigvalsh_grad,
-                doc="Eigenvalues of a symmetric matrix.")
+                doc="Eigenvalues of a symmetric (Hermitian) matrix.")
 _QR = _op("linalg.qr", _qr_ref, _qr_infer, grads.qr_grad, 2, doc="QR decomposition.")
 _SVD = _op("linalg.svd", _svd_ref, _svd_infer, grads.svd_grad, 3, doc="Singular value decomposition.")
 _SVDVALS = _op("linalg.svdvals", lambda x: np.linalg.svd(x, compute_uv=False), _svdvals_infer, grads.svdvals_grad,
@@ -298,58 +238,65 @@ def _tensor(x: Any) -> Tensor:
 
 
 def cholesky(x: Tensor, /, *, upper: bool = False) -> Tensor:
-    """Cholesky factor of a symmetric positive-definite matrix: ``L`` with ``x = L @ L.mT``.
+    """Cholesky factor of a symmetric (Hermitian) positive-definite matrix: ``L`` with ``x = L @ H(L)``.
 
-    With ``upper=True``, the upper factor ``U = L.mT`` (``x = U.mT @ U``). Only the lower
-    triangle of ``x`` is read; the gradient is that of the symmetric input.
+    ``H`` is the conjugate transpose (``.mT`` for real ``x``). With ``upper=True``, the upper
+    factor ``U = H(L)`` (``x = H(U) @ U``). Only the lower triangle of ``x`` is read; the
+    gradient is that of the symmetric (Hermitian) input.
     """
     x = _tensor(x)
-    _checked("linalg.cholesky", x)
+    checked("linalg.cholesky", x)
     return apply(_CHOLESKY, (x,), {"upper": bool(upper)})
 
 
 def inv(x: Tensor, /) -> Tensor:
     """Inverse of a square matrix (raises ``OpError`` if it is singular)."""
     x = _tensor(x)
-    _checked("linalg.inv", x)
+    checked("linalg.inv", x)
     return apply(_INV, (x,))
 
 
 def solve(x1: Tensor, x2: Tensor, /) -> Tensor:
     """The solution ``X`` of ``x1 @ X = x2``; a 1-D ``x2`` is one right-hand-side vector."""
     x1, x2 = _tensor(x1), _tensor(x2)
-    _solve_shape(x1, x2)
+    solve_shape(x1, x2)
     return apply(_SOLVE, (x1, x2))
 
 
 def det(x: Tensor, /) -> Tensor:
     """Determinant of a square matrix (shape ``x.shape[:-2]``)."""
     x = _tensor(x)
-    _checked("linalg.det", x)
+    checked("linalg.det", x)
     return apply(_DET, (x,))
 
 
 def slogdet(x: Tensor, /) -> SlogdetResult:
-    """Sign and natural log of the absolute value of the determinant (``sign == 0`` if singular)."""
+    """Sign and natural log of the absolute value of the determinant (``sign == 0`` if singular).
+
+    For a complex ``x`` the sign is complex (``det / |det|``, of modulus 1) and ``logabsdet``
+    is real, in the real dtype of ``x``'s precision.
+    """
     x = _tensor(x)
-    _checked("linalg.slogdet", x)
+    checked("linalg.slogdet", x)
     return SlogdetResult(*apply(_SLOGDET, (x,)))
 
 
 def eigh(x: Tensor, /) -> EighResult:
-    """Eigenvalues (ascending) and eigenvectors (columns) of a symmetric matrix.
+    """Eigenvalues (ascending) and eigenvectors (columns) of a symmetric (Hermitian) matrix.
 
-    Only the lower triangle of ``x`` is read. Gradients need distinct eigenvalues.
+    Only the lower triangle of ``x`` is read. The eigenvalues are real (float32 for complex64).
+    Gradients need distinct eigenvalues, and, for complex eigenvectors, a loss that does not
+    depend on their phases.
     """
     x = _tensor(x)
-    _checked("linalg.eigh", x)
+    checked("linalg.eigh", x)
     return EighResult(*apply(_EIGH, (x,)))
 
 
 def eigvalsh(x: Tensor, /) -> Tensor:
-    """Eigenvalues of a symmetric matrix, in ascending order."""
+    """Eigenvalues of a symmetric (Hermitian) matrix, in ascending order; real for complex ``x``."""
     x = _tensor(x)
-    _checked("linalg.eigvalsh", x)
+    checked("linalg.eigvalsh", x)
     return apply(_EIGVALSH, (x,))
 
 
@@ -359,7 +306,7 @@ def qr(x: Tensor, /, *, mode: str = "reduced") -> QRResult:
     Gradients are defined for ``'reduced'`` (and ``'complete'`` when M <= N).
     """
     x = _tensor(x)
-    _checked("linalg.qr", x, square=False)
+    checked("linalg.qr", x, square=False)
     if mode not in ("reduced", "complete"):
         raise OpError(f"linalg.qr: mode must be 'reduced' or 'complete', got {mode!r}")
     return QRResult(*apply(_QR, (x,), {"mode": mode}))
@@ -368,19 +315,20 @@ def qr(x: Tensor, /, *, mode: str = "reduced") -> QRResult:
 def svd(x: Tensor, /, *, full_matrices: bool = True) -> SVDResult:
     """Singular value decomposition ``x = U @ diag(S) @ Vh``, singular values descending.
 
-    Gradients need distinct non-zero singular values and functions of ``U`` and ``Vh`` that
-    do not depend on their signs; with ``full_matrices=True`` and a non-square ``x``, the
-    extra columns of ``U`` (rows of ``Vh``) are not unique and get no gradient.
+    ``S`` is real (float32 for complex64). Gradients need distinct non-zero singular values
+    and functions of ``U`` and ``Vh`` that do not depend on their signs (for complex ``x``, on
+    the common phase of each pair of singular vectors); with ``full_matrices=True`` and a
+    non-square ``x``, the extra columns of ``U`` (rows of ``Vh``) are not unique and get no gradient.
     """
     x = _tensor(x)
-    _checked("linalg.svd", x, square=False)
+    checked("linalg.svd", x, square=False)
     return SVDResult(*apply(_SVD, (x,), {"full_matrices": bool(full_matrices)}))
 
 
 def svdvals(x: Tensor, /) -> Tensor:
-    """Singular values of a matrix, in descending order (shape ``(..., min(M, N))``)."""
+    """Singular values of a matrix, in descending order (shape ``(..., min(M, N))``); real for complex ``x``."""
     x = _tensor(x)
-    _checked("linalg.svdvals", x, square=False)
+    checked("linalg.svdvals", x, square=False)
     return apply(_SVDVALS, (x,))
 
 
