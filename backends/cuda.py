@@ -321,9 +321,11 @@ class CUDABackend(Backend):
     """NVIDIA GPUs through CuPy, with hand-written kernels for the hot paths."""
 
     name = "cuda"
-    # No cfloat/cdouble kernels yet: complex tensors are stored here as they are (bytes), and
-    # dispatch runs every op that reads or makes complex numbers on cpu (docs/array-api.md).
-    complex_kernels = False
+    # The ops with complex kernels (cuda_ops/complex.py, whose NATIVE must equal this; compiled,
+    # never run on a GPU yet). Every other op that reads or makes complex numbers runs on cpu,
+    # counted (dispatch; docs/array-api.md).
+    complex_kernels = frozenset({"add", "subtract", "multiply", "divide", "negative", "positive", "conj", "real",
+                                 "imag", "abs"})
 
     def __init__(self) -> None:
         cp, count = _start_cupy()

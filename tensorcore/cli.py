@@ -21,7 +21,7 @@ def _format_bytes(n: int | None) -> str:
 def cmd_devices(args: argparse.Namespace) -> int:
     """Print a table of backends and devices, with the reason a backend is unavailable."""
     import tensorcore as tc
-    from tensorcore import registry
+    from tensorcore import dispatch, registry
     from tensorcore.ops.registry import OPS, native_ops
 
     rows = [("device", "backend", "name", "memory", "details")]
@@ -48,8 +48,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
                 print("  composite: " + ", ".join(composite))
             if fallback:
                 print("  fall back to cpu: " + ", ".join(fallback))
-            if not getattr(registry.get_backend(name), "complex_kernels", name == "cpu"):
-                print("  complex numbers (complex64, complex128): every op on them falls back to cpu")
+            # True (every op: cpu's NumPy), False, or the set of op names with complex kernels
+            declared = True if name == "cpu" else dispatch.complex_ops_of(registry.get_backend(name))
+            if declared is not True:
+                native_complex = sorted(declared) if declared else []
+                print("  complex numbers (complex64, complex128): " + (
+                    f"native for {', '.join(native_complex)}; every other op on them falls back to cpu "
+                    "(complex128 only where float64 runs)" if native_complex else "every op on them falls back to cpu"))
     return 0
 
 

@@ -5,8 +5,9 @@ inputs' device, else the default), moves inputs that live elsewhere (soft placem
 raises (strict), finds the kernel of that device's backend, runs it, wraps the result and
 records it on any recording GradientTape. An op with no kernel on the device runs its
 composite form there if it has one, otherwise on ``cpu`` (soft) or raises (strict). Complex
-inputs or results count as "no kernel" on a device whose backend does not declare complex
-kernels (``complex_kernels``): no float kernel ever reads complex bytes.
+inputs or results count as "no kernel" unless the device's backend declares a complex kernel
+for that op (``complex_kernels``: True for all, a set of op names, or False): no float kernel
+ever reads complex bytes.
 
 This is eager mode's hot loop: it avoids per-call allocation beyond the result tensor.
 """
@@ -54,8 +55,9 @@ _ops_per_device = placement.ops_per_device
 _pstate = placement.state
 _CPU = Device("cpu")
 _SCALARS = (int, float, bool, complex)
-# Devices whose backend declares complex kernels (``complex_kernels = True``); cpu (NumPy) has them.
-_complex_native: dict[Device, bool] = {_CPU: True}
+# Per device, the ops with complex kernels its backend declares (``complex_kernels``): True for
+# every op (cpu: NumPy), False for none, or a frozenset of op names. Filled on first use.
+_complex_native: dict[Device, bool | frozenset[str]] = {_CPU: True}
 # Kernel errors that already say what went wrong and where (a build error: source, device, log, line).
 _PASS_THROUGH = (OpError, PlacementError, OutOfMemoryError, CollectiveError, KernelBuildError)
 
@@ -127,7 +129,7 @@ def apply(op: Op, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> Any:
     kernel = op.kernels.get(dev)
     if kernel is None:
         return _without_kernel(op, inputs, attrs, dev, composite=not _complex_involved(args, attrs))
-    if dev is not _CPU and _complex_involved(args, attrs) and not _has_complex_kernels(dev):
+    if dev is not _CPU and _complex_involved(args, attrs) and not _has_complex_kernel(dev, op.name):
         return _without_kernel(op, inputs, attrs, dev, reason="no complex kernels", composite=False)
     try:
         out = kernel(*args, **attrs) if attrs else kernel(*args)
@@ -240,7 +242,7 @@ def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] =
         fallback_reason = "" if kernel is None else None
         args = [x._data if isinstance(x, Tensor) else x for x in inputs]
         if kernel is not None and dev is not _CPU and (target._data.dtype in COMPLEX_SET or _complex_involved(
-                args, attrs)) and not _has_complex_kernels(dev):
+                args, attrs)) and not _has_complex_kernel(dev, op.name):
             kernel, fallback_reason = None, "no complex kernels"
         if kernel is not None:
             try:
@@ -425,12 +427,23 @@ def _complex_involved(args: tuple, attrs: dict[str, Any]) -> bool:
     return bool(attrs) and attrs.get("dtype") in COMPLEX_SET
 
 
-def _has_complex_kernels(dev: Device) -> bool:
-    """Whether ``dev``'s backend declares complex kernels (``complex_kernels = True``); cached."""
+def _has_complex_kernel(dev: Device, name: str) -> bool:
+    """Whether ``dev``'s backend declares a complex kernel for op ``name``: its ``complex_kernels``
+    is True, or a set holding ``name``. The declaration is read once per device; the kernel may
+    still decline some inputs (complex128 without float64) with ``KernelUnsupported``."""
     native = _complex_native.get(dev)
     if native is None:
-        native = _complex_native[dev] = bool(getattr(registry.get_backend(dev.type), "complex_kernels", False))
-    return native
+        native = _complex_native[dev] = complex_ops_of(registry.get_backend(dev.type))
+    return native is True or (native is not False and name in native)
+
+
+def complex_ops_of(backend: Any) -> bool | frozenset[str]:
+    """A backend's complex-kernel declaration, normalized: True (every op), False (none), or the
+    frozenset of op names with complex kernels (an empty set is False)."""
+    declared = getattr(backend, "complex_kernels", False)
+    if isinstance(declared, bool):
+        return declared
+    return frozenset(declared) or False
 
 
 def describe(x: Any) -> str:

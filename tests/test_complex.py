@@ -1,9 +1,11 @@
 """complex64 and complex128: dtype rules, creation, elementwise functions with the spec's special
 cases, real-only functions, reductions and products, on every device against NumPy.
 
-On ``cpu`` complex ops are NumPy's; no other device has complex kernels yet, so there each op
-must run on ``cpu`` under soft placement, counted as a fallback, and raise under strict placement.
-Gradients are in ``test_complex_grad.py``.
+On ``cpu`` complex ops are NumPy's. Another device runs natively only the ops its backend
+declares in ``complex_kernels`` (OpenCL: the arithmetic, ``conj``, ``real``, ``imag``, ``abs``,
+``sum``, ``mean``, ``matmul``); every other op must run on ``cpu`` under soft placement, counted as
+a fallback, and raise under strict placement. The native kernels' own edge cases are in
+``test_complex_opencl.py``; gradients are in ``test_complex_grad.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import pytest
 
 import tensorcore as tc
-from tensorcore import placement
+from tensorcore import dispatch, placement
 
 from support import check_op
 
@@ -32,9 +34,15 @@ def _values(dtype: str, shape: tuple[int, ...] = (2, 3), seed: int = 0) -> np.nd
 
 
 def _assert_fell_back(op_name: str, device: str) -> None:
-    """Off cpu, the op ran on cpu under soft placement and was counted (no device has complex kernels)."""
-    if tc.Device(device).type != "cpu":
-        assert placement.fallbacks[op_name, tc.Device(device)] >= 1, dict(placement.fallbacks)
+    """Off cpu, an op without a complex kernel on the device ran on cpu under soft placement and
+    was counted; one with a complex kernel there (``complex_kernels``) ran on the device, uncounted."""
+    dev = tc.Device(device)
+    if dev.type == "cpu":
+        return
+    if dispatch._has_complex_kernel(dev, op_name):
+        assert placement.fallbacks[op_name, dev] == 0, dict(placement.fallbacks)
+    else:
+        assert placement.fallbacks[op_name, dev] >= 1, dict(placement.fallbacks)
 
 
 # --- dtypes --------------------------------------------------------------------------------
@@ -271,8 +279,11 @@ def test_a_python_complex_is_refused_by_real_only_functions(device: str) -> None
         tc.maximum(x, 1j)
     with pytest.raises(tc.OpError):  # an OpError too, like every input an op refuses
         tc.floor(tc.asarray([1j], device=device))
-    with pytest.raises(TypeError, match="linalg.svd: x has dtype complex64; linalg.svd does not take complex inputs yet"):
-        tc.linalg.svd(tc.asarray(np.eye(2, dtype=np.complex64), device=device))
+    with pytest.raises(TypeError, match="clip is defined for real numbers only, but input 2 is a Python complex"):
+        tc.clip(x, 0.0, 1j)  # a bound, not only the first input
+    # a real-only function outside the elementwise family (every tc.linalg function takes complex)
+    with pytest.raises(TypeError, match="fft.rfft: x has dtype complex64, but fft.rfft takes real floating-point inputs"):
+        tc.fft.rfft(tc.asarray(np.ones(4, dtype=np.complex64), device=device))
 
 
 # --- reductions and products ---------------------------------------------------------------
@@ -285,7 +296,8 @@ def test_reductions(dtype: str, device: str) -> None:
     check_op(lambda x: tc.prod(x, axis=0), lambda x: np.prod(x, axis=0), [data], device)
     check_op(lambda x: tc.mean(x), lambda x: np.asarray(np.mean(x)), [data], device)  # stays complex
     check_op(lambda x: tc.cumulative_sum(x, axis=1), lambda x: np.cumsum(x, axis=1), [data], device)
-    _assert_fell_back("sum", device)
+    for name in ("sum", "prod", "mean", "cumulative_sum"):
+        _assert_fell_back(name, device)
 
 
 @pytest.mark.parametrize("dtype", COMPLEX)
@@ -310,35 +322,36 @@ def test_vector_norm_of_complex_is_real(order: float, device: str) -> None:
     np.testing.assert_allclose(out.numpy(), np.linalg.norm(data, ord=order, axis=1), rtol=1e-12)
 
 
-@pytest.mark.parametrize("order", ["fro", 1, -1, math.inf, -math.inf])
+@pytest.mark.parametrize("order", ["fro", "nuc", 1, -1, 2, -2, math.inf, -math.inf])
 def test_matrix_norm_of_complex_is_real(order: object, device: str) -> None:
     data = _values("complex64", (2, 3, 3))
     out = tc.linalg.matrix_norm(tc.asarray(data, device=device), ord=order)
-    assert out.dtype == tc.float32
+    assert out.dtype == tc.float32  # "nuc", 2 and -2 through the complex svdvals
     np.testing.assert_allclose(out.numpy(), np.linalg.norm(data, ord=order, axis=(-2, -1)), rtol=1e-5)
-    with pytest.raises(TypeError, match="does not take complex inputs yet"):
-        tc.linalg.matrix_norm(tc.asarray(data, device=device), ord="nuc")
 
 
-# --- devices without complex kernels ------------------------------------------------------
+# --- devices without complex kernels for an op --------------------------------------------
 
 
 @pytest.fixture
 def accelerator(device: str) -> tc.Device:
-    """Each device other than cpu (none of which has complex kernels yet)."""
+    """Each device other than cpu (which has complex kernels for some ops at most)."""
     if tc.Device(device).type == "cpu":
         pytest.skip("cpu computes complex numbers natively")
     return tc.Device(device)
 
 
-def test_complex_tensors_live_on_the_device_and_ops_run_on_cpu(accelerator: tc.Device) -> None:
+def test_complex_tensors_live_on_the_device_and_ops_without_kernels_run_on_cpu(accelerator: tc.Device) -> None:
     data = _values("complex64")
     z = tc.asarray(data).to_device(accelerator)
     assert z.device == accelerator
     out = tc.exp(z) * 2j
     assert out.device == accelerator and out.dtype == tc.complex64
     np.testing.assert_allclose(out.numpy(), np.exp(data) * np.complex64(2j), rtol=1e-6)
-    assert placement.fallbacks["exp", accelerator] == 1 and placement.fallbacks["multiply", accelerator] == 1
+    assert not dispatch._has_complex_kernel(accelerator, "exp")  # no device has a complex exp yet
+    assert placement.fallbacks["exp", accelerator] == 1
+    # a complex tensor times a Python complex: on the device where multiply has a complex kernel
+    assert placement.fallbacks["multiply", accelerator] == (0 if dispatch._has_complex_kernel(accelerator, "multiply") else 1)
     np.testing.assert_array_equal(z.to_device("cpu").numpy(), data)  # the bytes are stored as they are
 
 
@@ -418,10 +431,5 @@ def test_linalg_of_complex_matrices_matches_numpy(device: str, dtype: str) -> No
     np.testing.assert_allclose(np.conj(np.swapaxes(upper, -1, -2)) @ upper, h, **tol)
 
 
-def test_linalg_of_complex_matrices_refuses_a_gradient_it_does_not_have() -> None:
-    z = tc.asarray(_complex_matrices((3, 3), "complex128"))
-    with tc.GradientTape() as tape:
-        tape.watch(z)
-        loss = tc.real(tc.sum(tc.linalg.inv(z)))
-    with pytest.raises(tc.GradientError, match="linalg.inv"):
-        tape.gradient(loss, z)
+# Their complex gradients, and the one linalg gradient that is refused (qr(mode='complete') with
+# M > N), are checked in test_linalg_complex_grad.py.

@@ -135,6 +135,8 @@ def test_every_op_that_claims_complex_gradients_is_checked_here() -> None:
                             "matmul", "reshape", "permute_dims", "broadcast_to", "concat", "flip", "roll",
                             "getitem", "where", "transfer"}
     checked |= {"fft.fftn", "fft.ifftn", "fft.rfftn", "fft.irfftn"}  # in tests/test_fft_grad.py
+    checked |= {f"linalg.{name}" for name in ("inv", "solve", "det", "slogdet", "cholesky", "qr", "eigh", "eigvalsh",
+                                              "svd", "svdvals")}  # in tests/test_linalg_complex_grad.py
     claimed = {name for name, op in OPS.items() if op.complex_grad}
     assert claimed <= checked, f"ops with complex gradients and no check: {sorted(claimed - checked)}"
 

@@ -6,8 +6,12 @@ the op's attributes as keywords, and returns new arrays (in-place ops write into
 input and return None). A launcher raises ``KernelUnsupported`` before writing anything for
 inputs it does not handle; the op then falls back to cpu. ``VARIANTS`` lists every
 (source, defines) pair the launchers build, for the compile check in CI.
+
+Complex kernels (``complex``): each op of ``complex.NATIVE`` gets an entry that sends complex
+operands to the complex launcher and the rest to the real one, installed after the real table.
 """
 
+from tensorcore.backends.cuda_ops import complex as complex_ops
 from tensorcore.backends.cuda_ops import (
     elementwise,
     global_norm,
@@ -28,3 +32,5 @@ for _module in (elementwise, reduce, matmul, softmax, optim, movement_copy, move
                 nn_pool, global_norm):
     KERNELS.update(_module.KERNELS)
     VARIANTS += getattr(_module, "VARIANTS", [])
+VARIANTS += complex_ops.VARIANTS
+complex_ops.install(KERNELS)

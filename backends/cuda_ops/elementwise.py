@@ -50,8 +50,11 @@ def _broadcast_strides(x: Any, shape: tuple[int, ...]) -> list[int]:
     return [0] * lead + [0 if n == 1 else s for n, s in zip(x.shape, elem_strides(x))]
 
 
-def _launch(dev: Any, name: str, dtype: np.dtype, out: Any, operands: tuple) -> Any:
-    """Launch the variant of ``name`` for ``operands`` (arrays of ``dtype`` or NumPy scalars)."""
+def _launch(dev: Any, name: str, dtype: np.dtype, out: Any, operands: tuple, source: str = SOURCE,
+            build: tuple[tuple[str, str], ...] | None = None) -> Any:
+    """Launch the variant of ``name`` for ``operands`` (arrays of ``dtype`` or NumPy scalars):
+    ``t`` (same shape, contiguous), ``k`` (a scalar) or ``v`` (a strided or broadcast view) per
+    operand, from ``source`` built with ``build`` (default: elementwise.cu for ``dtype``)."""
     n = size(out.shape)
     if n == 0:
         return out
@@ -68,7 +71,8 @@ def _launch(dev: Any, name: str, dtype: np.dtype, out: Any, operands: tuple) -> 
                 meta += _broadcast_strides(x, shape)
         args += [dev.meta(tuple(meta)), np.int32(len(shape))]
     args.append(i64(n))
-    dev.launch(SOURCE, f"{name}_{suffix}", defines(dtype), grid_1d(dev, n), (BLOCK,), tuple(args))
+    dev.launch(source, f"{name}_{suffix}", defines(dtype) if build is None else build, grid_1d(dev, n), (BLOCK,),
+               tuple(args))
     return out
 
 
@@ -111,22 +115,32 @@ def _scalar(name: str, value: Any, dtype: np.dtype) -> np.generic:
         raise KernelUnsupported(f"{name}: scalar {value!r} out of range") from None
 
 
-def binary(dev: Any, name: str, a: Any, b: Any, bool_out: bool = False) -> Any:
-    """Binary op ``name`` on tensors or Python scalars, broadcasting; float32/float64 only."""
+def binary_operands(name: str, a: Any, b: Any, dtypes: Any, scalar: Any, refusal: str
+                    ) -> tuple[np.dtype, Any, Any, tuple[int, ...]]:
+    """(result dtype, a, b, broadcast shape) of a binary op's operands, Python scalars made
+    ``scalar(name, value, dtype)``; ``KernelUnsupported`` (``refusal``) unless the result dtype
+    is in ``dtypes`` and every tensor operand already has it."""
     if not (is_array(a) or is_array(b)):
         raise KernelUnsupported(f"{name}: no tensor operand")
     try:
         c = np.result_type(*(x.dtype if is_array(x) else x for x in (a, b)))
     except TypeError:
         raise KernelUnsupported(f"{name}: no common dtype") from None
-    if c not in FLOATS or any(is_array(x) and x.dtype != c for x in (a, b)):
-        raise KernelUnsupported(f"{name}: CUDA kernels compute float32/float64 on tensors of that dtype")
-    a = a if is_array(a) else _scalar(name, a, c)
-    b = b if is_array(b) else _scalar(name, b, c)
+    if c not in dtypes or any(is_array(x) and x.dtype != c for x in (a, b)):
+        raise KernelUnsupported(f"{name}: {refusal}")
+    a = a if is_array(a) else scalar(name, a, c)
+    b = b if is_array(b) else scalar(name, b, c)
     try:
         shape = tuple(np.broadcast_shapes(*(tuple(x.shape) for x in (a, b) if is_array(x))))
     except ValueError:
         raise KernelUnsupported(f"{name}: shapes do not broadcast") from None  # the op's rule explains
+    return c, a, b, shape
+
+
+def binary(dev: Any, name: str, a: Any, b: Any, bool_out: bool = False) -> Any:
+    """Binary op ``name`` on tensors or Python scalars, broadcasting; float32/float64 only."""
+    c, a, b, shape = binary_operands(name, a, b, FLOATS, _scalar,
+                                     "CUDA kernels compute float32/float64 on tensors of that dtype")
     out = dev.empty(shape, BOOL if bool_out else c)
     return _launch(dev, name, c, out, (a, b))
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from tensorcore.backends.opencl import CLArray, CLDevice
+from tensorcore.backends.opencl_ops import complex as complex_ops
 from tensorcore.backends.opencl_ops._common import output
 from tensorcore.backends.opencl_ops.elementwise_launch import BOOL, binary_kernel, check, run, scalar_arg, scalar_dtype
 
@@ -58,6 +59,8 @@ def binary(dev: CLDevice, name: str, a: Any, b: Any) -> CLArray:
         raise KernelUnsupported(f"{name}: no tensor operand")
     c = _result_type(name, a, b)
     if c.kind not in kinds:
+        if c.kind == "c":  # complex kernels of their own (opencl_ops/complex.py); no cost to real ops
+            return complex_ops.binary(dev, name, a, b, c)
         raise KernelUnsupported(f"{name}: no OpenCL kernel computing in {c}")
     tensors = [x.dtype for x in (a, b) if isinstance(x, CLArray)]
     check(dev, c, *tensors)
