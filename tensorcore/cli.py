@@ -21,7 +21,7 @@ def _format_bytes(n: int | None) -> str:
 def cmd_devices(args: argparse.Namespace) -> int:
     """Print a table of backends and devices, with the reason a backend is unavailable."""
     import tensorcore as tc
-    from tensorcore import dispatch, registry
+    from tensorcore import dispatch_checks, registry
     from tensorcore.ops.registry import OPS, native_ops
 
     rows = [("device", "backend", "name", "memory", "details")]
@@ -49,7 +49,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
             if fallback:
                 print("  fall back to cpu: " + ", ".join(fallback))
             # True (every op: cpu's NumPy), False, or the set of op names with complex kernels
-            declared = True if name == "cpu" else dispatch.complex_ops_of(registry.get_backend(name))
+            declared = True if name == "cpu" else dispatch_checks.complex_ops_of(registry.get_backend(name))
             if declared is not True:
                 native_complex = sorted(declared) if declared else []
                 print("  complex numbers (complex64, complex128): " + (

@@ -25,7 +25,15 @@ from tensorcore import placement, registry
 from tensorcore.autodiff import tape as _tape
 from tensorcore.device import Device, default_device
 from tensorcore.device import _state as _scope_state
-from tensorcore.dtypes import COMPLEX_SET, check_real
+from tensorcore.dispatch_checks import (
+    check_dtypes,
+    check_rule,
+    complex_involved,
+    describe,
+    explain,
+    has_complex_kernel,
+)
+from tensorcore.dtypes import COMPLEX_SET
 from tensorcore.errors import (
     CollectiveError,
     KernelBuildError,
@@ -34,7 +42,7 @@ from tensorcore.errors import (
     OutOfMemoryError,
     PlacementError,
 )
-from tensorcore.ops.registry import OPS, Op, Spec
+from tensorcore.ops.registry import OPS, Op
 from tensorcore.tensor import Tensor
 
 _EMPTY: dict[str, Any] = {}
@@ -55,9 +63,6 @@ _ops_per_device = placement.ops_per_device
 _pstate = placement.state
 _CPU = Device("cpu")
 _SCALARS = (int, float, bool, complex)
-# Per device, the ops with complex kernels its backend declares (``complex_kernels``): True for
-# every op (cpu: NumPy), False for none, or a frozenset of op names. Filled on first use.
-_complex_native: dict[Device, bool | frozenset[str]] = {_CPU: True}
 # Kernel errors that already say what went wrong and where (a build error: source, device, log, line).
 _PASS_THROUGH = (OpError, PlacementError, OutOfMemoryError, CollectiveError, KernelBuildError)
 
@@ -125,11 +130,11 @@ def apply(op: Op, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> Any:
         inputs, dev = _place(op, inputs)
         args = tuple(x._data if isinstance(x, Tensor) else x for x in inputs)
     if op.checks_dtypes:
-        _check_dtypes(op, inputs)
+        check_dtypes(op, inputs)
     kernel = op.kernels.get(dev)
     if kernel is None:
-        return _without_kernel(op, inputs, attrs, dev, composite=not _complex_involved(args, attrs))
-    if dev is not _CPU and _complex_involved(args, attrs) and not _has_complex_kernel(dev, op.name):
+        return _without_kernel(op, inputs, attrs, dev, composite=not complex_involved(args, attrs))
+    if dev is not _CPU and complex_involved(args, attrs) and not has_complex_kernel(dev, op.name):
         return _without_kernel(op, inputs, attrs, dev, reason="no complex kernels", composite=False)
     try:
         out = kernel(*args, **attrs) if attrs else kernel(*args)
@@ -138,7 +143,7 @@ def apply(op: Op, inputs: tuple, attrs: dict[str, Any] = _EMPTY) -> Any:
     except _PASS_THROUGH:
         raise
     except Exception as exc:
-        raise _explain(op, inputs, attrs, dev, exc) from exc
+        raise explain(op, inputs, attrs, dev, exc) from exc
     try:
         _ops_per_device[dev] += 1
     except KeyError:
@@ -241,8 +246,8 @@ def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] =
     try:
         fallback_reason = "" if kernel is None else None
         args = [x._data if isinstance(x, Tensor) else x for x in inputs]
-        if kernel is not None and dev is not _CPU and (target._data.dtype in COMPLEX_SET or _complex_involved(
-                args, attrs)) and not _has_complex_kernel(dev, op.name):
+        if kernel is not None and dev is not _CPU and (target._data.dtype in COMPLEX_SET or complex_involved(
+                args, attrs)) and not has_complex_kernel(dev, op.name):
             kernel, fallback_reason = None, "no complex kernels"
         if kernel is not None:
             try:
@@ -255,7 +260,7 @@ def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] =
     except _PASS_THROUGH:
         raise
     except Exception as exc:
-        raise _explain(op, (target, *inputs), attrs, dev, exc) from exc
+        raise explain(op, (target, *inputs), attrs, dev, exc) from exc
     _bump_version(target)
 
 
@@ -381,94 +386,3 @@ def _without_kernel(op: Op, inputs: tuple, attrs: dict[str, Any], dev: Device, r
     if tracer is not None:
         tracer.op(op, inputs, attrs, outs, dev, fallback=reason or f"no kernel on {dev}")
     return outs if isinstance(out, tuple) else outs[0]
-
-
-def check_rule(op: Op, inputs: tuple, attrs: dict[str, Any]) -> None:
-    """Raise ``op``'s rule's (``infer``) ``OpError`` if it refuses ``inputs``. Called only where no
-    kernel ran (never on the success path), so that inputs no kernel accepts raise the op's own
-    error: no fallback warning, copy or count, and no ``PlacementError`` hiding it (strict)."""
-    if op.infer is None:
-        return
-    try:
-        op.infer(*(spec_of(x) for x in inputs), **attrs)
-    except OpError:
-        raise
-    except Exception:  # a rule that cannot judge these inputs: the cpu kernel will decide
-        return
-
-
-def _check_dtypes(op: Op, inputs: tuple) -> None:
-    """The dtype checks an op declares: ``real_only`` (no complex input) and ``float_only``
-    (real or complex floating point)."""
-    if op.real_only:
-        for x in inputs:
-            if type(x) is complex or (isinstance(x, Tensor) and x._data.dtype in COMPLEX_SET):
-                check_real(op.name, inputs)  # raises, naming the input
-    if op.float_only:
-        for i, x in enumerate(inputs):
-            if isinstance(x, Tensor) and x._data.dtype.kind not in "fc":
-                raise OpError(
-                    f"{op.name}: input {i} has dtype {x._data.dtype}, but {op.name} needs a "
-                    f"floating-point tensor (float32 or float64); cast it with astype() first"
-                )
-
-
-def _complex_involved(args: tuple, attrs: dict[str, Any]) -> bool:
-    """Whether a kernel call reads or makes complex numbers: a complex input array or Python
-    scalar, or a complex ``dtype`` attribute (``astype``, ``sum(dtype=...)``). Off cpu only:
-    its cost (a set lookup per input) is paid by accelerator ops, never by cpu ones."""
-    for a in args:
-        dt = getattr(a, "dtype", None)
-        if dt is None:
-            if type(a) is complex:
-                return True
-        elif dt in COMPLEX_SET:
-            return True
-    return bool(attrs) and attrs.get("dtype") in COMPLEX_SET
-
-
-def _has_complex_kernel(dev: Device, name: str) -> bool:
-    """Whether ``dev``'s backend declares a complex kernel for op ``name``: its ``complex_kernels``
-    is True, or a set holding ``name``. The declaration is read once per device; the kernel may
-    still decline some inputs (complex128 without float64) with ``KernelUnsupported``."""
-    native = _complex_native.get(dev)
-    if native is None:
-        native = _complex_native[dev] = complex_ops_of(registry.get_backend(dev.type))
-    return native is True or (native is not False and name in native)
-
-
-def complex_ops_of(backend: Any) -> bool | frozenset[str]:
-    """A backend's complex-kernel declaration, normalized: True (every op), False (none), or the
-    frozenset of op names with complex kernels (an empty set is False)."""
-    declared = getattr(backend, "complex_kernels", False)
-    if isinstance(declared, bool):
-        return declared
-    return frozenset(declared) or False
-
-
-def describe(x: Any) -> str:
-    """A short description of an op input for error messages: ``float32[2, 3] on cpu:0``."""
-    if isinstance(x, Tensor):
-        return f"{x.dtype}{list(x.shape)} on {x._device}"
-    return repr(x)
-
-
-def spec_of(x: Any) -> Any:
-    """The :class:`Spec` of a tensor (shape and dtype), or the Python scalar itself."""
-    return Spec(tuple(x._data.shape), x._data.dtype) if isinstance(x, Tensor) else x
-
-
-def _explain(op: Op, inputs: tuple, attrs: dict[str, Any], dev: Device, exc: Exception) -> Exception:
-    """Turn a kernel failure into an error naming the op, its inputs and what was expected."""
-    if isinstance(exc, MemoryError):
-        return exc
-    if op.infer is not None:
-        try:
-            op.infer(*(spec_of(x) for x in inputs), **attrs)
-        except OpError as rule_error:
-            return rule_error
-        except Exception:  # a rule that cannot judge these inputs explains nothing
-            pass
-    given = ", ".join(describe(x) for x in inputs)
-    extra = f" with {attrs}" if attrs else ""
-    return OpError(f"{op.name} failed on {dev} for inputs ({given}){extra}: {exc}")

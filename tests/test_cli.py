@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tensorcore import dispatch, registry
+from tensorcore import dispatch_checks, registry
 
 
 def run(*args: str, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
@@ -29,7 +29,7 @@ def test_devices_prints_a_table_with_cpu_and_the_default() -> None:
     cpu_section = out.stdout.split("\ncpu: ")[1].split("\n\n")[0]
     assert complex_line not in cpu_section  # cpu computes complex numbers natively, every op
     if "\nopencl: " in out.stdout:  # the ops with complex kernels there, from the backend's declaration
-        native = dispatch.complex_ops_of(registry.get_backend("opencl"))
+        native = dispatch_checks.complex_ops_of(registry.get_backend("opencl"))
         assert isinstance(native, frozenset) and {"add", "multiply", "sum", "matmul"} <= native
         opencl_section = out.stdout.split("\nopencl: ")[1].split("\n\n")[0]
         assert (f"{complex_line}native for {', '.join(sorted(native))}; every other op on them falls back to cpu "

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import tensorcore as tc
-from tensorcore import dispatch, placement
+from tensorcore import dispatch_checks, placement
 
 from support import check_op
 
@@ -39,7 +39,7 @@ def _assert_fell_back(op_name: str, device: str) -> None:
     dev = tc.Device(device)
     if dev.type == "cpu":
         return
-    if dispatch._has_complex_kernel(dev, op_name):
+    if dispatch_checks.has_complex_kernel(dev, op_name):
         assert placement.fallbacks[op_name, dev] == 0, dict(placement.fallbacks)
     else:
         assert placement.fallbacks[op_name, dev] >= 1, dict(placement.fallbacks)
@@ -348,10 +348,10 @@ def test_complex_tensors_live_on_the_device_and_ops_without_kernels_run_on_cpu(a
     out = tc.exp(z) * 2j
     assert out.device == accelerator and out.dtype == tc.complex64
     np.testing.assert_allclose(out.numpy(), np.exp(data) * np.complex64(2j), rtol=1e-6)
-    assert not dispatch._has_complex_kernel(accelerator, "exp")  # no device has a complex exp yet
+    assert not dispatch_checks.has_complex_kernel(accelerator, "exp")  # no device has a complex exp yet
     assert placement.fallbacks["exp", accelerator] == 1
     # a complex tensor times a Python complex: on the device where multiply has a complex kernel
-    assert placement.fallbacks["multiply", accelerator] == (0 if dispatch._has_complex_kernel(accelerator, "multiply") else 1)
+    assert placement.fallbacks["multiply", accelerator] == (0 if dispatch_checks.has_complex_kernel(accelerator, "multiply") else 1)
     np.testing.assert_array_equal(z.to_device("cpu").numpy(), data)  # the bytes are stored as they are
 
 

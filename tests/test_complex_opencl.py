@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import tensorcore as tc
-from tensorcore import dispatch, placement, registry
+from tensorcore import dispatch_checks, placement, registry
 
 if "opencl:0" not in [str(d.device) for d in tc.devices()]:
     pytest.skip("no OpenCL device here (install an OpenCL driver, e.g. Debian's pocl-opencl-icd)", allow_module_level=True)
@@ -61,9 +61,9 @@ def _close(actual: np.ndarray, expected: np.ndarray, dtype: str) -> None:
 def test_the_backend_declares_exactly_the_ops_with_kernels() -> None:
     backend = registry.get_backend("opencl")
     assert backend.complex_kernels == complex_ops.NATIVE
-    assert dispatch._has_complex_kernel(tc.Device(DEV), "add")
-    assert not dispatch._has_complex_kernel(tc.Device(DEV), "exp")
-    assert dispatch._has_complex_kernel(tc.Device("cpu"), "exp")  # NumPy computes everything
+    assert dispatch_checks.has_complex_kernel(tc.Device(DEV), "add")
+    assert not dispatch_checks.has_complex_kernel(tc.Device(DEV), "exp")
+    assert dispatch_checks.has_complex_kernel(tc.Device("cpu"), "exp")  # NumPy computes everything
 
 
 def test_declarations_normalize() -> None:
@@ -71,11 +71,11 @@ def test_declarations_normalize() -> None:
         def __init__(self, value: object) -> None:
             self.complex_kernels = value
 
-    assert dispatch.complex_ops_of(Declares(True)) is True
-    assert dispatch.complex_ops_of(Declares(False)) is False
-    assert dispatch.complex_ops_of(Declares(frozenset())) is False
-    assert dispatch.complex_ops_of(Declares({"add"})) == frozenset({"add"})
-    assert dispatch.complex_ops_of(object()) is False  # no attribute: no complex kernels
+    assert dispatch_checks.complex_ops_of(Declares(True)) is True
+    assert dispatch_checks.complex_ops_of(Declares(False)) is False
+    assert dispatch_checks.complex_ops_of(Declares(frozenset())) is False
+    assert dispatch_checks.complex_ops_of(Declares({"add"})) == frozenset({"add"})
+    assert dispatch_checks.complex_ops_of(object()) is False  # no attribute: no complex kernels
 
 
 def test_devices_ops_lists_the_native_complex_ops() -> None:
