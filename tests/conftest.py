@@ -78,6 +78,21 @@ def _queues_drained_after_teardown():
 PLUGIN_DIR = os.path.join(os.path.dirname(__file__), "plugin")
 
 
+@pytest.fixture
+def opencl_launches(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the kernels launched on ``opencl:0`` while the test runs, in order (the
+    test clears the list where it starts counting); skips the test without OpenCL."""
+    from tensorcore import registry
+
+    if "opencl:0" not in DEVICES:
+        pytest.skip("no opencl:0 device")
+    dev = registry.get_backend("opencl").device(0)
+    launches: list[str] = []
+    launch = dev.launch
+    monkeypatch.setattr(dev, "launch", lambda kernel, *args: (launches.append(kernel.function_name), launch(kernel, *args))[1])
+    return launches
+
+
 @pytest.fixture(scope="session")
 def sim_backend():
     """Install the out-of-tree ``sim`` test backend (and a broken one) via entry points."""

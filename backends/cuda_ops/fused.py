@@ -35,6 +35,8 @@ def fuse(dev: Any, program: FusedProgram) -> Any:
     """One kernel computing ``program`` on CUDA device ``dev``: ``kernel(*inputs, out=None)``."""
     if program.dtype not in CTYPES:
         raise KernelUnsupported(f"no fused CUDA kernel for {program.dtype}")
+    if program.reduction is not None:  # the graph then fuses the chain alone
+        raise KernelUnsupported("no fused CUDA kernel ending in a reduction yet")
     text = source(program)
     shape, n = program.shape, math.prod(program.shape)
     scalars = tuple(program.dtype.type(v) for v in program.scalars)

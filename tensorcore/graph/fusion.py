@@ -2,9 +2,12 @@
 run as one kernel that the device's backend generates (``Backend.fuse``).
 
 A group grows while each new op reads the group's result, that result has no other reader,
-and every op has the group's output shape and float dtype. Groups end at in-place updates
-(an op must not move past an update of what it reads). The fused node runs where the group's
-last op ran, so every input is ready and every reader comes after it.
+and every op has the group's output shape and float dtype. A ``sum`` or ``mean`` over trailing
+axes that is the only reader of a group's result ends the group: the kernel then adds the
+chain's values up as it makes them, and the chain's result is never written out (where the
+backend cannot, the chain is fused without it). Groups end at in-place updates (an op must not
+move past an update of what it reads). The fused node runs where the group's last op ran, so
+every input is ready and every reader comes after it.
 """
 
 from __future__ import annotations
@@ -56,6 +59,21 @@ def is_fusable(node: Node, graph: Graph) -> bool:
     return True
 
 
+REDUCTIONS = ("sum", "mean")
+
+
+def reduces_trailing_axes(node: Node, graph: Graph) -> bool:
+    """A ``sum`` or ``mean`` (no dtype change) over the trailing axes of one tensor of known
+    shape: what a fused kernel can end in."""
+    if node.kind != OP or node.fallback is not None or node.op.name not in REDUCTIONS or len(node.args) != 1:
+        return False
+    (x,) = node.args
+    if type(x) is not int or node.attrs.get("dtype") is not None or not known(graph.specs[x]):
+        return False
+    ndim, axes = len(graph.specs[x].shape), tuple(node.attrs["axis"])
+    return len(axes) > 0 and axes == tuple(range(ndim - len(axes), ndim))
+
+
 def fuse_elementwise(graph: Graph, min_ops: int = 2) -> int:
     """Replace each group of at least ``min_ops`` fusable ops by one fused node; returns how
     many fused nodes were made."""
@@ -69,6 +87,12 @@ def fuse_elementwise(graph: Graph, min_ops: int = 2) -> int:
     for node in graph.nodes:
         if node.kind == INPLACE:
             group_of.clear()
+            continue
+        if reduces_trailing_axes(node, graph):
+            s = node.args[0]
+            group = group_of.pop(s, None)
+            if group is not None and len(readers[s]) == 1 and s not in returned and group[-1].device == node.device:
+                group.append(node)  # the group's last member: its result is the sum, not the chain's
             continue
         if not is_fusable(node, graph):
             continue
@@ -88,6 +112,9 @@ def fuse_elementwise(graph: Graph, min_ops: int = 2) -> int:
     replacement: dict[int, Node | None] = {}
     for members in groups:
         fused = _fused_node(members, graph) if len(members) >= min_ops else None
+        if fused is None and members[-1].op.name in REDUCTIONS and len(members) > min_ops:
+            members = members[:-1]  # the backend cannot reduce: fuse the chain alone
+            fused = _fused_node(members, graph)
         if fused is None:
             continue
         made += 1
@@ -100,6 +127,11 @@ def fuse_elementwise(graph: Graph, min_ops: int = 2) -> int:
 
 def _fused_node(members: list[Node], graph: Graph) -> Node | None:
     """The fused node for ``members`` (in graph order), or None if the backend cannot fuse it."""
+    last = members[-1]
+    reduction = None
+    if last.op.name in REDUCTIONS:  # the chain's result, reduced
+        reduction = (last.op.name, tuple(last.attrs["axis"]), bool(last.attrs["keepdims"]))
+        members = members[:-1]
     inside = {m.outs[0]: j for j, m in enumerate(members)}
     inputs: dict[int, int] = {}
     scalars: list[float] = []
@@ -116,9 +148,10 @@ def _fused_node(members: list[Node], graph: Graph) -> Node | None:
                 operands.append(("scalar", len(scalars)))
                 scalars.append(a.value)
         steps.append((m.op.name, tuple(operands)))
-    last = members[-1]
-    spec = graph.specs[last.outs[0]]
-    program = FusedProgram(tuple(steps), len(inputs), tuple(scalars), spec.dtype, tuple(spec.shape))
+    spec = graph.specs[members[-1].outs[0]]
+    program = FusedProgram(tuple(steps), len(inputs), tuple(scalars), spec.dtype, tuple(spec.shape), reduction)
+    if reduction is not None:
+        members = members + [last]
     try:
         kernel = registry.get_backend(last.device.type).fuse(program, last.device.index)
     except KernelUnsupported:

@@ -6,7 +6,9 @@ helpers live in ``kernels/fused_ops.h``) and a NumPy form that writes into a giv
 Both compute exactly what the op's reference computes, for floating-point inputs of one dtype.
 
 A :class:`FusedProgram` is what a backend's ``fuse`` compiles into one kernel: steps over the
-external inputs, earlier steps' results and scalars, all of one float dtype and shape.
+external inputs, earlier steps' results and scalars, all of one float dtype and shape, and
+optionally a reduction of the last step's result (``sum`` or ``mean`` over trailing axes:
+the chain's values are summed as they are made, never written out).
 """
 
 from __future__ import annotations
@@ -89,7 +91,20 @@ class FusedProgram:
     n_inputs: int
     scalars: tuple[float, ...]
     dtype: np.dtype
-    shape: tuple[int, ...]
+    shape: tuple[int, ...]  # of the steps' results (the inputs broadcast to it)
+    # ``sum`` or ``mean`` of the last step's result over trailing ``axes`` (the op's attributes:
+    # ``axis``, ``keepdims``), or None: the result is the last step's, of ``shape``
+    reduction: tuple[str, tuple[int, ...], bool] | None = None
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        """The shape of the program's result."""
+        if self.reduction is None:
+            return self.shape
+        _, axes, keepdims = self.reduction
+        if keepdims:
+            return tuple(1 if i in axes else d for i, d in enumerate(self.shape))
+        return tuple(d for i, d in enumerate(self.shape) if i not in axes)
 
     def c_statements(self) -> list[str]:
         """One C statement per step, ``FT t<j> = <expression>;``, over ``x<k>`` (inputs) and
@@ -102,13 +117,28 @@ class FusedProgram:
         return lines
 
     def describe(self) -> str:
-        """The ops fused, in order: ``multiply+add+exp``."""
-        return "+".join(op for op, _ in self.steps)
+        """The ops fused, in order: ``multiply+add+exp`` (``+sum`` for a reduction)."""
+        return "+".join([op for op, _ in self.steps] + ([self.reduction[0]] if self.reduction else []))
 
 
 def run_numpy(program: FusedProgram, inputs: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
     """Evaluate ``program`` with NumPy (the cpu backend's fused kernel, and the reference of the
-    others). Intermediate results share the output buffer where no later step still needs it."""
+    others). Intermediate results share the output buffer where no later step still needs it.
+    A reduction runs the op's own reference on the chain's result: the unfused graph's bits."""
+    if program.reduction is not None:
+        from tensorcore.ops.registry import OPS
+
+        name, axes, keepdims = program.reduction
+        values = run_numpy(FusedProgram(program.steps, program.n_inputs, program.scalars, program.dtype,
+                                        program.shape), inputs)
+        attrs: dict[str, Any] = {"axis": axes, "keepdims": keepdims}
+        if name == "sum":
+            attrs["dtype"] = None
+        result = np.asarray(OPS[name].reference(values, **attrs))
+        if out is None:
+            return result
+        np.copyto(out, result)
+        return out
     if out is None:
         out = np.empty(program.shape, program.dtype)
     last = len(program.steps) - 1
