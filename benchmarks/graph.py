@@ -5,7 +5,9 @@
    ``optim.SGD``) and the idiomatic one of issue #13 (``x @ w + b``, ``p.assign_sub(lr * g)``),
    with what the graph rewrites made of the latter;
 2. a 5-op elementwise chain on 64 MiB float32 arrays: traced on opencl:0 (one fused kernel,
-   result read back to the host) against the same chain in eager NumPy.
+   result read back to the host) against the same chain in eager NumPy; and a mean squared
+   error on the same arrays, traced on opencl:0 with the chain fused into the mean (one kernel
+   that never writes the squares out) and with the mean apart, against NumPy.
 
 Run: ``python benchmarks/graph.py`` or ``tensorcore bench graph`` (``--rounds N``,
 ``--skip-chain``, ``--ablate``: also the idiomatic step without the graph rewrites and, on
@@ -88,6 +90,33 @@ def chain_cases(nbytes: int) -> tuple[dict[str, Callable[[], object]], Callable[
     return cases, lambda: chain.trace_count
 
 
+def reduction_cases(nbytes: int) -> dict[str, Callable[[], object]]:
+    """``mean((x - y)**2)`` in NumPy and traced on opencl:0, with the chain fused into the mean
+    and (compiled with that fusion switched off) fused apart from it."""
+    from unittest import mock
+
+    import tensorcore as tc
+    from tensorcore.graph import fusion
+
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((2, nbytes // 4), dtype=np.float32)
+    tx, ty = tc.asarray(x, device="opencl:0"), tc.asarray(y, device="opencl:0")
+
+    def mse(x, y):
+        return tc.mean(tc.square(x - y))
+
+    fused, apart = tc.function(mse), tc.function(mse)
+    fused(tx, ty)
+    with mock.patch.object(fusion, "reduces_trailing_axes", lambda node, graph: False):
+        apart(tx, ty)  # traced and compiled now: later calls run that graph
+    assert "+mean]" in fused.code(tx, ty) and "+mean]" not in apart.code(tx, ty)
+    cases = {"numpy": lambda: np.mean(np.square(x - y)), "fused into the mean": lambda: fused(tx, ty).numpy(),
+             "mean apart": lambda: apart(tx, ty).numpy()}
+    for name in ("fused into the mean", "mean apart"):
+        np.testing.assert_allclose(cases[name](), cases["numpy"](), rtol=1e-4)
+    return cases
+
+
 def run_chain(rounds: int) -> dict[str, float] | None:
     """Print the elementwise chain's times and ratio; the median seconds per case (None: no
     opencl:0 to run it on)."""
@@ -105,7 +134,11 @@ def run_chain(rounds: int) -> dict[str, float] | None:
     for name, t in med.items():
         print(f"  {name:14s} {t * 1e3:8.2f} ms  ({med['numpy'] / t:.2f}x eager NumPy)")
     print(f"  traces of the chain: {traces()}")
-    return med
+    reduced = interleaved(reduction_cases(CHAIN_BYTES), rounds, 1)
+    print(f"mean((x - y)**2) on the same arrays, median of {rounds} interleaved rounds (result on the host)")
+    for name, t in reduced.items():
+        print(f"  {name:20s} {t * 1e3:8.2f} ms  ({reduced['numpy'] / t:.2f}x eager NumPy)")
+    return {**med, **{f"mse {name}": t for name, t in reduced.items()}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -293,3 +293,14 @@ def test_cnn_cases_start_from_pytorchs_first_loss() -> None:
     assert list(steps) == ["pytorch", "tensorcore cpu", "tensorcore cpu traced"]
     second = {name: step() for name, step in steps.items()}
     assert second["tensorcore cpu"] == pytest.approx(second["pytorch"], rel=1e-3)
+
+
+def test_graph_reduction_cases_fuse_one_and_agree_with_numpy() -> None:
+    if "opencl:0" not in [str(i.device) for i in tc.devices()]:
+        pytest.skip("no opencl:0 device")
+    from tensorcore.benchmarks import graph
+
+    cases = graph.reduction_cases(1 << 16)  # checks the fused and unfused graphs itself
+    values = {name: float(case()) for name, case in cases.items()}
+    assert values["fused into the mean"] == pytest.approx(values["numpy"], rel=1e-4)
+    assert values["mean apart"] == pytest.approx(values["numpy"], rel=1e-4)
