@@ -10,6 +10,7 @@ tensor is stored as it is and its ops run on ``cpu`` (soft placement; ``docs/arr
 
 from __future__ import annotations
 
+import builtins
 from typing import NamedTuple
 
 import numpy as np
@@ -138,8 +139,17 @@ _PROMOTION = _build_promotion_table()
 
 
 def result_type(*arrays_and_dtypes: object) -> np.dtype:
-    """Array API ``result_type``: promote dtypes (and the dtypes of tensors) pairwise."""
-    dtypes = [dtype_of(x) for x in arrays_and_dtypes]
+    """Array API ``result_type``: promote dtypes (and the dtypes of tensors) pairwise.
+
+    As in 2024.12, Python scalars (``bool``, ``int``, ``float``, ``complex``) may be among the
+    arguments. They are weakly typed: the tensors and dtypes decide the result, and a scalar only
+    has to be of a kind the spec lets it mix with (``_promote_scalar``). At least one tensor or
+    dtype is required, since scalars alone have no dtype in the standard.
+    """
+    # NumPy scalars (np.float64(1.0) even subclasses Python's float) carry a dtype: they count as
+    # dtypes, not as weak Python scalars.
+    scalars = [x for x in arrays_and_dtypes if _is_python_scalar(x)]
+    dtypes = [dtype_of(x) for x in arrays_and_dtypes if not _is_python_scalar(x)]
     if not dtypes:
         raise ValueError("result_type needs at least one array or dtype")
     out = dtypes[0]
@@ -151,7 +161,45 @@ def result_type(*arrays_and_dtypes: object) -> np.dtype:
                 f"no Array API type promotion between {out} and {dt}; "
                 "cast one of them explicitly with astype()"
             ) from None
+    for value in scalars:
+        out = _promote_scalar(out, value)
     return out
+
+
+def _is_python_scalar(x: object) -> builtins.bool:
+    """Whether ``x`` is a plain Python ``bool``/``int``/``float``/``complex`` (not a NumPy scalar)."""
+    return isinstance(x, (int, float, complex)) and not isinstance(x, np.generic)
+
+
+def _promote_scalar(dtype: np.dtype, value: builtins.bool | int | float | complex) -> np.dtype:
+    """The dtype of ``dtype`` combined with the weakly typed Python scalar ``value``, by the
+    spec's "mixing arrays with Python scalars" rules: a bool with bool; an int with an integer
+    dtype (within its range) or a floating one; a float with a floating one; a complex with a
+    complex one, or with a real float (the complex dtype of its precision, as the spec's 2024.12
+    text and ``array_api_strict`` give). Every other mix is left undefined by the spec and
+    raises ``TypeError``, as the dtype-only promotions do; an int out of an integer dtype's
+    range raises ``OverflowError``."""
+    if isinstance(value, builtins.bool):
+        ok = dtype == bool
+    elif isinstance(value, int):
+        if dtype in INTEGER:
+            info = np.iinfo(dtype)
+            if not info.min <= value <= info.max:
+                # OverflowError, as NumPy 2 and array_api_strict raise for such an operand.
+                raise OverflowError(f"the Python int {value} is out of the range of {dtype} "
+                                f"[{info.min}, {info.max}]")
+            return dtype
+        ok = dtype in FLOATING or dtype in COMPLEX_SET
+    elif isinstance(value, float):
+        ok = dtype in FLOATING or dtype in COMPLEX_SET
+    else:
+        if dtype in FLOATING:
+            return _COMPLEX_OF[dtype]
+        ok = dtype in COMPLEX_SET
+    if not ok:
+        raise TypeError(f"no Array API type promotion between {dtype} and the Python "
+                        f"{type(value).__name__} {value!r}; cast explicitly with astype() or asarray()")
+    return dtype
 
 
 def can_cast(from_: object, to: object, /) -> bool:

@@ -161,3 +161,13 @@ def test_from_dlpack_copies_an_empty_bool_tensor(device: str) -> None:
     assert y.dtype == tc.bool and y.shape == (0,) and y is not x
     z = tc.from_dlpack(tc.asarray(np.array([True, False]), device=device), copy=True)
     np.testing.assert_array_equal(z.numpy(), [True, False])
+
+
+def test_astype_without_copy_returns_the_input_itself_when_the_dtype_matches(device: str) -> None:
+    x = tc.asarray(np.arange(4, dtype=np.float32), device=device)
+    assert tc.astype(x, tc.float32, copy=False) is x  # the spec: the input array itself
+    assert tc.astype(x, tc.float32, copy=False, device=x.device) is x
+    copied = tc.astype(x, tc.float32)  # copy=True: a new tensor
+    assert copied is not x and np.array_equal(copied.numpy(), x.numpy())
+    other = tc.astype(x, tc.float64, copy=False)  # another dtype: cast, whatever copy says
+    assert other is not x and other.dtype == tc.float64

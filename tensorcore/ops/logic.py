@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from tensorcore import dtypes
+from tensorcore.device import resolve
 from tensorcore.dispatch import apply
 from tensorcore.dtypes import ComplexInputError, check_real
 from tensorcore.errors import OpError
@@ -114,12 +115,15 @@ _ASTYPE = define(Op("astype", _astype_ref, infer=lambda x, dtype, copy: Spec(x.s
 
 def astype(x: Tensor, dtype: Any, /, *, copy: bool = True, device: Any = None) -> Tensor:
     """``x`` cast to ``dtype`` (NumPy casting rules: float to int truncates). Complex to a real
-    dtype raises ``TypeError``, as the spec asks: take ``real(x)`` (or ``abs(x)``) first."""
+    dtype raises ``TypeError``, as the spec asks: take ``real(x)`` (or ``abs(x)``) first. With
+    ``copy=False``, a tensor that already has ``dtype`` (on ``device``) is returned itself."""
     dt = dtypes.as_dtype(dtype)
     src = getattr(x, "dtype", None)
     if dt.kind != "c" and src is not None and src.kind == "c":
         raise ComplexInputError(f"astype: casting {src} to {dt} would drop the imaginary part, which the Array API "
                                 "does not permit; cast tc.real(x) (or tc.abs(x)) instead")
+    if not copy and src == dt and isinstance(x, Tensor) and (device is None or x.device == resolve(device)):
+        return x  # the spec: copy=False and the dtype already matches return the input itself
     out = apply(_ASTYPE, (x,), {"dtype": dt, "copy": copy})
     return out if device is None else out.to_device(device)
 
