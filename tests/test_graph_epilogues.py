@@ -1,6 +1,7 @@
 """GEMM epilogues: ``linear``'s ``activation`` attribute (relu applied as the kernel stores
 its result) on every device against NumPy, its gradient against finite differences, and the
-graph rewrite that folds ``relu(linear(...))`` into it (tensorcore/graph/rewrite_linear.py)."""
+graph rewrite that folds ``relu(linear(...))`` into it (tensorcore/graph/rewrite_linear.py).
+The other activations (gelu, sigmoid, tanh) are in tests/test_graph_epilogues_activations.py."""
 
 from __future__ import annotations
 
@@ -62,8 +63,11 @@ def test_linear_with_relu_epilogue_gradient(device: str) -> None:
 
 def test_an_unknown_activation_is_refused_naming_the_choices() -> None:
     x, w = tc.ones((2, 3)), tc.ones((4, 3))
-    with pytest.raises(OpError, match=r"linear: unknown activation 'tanh'; expected None or one of \('relu',\)"):
-        apply(OPS["linear"], (x, w), {"activation": "tanh"})
+    with pytest.raises(OpError, match=r"linear: unknown activation 'softplus'; expected None or one of "
+                                      r"\('relu', 'gelu', 'gelu_tanh', 'sigmoid', 'tanh'\)"):
+        apply(OPS["linear"], (x, w), {"activation": "softplus"})
+    with pytest.raises(OpError, match=r"conv2d: unknown activation 'gelu_erf'"):
+        apply(OPS["conv2d"], (tc.ones((1, 1, 3, 3)), tc.ones((1, 1, 2, 2))), {**CONV, "activation": "gelu_erf"})
 
 
 # --- the rewrite ---------------------------------------------------------------------------

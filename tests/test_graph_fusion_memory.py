@@ -80,8 +80,9 @@ def test_fusion_keeps_values_read_outside_the_chain_and_int_ops_unfused(device: 
 
 
 def mlp_step(device: str):
-    # Sigmoid, not ReLU: a relu after a linear becomes the GEMM's epilogue (and relu_backward the
-    # backward GEMM's), which leaves no elementwise node to write into a dead input
+    # Sigmoid, not ReLU: both become the forward GEMM's epilogue, but sigmoid's backward stays
+    # an elementwise node (that can write into a dead input), where relu_backward becomes the
+    # backward GEMM's epilogue too
     tc.random.seed(0)
     model = tc.nn.Sequential(tc.nn.Linear(64, 128, device=device), tc.nn.Sigmoid(),
                              tc.nn.Linear(128, 128, device=device), tc.nn.Sigmoid(), tc.nn.Linear(128, 10, device=device))

@@ -27,8 +27,11 @@ TILE = 128
 THREADS = 256
 MAX_BATCH = 65535  # gridDim.z
 INT_MAX = 2**31 - 1
-HAS_BIAS, ACCUMULATE, RELU, RELU_MASK = 1, 2, 4, 8  # gemm's flags (see matmul.cu)
-EPILOGUES = {None: 0, "relu": RELU, "relu_backward": RELU_MASK}  # applied as C is stored
+HAS_BIAS, ACCUMULATE, RELU, RELU_MASK, GELU, GELU_TANH, SIGMOID, TANH = 1, 2, 4, 8, 16, 32, 64, 128  # gemm's flags (matmul.cu)
+# Applied as C is stored: linear's and conv2d's activations (ops/_nn.EPILOGUES) and
+# matmul_relu_backward's mask.
+EPILOGUES = {None: 0, "relu": RELU, "relu_backward": RELU_MASK, "gelu": GELU, "gelu_tanh": GELU_TANH,
+             "sigmoid": SIGMOID, "tanh": TANH}
 
 #: (source, defines) the launchers build: compiled by tests/test_cuda_compile.py.
 VARIANTS = [(SOURCE, defines(t)) for t in FLOATS]

@@ -121,7 +121,9 @@ def pack(dev: CLDevice, dtype: np.dtype, b: Mat, k: int, n: int, bshape: tuple[i
 
 
 
-ACT = {None: 0, "relu": 1, "relu_backward": 2}  # the kernel's epilogues (ACT in matmul.cl)
+# The kernel's epilogues (ACT in matmul.cl): linear's and conv2d's activations
+# (ops/_nn.EPILOGUES) and matmul_relu_backward's mask.
+ACT = {None: 0, "relu": 1, "relu_backward": 2, "gelu": 3, "gelu_tanh": 4, "sigmoid": 5, "tanh": 6}
 
 
 def run(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape: tuple[int, ...],

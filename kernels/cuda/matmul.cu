@@ -14,7 +14,10 @@
  * applies relu to the finished value (x <= 0 ? 0 : x, as the relu kernel: NaN passes, -0 is
  * +0): linear's epilogue, never with ACCUMULATE; bit 3 (RELU_MASK) multiplies the finished value
  * by (mask[m * smask_m + n * smask_n] > 0), as relu_backward does (0 * inf is NaN): the
- * backward's epilogue, for one matrix (no batch, no split).
+ * backward's epilogue, for one matrix (no batch, no split); bits 4-7 (GELU, GELU_TANH, SIGMOID,
+ * TANH) apply that activation to the finished value, like RELU, with the formula of its own
+ * kernel in elementwise.cu (so fused and separate kernels agree to rounding). At most one of
+ * bits 2-7 is set.
  *
  * Tiling: a block of 256 threads computes a 128 x 128 tile of C, stepping through K by 8.
  * Each step stages an 8 x 128 slice of A (transposed: As[k][m]) and of B (Bs[k][n]) in
@@ -44,6 +47,25 @@ typedef DTYPE T;
 #define ACCUMULATE 2
 #define RELU 4
 #define RELU_MASK 8
+#define GELU 16
+#define GELU_TANH 32
+#define SIGMOID 64
+#define TANH 128
+#define ACTIVATIONS (RELU | GELU | GELU_TANH | SIGMOID | TANH)
+#define K(x) ((T)(x))
+
+/* linear's and conv2d's epilogue: the activation `flags` names, as elementwise.cu computes it. */
+__device__ __forceinline__ T activate(T v, int flags) {
+    if (flags & RELU) return v <= K(0) ? K(0) : v; /* NaN passes, -0 is +0 */
+    if (flags & GELU) return K(0.5) * v * (K(1) + erf(v * K(0.70710678118654752440)));
+    if (flags & GELU_TANH) /* x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3) */
+        return v / (K(1) + exp(K(-2) * K(0.79788456080286535588) * v * (K(1) + K(0.044715) * v * v)));
+    if (flags & SIGMOID) { /* from exp(-|x|), which never overflows */
+        const T z = exp(-fabs(v));
+        return (v >= K(0) ? K(1) : z) / (K(1) + z);
+    }
+    return tanh(v);
+}
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 gemm(T* __restrict__ C, const T* __restrict__ A, const T* __restrict__ B, const T* __restrict__ bias,
@@ -123,7 +145,7 @@ gemm(T* __restrict__ C, const T* __restrict__ A, const T* __restrict__ B, const 
             if (flags & HAS_BIAS) v += bias[m * sbias_m + n * sbias_n];
             T* at = C + m * scm + coff[j];
             if (flags & ACCUMULATE) v += *at;
-            if ((flags & RELU) && v <= (T)0) v = (T)0;
+            if (flags & ACTIVATIONS) v = activate(v, flags);
             if (flags & RELU_MASK) v = (mask[m * smask_m + n * smask_n] > (T)0 ? (T)1 : (T)0) * v;
             *at = v;
         }

@@ -3,7 +3,8 @@
  * Build with -DT=<float|double> -DVW=<16|8> (one SIMD register of T), -DMR=<rows per tile>,
  * -DKBLOCK=<0, or products per register sum when K is long> and -DACT=<0; 1: relu applied
  * as the tile is stored, after the bias; 2: relu_backward's mask, each value times
- * (mask > 0), the mask read like C through its own strides, one matrix only> (gemm only).
+ * (mask > 0), the mask read like C through its own strides, one matrix only; 3: gelu (erf);
+ * 4: gelu's tanh form; 5: sigmoid; 6: tanh, each applied like relu> (gemm only).
  *
  * C (M x N) = A (M x K) @ B (K x N), batched over up to 8 broadcast batch dimensions.
  * - B, the "vector side", is packed beforehand into column panels of NR = 2 * VW columns:
@@ -23,9 +24,35 @@
 #ifndef ACT
 #define ACT 0
 #endif
-/* The epilogue: relu as the relu kernel computes it (x <= 0 ? 0 : x: NaN passes, -0 is +0). */
+/* Literals of T: VW is 16 for float and 8 for double (one 512-bit register). */
+#if VW == 16
+#define K(x) x##f
+#else
+#define K(x) x
+#endif
+/* The epilogue, on a vector V of type VTYPE, with the formula of the activation's own kernel
+ * (kernels/opencl/elementwise.cl), so that fused and separate kernels agree to rounding:
+ * relu as f_relu (x <= 0 ? 0 : x: NaN passes, -0 is +0) and bit for bit; gelu as f_gelu;
+ * its tanh form as f_gelu_tanh (x / (1 + exp(-2u)): exact where tanh saturates); sigmoid as
+ * f_sigmoid (from exp(-|x|), which never overflows); tanh as the tanh builtin. */
 #if ACT == 1
 #define ACTIVATE(V, VTYPE) V = select(V, (VTYPE)0, V <= (VTYPE)0)
+#elif ACT == 3
+#define ACTIVATE(V, VTYPE) V = K(0.5) * (V) * (K(1.0) + erf((V) * K(0.70710678118654752440)))
+#elif ACT == 4
+#define ACTIVATE(V, VTYPE)                                                                  \
+    {                                                                                       \
+        VTYPE u_ = K(0.79788456080286535588) * (V) * (K(1.0) + K(0.044715) * (V) * (V));     \
+        V = (V) / (K(1.0) + exp(K(-2.0) * u_));                                              \
+    }
+#elif ACT == 5
+#define ACTIVATE(V, VTYPE)                                                                  \
+    {                                                                                       \
+        VTYPE z_ = exp(-fabs(V));                                                           \
+        V = select(z_, (VTYPE)K(1.0), (V) >= (VTYPE)0) / (K(1.0) + z_);                     \
+    }
+#elif ACT == 6
+#define ACTIVATE(V, VTYPE) V = tanh(V)
 #else
 #define ACTIVATE(V, VTYPE)
 #endif

@@ -303,7 +303,7 @@ def _evaluate(node: Node, graph: Graph) -> tuple:
 def optimize(graph: Graph) -> dict[str, int]:
     """The rewrite pipeline before placement: returns what each pass changed."""
     # imported here: the pattern rewrites build on this module's helpers
-    from tensorcore.graph.rewrite_linear import activation_to_epilogue, matmul_bias_to_linear, relu_backward_to_epilogue
+    from tensorcore.graph.rewrite_linear import fold_activations, matmul_bias_to_linear, relu_backward_to_epilogue
     from tensorcore.graph.rewrite_sgd import updates_to_sgd_step
 
     stats = {"dead code": eliminate_dead_code(graph), "constants folded": fold_constants(graph)}
@@ -313,7 +313,7 @@ def optimize(graph: Graph) -> dict[str, int]:
     # weight transposes linear reads with the backward pass's, and dead code, which drops those
     # linear no longer reads
     stats["matmul+bias -> linear"] = matmul_bias_to_linear(graph)
-    stats["linear+relu -> epilogue"] = activation_to_epilogue(graph)
+    stats.update(fold_activations(graph))  # "linear+<activation> -> epilogue", one key per activation
     stats["matmul+relu_backward -> epilogue"] = relu_backward_to_epilogue(graph)
     stats["updates -> sgd_step"] = updates_to_sgd_step(graph)
     stats["common subexpressions"] += eliminate_common_subexpressions(graph)

@@ -26,13 +26,18 @@ usual ``x``, are contiguous, and a 1-D or 2-D ``x`` is never copied.
 On ``cpu`` the result is bitwise that of the two nodes (``linear``'s NumPy reference is the
 same ``np.matmul`` and ``+=``); on other devices within float rounding of the GEMM.
 
-A second pass, :func:`activation_to_epilogue`, then folds a ``relu`` of a ``linear`` (or of a
-``conv2d``, whose kernels run the same GEMM) into it as the GEMM's epilogue (``linear(x, w, b, activation="relu")``: the kernel applies relu to each
-value as it stores the tile), under the same rules: the ``linear`` result has the ``relu`` as
-its only reader and is not returned, no update between them, one device whose built-in
-kernels take the attribute. The gradient is unchanged: relu's backward reads the relu output,
-which the fused node writes to the same slot. Bitwise the two nodes' result on every device
-(the epilogue is the relu kernel's expression).
+A second pass, :func:`fold_activations`, then folds a ``relu``, ``gelu`` (either form),
+``sigmoid`` or ``tanh`` of a ``linear`` (or of a ``conv2d``, whose kernels run the same GEMM)
+into it as the GEMM's epilogue (``linear(x, w, b, activation="relu")``: the kernel applies the
+activation to each value as it stores the tile; ``ops/_nn.EPILOGUES``), under the same rules:
+the ``linear`` result has the activation as its only reader and is not returned, no update
+between them, one device whose built-in kernels take the attribute. The gradient is the
+activation's own: relu's, sigmoid's and tanh's backward read the activated output, which the
+fused node writes to the same slot; gelu's reads the pre-activation, which the fused op's
+gradient computes again (a traced training step keeps it for ``gelu_backward``, a second
+reader, so there gelu is not folded). On ``cpu`` bitwise the two nodes' result (the epilogue
+is the op's reference); elsewhere relu bitwise too, the others the formula of the activation's
+own kernel, within rounding (on vectors, whose ``exp`` may round the last bit otherwise).
 
 Its counterpart in the backward pass, :func:`relu_backward_to_epilogue`, folds
 ``relu_backward(matmul(g, w), y)`` (the gradient flowing into a relu, through the next
@@ -46,13 +51,14 @@ from __future__ import annotations
 from tensorcore.device import Device
 from tensorcore.graph.ir import OP, Graph, Node
 from tensorcore.graph.rewrite import Uses, replacement, splice
+from tensorcore.ops._nn import EPILOGUES, epilogue_of
 from tensorcore.ops.registry import OPS, Spec
 
 # Backends whose permute_dims kernel returns a view (strides permuted, no copy): cpu (NumPy),
 # opencl (backends/opencl_ops/movement_views.py), cuda (backends/cuda_ops/movement_views.py).
 # A third-party backend is not assumed to: there a transposed weight could cost a copy per run.
 VIEW_PERMUTE = frozenset({"cpu", "opencl", "cuda"})
-# Backends whose linear kernel takes the ``activation`` attribute (its epilogue).
+# Backends whose linear and conv2d kernels take the ``activation`` attribute (every epilogue).
 EPILOGUE = frozenset({"cpu", "opencl", "cuda"})
 _TRANSPOSE = (1, 0)
 
@@ -115,13 +121,19 @@ def _weight(uses: Uses, w: int, dev: Device) -> tuple[int, Node | None]:
     return out, Node(OP, OPS["permute_dims"], (w,), {"axes": _TRANSPOSE}, dev, (out,))
 
 
-def activation_to_epilogue(graph: Graph) -> int:
-    """Replace each ``relu(linear(...))`` (or ``relu(conv2d(...))``) whose result only the relu
-    reads by one ``linear(..., activation="relu")`` (``conv2d``); returns how many were replaced."""
+def fold_activations(graph: Graph) -> dict[str, int]:
+    """Replace each ``act(linear(...))`` (or ``act(conv2d(...))``) whose result only the
+    activation reads by one ``linear(..., activation=...)`` (``conv2d``), for each activation op
+    with an epilogue (``_nn.EPILOGUES``: relu, gelu in either form, sigmoid, tanh); returns how
+    many were replaced per epilogue, as ``{"linear+<epilogue> -> epilogue": count}``."""
     uses = Uses(graph)
     edits: dict[int, list[Node]] = {}
+    counts = {f"linear+{name} -> epilogue": 0 for name in EPILOGUES}
     for node in graph.nodes:
-        if node.kind != OP or node.op.name != "relu" or node.fallback is not None or type(node.args[0]) is not int:
+        if node.kind != OP or node.fallback is not None or len(node.args) != 1 or type(node.args[0]) is not int:
+            continue
+        activation = epilogue_of(node.op.name, node.attrs)
+        if activation is None:
             continue
         product = node.args[0]
         linear = uses.made_by(product, "linear") or uses.made_by(product, "conv2d")
@@ -130,11 +142,13 @@ def activation_to_epilogue(graph: Graph) -> int:
                 or dev.type not in EPILOGUE or not uses.on(dev, product)
                 or graph.specs[product] != graph.specs[node.outs[0]]):
             continue
-        fused = replacement(OP, linear.op, linear.args, {**linear.attrs, "activation": "relu"}, node.outs, [linear, node])
-        fused.origin = f"relu as its epilogue; {fused.origin}"
+        fused = replacement(OP, linear.op, linear.args, {**linear.attrs, "activation": activation}, node.outs,
+                            [linear, node])
+        fused.origin = f"{activation} as its epilogue; {fused.origin}"
         edits[id(linear)], edits[id(node)] = [], [fused]
+        counts[f"linear+{activation} -> epilogue"] += 1
     splice(graph, edits)
-    return sum(1 for new_nodes in edits.values() if new_nodes)
+    return counts
 
 
 def relu_backward_to_epilogue(graph: Graph) -> int:

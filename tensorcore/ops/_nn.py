@@ -76,9 +76,20 @@ def pad2d(x: np.ndarray, padding: tuple[int, int], value: float = 0.0) -> np.nda
 
 # --- GEMM epilogues: an activation the linear and conv2d kernels apply as they store results ---
 
-# The activations ``linear`` and ``conv2d`` take as their ``activation`` attribute: what the
-# graph rewrite in graph/rewrite_linear.py folds into a linear or conv2d that only they read.
-EPILOGUES = ("relu",)
+# Each epilogue ``linear`` and ``conv2d`` take as their ``activation`` attribute, as the
+# activation op (and its attributes) it stands for: what the graph rewrite in
+# graph/rewrite_linear.py folds into a linear or conv2d that only that op reads. gelu's two
+# forms are two epilogues, since the kernels compute them with different formulas.
+EPILOGUE_OPS: dict[str, tuple[str, dict[str, Any]]] = {
+    "relu": ("relu", {}),
+    "gelu": ("gelu", {"approximate": "none"}),
+    "gelu_tanh": ("gelu", {"approximate": "tanh"}),
+    "sigmoid": ("sigmoid", {}),
+    "tanh": ("tanh", {}),
+}
+EPILOGUES = tuple(EPILOGUE_OPS)
+# The epilogues whose gradient needs the pre-activation (the rest need only the output).
+_NEEDS_INPUT = frozenset({"gelu", "gelu_tanh"})
 
 
 def check_epilogue(op: str, activation: str | None) -> None:
@@ -87,22 +98,66 @@ def check_epilogue(op: str, activation: str | None) -> None:
         raise OpError(f"{op}: unknown activation {activation!r}; expected None or one of {EPILOGUES}")
 
 
+def epilogue_of(op_name: str, attrs: dict[str, Any]) -> str | None:
+    """The epilogue that computes the activation op ``op_name`` with ``attrs``, else None."""
+    for name, (act, act_attrs) in EPILOGUE_OPS.items():
+        if act == op_name and all(attrs.get(k) == v for k, v in act_attrs.items()):
+            return name
+    return None
+
+
 def apply_epilogue(out: np.ndarray, activation: str | None) -> np.ndarray:
-    """The reference's epilogue, in place: the relu op's own reference, so the same bits."""
+    """The reference's epilogue: the activation op's own reference, so the same bits as the
+    separate op (relu's in place: ``np.maximum`` into ``out`` gives the same values)."""
+    if activation is None:
+        return out
     if activation == "relu":
-        np.maximum(out, np.zeros((), out.dtype), out=out)
-    return out
+        return np.maximum(out, np.zeros((), out.dtype), out=out)
+    from tensorcore.ops.registry import OPS
+
+    act, attrs = EPILOGUE_OPS[activation]
+    return OPS[act].reference(out, **attrs)
+
+
+class _ActivationStep:
+    """What an activation op's gradient reads of its entry on the tape (``inputs``, ``output``,
+    ``attrs``, ``needs_grad``), for that gradient to run on an epilogue's values."""
+
+    def __init__(self, op: Any, x: Tensor | None, y: Tensor, attrs: dict[str, Any]) -> None:
+        self.op, self.inputs, self.outputs, self.attrs, self.needs_grad = op, (x,), (y,), attrs, (True,)
+
+    @property
+    def output(self) -> Tensor:
+        """The activation's output (the op's single output)."""
+        return self.outputs[0]
 
 
 def through_epilogue(ctx: Any, g: Tensor) -> Tensor:
-    """The gradient ``g`` of an op's activated output taken back through its epilogue (relu's
-    backward reads the output), for the op's own gradient to take from there."""
-    if ctx.attrs.get("activation") != "relu":
+    """The gradient ``g`` of an op's activated output taken back through its epilogue, for the
+    op's own gradient to take from there.
+
+    It runs the activation op's own gradient, so the result is the separate ops' gradient on
+    every device. relu, sigmoid and tanh read only the activated output (``ctx.output``). gelu
+    needs the pre-activation, which is not kept: it is computed again here by the same op
+    without its activation (one more GEMM in the backward), from the inputs the tape already
+    holds and checks for in-place writes. Keeping it instead would make the fused op write a
+    second output as large as the first, the memory the fusion exists to save, for every
+    forward, including the inference ones that never take a gradient. Where a gradient is
+    traced, the rewrite does not fuse gelu anyway: the pre-activation then has gelu_backward
+    as a second reader, and stays a separate ``linear`` result.
+    """
+    activation = ctx.attrs.get("activation")
+    if activation is None:
         return g
     from tensorcore.dispatch import apply
     from tensorcore.ops.registry import OPS
 
-    return apply(OPS["relu_backward"], (g, ctx.output))
+    act, attrs = EPILOGUE_OPS[activation]
+    x = None
+    if activation in _NEEDS_INPUT:
+        x = apply(ctx.op, ctx.inputs, {k: v for k, v in ctx.attrs.items() if k != "activation"})
+    (gx,) = OPS[act].grad(_ActivationStep(OPS[act], x, ctx.output, attrs), g)
+    return gx
 
 
 def vjp_through(composite: Callable[..., Any], skip: tuple[int, ...] = ()) -> Callable[..., tuple]:

@@ -168,7 +168,8 @@ def _conv2d_grad(ctx: Any, g: Tensor) -> tuple:
 _CONV2D = define(Op(
     "conv2d", _conv2d_ref, infer=_conv2d_infer, grad=_conv2d_grad,
     doc="2-D cross-correlation of x (N, C, H, W) with weight (O, C/groups, kH, kW), plus bias (O,); with the "
-        "``activation`` attribute (``'relu'``), that activation of it, applied as the result is stored.",
+        "``activation`` attribute (one of ``_nn.EPILOGUES``: ``'relu'``, ``'gelu'``, ``'gelu_tanh'``, "
+        "``'sigmoid'``, ``'tanh'``), that activation of it, applied as the result is stored.",
 ))
 
 

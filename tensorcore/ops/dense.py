@@ -104,7 +104,8 @@ def _linear_grad(ctx: Any, g: Tensor) -> tuple:
 _LINEAR = define(Op(
     "linear", _linear_ref, infer=_linear_infer, grad=_linear_grad,
     doc="``x @ weight.T + bias`` with weight of shape (out_features, in_features); with the "
-        "``activation`` attribute (``'relu'``), that activation of it, applied as the result is stored.",
+        "``activation`` attribute (one of ``_nn.EPILOGUES``: ``'relu'``, ``'gelu'``, ``'gelu_tanh'``, "
+        "``'sigmoid'``, ``'tanh'``), that activation of it, applied as the result is stored.",
 ))
 
 
