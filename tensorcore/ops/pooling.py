@@ -46,7 +46,10 @@ def _max_pool_ref(x: np.ndarray, *, kernel_size: _Pair, stride: _Pair, padding: 
     floating = x.dtype.kind == "f"
     xp = pad2d(x, padding, -np.inf if floating else np.iinfo(x.dtype).min)
     windows = list(_taps(kernel_size, stride, (ho, wo)))
-    taps = [xp[t] for t in windows]  # strided views, no copies
+    if kernel_size == stride and not any(padding) and x.size:
+        taps = _tiles(x, kernel_size, (ho, wo))
+    else:
+        taps = [xp[t] for t in windows]  # strided views, no copies
     out = taps[0].copy()
     for v in taps[1:]:
         np.maximum(out, v, out=out)  # NaN propagates
@@ -69,11 +72,26 @@ def _max_pool_ref(x: np.ndarray, *, kernel_size: _Pair, stride: _Pair, padding: 
         hit &= ~found
         found |= hit
         tap += hit * np.int32(t)
-    cols = tap % kernel_size[1] + (np.arange(wo) * stride[1] - padding[1])
-    rows = tap // kernel_size[1] + (np.arange(ho, dtype=np.int64) * stride[0] - padding[0])[:, None]
-    rows *= w
-    rows += cols
+    # row * w + col of each chosen element: the tap's offset in its window, looked up in a
+    # table (a gather is several times faster than dividing every tap by kW), plus where the
+    # window starts
+    tap_row, tap_col = np.divmod(np.arange(kernel_size[0] * kernel_size[1], dtype=np.int64), kernel_size[1])
+    start_row = np.arange(ho, dtype=np.int64) * stride[0] - padding[0]
+    start_col = np.arange(wo, dtype=np.int64) * stride[1] - padding[1]
+    rows = np.take(tap_row * w + tap_col, tap)
+    rows += start_row[:, None] * w + start_col
     return out, rows
+
+
+def _tiles(x: np.ndarray, kernel: _Pair, out: _Pair) -> list[np.ndarray]:
+    """Where the windows tile the plane (kernel == stride, no padding: the common 2x2), the
+    taps of :func:`_taps` as contiguous arrays, from one copy of ``x`` with the tap as its first
+    axis: the scan then runs over contiguous memory rather than strided views, about twice as
+    fast for a (64, 32, 32, 32) batch (docs/performance.md), with the same values."""
+    (kh, kw), (ho, wo) = kernel, out
+    n, c = x.shape[:2]
+    tiles = x[:, :, :ho * kh, :wo * kw].reshape(n, c, ho, kh, wo, kw).transpose(3, 5, 0, 1, 2, 4)
+    return list(np.ascontiguousarray(tiles).reshape(kh * kw, n, c, ho, wo))
 
 
 def _max_pool_backward_ref(g: np.ndarray, indices: np.ndarray, *, input_size: _Pair, overlapping: bool) -> np.ndarray:
