@@ -322,10 +322,10 @@ class CUDABackend(Backend):
 
     name = "cuda"
     # The ops with complex kernels (cuda_ops/complex.py, whose NATIVE must equal this; compiled,
-    # never run on a GPU yet). Every other op that reads or makes complex numbers runs on cpu,
-    # counted (dispatch; docs/array-api.md).
+    # never run on a GPU yet; matmul is cuBLAS's through CuPy). Every other op that reads or
+    # makes complex numbers runs on cpu, counted (dispatch; docs/array-api.md).
     complex_kernels = frozenset({"add", "subtract", "multiply", "divide", "negative", "positive", "conj", "real",
-                                 "imag", "abs"})
+                                 "imag", "abs", "sum", "mean", "matmul"})
 
     def __init__(self) -> None:
         cp, count = _start_cupy()

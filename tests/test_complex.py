@@ -2,8 +2,8 @@
 cases, real-only functions, reductions and products, on every device against NumPy.
 
 On ``cpu`` complex ops are NumPy's. Another device runs natively only the ops its backend
-declares in ``complex_kernels`` (OpenCL: the arithmetic, ``conj``, ``real``, ``imag``, ``abs``,
-``sum``, ``mean``, ``matmul``); every other op must run on ``cpu`` under soft placement, counted as
+declares in ``complex_kernels`` (OpenCL and CUDA: the arithmetic, ``conj``, ``real``, ``imag``,
+``abs``, ``sum``, ``mean``, ``matmul``); every other op must run on ``cpu`` under soft placement, counted as
 a fallback, and raise under strict placement. The native kernels' own edge cases are in
 ``test_complex_opencl.py``; gradients are in ``test_complex_grad.py``.
 """

@@ -193,6 +193,16 @@ class _FakeCupy:
     __version__ = "fake"
     empty = staticmethod(_fake_empty)
 
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []  # CuPy routines the launchers called: (name, *arguments)
+
+    def matmul(self, a: FakeArray, b: FakeArray, out: FakeArray) -> FakeArray:
+        """cupy.matmul (cuBLAS), recorded and computed with NumPy into ``out``: the launchers
+        always pass one."""
+        self.calls.append(("matmul", a, b, out))
+        np.matmul(a, b, out=out)
+        return out
+
     @staticmethod
     def ndarray(shape: tuple[int, ...], dtype: object, memptr: _FakePtr, strides: tuple[int, ...]) -> FakeArray:
         out = np.ndarray(shape, dtype, buffer=memptr.root, offset=memptr.offset, strides=strides).view(FakeArray)
@@ -261,6 +271,9 @@ def _launch_cases() -> list[tuple[str, str, tuple, dict]]:
 
     def f(*shape: int, dtype: type = np.float32) -> FakeArray:
         return _fake(r.standard_normal(shape).astype(dtype))
+
+    def c(*shape: int, dtype: type = np.complex64) -> FakeArray:
+        return _fake((r.standard_normal(shape) + 1j * r.standard_normal(shape)).astype(dtype))
 
     def idx(*shape: int, high: int = 4, dtype: type = np.int64) -> FakeArray:
         return _fake(r.integers(0, high, shape).astype(dtype))
@@ -346,6 +359,13 @@ def _launch_cases() -> list[tuple[str, str, tuple, dict]]:
         ("embedding", "embedding", (idx(2, 3, high=10), f(10, 4)), {}),
         ("embedding of a view", "embedding", (idx(3, 2, high=10, dtype=np.int32).T, f(4, 10).T), {}),
         ("embedding_backward", "embedding_backward", (f(2, 3, 4), idx(2, 3, high=10)), {"num_embeddings": 10}),
+        # complex sums and means: the real reduction kernels on a float view with a pair axis
+        ("complex64 sum rows", "sum", (c(37, 300),), {"axis": (1,), "keepdims": False, "dtype": None}),
+        ("complex128 sum of a transposed view, keepdims", "sum", (c(40, 24, dtype=np.complex128).T,),
+         {"axis": (0, 1), "keepdims": True, "dtype": np.dtype(np.complex128)}),
+        ("complex64 sum cols", "sum", (c(3000, 5),), {"axis": (0,), "keepdims": False, "dtype": None}),
+        ("complex64 mean over axes apart", "mean", (c(2, 3, 4, 5),), {"axis": (0, 2), "keepdims": False}),
+        ("complex128 mean of a 0-d", "mean", (c(dtype=np.complex128),), {"axis": (), "keepdims": False}),
     ]
     return cases
 
@@ -450,6 +470,136 @@ def test_cuda_section_of_the_backends_doc_lists_every_native_op() -> None:
     assert set(re.findall(r"`([a-z0-9_.]+)`", block)) == set(KERNELS)
 
 
+def test_complex_kernels_declared_are_the_complex_launchers_installed() -> None:
+    from tensorcore.backends.cuda_ops import KERNELS
+    from tensorcore.backends.cuda_ops import complex as cuda_complex
+
+    assert cuda_backend.CUDABackend.complex_kernels == cuda_complex.NATIVE
+    assert {"sum", "mean", "matmul"} <= cuda_complex.NATIVE
+    for name in cuda_complex.NATIVE:  # each entry sends complex operands to the complex launcher
+        assert KERNELS[name].__doc__.startswith(f"``{name}`` on CUDA: complex launchers"), name
+
+
+class RecordingDevice(CheckingDevice):
+    """A CheckingDevice that also keeps every launch's arguments."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.args: list[tuple] = []
+
+    def launch(self, source: str, name: str, defines: tuple, grid: tuple, block: tuple, args: tuple) -> None:
+        super().launch(source, name, defines, grid, block, args)
+        self.args.append((name, dict(defines), args))
+
+
+def _complex(shape: tuple[int, ...], dtype: type = np.complex64, seed: int = 5) -> FakeArray:
+    r = np.random.default_rng(seed)
+    return _fake((r.standard_normal(shape) + 1j * r.standard_normal(shape)).astype(dtype))
+
+
+@needs_cpp
+@pytest.mark.parametrize("op", ["sum", "mean"])
+@pytest.mark.parametrize("dtype,real", [(np.complex64, "float"), (np.complex128, "double")])
+def test_complex_sums_reduce_the_parts_in_place_and_read_the_pairs_back(op: str, dtype: type, real: str) -> None:
+    from tensorcore.backends.cuda_ops import KERNELS
+
+    dev = RecordingDevice()
+    x = _complex((6, 5), dtype)
+    attrs = {"axis": (1,), "keepdims": False} | ({"dtype": None} if op == "sum" else {})
+    out = KERNELS[op](dev, x, **attrs)
+    assert out.shape == (6,) and out.dtype == np.dtype(dtype)
+    # one launch of the real row reduction, on the complex memory itself read as (6, 5, 2) reals,
+    # reduced over the 5 (A=6, N=5, B=2: a column reduction of the pairs); mean divides by 5
+    [(name, defines, args)] = dev.args
+    assert name == "reduce_cols" and defines == {"DTYPE": real, "COMB": str(cuda_reduce.SUM)}
+    dst, src = args[0], args[1]
+    assert src.dtype == np.dtype(real.replace("float", "float32").replace("double", "float64"))
+    assert src.ctypes.data == x.ctypes.data and src.shape == (6, 5, 2)
+    assert args[3] == 2 and args[2] == 5  # b (the pair) and n (the reduced axis)
+    assert (args[-2], args[-1]) == ((np.int32(1), dst.dtype.type(5)) if op == "mean" else (np.int32(0), dst.dtype.type(1)))
+    # the result is the kernel's output read as pairs: write what the kernel would, read it back
+    dst[...] = np.arange(dst.size).reshape(dst.shape)
+    np.testing.assert_array_equal(out, np.arange(0, 12, 2) + 1j * np.arange(1, 12, 2))
+    assert out.ctypes.data == dst.ctypes.data
+
+
+@needs_cpp
+def test_complex_sums_of_views_and_empty_axes() -> None:
+    from tensorcore.backends.cuda_ops import KERNELS
+
+    dev = RecordingDevice()
+    x = _complex((4, 6))
+    out = KERNELS["sum"](dev, x[:, ::-2], axis=(0, 1), keepdims=True, dtype=np.dtype(np.complex64))
+    assert out.shape == (1, 1) and out.dtype == np.complex64
+    gather, reduce_ = dev.args[0], dev.args[-1]
+    assert gather[0].startswith("copy_view")  # the strided view gathered once, as reals
+    src = reduce_[2][1]
+    assert src.dtype == np.float32 and src.shape == (4, 3, 2) and src.flags.c_contiguous
+    assert reduce_[0] == "reduce_cols" and reduce_[2][3] == 2  # all 12 pairs summed part by part
+    dev = RecordingDevice()
+    empty = KERNELS["mean"](dev, _complex((0, 3), np.complex128), axis=(0,), keepdims=False)
+    assert empty.shape == (3,) and empty.dtype == np.complex128  # NaN parts, as the real mean gives
+    assert KERNELS["sum"](dev, _complex((3, 0)), axis=(0,), keepdims=False, dtype=None).shape == (0,)
+
+
+@needs_cpp
+def test_complex_sums_and_matmuls_decline_what_they_do_not_cover() -> None:
+    from tensorcore.backends.cuda_ops import KERNELS
+
+    dev = CheckingDevice()
+    x, xd = _complex((3, 4)), _complex((4, 3), np.complex128)
+    for dtype in (np.complex128, np.float32):  # sum computes in the input's complex dtype only
+        with pytest.raises(KernelUnsupported, match="summing complex64"):
+            KERNELS["sum"](dev, x, axis=(0,), keepdims=False, dtype=np.dtype(dtype))
+    real = _fake(np.ones((4, 3), np.float32))
+    for a, b in ((x, xd), (x, real), (real.T, x.T)):  # one complex dtype, on both operands
+        with pytest.raises(KernelUnsupported, match="two complex tensors of one dtype"):
+            KERNELS["matmul"](dev, a, b)
+    with pytest.raises(KernelUnsupported, match="0-D"):
+        KERNELS["matmul"](dev, _complex(()), x)
+    with pytest.raises(KernelUnsupported, match="inner dimensions"):
+        KERNELS["matmul"](dev, x, x)
+    assert dev.launches == [] and dev.cp.calls == []
+
+
+@needs_cpp
+@pytest.mark.parametrize("shapes", [((2, 1, 4, 6), (3, 6, 7)), ((5,), (5, 9)), ((9, 5), (5,)), ((5,), (5,)),
+                                    ((3, 5), (4, 5, 2)), ((3, 0), (0, 4)), ((0, 3), (3, 4))])
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_complex_matmul_is_cupys_into_an_output_of_ours(shapes: tuple, dtype: type) -> None:
+    from tensorcore.backends.cuda_ops import KERNELS
+
+    from tensorcore.ops.registry import OPS
+
+    dev = CheckingDevice()
+    a, b = _complex(shapes[0], dtype, seed=1), _complex(shapes[1], dtype, seed=2)
+    out = KERNELS["matmul"](dev, a, b)
+    rule = OPS["matmul"].infer(*_specs(a, b))
+    assert out.shape == rule.shape and out.dtype == rule.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(out, np.matmul(np.asarray(a), np.asarray(b)), rtol=1e-5)
+    assert dev.launches == []  # no kernel of ours: cuBLAS through CuPy
+    k = shapes[0][-1]
+    if k == 0 or 0 in out.shape:
+        assert dev.cp.calls == []  # zeros (an empty sum) or nothing to compute
+        return
+    [(name, a2, b2, full)] = dev.cp.calls
+    assert name == "matmul" and a2.ndim >= 2 and b2.ndim >= 2  # 1-D operands as (1, K) and (K, 1) views
+    assert a2.ctypes.data == a.ctypes.data and b2.ctypes.data == b.ctypes.data
+    assert full.flags.c_contiguous and full.ctypes.data == out.ctypes.data  # the op's shape is a view of it
+
+
+@needs_cpp
+def test_complex_matmul_reads_transposed_views_in_place() -> None:
+    from tensorcore.backends.cuda_ops import KERNELS
+
+    dev = CheckingDevice()
+    a = _complex((7, 4), np.complex128)
+    out = KERNELS["matmul"](dev, a.T, a)
+    np.testing.assert_allclose(out, np.asarray(a).T @ np.asarray(a), rtol=1e-12)
+    [(_, a2, _, _)] = dev.cp.calls
+    assert a2.ctypes.data == a.ctypes.data and a2.strides == a.T.strides  # no copy of ours: CuPy's call
+
+
 # --- with a GPU: the key ops against NumPy --------------------------------------------------------
 
 
@@ -474,6 +624,22 @@ def test_matmul_matches_numpy(shapes: tuple, dtype: type) -> None:
             at, bt = _on(a.T.copy()), _on(b.T.copy())
             got = tc.matmul(tc.permute_dims(at, (1, 0)), tc.permute_dims(bt, (1, 0))).numpy()
             np.testing.assert_allclose(got, a @ b, rtol=rtol, atol=rtol)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_complex_sum_mean_and_matmul_run_on_the_gpu_and_match_numpy(dtype: type) -> None:
+    a = (rng.standard_normal((3, 40, 6)) + 1j * rng.standard_normal((3, 40, 6))).astype(dtype)
+    b = (rng.standard_normal((6, 5)) + 1j * rng.standard_normal((6, 5))).astype(dtype)
+    tol = 1e-4 if dtype == np.complex64 else 1e-12
+    with tc.placement_policy("strict"):  # a fallback to cpu fails
+        for axis in (None, (1,), (0, 2)):
+            np.testing.assert_allclose(tc.sum(_on(a), axis=axis).numpy(), a.sum(axis=axis), rtol=tol, atol=tol)
+            np.testing.assert_allclose(tc.mean(_on(a), axis=axis).numpy(), a.mean(axis=axis), rtol=tol, atol=tol)
+        view = tc.permute_dims(_on(a), (2, 1, 0))
+        np.testing.assert_allclose(tc.sum(view, axis=(0,)).numpy(), a.transpose(2, 1, 0).sum(axis=0), rtol=tol, atol=tol)
+        np.testing.assert_allclose(tc.matmul(_on(a), _on(b)).numpy(), a @ b, rtol=tol, atol=tol)
+        np.testing.assert_allclose(tc.matmul(_on(b[:, 0]), _on(b)).numpy(), b[:, 0] @ b, rtol=tol, atol=tol)
 
 
 @needs_gpu
