@@ -51,7 +51,7 @@ _FLIP = define(Op("flip", lambda x, axis: np.flip(x, axis), infer=lambda x, axis
 def flip(x: Tensor, /, *, axis: Any = None) -> Tensor:
     """``x`` with the order of elements reversed along ``axis`` (all axes if None)."""
     _tensor("flip", x)
-    if x.ndim == 0 and axis is not None:
+    if x.ndim == 0 and axis is not None and axis != ():  # an empty tuple names no axis: valid for any rank
         _axis("flip", axis, 0)
     return apply(_FLIP, (x,), {"axis": normalize_axes("flip", axis, x.ndim)})
 

@@ -30,6 +30,15 @@ def _acosh_slope(x: Tensor) -> Tensor:
     return _rsqrt(subtract(multiply(x, x), 1.0))
 
 
+def _sign(x: np.ndarray) -> np.ndarray:
+    """NumPy's sign, with the spec's special case for complex numbers: a NaN in either part
+    gives NaN + NaN j (NumPy's ``sign(nan + inf j)`` is ``1j``)."""
+    out = np.sign(x)
+    if out.dtype.kind == "c":
+        out = np.where(np.isnan(x.real) | np.isnan(x.imag), np.array(complex(np.nan, np.nan), out.dtype), out)
+    return out
+
+
 def _g(fn: Any) -> Any:
     """Gradient from ``fn(x, out, g) -> dx`` for a one-input op."""
     return lambda ctx, g: (fn(ctx.inputs[0], ctx.output, g),)
@@ -38,7 +47,7 @@ def _g(fn: Any) -> Any:
 # complex_grad: the gradient holds for complex inputs (the derivative conjugated, see
 # ops/complex_parts.py); real_only: complex inputs raise TypeError (the spec's "real-valued").
 abs = unary("abs", np.abs, _g(lambda x, out, g: multiply(g, sign(x))), complex_grad=True, doc="Elementwise absolute value (the modulus of a complex number, in the real dtype of its precision).")  # noqa: A001
-sign = unary("sign", np.sign, _zeros, doc="Elementwise sign: -1, 0 or 1 (``z / |z|`` for a complex ``z``, 0 at 0).")
+sign = unary("sign", _sign, _zeros, doc="Elementwise sign: -1, 0 or 1 (``z / |z|`` for a complex ``z``, 0 at 0).")
 exp = unary("exp", np.exp, _g(lambda x, out, g: multiply(g, conj_of(out))), float_only=True, complex_grad=True, doc="Elementwise ``e**x``.")
 expm1 = unary("expm1", np.expm1, _g(lambda x, out, g: multiply(g, conj_of(add(out, 1.0)))), float_only=True, complex_grad=True, doc="Elementwise ``exp(x) - 1``, accurate near 0.")
 log = unary("log", np.log, _g(lambda x, out, g: divide(g, conj_of(x))), float_only=True, complex_grad=True, doc="Elementwise natural logarithm.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tensorcore.dispatch import apply
+from tensorcore.errors import OpError
 from tensorcore.ops import elementwise as ew
 from tensorcore.ops import indexing, linalg, manipulation, reductions
 from tensorcore.tensor import Tensor
@@ -55,6 +56,34 @@ def _reflected(name: str, fn: Any) -> Any:
     return method
 
 
+class InPlaceError(OpError, TypeError):
+    """``x1 op= x2`` would change ``x1``'s dtype or shape (the spec forbids both)."""
+
+
+def _in_place(name: str, forward: Any) -> Any:
+    """``x1 op= x2``: ``x1 op x2``, rebound to the name as before (tensors are values), refused
+    where type promotion or broadcasting would change ``x1``'s dtype or shape. The Array API:
+    "an in-place operation must not change the data type or shape of the in-place array as a
+    result of type promotion or broadcasting" (``int8_tensor += int16_tensor`` is refused, not
+    an ``int16`` result)."""
+    def method(self: Tensor, other: Any) -> Any:
+        result = forward(self, other)
+        if result.dtype != self.dtype or result.shape != self.shape:
+            raise InPlaceError(f"{name}: the result would be {result.dtype}{list(result.shape)}, but an in-place "
+                               f"operation keeps the left operand's {self.dtype}{list(self.shape)}; write "
+                               f"x = x {_SYMBOLS.get(name, name)} y for a new tensor")
+        return result
+    method.__name__ = name
+    return method
+
+
+_SYMBOLS = {
+    "__iadd__": "+", "__isub__": "-", "__imul__": "*", "__itruediv__": "/", "__ifloordiv__": "//",
+    "__imod__": "%", "__ipow__": "**", "__imatmul__": "@", "__iand__": "&", "__ior__": "|", "__ixor__": "^",
+    "__ilshift__": "<<", "__irshift__": ">>",
+}
+
+
 def _unary(name: str, fn: Any) -> Any:
     def method(self: Tensor) -> Any:
         return fn(self)
@@ -98,8 +127,10 @@ def _mean(self: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
 def install() -> None:
     """Attach the operators and methods to :class:`Tensor` (done once, at import)."""
     for dunder, fn in _BINARY.items():
-        setattr(Tensor, f"__{dunder}__", _forward(f"__{dunder}__", fn))
+        forward = _forward(f"__{dunder}__", fn)
+        setattr(Tensor, f"__{dunder}__", forward)
         setattr(Tensor, f"__r{dunder}__", _reflected(f"__r{dunder}__", fn))
+        setattr(Tensor, f"__i{dunder}__", _in_place(f"__i{dunder}__", forward))
     for dunder, fn in _COMPARISON.items():
         setattr(Tensor, f"__{dunder}__", _forward(f"__{dunder}__", fn))
     for dunder, fn in _UNARY.items():
