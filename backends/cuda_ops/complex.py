@@ -172,22 +172,28 @@ _COMPLEX_LAUNCHERS = {"sum": sum_, "mean": mean, "matmul": matmul}
 
 def with_complex(name: str, real_launcher: Any) -> Any:
     """The kernel-table entry of ``name``: calls with a complex operand (a complex tensor or a
-    Python complex) go to this module's launcher, everything else to ``real_launcher``."""
-    if name in BINARY:
-        def complex_launcher(dev: Any, a: Any, b: Any) -> Any:
-            return binary(dev, name, a, b)
-    elif name in UNARY:
-        def complex_launcher(dev: Any, x: Any) -> Any:  # type: ignore[misc]
-            return unary(dev, name, x)
-    else:
-        complex_launcher = _COMPLEX_LAUNCHERS[name]
-
-    def launch(dev: Any, *args: Any, **attrs: Any) -> Any:
-        if any(_is_complex(a) for a in args):
-            return complex_launcher(dev, *args, **attrs)
+    Python complex; for the binary ops and matmul either one, else the first) go to this module's
+    launcher, everything else to ``real_launcher``. One or two dtype tests per call, as on
+    OpenCL (``opencl_ops/complex.with_complex``)."""
+    def real(dev: Any, *args: Any, **attrs: Any) -> Any:
         if real_launcher is None:
             raise KernelUnsupported(f"{name}: no CUDA kernel for {[getattr(a, 'dtype', a) for a in args]!r}")
         return real_launcher(dev, *args, **attrs)
+
+    if name in BINARY or name == "matmul":  # either operand may be the complex one
+        two = matmul if name == "matmul" else (lambda dev, a, b: binary(dev, name, a, b))
+
+        def launch(dev: Any, a: Any, b: Any) -> Any:
+            if _is_complex(a) or _is_complex(b):
+                return two(dev, a, b)
+            return real(dev, a, b)
+    else:
+        complex_launcher = _COMPLEX_LAUNCHERS.get(name) or (lambda dev, x: unary(dev, name, x))
+
+        def launch(dev: Any, x: Any, *args: Any, **attrs: Any) -> Any:  # type: ignore[misc]
+            if _is_complex(x):
+                return complex_launcher(dev, x, *args, **attrs)
+            return real(dev, x, *args, **attrs)
 
     launch.__name__ = launch.__qualname__ = name
     launch.__doc__ = f"``{name}`` on CUDA: complex launchers for complex operands, else the real ones."

@@ -129,14 +129,15 @@ def _fused_node(members: list[Node], graph: Graph) -> Node | None:
     """The fused node for ``members`` (in graph order), or None if the backend cannot fuse it."""
     last = members[-1]
     reduction = None
-    if last.op.name in REDUCTIONS:  # the chain's result, reduced
+    chain = members  # the elementwise ops; a reduction ending the group is not a step
+    if last.op.name in REDUCTIONS:
         reduction = (last.op.name, tuple(last.attrs["axis"]), bool(last.attrs["keepdims"]))
-        members = members[:-1]
-    inside = {m.outs[0]: j for j, m in enumerate(members)}
+        chain = members[:-1]
+    inside = {m.outs[0]: j for j, m in enumerate(chain)}
     inputs: dict[int, int] = {}
     scalars: list[float] = []
     steps = []
-    for m in members:
+    for m in chain:
         operands: list[Operand] = []
         for a in m.args:
             if type(a) is int and a in inside:
@@ -148,10 +149,8 @@ def _fused_node(members: list[Node], graph: Graph) -> Node | None:
                 operands.append(("scalar", len(scalars)))
                 scalars.append(a.value)
         steps.append((m.op.name, tuple(operands)))
-    spec = graph.specs[members[-1].outs[0]]
+    spec = graph.specs[chain[-1].outs[0]]
     program = FusedProgram(tuple(steps), len(inputs), tuple(scalars), spec.dtype, tuple(spec.shape), reduction)
-    if reduction is not None:
-        members = members + [last]
     try:
         kernel = registry.get_backend(last.device.type).fuse(program, last.device.index)
     except KernelUnsupported:

@@ -14,10 +14,12 @@ the chain's values are summed as they are made, never written out).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+
+from tensorcore.ops._axes import reduced_shape
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,7 @@ class FusedProgram:
         if self.reduction is None:
             return self.shape
         _, axes, keepdims = self.reduction
-        if keepdims:
-            return tuple(1 if i in axes else d for i, d in enumerate(self.shape))
-        return tuple(d for i, d in enumerate(self.shape) if i not in axes)
+        return reduced_shape(self.shape, axes, keepdims)
 
     def c_statements(self) -> list[str]:
         """One C statement per step, ``FT t<j> = <expression>;``, over ``x<k>`` (inputs) and
@@ -129,8 +129,7 @@ def run_numpy(program: FusedProgram, inputs: list[np.ndarray], out: np.ndarray |
         from tensorcore.ops.registry import OPS
 
         name, axes, keepdims = program.reduction
-        values = run_numpy(FusedProgram(program.steps, program.n_inputs, program.scalars, program.dtype,
-                                        program.shape), inputs)
+        values = run_numpy(replace(program, reduction=None), inputs)
         attrs: dict[str, Any] = {"axis": axes, "keepdims": keepdims}
         if name == "sum":
             attrs["dtype"] = None
