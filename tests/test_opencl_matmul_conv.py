@@ -158,6 +158,35 @@ def test_matmul_integers_fall_back() -> None:
     assert "matmul@opencl:0" in tc.placement_stats()["fallbacks"]
 
 
+
+@pytest.mark.parametrize("simd_bytes", [32, 64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_both_register_tiles_on_any_cpu(monkeypatch: pytest.MonkeyPatch, simd_bytes: int, dtype: type) -> None:
+    """The GEMM's tile follows the device's SIMD width (256-bit: VW 8 floats, 6 rows; 512-bit:
+    VW 16, 8 rows). Both builds run on any CPU (PoCL splits wider vectors), so both are checked
+    here whatever this machine has: edge tiles in both orientations, C written transposed, the
+    bias and the activation epilogues, and conv2d's packers."""
+    from tensorcore import registry
+
+    monkeypatch.setattr(registry.get_backend("opencl").device(0), "simd_bytes", simd_bytes)
+    tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-10}
+    for m, n, k in [(1, 1, 1), (7, 33, 19), (65, 17, 40), (13, 127, 9)]:
+        a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+        _close(tc.matmul(_on(a), _on(b)).numpy(), a @ b, **tol)
+        _close(tc.matmul(_on(a.T.copy()).mT, _on(b.T.copy()).mT).numpy(), a @ b, **tol)  # strided operands
+        w, bias = rng.standard_normal((n, k)).astype(dtype), rng.standard_normal(n).astype(dtype)
+        _same_as_cpu("linear", [a, w, bias], {"activation": "relu"}, **tol)
+        g = rng.standard_normal((m, n)).astype(dtype)
+        _same_as_cpu("linear_backward_weight", [g, a], **tol)
+    x = rng.standard_normal((2, 3, 9, 8)).astype(dtype)
+    wt = rng.standard_normal((5, 3, 3, 3)).astype(dtype)
+    params = {"stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 1}
+    _same_as_cpu("conv2d", [x, wt, rng.standard_normal(5).astype(dtype)], params, **tol)
+    g = rng.standard_normal((2, 5, 9, 8)).astype(dtype)
+    _same_as_cpu("conv2d_backward_input", [g, wt], {"input_size": (9, 8), **params}, **tol)
+    _same_as_cpu("conv2d_backward_weight", [x, g], {"kernel_size": (3, 3), **params}, **tol)
+    _no_fallbacks()
+
 # --- linear -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("shapes", [((128, 784), (512, 784)), ((3, 20, 33), (70, 33)), ((7,), (5, 7)),

@@ -29,7 +29,11 @@ from tensorcore.backends.opencl_ops.movement import contiguous
 
 from tensorcore.errors import KernelUnsupported
 
-MR = 8  # rows of a work-item's tile; its columns are NR = 2 SIMD registers
+# A work-item's tile: MR rows by NR = 2 SIMD registers of columns, all of it in registers.
+# With 512-bit registers (32 of them) 8 rows fit: 16 accumulators, 2 of B, 1 broadcast. With
+# 256-bit ones (16 of them) 8 rows spill; 6 rows fit (12 + 2 + 1), and ran 1.8x faster than
+# the 512-bit tile on an AVX2 CPU (float32 n=1024 matmul, family 23; docs/performance.md).
+MR_BY_SIMD = {64: 8, 32: 6}
 GROUP = 8  # row tiles per work-group: they share one packed B panel in cache
 PACK_GROUP = 16  # work-items (k rows) per work-group of the packers
 # Past LONG_K products per output, the GEMM sums in blocks of KBLOCK (as BLAS does): one
@@ -51,20 +55,30 @@ def vec(values: tuple[int, ...], n: int = 8, pad: int = 0) -> Any:
     return (cltypes.make_long8 if n == 8 else cltypes.make_long4)(*values)
 
 
-def vector_width(dtype: np.dtype) -> int:
-    """Elements of ``dtype`` in one 512-bit register (the kernels' VW)."""
-    return 64 // dtype.itemsize
+def vector_width(dev: CLDevice, dtype: np.dtype) -> int:
+    """Elements of ``dtype`` in one of the device's SIMD registers (the kernels' VW)."""
+    return dev.simd_bytes // np.dtype(dtype).itemsize
 
 
-def panel_width(dtype: np.dtype) -> int:
+def panel_width(dev: CLDevice, dtype: np.dtype) -> int:
     """Columns of a packed panel (NR): two registers."""
-    return 128 // dtype.itemsize
+    return 2 * vector_width(dev, dtype)
+
+
+def tile_rows(dev: CLDevice) -> int:
+    """Rows of a work-item's tile (MR)."""
+    return MR_BY_SIMD[dev.simd_bytes]
+
+
+def defines(dev: CLDevice, dtype: np.dtype) -> tuple:
+    """Build options of the GEMM and conv sources for ``dtype`` on ``dev``."""
+    return _defines(dev.simd_bytes, np.dtype(dtype))
 
 
 @functools.cache
-def defines(dtype: np.dtype) -> tuple:
-    """Build options of the GEMM and conv sources for ``dtype``."""
-    return (("T", ctype(dtype)), ("VW", str(vector_width(dtype))), ("MR", str(MR)))
+def _defines(simd_bytes: int, dtype: np.dtype) -> tuple:
+    return (("T", ctype(dtype)), ("T_BITS", str(8 * dtype.itemsize)), ("VW", str(simd_bytes // dtype.itemsize)),
+            ("MR", str(MR_BY_SIMD[simd_bytes])))
 
 
 def check_float(dev: CLDevice, *arrays: Any) -> np.dtype:
@@ -102,18 +116,18 @@ def pack(dev: CLDevice, dtype: np.dtype, b: Mat, k: int, n: int, bshape: tuple[i
     over ``bshape`` (0 where B is broadcast, so a shared B is packed once)."""
     own = tuple(s if st else 1 for s, st in zip(bshape, b.bstrides))  # B's own batch shape
     count = math.prod(own)
-    nr = panel_width(dtype)
+    nr = panel_width(dev, dtype)
     size = -(-n // nr) * nr * k  # one packed matrix: whole panels
     out = new(dev, (max(count * size, 1),), dtype)
     strides = tuple(0 if d == 1 else st * size for d, st in zip(own, contiguous_strides(own)))
     if count and k and n:
         shape_args = (vec(own, 8, 1), vec(b.bstrides), len(own) if count > 1 else 0)
         if b.s0 == 1 and b.s1 != 1:  # columns contiguous: read down them, VW rows per work-item
-            kern = dev.kernel("matmul.cl", "pack_panels_t", defines(dtype))
-            dev.launch(kern, (-(-k // vector_width(dtype)), -(-n // nr), count), (1, 1, 1), out.buf, b.buf,
+            kern = dev.kernel("matmul.cl", "pack_panels_t", defines(dev, dtype))
+            dev.launch(kern, (-(-k // vector_width(dev, dtype)), -(-n // nr), count), (1, 1, 1), out.buf, b.buf,
                        b.off, b.s1, k, n, *shape_args)
         else:
-            kern = dev.kernel("matmul.cl", "pack_panels", defines(dtype))
+            kern = dev.kernel("matmul.cl", "pack_panels", defines(dev, dtype))
             dev.launch(kern, (-(-k // PACK_GROUP) * PACK_GROUP, -(-n // nr), count), (PACK_GROUP, 1, 1), out.buf,
                        b.buf, b.off, b.s0, b.s1, k, n, *shape_args)
     return out, strides
@@ -145,12 +159,12 @@ def run(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape
     count = math.prod(bshape)
     if not (m and n and count):
         return
-    rows = -(-m // MR)
+    rows = -(-m // tile_rows(dev))
     group = min(GROUP, 1 << (rows - 1).bit_length())  # 1, 2, 4 or 8: PoCL compiles once per size
-    nr = panel_width(dtype)
+    nr = panel_width(dev, dtype)
     b = bias if bias is not None else Mat(c.buf, 0, 0, 0, ())
     batched = count > 1
-    kern = dev.kernel("matmul.cl", "gemm", defines(dtype) + (("KBLOCK", str(KBLOCK if k1 * k2 > LONG_K else 0)),
+    kern = dev.kernel("matmul.cl", "gemm", defines(dev, dtype) + (("KBLOCK", str(KBLOCK if k1 * k2 > LONG_K else 0)),
                                                                ("ACT", str(ACT[activation]))))
     dev.launch(kern, (-(-rows // group) * group, -(-n // nr), count), (group, 1, 1),
                a.buf if a.buf is not None else c.buf, a.off, a.s0, a_sk1, a.s1,
@@ -162,11 +176,11 @@ def run(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape
 
 
 def _cost(m: int, n: int, k: int, count: int, packs: int, vec_unit_stride: bool, a_unit_stride: bool,
-          transposed_c: bool, nr: int) -> float:
+          transposed_c: bool, nr: int, mr: int) -> float:
     """Rough cycle count of one orientation: tile FMAs and stores for ``count`` products,
     packing ``packs`` vector-side matrices (fewer when that side is broadcast)."""
-    mp, np_ = -(-m // MR) * MR, -(-n // nr) * nr
-    tiles = mp * np_ * k / 32  # two 16-lane FMAs per cycle
+    mp, np_ = -(-m // mr) * mr, -(-n // nr) * nr
+    tiles = mp * np_ * k / 32  # two 16-lane FMAs per cycle (a rough constant: only the ratio of the orientations counts)
     if not a_unit_stride and k > 256:
         # the broadcast side read down its columns: one cache line per k, at the row stride,
         # which for long k aliases in L1 and L2 (measured: 0.6x at M=512, N=128, K=784)
@@ -182,11 +196,12 @@ def gemm(dev: CLDevice, dtype: np.dtype, m: int, n: int, k: int, bshape: tuple[i
     """Enqueue ``C = activation(A @ B (+ bias))`` for strided A (M x K), B (K x N) and C, batched
     over ``bshape``; packs whichever operand is cheaper to pack (see the module docstring)."""
     count = math.prod(bshape)
-    nr = panel_width(dtype)
+    nr = panel_width(dev, dtype)
     b_count = math.prod([s for s, st in zip(bshape, b.bstrides) if st])
     a_count = math.prod([s for s, st in zip(bshape, a.bstrides) if st])
-    normal = _cost(m, n, k, count, b_count, b.s1 == 1, a.s1 == 1, c.s1 != 1, nr)
-    flipped = _cost(n, m, k, count, a_count, a.s0 == 1, b.s0 == 1, c.s0 != 1, nr)
+    mr = tile_rows(dev)
+    normal = _cost(m, n, k, count, b_count, b.s1 == 1, a.s1 == 1, c.s1 != 1, nr, mr)
+    flipped = _cost(n, m, k, count, a_count, a.s0 == 1, b.s0 == 1, c.s0 != 1, nr, mr)
     if flipped < normal:  # C.T = B.T @ A.T
         m, n, a, b, c = n, m, b.t(), a.t(), c.t()
         bias = bias.t() if bias is not None else None

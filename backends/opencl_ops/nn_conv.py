@@ -31,7 +31,7 @@ _GEOMETRY = "int int int int int int int int int int"  # H W kh kw sh sw ph pw d
 
 
 def _kernel(dev: CLDevice, name: str, dtype: object) -> object:
-    return dev.kernel("conv.cl", name, defines(dtype))
+    return dev.kernel("conv.cl", name, defines(dev, dtype))
 
 
 def _out_size(size: int, kernel_size: int, stride: int, padding: int, dilation: int) -> int:
@@ -72,7 +72,7 @@ def conv2d(dev: CLDevice, x: CLArray, w: CLArray, b: CLArray | None = None, *, s
         return out
     og, k, p = o // groups, cg * kh * kw, ho * wo
     w = contiguous(w)
-    nr = panel_width(dtype)
+    nr = panel_width(dev, dtype)
     bias = None if b is None else Mat(b.buf, b.offset, b.strides[0], 0, (og * b.strides[0],))
     pack = _kernel(dev, "im2col_panels", dtype)
     chunk = _chunk(groups * k * p, dtype.itemsize)
@@ -134,7 +134,7 @@ def conv2d_backward_weight(dev: CLDevice, x: CLArray, g: CLArray, *, kernel_size
         return out
     q, p = cg * kh * kw, ho * wo
     g = contiguous(g)
-    nr = panel_width(dtype)
+    nr = panel_width(dev, dtype)
     panels = -(-q // nr)
     pack = _kernel(dev, "im2col_panels_t", dtype)
     chunk = _chunk(groups * panels * nr * p, dtype.itemsize)

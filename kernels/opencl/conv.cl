@@ -1,7 +1,7 @@
 /* conv2d on OpenCL: im2col packers that write straight into the GEMM's panel layout
  * (kernels/opencl/matmul.cl), and col2im for the input gradient.
  *
- * Build with -DT=<float|double> -DVW=<16|8> (NR = 2 * VW columns per panel), as matmul.cl.
+ * Build with the defines of matmul.cl (NR = 2 * VW columns per panel).
  * Images are NCHW with arbitrary element strides; a (kernel row i, kernel column j) tap of
  * output pixel (ho, wo) reads input pixel (ho * sh + i * dh - ph, wo * sw + j * dw - pw),
  * zero outside the image. Groups split the channels: group g owns channels g*Cg .. (g+1)*Cg.

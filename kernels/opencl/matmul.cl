@@ -1,6 +1,7 @@
 /* Register-blocked matrix product for CPU-like OpenCL devices (PoCL), and its packing kernels.
  *
- * Build with -DT=<float|double> -DVW=<16|8> (one SIMD register of T), -DMR=<rows per tile>,
+ * Build with -DT=<float|double> -DT_BITS=<32|64> -DVW=<16|8|4> (one SIMD register of T: 512 or
+ * 256 bits), -DMR=<rows per tile: 8 with 512-bit registers, 6 with 256-bit ones>,
  * -DKBLOCK=<0, or products per register sum when K is long> and -DACT=<0; 1: relu applied
  * as the tile is stored, after the bias; 2: relu_backward's mask, each value times
  * (mask > 0), the mask read like C through its own strides, one matrix only; 3: gelu (erf);
@@ -24,11 +25,11 @@
 #ifndef ACT
 #define ACT 0
 #endif
-/* Literals of T: VW is 16 for float and 8 for double (one 512-bit register). */
-#if VW == 16
-#define K(x) x##f
-#else
+/* Literals of T (T_BITS: 32 for float, 64 for double). */
+#if T_BITS == 64
 #define K(x) x
+#else
+#define K(x) x##f
 #endif
 /* The epilogue, on a vector V of type VTYPE, with the formula of the activation's own kernel
  * (kernels/opencl/elementwise.cl), so that fused and separate kernels agree to rounding:
@@ -107,10 +108,13 @@ __kernel void pack_panels(__global T* out, __global const T* b, long b_off, long
     o[4 * NR + j] = v.s4; o[5 * NR + j] = v.s5; o[6 * NR + j] = v.s6; o[7 * NR + j] = v.s7;     \
     o[8 * NR + j] = v.s8; o[9 * NR + j] = v.s9; o[10 * NR + j] = v.sa; o[11 * NR + j] = v.sb;   \
     o[12 * NR + j] = v.sc; o[13 * NR + j] = v.sd; o[14 * NR + j] = v.se; o[15 * NR + j] = v.sf;
-#else
+#elif VW == 8
 #define SCATTER(v, o, j)                                                                      \
     o[0 * NR + j] = v.s0; o[1 * NR + j] = v.s1; o[2 * NR + j] = v.s2; o[3 * NR + j] = v.s3;     \
     o[4 * NR + j] = v.s4; o[5 * NR + j] = v.s5; o[6 * NR + j] = v.s6; o[7 * NR + j] = v.s7;
+#else
+#define SCATTER(v, o, j)                                                                      \
+    o[0 * NR + j] = v.s0; o[1 * NR + j] = v.s1; o[2 * NR + j] = v.s2; o[3 * NR + j] = v.s3;
 #endif
 
 __kernel void pack_panels_t(__global T* out, __global const T* b, long b_off, long sn,
