@@ -313,3 +313,28 @@ def test_max_pool_nan_and_integers() -> None:
         ints[0, 0, :2] = np.iinfo(dtype).min  # ties with the padding value
         _same_as_cpu("max_pool2d", [ints], attrs)
     _no_fallbacks()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8, np.uint8, np.int64])
+def test_max_pool_2x2_vectors_are_bitwise_the_scalar_kernel(dtype: type) -> None:
+    """The 2x2, stride 2 pool takes eight outputs per step from vector loads where rows are
+    contiguous; a strided input takes the kernel's scalar window loop. Both must give the same
+    indices and the same bits (NaN payloads, the sign of a zero) as each other, and the
+    reference's indices and values: the first maximum of the window, then its first NaN, over
+    ties, +-inf, signed zeros and NaN in every tap, in rows of 8n outputs and with tails."""
+    attrs = {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)}
+    for h, w in [(2, 16), (5, 35), (8, 50), (3, 17)]:
+        x = rng.integers(-2, 3, (2, 3, h, w)).astype(dtype)  # few values: many ties
+        if np.dtype(dtype).kind == "f":
+            specials = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0], dtype)
+            x.flat[rng.choice(x.size, x.size // 3, replace=False)] = rng.choice(specials, x.size // 3)
+        wide = np.zeros((2, 3, h, 2 * w), dtype)
+        wide[..., ::2] = x
+        strided = _on(wide)[..., ::2]  # the same values, every other element: the scalar loop
+        vectors, scalar = _run("max_pool2d", [x], attrs), _run("max_pool2d", [strided], attrs)
+        want = _run("max_pool2d", [x], attrs, "cpu")
+        np.testing.assert_array_equal(vectors[1], scalar[1])
+        np.testing.assert_array_equal(vectors[1], want[1])
+        assert vectors[0].tobytes() == scalar[0].tobytes()
+        np.testing.assert_array_equal(vectors[0], want[0])  # NaN where the reference has NaN
+    _no_fallbacks()
