@@ -259,6 +259,29 @@ def test_conv2d_in_chunks_of_images(monkeypatch: pytest.MonkeyPatch) -> None:
     _no_fallbacks()
 
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_packers_agree_bit_for_bit(monkeypatch: pytest.MonkeyPatch, dtype: type) -> None:
+    """Where output rows are whole vectors, the forward packs its columns row by row
+    (im2col_panels_rows); it must pack exactly what the general packer packs: same bits out
+    (padding, dilation, groups, a vertical stride, and a last panel half empty)."""
+    from tensorcore.backends.opencl_ops import nn_conv
+
+    # (N, C, H, W, O, kernel, stride, padding, dilation, groups): Wo = 16, 32 or 8
+    cases = [(2, 3, 16, 16, 5, (3, 3), (1, 1), (1, 1), (1, 1), 1), (1, 4, 9, 34, 6, (3, 3), (2, 1), (0, 1), (1, 2), 2),
+             (3, 2, 5, 8, 3, (1, 3), (1, 1), (0, 1), (1, 1), 1), (1, 2, 7, 10, 4, (2, 3), (1, 1), (2, 0), (2, 1), 1)]
+    for n, c, h, w, o, k, stride, padding, dilation, groups in cases:
+        x = rng.standard_normal((n, c, h, w)).astype(dtype)
+        wt = rng.standard_normal((o, c // groups) + k).astype(dtype)
+        params = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+        by_rows = _run("conv2d", [x, wt], params)
+        with monkeypatch.context() as m:
+            m.setattr(nn_conv, "vector_width", lambda dev, dt: 10**9)  # no row of whole vectors: the general packer
+            general = _run("conv2d", [x, wt], params)
+        assert by_rows.tobytes() == general.tobytes()
+        _close(by_rows, _run("conv2d", [x, wt], params, "cpu"), **({"rtol": 1e-4, "atol": 1e-4} if dtype == np.float32 else {}))
+    _no_fallbacks()
+
 def test_conv2d_strided_input_and_gradient_through_the_tape() -> None:
     x = rng.standard_normal((2, 5, 9, 3), dtype=np.float32).transpose(0, 3, 1, 2)  # (2, 3, 5, 9), not contiguous
     wt = rng.standard_normal((4, 3, 3, 2), dtype=np.float32)

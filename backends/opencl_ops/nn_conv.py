@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from tensorcore.backends.opencl import CLArray, CLDevice
 from tensorcore.backends.opencl_ops._common import output
-from tensorcore.backends.opencl_ops.matmul import Mat, check_float, defines, gemm, panel_width, run, vec
+from tensorcore.backends.opencl_ops.matmul import Mat, check_float, defines, gemm, panel_width, run, vec, vector_width
 from tensorcore.backends.opencl_ops.movement import contiguous
 
 from tensorcore.errors import KernelUnsupported
@@ -25,9 +25,6 @@ CHUNK_BYTES = 64 << 20  # packed columns per launch: bounded, like the pool's wo
 LOCAL = 64  # work-items per group of the packers and col2im
 
 _Pair = tuple[int, int]
-
-
-_GEOMETRY = "int int int int int int int int int int"  # H W kh kw sh sw ph pw dh dw (see conv.cl)
 
 
 def _kernel(dev: CLDevice, name: str, dtype: object) -> object:
@@ -74,13 +71,20 @@ def conv2d(dev: CLDevice, x: CLArray, w: CLArray, b: CLArray | None = None, *, s
     w = contiguous(w)
     nr = panel_width(dev, dtype)
     bias = None if b is None else Mat(b.buf, b.offset, b.strides[0], 0, (og * b.strides[0],))
-    pack = _kernel(dev, "im2col_panels", dtype)
+    # whole vectors of each input row where rows are contiguous and each half panel is one row
+    by_rows = stride[1] == 1 and x.strides[3] == 1 and wo % vector_width(dev, dtype) == 0
+    pack = _kernel(dev, "im2col_panels_rows" if by_rows else "im2col_panels", dtype)
     chunk = _chunk(groups * k * p, dtype.itemsize)
     for n0 in range(0, n, chunk):
         nc = min(chunk, n - n0)
-        size = -(-nc * p // nr) * nr * k  # one group's packed columns
+        panels = -(-nc * p // nr)
+        size = panels * nr * k  # one group's packed columns
         packed = output(dev, (max(groups * size, 1),), dtype)
-        if k:
+        if k and by_rows:
+            dev.launch(pack, *_rows(groups * panels), packed.buf, x.buf, x.offset + n0 * x.strides[0],
+                       vec(x.strides, 4), nc, cg, h, wd, kh, kw, stride[0], *padding, *dilation, ho, wo, panels,
+                       groups * panels)
+        elif k:
             dev.launch(pack, *_rows(nc * c), packed.buf, x.buf, x.offset + n0 * x.strides[0],
                        vec(x.strides, 4), nc, groups, cg, h, wd, *_geometry((kh, kw), stride, padding, dilation),
                        ho, wo, nc * c)

@@ -9,6 +9,11 @@
 #include "common.h"
 
 #define NR (2 * VW)
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define VT CAT(T, VW)
+#define VLOAD CAT(vload, VW)
+#define VSTORE CAT(vstore, VW)
 
 /* The output columns wo whose tap reads input column wo * sw + dx inside 0 .. W - 1:
  * wo in [*lo, *hi), clamped to [0, Wo). */
@@ -72,6 +77,50 @@ __kernel void im2col_panels(__global T* out, __global const T* x, long x_off, lo
     }
 }
 
+/* im2col_panels where each half panel (VW columns) lies in one output row of one image and
+ * the input rows are contiguous (stride 1 along W, unit element stride, Wo a multiple of VW):
+ * one work-item per (group, panel) writes the panel's K rows in order, a contiguous block,
+ * each half one vector load of an input row (element by element where the taps cross the
+ * image's left or right edge), zero past N * Ho * Wo. Same output as im2col_panels. */
+__kernel void im2col_panels_rows(__global T* out, __global const T* x, long x_off, long4 xs,
+                                 int N, int Cg, int H, int W, int kh, int kw, int sh, int ph, int pw,
+                                 int dh, int dw, int Ho, int Wo, int panels, int items) {
+    int e = get_global_id(0);
+    if (e >= items) return;
+    int p = e % panels, g = e / panels;
+    int P = Ho * Wo;
+    __global T* o = out + (long)e * Cg * kh * kw * NR;
+    const __global T* src[2];
+    int y0[2], x0[2], live[2];
+    for (int t = 0; t < 2; ++t) {  /* each half's image, first output row and column */
+        int col = p * NR + t * VW, pix = col % P;
+        live[t] = col < N * P;
+        src[t] = x + x_off + (long)(col / P) * xs.s0 + (long)g * Cg * xs.s1;
+        y0[t] = (pix / Wo) * sh - ph;
+        x0[t] = pix % Wo - pw;
+    }
+    for (int c = 0; c < Cg; ++c) {
+        for (int i = 0; i < kh; ++i) {
+            for (int j = 0; j < kw; ++j, o += NR) {
+                for (int t = 0; t < 2; ++t) {
+                    __global T* d = o + t * VW;
+                    int y = y0[t] + i * dh, xx = x0[t] + j * dw;
+                    if (!live[t] || y < 0 || y >= H) {
+                        VSTORE((VT)0, 0, d);
+                        continue;
+                    }
+                    const __global T* row = src[t] + c * xs.s1 + y * xs.s2;
+                    if (xx >= 0 && xx + VW <= W) {
+                        VSTORE(VLOAD(0, row + xx), 0, d);
+                    } else {
+                        for (int v = 0; v < VW; ++v) d[v] = xx + v >= 0 && xx + v < W ? row[xx + v] : (T)0;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* conv2d_backward_weight, the GEMM's B per group: rows k = (n, ho, wo) over all images,
  * columns q = (c, i, j), zero past Cg * kH * kW. Output: packed[g][q / NR][k][q % NR].
  * One work-item per (g, n, c) writes all taps of one channel of one image (the last channel
@@ -129,7 +178,11 @@ __kernel void col2im(__global T* gx, __global const T* cols, int n0, int planes,
                 int dx = j * dw - pw, lo, hi;
                 valid_columns(dx, sw, W, Wo, &lo, &hi);
                 const __global T* s = src + (i * kw + j) * P + ho * Wo;
-                for (int wo = lo; wo < hi; ++wo) row[wo * sw + dx] += s[wo];
+                int wo = lo;
+                if (sw == 1) {  /* contiguous runs: whole vectors, the same sums in the same order */
+                    for (; wo + VW <= hi; wo += VW) VSTORE(VLOAD(0, row + wo + dx) + VLOAD(0, s + wo), 0, row + wo + dx);
+                }
+                for (; wo < hi; ++wo) row[wo * sw + dx] += s[wo];
             }
         }
     }
