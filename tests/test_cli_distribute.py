@@ -26,18 +26,6 @@ def mpi_train(*args: str, timeout: int = 600, **env: str) -> subprocess.Complete
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_train_over_two_devices_says_where_and_what_it_reduces():
-    out = run("train", "--devices", MIXED, "--epochs", "1", "--no-progress")
-    assert out.returncode == 0, out.stderr
-    devices = ", ".join(f"{d}:0" if ":" not in d else d for d in MIXED.split(","))
-    assert f"data-parallel over 2 replicas ({devices})" in out.stdout
-    assert f"replicas: {devices}; shares 50%, 50%" in out.stdout
-    per_step = float(re.search(r"all-reduced per step: ([\d.]+) MiB in 1.0 collective", out.stdout).group(1))
-    params = 32 * 9 + 32 + 64 * 32 * 9 + 64 + 256 * 128 + 128 + 128 * 10 + 10  # the digits CNN
-    assert per_step == pytest.approx(params * 4 / 2**20, abs=0.01)
-    assert re.search(r"time in collectives: [\d.]+ s of [\d.]+ s", out.stdout)
-
-
 def test_devices_from_the_environment_and_bad_devices():
     out = run("train", "--epochs", "1", "--no-progress", TENSORCORE_DEVICES="cpu,cpu")
     assert out.returncode == 0, out.stderr
@@ -48,23 +36,21 @@ def test_devices_from_the_environment_and_bad_devices():
     assert both.returncode == 2 and "not both" in both.stderr
 
 
-@pytest.mark.skipif(SKIP is not None, reason=SKIP or "")
-def test_train_over_two_mpi_ranks_reports_once_and_every_rank_says_its_device():
-    out = mpi_train("--epochs", "1", "--no-progress", TENSORCORE_DEVICES="cpu")
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "rank 0 of 2: replicas on cpu:0" in out.stdout and "rank 1 of 2: replicas on cpu:0" in out.stdout
-    assert out.stdout.count("final test accuracy") == 1 and out.stdout.count("epoch 1:") == 1
-    assert "replicas: cpu:0 (rank 0 of 2); shares 50%, 50%" in out.stdout
-
-
 # The main job's promise: the same accuracy as one device (>= 97%) in every form.
 
 
 @pytest.mark.slow
-def test_train_over_mixed_devices_reaches_97_percent():
+def test_train_over_mixed_devices_reaches_97_percent_and_says_where_and_what_it_reduces():
     out = run("train", "--devices", MIXED, "--no-progress")
     assert out.returncode == 0, out.stderr
     assert accuracy(out.stdout) >= 97.0, out.stdout
+    devices = ", ".join(f"{d}:0" if ":" not in d else d for d in MIXED.split(","))
+    assert f"data-parallel over 2 replicas ({devices})" in out.stdout
+    assert f"replicas: {devices}; shares 50%, 50%" in out.stdout
+    per_step = float(re.search(r"all-reduced per step: ([\d.]+) MiB in 1.0 collective", out.stdout).group(1))
+    params = 32 * 9 + 32 + 64 * 32 * 9 + 64 + 256 * 128 + 128 + 128 * 10 + 10  # the digits CNN
+    assert per_step == pytest.approx(params * 4 / 2**20, abs=0.01)
+    assert re.search(r"time in collectives: [\d.]+ s of [\d.]+ s", out.stdout)
 
 
 @pytest.mark.slow
@@ -79,7 +65,11 @@ def test_train_over_two_pocl_devices_reaches_97_percent():
 
 @pytest.mark.slow
 @pytest.mark.skipif(SKIP is not None, reason=SKIP or "")
-def test_train_over_two_mpi_ranks_reaches_97_percent():
-    out = mpi_train("--no-progress")
+def test_train_over_two_mpi_ranks_reaches_97_percent_and_reports_once():
+    out = mpi_train("--no-progress")  # each rank on its default device
     assert out.returncode == 0, out.stderr[-3000:]
     assert accuracy(out.stdout) >= 97.0, out.stdout
+    device = re.search(r"rank 0 of 2: replicas on (\S+)", out.stdout).group(1)
+    assert f"rank 1 of 2: replicas on {device}" in out.stdout  # every rank says its device
+    assert out.stdout.count("final test accuracy") == 1 and out.stdout.count("epoch 1:") == 1  # rank 0 reports
+    assert f"replicas: {device} (rank 0 of 2); shares 50%, 50%" in out.stdout
