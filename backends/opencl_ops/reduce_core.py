@@ -90,6 +90,11 @@ def supported(dev: CLDevice, *dtypes: Any) -> None:
 
 def layout(x: CLArray, axes: tuple[int, ...]) -> Layout:
     """Read ``x`` reduced over ``axes`` as (A, N, B), copying it only when its layout needs it."""
+    return direct_layout(x, axes) or _copied_layout(x, axes)
+
+
+def direct_layout(x: CLArray, axes: tuple[int, ...]) -> Layout | None:
+    """``x`` reduced over ``axes`` read in place as (A, N, B), or None where that needs a copy."""
     dims = [(n, s, i in axes, i) for i, (n, s) in enumerate(zip(x.shape, x.strides)) if n != 1]
     if x.buf is not None and all(s >= 0 for _, s, _, _ in dims):
         order = sorted(dims, key=lambda d: -d[1])  # memory order; stable, so ties keep logical order
@@ -105,7 +110,11 @@ def layout(x: CLArray, axes: tuple[int, ...]) -> Layout:
             kinds = tuple(g[2] for g in groups)
             if kinds in ((), (True,), (False,), (True, False), (False, True), (False, True, False)):
                 return _from_groups(x, groups)
-    # Interleaved or reversed: copy with the kept axes first and the reduced axes last.
+    return None
+
+
+def _copied_layout(x: CLArray, axes: tuple[int, ...]) -> Layout:
+    """Interleaved or reversed axes: ``x`` copied with the kept axes first, the reduced last."""
     a = math.prod(n for i, n in enumerate(x.shape) if i not in axes)
     n = math.prod(x.shape[i] for i in axes)
     if x.buf is None:  # empty: nothing is read
@@ -224,8 +233,29 @@ def reduce(dev: CLDevice, x: CLArray, axes: tuple[int, ...], keepdims: bool, com
     out = output(dev, reduced_shape(x.shape, axes, keepdims), out_dtype)
     if out.buf is None:
         return out
-    lay = layout(x, axes)
+    lay = direct_layout(x, axes)
+    split = _trailing_first(x, axes) if lay is None else None
+    if split is not None:
+        # Reduced axes on both sides of kept ones (a conv bias gradient: N, H, W of NCHW): the
+        # trailing ones first, then the rest of the (smaller) partial result, rather than a
+        # reordered copy of all of x (1.5 ms of the CNN step's 70 on PoCL).
+        trailing, leading = split
+        part = dev.empty(tuple(n for i, n in enumerate(x.shape) if i not in trailing), acc)
+        run(dev, layout(x, trailing), part, comb, mapping, acc)
+        count = math.prod(x.shape[i] for i in axes)
+        return run(dev, layout(part, leading), out, comb, IDENTITY, acc, div=float(count) if mean else None)
+    lay = lay or _copied_layout(x, axes)
     return run(dev, lay, out, comb, mapping, acc, div=float(lay.n) if mean else None)
+
+
+def _trailing_first(x: CLArray, axes: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """(the reduced axes after the last kept one, those before it), when there are both."""
+    kept = [i for i, n in enumerate(x.shape) if i not in axes and n != 1]
+    if not kept or x.buf is None:
+        return None
+    trailing = tuple(i for i in axes if i > kept[-1])
+    leading = tuple(i for i in axes if i < kept[-1])
+    return (trailing, leading) if trailing and leading else None
 
 
 def arg_reduce(dev: CLDevice, lay: Layout, out: CLArray, largest: bool) -> CLArray:
