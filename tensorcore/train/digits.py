@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -203,7 +204,10 @@ def describe_strategy(strategy: Any, batch_size: int, log: Any) -> None:
     rank = getattr(strategy, "rank", None)
     where = ", ".join(str(d) for d in strategy.devices)
     if rank is not None:
-        print(f"rank {rank} of {strategy.num_workers}: replicas on {where}", flush=True)
+        # One write with its newline: mpiexec forwards each rank's writes as they come, and a
+        # print's text and newline apart could interleave with another rank's line.
+        sys.stdout.write(f"rank {rank} of {strategy.num_workers}: replicas on {where}\n")
+        sys.stdout.flush()
     if log is not None:
         log(f"data-parallel over {strategy.num_replicas_in_sync} replicas ({where}{' on rank 0' if rank is not None else ''}); "
             f"shares of each global batch of {batch_size}: {shares}")
