@@ -69,6 +69,32 @@ def test_reductions_on_views_over_every_axis_set(name: str) -> None:
                 assert_matches(got, ref(view, axis=axis, keepdims=keepdims), rtol=2e-5, atol=1e-5), (kind, axis)
 
 
+def test_reduced_axes_on_both_sides_of_a_kept_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A conv bias gradient's reduction (N, H, W of NCHW) runs in two passes, the trailing axes
+    first: the same results as NumPy for every reduction, NaN, a wider integer accumulator,
+    keepdims, size-1 trailing axes (read in place then) and a flipped view (copied then)."""
+    from tensorcore.backends.opencl_ops import reduce_core
+
+    passes = []
+    original = reduce_core._trailing_first
+    monkeypatch.setattr(reduce_core, "_trailing_first", lambda x, axes: passes.append(original(x, axes)) or passes[-1])
+    x = rng.uniform(-1.5, 1.5, (6, 5, 7, 9)).astype(np.float32)
+    x[2, 1, 3, 4] = np.nan
+    for name, (fn, ref) in REDUCTIONS.items():
+        for keepdims in (False, True):
+            assert_matches(fn(on_device(x), axis=(0, 2, 3), keepdims=keepdims),
+                           ref(x, axis=(0, 2, 3), keepdims=keepdims), rtol=2e-5, atol=1e-5), name
+    assert passes and all(p is not None for p in passes)  # every one took the two passes
+    ints = rng.integers(0, 200, (4, 3, 5, 6)).astype(np.uint8)
+    assert_matches(tc.sum(on_device(ints), axis=(0, 2, 3)), np.sum(ints, axis=(0, 2, 3)))  # uint64: no wrap at 255
+    passes.clear()
+    one = x[:, :, :1, :1]  # the trailing axes reduce one element each: no second pass
+    assert_matches(tc.sum(on_device(one), axis=(0, 2, 3)), np.sum(one, axis=(0, 2, 3)), rtol=2e-5, atol=1e-5)
+    flipped = x[::-1, :, :, ::-1]
+    assert_matches(tc.sum(on_device(flipped), axis=(0, 2, 3)), np.sum(flipped, axis=(0, 2, 3)), rtol=2e-5, atol=1e-5)
+    assert passes == [None]  # the flipped view: copied once, as before
+
+
 @pytest.mark.parametrize("shape,axis", [
     ((3, 200_001), 1),      # long rows: several chunks per row, a second pass
     ((1, 300_007), None),   # one long row
