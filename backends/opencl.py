@@ -92,8 +92,9 @@ class CLDevice(ProgramCache):
         self.pool = cl_tools.MemoryPool(cl_tools.ImmediateAllocator(self.queue))
         self.fp64 = bool(cl_device.double_fp_config)
         self.max_alloc = int(cl_device.max_mem_alloc_size)
-        # One SIMD register in bytes (PoCL: 64 with AVX-512, 32 with AVX2): the GEMM's tile is
-        # sized to it (matmul.py), since a tile of 512-bit vectors spills on a 256-bit CPU.
+        # One SIMD register in bytes (PoCL: 64 with AVX-512, 32 with AVX2; 32 for anything
+        # narrower too): the GEMM's tile is sized to it (matmul.py), since a tile of 512-bit
+        # vectors spills on a 256-bit CPU.
         self.simd_bytes = 64 if int(cl_device.native_vector_width_float) >= 16 else 32
         # A CPU device's buffers are host memory: reads can map them instead of copying
         # (PoCL copies 64 MiB in ~20 ms; a map takes ~20 us).

@@ -43,13 +43,13 @@ from tensorcore.backends import pocl_cache
 
 from tensorcore.backend import cache_dir
 
-PROBE_VERSION = 1  # bump when the checks change: every verdict is then made again
+PROBE_VERSION = 2  # bump when the checks change: every verdict is then made again
 TIMEOUT = 300.0  # seconds for one check, cold PoCL compiles included
 PROBE_ENV, FAULT_ENV = "TENSORCORE_OPENCL_PROBE", "TENSORCORE_OPENCL_PROBE_FAULT"
 STEPS = {
     "start": "creating a context and queue",
     "vector16": "running a kernel on 16-wide float vectors (float16)",
-    "gemm": "running tensorcore's float32 GEMM (kernels/opencl/matmul.cl, 16-wide vectors)",
+    "gemm": "running tensorcore's float32 GEMM (kernels/opencl/matmul.cl, vectors of the device's SIMD width)",
     "conv2d": "running tensorcore's float32 conv2d (im2col and the GEMM)",
     "float64": "running tensorcore's GEMM in float64",
 }

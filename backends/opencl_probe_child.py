@@ -82,16 +82,16 @@ def _gemm(dev: Any, rng: np.random.Generator, dtype: Any = np.float32, rtol: flo
 def _conv2d(dev: Any, rng: np.random.Generator) -> None:
     from tensorcore.backends.opencl_ops.nn_conv import conv2d
 
-    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    x = rng.standard_normal((2, 3, 9, 16)).astype(np.float32)  # 16 columns: the packer by rows too
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     b = rng.standard_normal(4).astype(np.float32)
     got = conv2d(dev, _upload(dev, x), _upload(dev, w), _upload(dev, b), stride=(1, 1), padding=(1, 1),
                  dilation=(1, 1), groups=1)
     padded = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
-    want = np.zeros((2, 4, 9, 9)) + b.reshape(1, 4, 1, 1)
+    want = np.zeros((2, 4, 9, 16)) + b.reshape(1, 4, 1, 1)
     for i in range(3):
         for j in range(3):
-            want += np.einsum("nchw,oc->nohw", padded[:, :, i:i + 9, j:j + 9], w[:, :, i, j].astype(np.float64))
+            want += np.einsum("nchw,oc->nohw", padded[:, :, i:i + 9, j:j + 16], w[:, :, i, j].astype(np.float64))
     _expect("conv2d", _read(dev, got), want, 1e-4)
 
 

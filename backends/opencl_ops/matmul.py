@@ -180,7 +180,7 @@ def _cost(m: int, n: int, k: int, count: int, packs: int, vec_unit_stride: bool,
     """Rough cycle count of one orientation: tile FMAs and stores for ``count`` products,
     packing ``packs`` vector-side matrices (fewer when that side is broadcast)."""
     mp, np_ = -(-m // mr) * mr, -(-n // nr) * nr
-    tiles = mp * np_ * k / 32  # two 16-lane FMAs per cycle (a rough constant: only the ratio of the orientations counts)
+    tiles = mp * np_ * k / nr  # two FMAs of VW = nr / 2 lanes per cycle
     if not a_unit_stride and k > 256:
         # the broadcast side read down its columns: one cache line per k, at the row stride,
         # which for long k aliases in L1 and L2 (measured: 0.6x at M=512, N=128, K=784)
