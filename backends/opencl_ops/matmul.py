@@ -31,7 +31,7 @@ from tensorcore.errors import KernelUnsupported
 
 # A work-item's tile: MR rows by NR = 2 SIMD registers of columns, all of it in registers.
 # With 512-bit registers (32 of them) 8 rows fit: 16 accumulators, 2 of B, 1 broadcast. With
-# 256-bit ones (16 of them) 8 rows spill; 6 rows fit (12 + 2 + 1), and ran 1.8x faster than
+# 256-bit ones (16 of them) 8 rows spill; 6 rows fit (12 + 2 + 1), and ran 1.6-1.8x faster than
 # the 512-bit tile on an AVX2 CPU (float32 n=1024 matmul, family 23; docs/performance.md).
 MR_BY_SIMD = {64: 8, 32: 6}
 GROUP = 8  # row tiles per work-group: they share one packed B panel in cache
