@@ -54,7 +54,7 @@ STEPS = {
     "float64": "running tensorcore's GEMM in float64",
 }
 # The sources whose change makes every verdict stale, besides the tensorcore version.
-_CHECKED = ("kernels/opencl/matmul.cl", "kernels/opencl/conv.cl", "kernels/opencl/common.h",
+_CHECKED = ("kernels/opencl/matmul.cl", "kernels/opencl/conv.cl", "kernels/opencl/common.h", "kernels/opencl/gemm.h",
             "backends/opencl_ops/matmul.py", "backends/opencl_ops/nn_conv.py")
 _MARK = "tensorcore-probe: "
 logger = logging.getLogger("tensorcore.opencl")

@@ -10,6 +10,10 @@
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
 #endif
 
+/* Token pasting after expansion: CAT(T, 8) is float8 when T is float. */
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+
 /* `long name[8]` holding the lanes of a long8 (shapes and strides index by dimension). */
 #define LONG8_ARRAY(name, v) long name[8] = {(v).s0, (v).s1, (v).s2, (v).s3, (v).s4, (v).s5, (v).s6, (v).s7}
 

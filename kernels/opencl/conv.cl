@@ -6,14 +6,7 @@
  * output pixel (ho, wo) reads input pixel (ho * sh + i * dh - ph, wo * sw + j * dw - pw),
  * zero outside the image. Groups split the channels: group g owns channels g*Cg .. (g+1)*Cg.
  */
-#include "common.h"
-
-#define NR (2 * VW)
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define VT CAT(T, VW)
-#define VLOAD CAT(vload, VW)
-#define VSTORE CAT(vstore, VW)
+#include "gemm.h"
 
 /* The output columns wo whose tap reads input column wo * sw + dx inside 0 .. W - 1:
  * wo in [*lo, *hi), clamped to [0, Wo). */

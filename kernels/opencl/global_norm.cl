@@ -17,8 +17,6 @@
  */
 #include "common.h"
 
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
 #define NB 16
 #define BLOCK 64
 #define TV CAT(T, 16)

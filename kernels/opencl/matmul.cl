@@ -20,7 +20,7 @@
  * - k runs as k1 * K2 + k2 with separate A strides, so A may be indexed by two dimensions
  *   (conv2d_backward_weight reduces over images and output pixels at once).
  */
-#include "common.h"
+#include "gemm.h"
 
 #ifndef ACT
 #define ACT 0
@@ -59,13 +59,6 @@
 #endif
 /* relu_backward's factor, as its kernel computes it: (y > 0 ? 1 : 0) * v, so 0 * inf is NaN. */
 #define MASKED(y, v) (((y) > (T)0 ? (T)1 : (T)0) * (v))
-
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define VT CAT(T, VW)
-#define VLOAD CAT(vload, VW)
-#define VSTORE CAT(vstore, VW)
-#define NR (2 * VW)
 
 #if MR == 4
 #define ROWS(X) X(0) X(1) X(2) X(3)

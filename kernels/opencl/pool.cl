@@ -58,8 +58,6 @@ inline int rows_of(int e, int blocks, int per, int rows, int* nc, int* r0, int* 
     return *r0 < *r1;
 }
 
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
 #define V8 CAT(T, 8)
 /* Tap t (row-major in the window) replaces the best so far where it is greater. */
 #define TAKE_IF_GREATER(t, k)                                                                 \

@@ -23,8 +23,6 @@
  */
 #include "common.h"
 
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
 #define VW 16
 #define BLOCK 64
 
