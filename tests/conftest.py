@@ -25,6 +25,15 @@ def _device_matrix() -> list[str]:
 DEVICES = _device_matrix()
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Workers for ``pytest -n auto`` (README's test command): one per core, at most four.
+
+    Most of the suite waits on one core at a time (PoCL's compiler, Python), so two workers on
+    CI's two cores cut its time by a third; past four, the workers' PoCL and BLAS threads,
+    each pool as wide as the machine, only crowd each other."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """``--fuzz-examples N``: examples per op and device for the differential fuzz tests
     (tests/test_fuzz_*.py, tests/fuzz/); their default is a small fixed budget for CI."""
