@@ -25,6 +25,7 @@ def _device_matrix() -> list[str]:
 DEVICES = _device_matrix()
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: plain pytest has no such hook
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """Workers for ``pytest -n auto`` (README's test command): one per core, at most four.
 
