@@ -21,6 +21,8 @@ def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...]:
     """``None``, an int or a tuple of ints as a sorted tuple of distinct non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
+    if type(axis) is int and 0 <= axis < ndim:  # the common case, without the general checks
+        return (axis,)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out = tuple(sorted({normalize_axis(op, a, ndim) for a in axes}))
     if len(out) != len(axes):

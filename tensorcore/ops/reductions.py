@@ -38,7 +38,9 @@ def _reduction(name: str, reference: Any, grad: Any = None, out_dtype: Any = Non
 
 
 def _sum_ref(x: Any, axis: tuple, keepdims: bool, dtype: Any) -> Any:
-    return np.sum(x, axis=axis, keepdims=keepdims, dtype=dtype)
+    # np.add.reduce is what np.sum runs on an ndarray, without np.sum's ~5 us of Python
+    # dispatch (a bias gradient's sum of a (64, 128) array takes 6 us in all).
+    return np.add.reduce(x, axis=axis, keepdims=keepdims, dtype=dtype)
 
 
 def _sum_grad(ctx: Any, g: Tensor) -> tuple:
