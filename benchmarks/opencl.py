@@ -4,7 +4,8 @@ Run: ``python benchmarks/opencl.py`` or ``tensorcore bench opencl`` (``--rounds 
 ``--device opencl:N``, ``--json FILE``). Every case alternates NumPy and tensorcore round by
 round and reports medians; every tensorcore figure includes getting the result back to the
 host (``.numpy()``/``.item()``). ``--profiling-cost`` runs only an A/B of what OpenCL
-profiling (``TENSORCORE_OPENCL_PROFILING=1``) costs per launch.
+profiling (``TENSORCORE_OPENCL_PROFILING=1``) costs per launch; ``--gemm-tiles`` only one of the
+GEMM's register tiles (the one this CPU's SIMD width picks against the other).
 """
 
 from __future__ import annotations
@@ -161,6 +162,46 @@ def profiling_cost(device: str, rounds: int, launches: int = 2000) -> dict[str, 
     return out
 
 
+def gemm_tiles(device: str, rounds: int, n: int = 1024) -> dict[str, dict[str, float]]:
+    """Median seconds per call with each of the GEMM's register tiles (``CLDevice.simd_bytes``:
+    32 bytes, 6 rows by two 8-float vectors; 64 bytes, 8 rows by two 16-float vectors), the
+    tiles taking turns round by round: float32 and float64 n×n matmuls (read back) and the eager
+    MLP step of ``mlp_cases``. Keys: the case, then ``"native"`` (the tile this device's SIMD
+    width picks) and ``"other"``. Eager only: a traced step keeps the kernels it was built with.
+    """
+    from tensorcore.benchmarks._mlp import problem, tensorcore_step_fn
+
+    import tensorcore as tc
+    from tensorcore import registry
+    from tensorcore.device import resolve
+
+    dev = registry.get_backend("opencl").device(resolve(device).index)
+    native = dev.simd_bytes
+    tiles = {"native": native, "other": 96 - native}  # 32 <-> 64
+
+    def with_tile(simd_bytes: int, fn: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            dev.simd_bytes = simd_bytes
+            try:
+                return fn()
+            finally:
+                dev.simd_bytes = native
+        return run
+
+    rng = np.random.default_rng(0)
+    x, y, params = problem(2, 128, (784, 512, 512, 10))
+    tx, ty = tc.asarray(x, device=device), tc.asarray(y, device=device)
+    out: dict[str, dict[str, float]] = {}
+    for dtype in (np.float32, np.float64):
+        ta, tb = (tc.asarray(rng.standard_normal((n, n)).astype(dtype), device=device) for _ in range(2))
+        cases = {name: with_tile(simd, lambda a=ta, b=tb: (a @ b).numpy()) for name, simd in tiles.items()}
+        out[f"matmul {np.dtype(dtype).name} n={n}"] = interleaved(cases, rounds, 3)
+    steps = {name: tensorcore_step_fn(params, 0.01, device) for name in tiles}  # each with its own parameters
+    cases = {name: with_tile(simd, lambda step=steps[name]: step(tx, ty).item()) for name, simd in tiles.items()}
+    out["MLP 784-512-512-10 step, batch 128, eager"] = interleaved(cases, rounds, 10)
+    return out
+
+
 def _device_info(device: str) -> Any:
     """``device``'s DeviceInfo if it is an available opencl device, else None."""
     import tensorcore as tc
@@ -187,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--profiling-cost", action="store_true",
                         help="only measure what OpenCL profiling costs per launch (an interleaved A/B)")
+    parser.add_argument("--gemm-tiles", action="store_true",
+                        help="only compare the GEMM's two register tiles (an interleaved A/B)")
     args = parser.parse_args(argv)
     info = _device_info(args.device)
     if info is None:
@@ -197,6 +240,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for mode, t in profiling_cost(device, args.rounds).items():
             print(f"{mode} launches on {device}: profiling off {t['off'] * 1e6:.2f} µs, on {t['on'] * 1e6:.2f} µs "
                   f"per launch ({t['on'] / t['off'] - 1:+.1%})")
+        return 0
+    if args.gemm_tiles:
+        from tensorcore import registry
+
+        simd = registry.get_backend("opencl").device(info.device.index).simd_bytes
+        print(f"{device} = {info.name}: its SIMD registers hold {simd} bytes; medians of {args.rounds} interleaved rounds")
+        for case, t in gemm_tiles(device, args.rounds, 256 if args.quick else 1024).items():
+            print(f"{case}: tile for {simd}-byte registers {t['native'] * 1e3:.2f} ms, for {96 - simd}-byte "
+                  f"{t['other'] * 1e3:.2f} ms -> this CPU's tile {t['other'] / t['native']:.2f}x faster")
         return 0
     print(f"{device} = {info.name}; POCL_MAX_PTHREAD_COUNT={os.environ['POCL_MAX_PTHREAD_COUNT']}; "
           f"NumPy with 2 BLAS threads; medians of {args.rounds} interleaved rounds")

@@ -74,6 +74,21 @@ def test_opencl_profiling_cost_runs_an_a_b(capsys) -> None:
     assert all(0 < s < 0.01 for v in t.values() for s in v.values())  # seconds per launch
 
 
+@needs_opencl
+def test_opencl_gemm_tiles_times_both_tiles_and_restores_the_device(capsys) -> None:
+    from tensorcore import registry
+
+    dev = registry.get_backend("opencl").device(0)
+    before = dev.simd_bytes
+    assert opencl.main(["--gemm-tiles", "--quick", "--rounds", "1"]) == 0
+    assert dev.simd_bytes == before  # every call put the device's own tile back
+    lines = capsys.readouterr().out.splitlines()
+    assert f"registers hold {before} bytes" in lines[0]
+    cases = [line.split(":")[0] for line in lines[1:]]
+    assert cases == ["matmul float32 n=256", "matmul float64 n=256", "MLP 784-512-512-10 step, batch 128, eager"]
+    assert all("x faster" in line for line in lines[1:])
+
+
 class _FakeCuda:
     """Not CuPy: NumPy behind CuPy's names, enough for benchmarks/cuda.py to run on ``cpu``."""
 
