@@ -30,8 +30,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """Workers for ``pytest -n auto`` (README's test command): one per core, at most four.
 
     Most of the suite waits on one core at a time (PoCL's compiler, Python), so two workers on
-    CI's two cores cut its time by a third; past four, the workers' PoCL and BLAS threads,
-    each pool as wide as the machine, only crowd each other."""
+    CI's two cores cut its time by a third (docs/performance.md). The cap is a guess, not a
+    measurement: each worker's PoCL and BLAS thread pools are as wide as the machine."""
     return max(1, min(4, os.cpu_count() or 1))
 
 

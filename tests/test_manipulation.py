@@ -144,3 +144,14 @@ def test_bad_inputs_name_the_op_and_the_shapes(call: object, message: str, devic
     x = tc.asarray(_x(2, 3).astype(np.float32), device=device)
     with pytest.raises(tc.OpError, match=message):
         call(x)
+
+
+def test_reshape_takes_any_sequence_of_ints_and_to_its_own_shape_returns_the_input(device: str) -> None:
+    x = tc.asarray(_x(2, 3).astype(np.float32), device=device)
+    for shape in ((2, 3), [2, 3], np.array([2, 3]), (np.int64(2), 3)):
+        assert tc.reshape(x, shape) is x, shape  # nothing to do: the tensor itself, as before
+    for shape in ((3, 2), [6], np.array([3, -1]), 6):
+        out = tc.reshape(x, shape)
+        assert out.shape == np.reshape(_x(2, 3), shape).shape and out is not x
+    copied = tc.reshape(x, (2, 3), copy=True)
+    assert copied is not x and np.array_equal(copied.numpy(), x.numpy())

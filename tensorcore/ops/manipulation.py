@@ -37,7 +37,7 @@ def reshape(x: Tensor, /, shape: Any, *, copy: bool | None = None) -> Tensor:
     ``copy=True`` returns a copy; ``copy=False`` raises where the result cannot share ``x``'s
     memory; ``None`` shares it where it can (on cpu, like NumPy).
     """
-    if not copy and shape == x.shape:  # a tuple equal to the shape (gradients ask this often)
+    if not copy and type(shape) is tuple and shape == x.shape:  # gradients ask this often
         return x
     from tensorcore.ops.logic import astype
 
