@@ -162,22 +162,27 @@ def profiling_cost(device: str, rounds: int, launches: int = 2000) -> dict[str, 
     return out
 
 
-def gemm_tiles(device: str, rounds: int, n: int = 1024) -> dict[str, dict[str, float]]:
-    """Median seconds per call with each of the GEMM's register tiles (``CLDevice.simd_bytes``:
-    32 bytes, 6 rows by two 8-float vectors; 64 bytes, 8 rows by two 16-float vectors), the
-    tiles taking turns round by round: float32 and float64 n×n matmuls (read back) and the eager
-    MLP step of ``mlp_cases``. Keys: the case, then ``"native"`` (the tile this device's SIMD
-    width picks) and ``"other"``. Eager only: a traced step keeps the kernels it was built with.
-    """
-    from tensorcore.benchmarks._mlp import problem, tensorcore_step_fn
+def other_tile(simd_bytes: int) -> int:
+    """The register width (bytes) of the GEMM tile a device of ``simd_bytes`` does not use."""
+    from tensorcore.backends.opencl_ops.matmul import MR_BY_SIMD
 
+    return next(w for w in MR_BY_SIMD if w != simd_bytes)
+
+
+def gemm_tiles(device: str, rounds: int, n: int = 1024) -> dict[str, dict[str, float]]:
+    """Median seconds per call with each of the GEMM's register tiles (``CLDevice.simd_bytes``,
+    ``matmul.MR_BY_SIMD``), the tiles taking turns round by round: float32 and float64 n×n
+    matmuls (read back) and the eager MLP step of ``mlp_cases``. Keys: the case, then
+    ``"native"`` (the tile this device's SIMD width picks) and ``"other"``. Eager only: a
+    traced step keeps the kernels it was built with.
+    """
     import tensorcore as tc
     from tensorcore import registry
     from tensorcore.device import resolve
 
     dev = registry.get_backend("opencl").device(resolve(device).index)
     native = dev.simd_bytes
-    tiles = {"native": native, "other": 96 - native}  # 32 <-> 64
+    tiles = {"native": native, "other": other_tile(native)}
 
     def with_tile(simd_bytes: int, fn: Callable[[], Any]) -> Callable[[], Any]:
         def run() -> Any:
@@ -189,15 +194,13 @@ def gemm_tiles(device: str, rounds: int, n: int = 1024) -> dict[str, dict[str, f
         return run
 
     rng = np.random.default_rng(0)
-    x, y, params = problem(2, 128, (784, 512, 512, 10))
-    tx, ty = tc.asarray(x, device=device), tc.asarray(y, device=device)
     out: dict[str, dict[str, float]] = {}
     for dtype in (np.float32, np.float64):
         ta, tb = (tc.asarray(rng.standard_normal((n, n)).astype(dtype), device=device) for _ in range(2))
         cases = {name: with_tile(simd, lambda a=ta, b=tb: (a @ b).numpy()) for name, simd in tiles.items()}
         out[f"matmul {np.dtype(dtype).name} n={n}"] = interleaved(cases, rounds, 3)
-    steps = {name: tensorcore_step_fn(params, 0.01, device) for name in tiles}  # each with its own parameters
-    cases = {name: with_tile(simd, lambda step=steps[name]: step(tx, ty).item()) for name, simd in tiles.items()}
+    # each tile its own step and parameters, made as the suite's MLP case makes them
+    cases = {name: with_tile(simd, mlp_cases(device=device)["opencl"]) for name, simd in tiles.items()}
     out["MLP 784-512-512-10 step, batch 128, eager"] = interleaved(cases, rounds, 10)
     return out
 
@@ -247,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         simd = registry.get_backend("opencl").device(info.device.index).simd_bytes
         print(f"{device} = {info.name}: its SIMD registers hold {simd} bytes; medians of {args.rounds} interleaved rounds")
         for case, t in gemm_tiles(device, args.rounds, 256 if args.quick else 1024).items():
-            print(f"{case}: tile for {simd}-byte registers {t['native'] * 1e3:.2f} ms, for {96 - simd}-byte "
+            print(f"{case}: tile for {simd}-byte registers {t['native'] * 1e3:.2f} ms, for {other_tile(simd)}-byte "
                   f"{t['other'] * 1e3:.2f} ms -> this CPU's tile {t['other'] / t['native']:.2f}x faster")
         return 0
     print(f"{device} = {info.name}; POCL_MAX_PTHREAD_COUNT={os.environ['POCL_MAX_PTHREAD_COUNT']}; "
