@@ -10,6 +10,43 @@ import numpy as np
 from tensorcore.errors import OpError
 from tensorcore.tensor import Tensor
 
+_ZERO_BLOCK = 1 << 16  # elements: the block of zeros relu compares against (256 KiB of float32)
+_zero_blocks: dict[np.dtype, np.ndarray] = {}
+_zero_views: dict[tuple, np.ndarray] = {}  # (shape, dtype) -> a read-only view of the block, for small arrays
+
+
+def relu_into(x: Any, out: np.ndarray | None = None) -> Any:
+    """``np.maximum(x, 0)`` (into ``out`` if given), the same bits, faster for float arrays.
+
+    NumPy 2.4's ``maximum`` of a float array and a scalar runs a loop about 4x slower than
+    against an array of zeros on an AVX2 CPU (64x128 float32: 12.4 us against 3.3 us), so C-
+    contiguous float arrays are compared, block by block, with a block of zeros.
+    """
+    if type(x) is not np.ndarray:
+        return np.maximum(x, 0, out=out)  # a scalar operand of a fused chain
+    if x.dtype.kind != "f" or not x.flags.c_contiguous or (out is not None and not out.flags.c_contiguous):
+        return np.maximum(x, np.zeros((), x.dtype), out=out)  # x's dtype, bool included
+    if x.size <= _ZERO_BLOCK:
+        zeros = _zero_views.get((x.shape, x.dtype))
+        if zeros is None:
+            zeros = _zero_views.setdefault((x.shape, x.dtype), _zero_block(x.dtype)[:x.size].reshape(x.shape))
+        return np.maximum(x, zeros, out=out)
+    out = np.empty_like(x) if out is None else out
+    src, dst, block = x.reshape(-1), out.reshape(-1), _zero_block(x.dtype)
+    for start in range(0, src.size, _ZERO_BLOCK):
+        stop = min(start + _ZERO_BLOCK, src.size)
+        np.maximum(src[start:stop], block[:stop - start], out=dst[start:stop])
+    return out
+
+
+def _zero_block(dtype: np.dtype) -> np.ndarray:
+    block = _zero_blocks.get(dtype)
+    if block is None:
+        block = np.zeros(_ZERO_BLOCK, dtype)
+        block.flags.writeable = False
+        block = _zero_blocks.setdefault(dtype, block)
+    return block
+
 
 def pair(op: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
     """``value`` (an int or a pair of ints) as a pair; each at least ``minimum``."""
@@ -112,7 +149,7 @@ def apply_epilogue(out: np.ndarray, activation: str | None) -> np.ndarray:
     if activation is None:
         return out
     if activation == "relu":
-        return np.maximum(out, np.zeros((), out.dtype), out=out)
+        return relu_into(out, out)
     from tensorcore.ops.registry import OPS
 
     act, attrs = EPILOGUE_OPS[activation]

@@ -16,6 +16,7 @@ from tensorcore.dispatch import apply
 from tensorcore.errors import OpError
 from tensorcore.ops._axes import normalize_axis
 from tensorcore.ops._define import reference_dtype, same_shape
+from tensorcore.ops._nn import relu_into
 from tensorcore.ops.arithmetic import add, multiply, subtract
 from tensorcore.ops.math import exp
 from tensorcore.ops.math import tanh as _tanh
@@ -57,7 +58,7 @@ _RELU_BACKWARD = define(Op(
     doc="relu's gradient: ``g`` where the relu output ``y`` is positive, else 0.",
 ))
 _RELU = define(Op(
-    "relu", lambda x: np.maximum(x, np.zeros((), x.dtype)), infer=same_shape,  # keeps x's dtype (bool too)
+    "relu", relu_into, infer=same_shape,  # keeps x's dtype (bool too)
     grad=lambda ctx, g: (apply(_RELU_BACKWARD, (g, ctx.output)),),
     doc="Elementwise ``max(x, 0)``.",
 ))

@@ -26,6 +26,7 @@ from tensorcore.ops._nn import (
     through_epilogue,
     windows,
 )
+from tensorcore.ops.host_gemm import gemm
 from tensorcore.ops.reductions import sum as _sum
 from tensorcore.ops.registry import Op, Spec, define
 from tensorcore.tensor import Tensor
@@ -77,7 +78,7 @@ def _conv2d_ref(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, st
                 dilation: _Pair, groups: int, activation: str | None = None) -> np.ndarray:
     n, o, ho, wo = _check(x, w, b, stride, padding, dilation, groups)
     cols = _columns(x, w.shape[2:], stride, padding, dilation, groups, (ho, wo))
-    out = np.matmul(w.reshape(groups, o // groups, cols.shape[2]), cols)  # (N, G, O/G, Ho*Wo)
+    out = gemm(w.reshape(groups, o // groups, cols.shape[2]), cols)  # (N, G, O/G, Ho*Wo)
     out = out.reshape(n, o, ho, wo)
     if b is not None:
         out += b.reshape(1, o, 1, 1)
@@ -97,7 +98,7 @@ def _backward_input_ref(g: np.ndarray, w: np.ndarray, *, input_size: _Pair, stri
     # Columns ordered (kH, kW, C/groups), so each kernel tap's slice below is one contiguous block per group.
     wk = w.transpose(0, 2, 3, 1).reshape(groups, og, kh * kw * cg).transpose(0, 2, 1)
     g4 = g.reshape(n, groups, og, ho * wo)
-    gcols = wk * g4 if og == 1 else np.matmul(wk, g4)  # (N, G, kH*kW*Cg, Ho*Wo); og == 1: outer products
+    gcols = wk * g4 if og == 1 else gemm(wk, g4)  # (N, G, kH*kW*Cg, Ho*Wo); og == 1: outer products
     gcols = gcols.reshape(n, groups, kh, kw, cg, ho, wo)
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     gxp = np.zeros((n, groups, cg, h + 2 * ph, wd + 2 * pw), dtype=gcols.dtype)
@@ -115,7 +116,7 @@ def _backward_weight_ref(x: np.ndarray, g: np.ndarray, *, kernel_size: _Pair, st
     c = x.shape[1]
     cols = _columns(x, kernel_size, stride, padding, dilation, groups, (ho, wo))  # (N, G, K, Ho*Wo)
     g4 = g.reshape(n, groups, o // groups, ho * wo)
-    gw = np.matmul(g4, cols.transpose(0, 1, 3, 2)).sum(axis=0)  # (G, O/G, K)
+    gw = gemm(g4, cols.transpose(0, 1, 3, 2)).sum(axis=0)  # (G, O/G, K)
     return gw.reshape(o, c // groups, kernel_size[0], kernel_size[1])
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from tensorcore.dispatch import apply
 from tensorcore.errors import OpError, index_position
 from tensorcore.ops._nn import apply_epilogue, check_epilogue, require_tensor, through_epilogue
+from tensorcore.ops.host_gemm import gemm
 from tensorcore.ops.linalg import matmul
 from tensorcore.ops.manipulation import broadcast_to, matrix_transpose
 from tensorcore.ops.registry import OPS, Op, Spec, define
@@ -26,7 +27,7 @@ from tensorcore.tensor import Tensor
 def _linear_ref(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, activation: str | None = None) -> np.ndarray:
     if w.ndim != 2 or x.ndim == 0 or (b is not None and b.shape != w.shape[:1]):
         raise ValueError("bad shapes")  # explained by _linear_infer
-    out = np.matmul(x, w.T)  # w.T is a view: BLAS reads it transposed, no copy
+    out = gemm(x, w.T)  # w.T is a view: BLAS reads it transposed, no copy
     if b is not None:
         if b.dtype == out.dtype:
             out += b
@@ -54,7 +55,7 @@ def _linear_backward_weight_ref(g: np.ndarray, x: np.ndarray) -> np.ndarray:
     rows = math.prod(g.shape[:-1])  # not -1: a reshape of an empty tensor cannot infer it
     g2 = g.reshape(rows, g.shape[-1])
     x2 = x.reshape(rows, x.shape[-1])
-    return np.matmul(g2.T, x2)
+    return gemm(g2.T, x2)
 
 
 def _linear_backward_weight_infer(g: Spec, x: Spec) -> Spec:
@@ -122,7 +123,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 def _matmul_relu_backward_ref(x1: np.ndarray, x2: np.ndarray, y: np.ndarray) -> np.ndarray:
     if x1.ndim != 2 or x2.ndim != 2 or y.shape != (x1.shape[0], x2.shape[1]):
         raise ValueError("bad shapes")  # explained by _matmul_relu_backward_infer
-    return OPS["relu_backward"].reference(np.matmul(x1, x2), y)  # relu_backward's own reference: the same bits
+    return OPS["relu_backward"].reference(gemm(x1, x2), y)  # relu_backward's own reference: the same bits
 
 
 def _matmul_relu_backward_infer(x1: Spec, x2: Spec, y: Spec) -> Spec:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from tensorcore.ops._axes import reduced_shape
+from tensorcore.ops._nn import relu_into
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Fusable:
 
 
 def _relu(out: np.ndarray, x: Any) -> Any:
-    return np.maximum(x, 0, out=out)
+    return relu_into(x, out)
 
 
 def _relu_backward(out: np.ndarray, g: Any, y: Any) -> Any:

@@ -10,6 +10,7 @@ from tensorcore.dispatch import apply
 from tensorcore.errors import OpError
 from tensorcore.ops.arithmetic import multiply, sum_to_shape
 from tensorcore.ops.complex_parts import conj_of
+from tensorcore.ops.host_gemm import gemm
 from tensorcore.ops.manipulation import matrix_transpose, reshape
 from tensorcore.ops.registry import Op, Spec, define
 from tensorcore.tensor import Tensor
@@ -52,7 +53,12 @@ def _matmul_grad(ctx: Any, g: Tensor) -> tuple:
     return ga, gb
 
 
-_MATMUL = define(Op("matmul", np.matmul, infer=_matmul_infer, grad=_matmul_grad, doc="Matrix product.", complex_grad=True))
+def _matmul_ref(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.matmul``; matrices (and stacks of them) of one BLAS dtype through ``host_gemm``."""
+    return gemm(a, b) if a.ndim >= 2 and b.ndim >= 2 else np.matmul(a, b)
+
+
+_MATMUL = define(Op("matmul", _matmul_ref, infer=_matmul_infer, grad=_matmul_grad, doc="Matrix product.", complex_grad=True))
 
 
 def matmul(x1: Tensor, x2: Tensor, /) -> Tensor:

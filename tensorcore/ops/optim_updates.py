@@ -59,8 +59,12 @@ def _check_shapes(param: np.ndarray, grad: Any, *state: Any) -> None:
     """Before anything is written: the gradient and the state broadcast into the parameter's
     shape and every state's (which must be that shape), so no update below raises half-way."""
     shape = param.shape
-    if getattr(grad, "shape", None) == shape and all(s is None or getattr(s, "shape", None) == shape for s in state):
-        return  # the usual case, without np.broadcast_shapes (half of a small update's cost)
+    if getattr(grad, "shape", None) == shape:  # the usual case, without np.broadcast_shapes (half of a small update's cost)
+        for s in state:  # a loop, not all() over a generator: a microsecond less per update
+            if s is not None and getattr(s, "shape", None) != shape:
+                break
+        else:
+            return
     shapes = [shape, np.shape(grad)] + [np.shape(s) for s in state if s is not None]
     try:
         fits = np.broadcast_shapes(*shapes) == np.shape(param) and all(np.shape(s) == np.shape(param)
@@ -74,8 +78,8 @@ def _check_shapes(param: np.ndarray, grad: Any, *state: Any) -> None:
 
 
 def _count(step: Any) -> None:
-    if step is not None:
-        np.add(step, 1, out=step)
+    if step is not None:  # one element (``_check_step``); a Python float holds it and its successor exactly
+        step.fill(step.item() + 1)  # 0.5 us, against 3 us for np.add on a 0-d array
 
 
 def _sgd_step(param: np.ndarray, grad: np.ndarray, velocity: Any, lr: Any, step: Any = None, *, momentum: float,

@@ -1,0 +1,122 @@
+"""Matrix products on the host in whichever of two equivalent BLAS calls is faster here.
+
+``a @ b`` can also be computed as ``(b^T @ a^T)^T``: the same products, with the roles of the
+BLAS call's M and N dimensions exchanged. Which of the two is faster depends on the BLAS build
+and the CPU, not only on the shape. NumPy 2.4's OpenBLAS (its Haswell kernels) on an AMD EPYC
+of CPU family 23 takes 140 us for ``(64, 128) @ (128, 128)`` and 67 us for its transpose, and
+2.9x longer for ``(64, 256) @ (256, 288)``; with M >= N it is the other way round, by 10-30%.
+A batch of 64 rows times a wider weight is every small MLP's and CNN's shape.
+
+So :func:`gemm` times both calls the first time it sees a shape and layout, keeps the faster
+(the other one only where it wins by :data:`MARGIN`), and returns a C-contiguous result as
+``np.matmul`` does. The two calls round differently in the last bits; within a process the
+choice per shape is fixed, so eager and traced code, and every replica of one process, get the
+same bits. Across runs a shape whose two calls are about as fast may be decided differently:
+``TENSORCORE_GEMM_AUTOTUNE=0`` (or :func:`set_autotune`) makes every product ``np.matmul``'s
+own call, bit for bit, for runs that must repeat exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+MARGIN = 1.2  # the transposed call must be this much faster to be chosen: borderline shapes stay put
+MIN_WORK = 1 << 15  # multiply-adds below which BLAS's fixed cost dominates: not worth timing
+MAX_WORK = 1 << 26  # multiply-adds above which timing both calls costs too much (~5 ms a call)
+ROUNDS = 5  # timed rounds of each call, interleaved; medians decide
+_BLAS_DTYPES = frozenset("fdFD")  # the dtypes NumPy hands to BLAS
+
+_choices: dict[tuple, bool] = {}  # (shapes, strides, dtype) -> whether the transposed call is faster
+_lock = threading.Lock()
+_enabled = os.environ.get("TENSORCORE_GEMM_AUTOTUNE", "1").strip() != "0"
+
+
+def set_autotune(enabled: bool) -> None:
+    """Turn the choice between the two calls on or off (off: always ``np.matmul``'s own call);
+    forgets the choices made so far."""
+    global _enabled
+    _enabled = bool(enabled)
+    _choices.clear()
+
+
+@contextmanager
+def autotuning(enabled: bool) -> Iterator[None]:
+    """Autotuning on or off inside the block, keeping the choices made (benchmarks' A/B)."""
+    global _enabled
+    was, _enabled = _enabled, bool(enabled)
+    try:
+        yield
+    finally:
+        _enabled = was
+
+
+def autotune_enabled() -> bool:
+    """Whether :func:`gemm` chooses between the two calls."""
+    return _enabled
+
+
+def choices() -> dict[tuple, bool]:
+    """The decisions made so far: ``(a.shape, b.shape, a.strides, b.strides, dtype char)`` ->
+    whether the transposed call was chosen (a copy, for reports and tests)."""
+    return dict(_choices)
+
+
+def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.matmul(a, b)`` for operands of two or more dimensions, through the faster of its two
+    equivalent BLAS calls on this machine; C-contiguous, with NumPy's errors and broadcasting."""
+    if not _enabled or a.ndim < 2 or b.ndim < 2 or a.dtype != b.dtype or a.dtype.char not in _BLAS_DTYPES:
+        return np.matmul(a, b)
+    key = (a.shape, b.shape, a.strides, b.strides, a.dtype.char)
+    swap = _choices.get(key)
+    if swap is None:
+        swap = _decide(a, b, key)
+    return transposed_call(a, b) if swap else np.matmul(a, b)
+
+
+def transposed_call(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` computed as ``(b^T @ a^T)^T``, copied to C order."""
+    return np.ascontiguousarray(np.matmul(b.swapaxes(-1, -2), a.swapaxes(-1, -2)).swapaxes(-1, -2))
+
+
+def decide(direct_s: list[float], transposed_s: list[float]) -> bool:
+    """Whether timings (seconds per call of each) say to use the transposed call: its median
+    must beat the direct call's by :data:`MARGIN`."""
+    return float(np.median(transposed_s)) * MARGIN < float(np.median(direct_s))
+
+
+def _worth_timing(a: np.ndarray, b: np.ndarray) -> bool:
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    if m == n:
+        return False  # the two calls are the same problem
+    stack = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), dtype=np.int64))
+    return MIN_WORK <= stack * m * k * n <= MAX_WORK
+
+
+def _decide(a: np.ndarray, b: np.ndarray, key: tuple) -> bool:
+    """Time both calls (after one untimed call of each) and remember the faster. Floating-point
+    warnings are the real call's to give, once, so the timed calls keep quiet."""
+    swap = False
+    with np.errstate(all="ignore"):
+        np.matmul(a, b)  # raises NumPy's error for operands that do not fit, before anything is kept
+        if _worth_timing(a, b):
+            transposed_call(a, b)
+            direct_s, transposed_s = [], []
+            for _ in range(ROUNDS):
+                direct_s.append(_seconds(np.matmul, a, b))
+                transposed_s.append(_seconds(transposed_call, a, b))
+            swap = decide(direct_s, transposed_s)
+    with _lock:  # the first decision stands, so every thread uses the same call for this shape
+        return _choices.setdefault(key, swap)
+
+
+def _seconds(call: Any, a: np.ndarray, b: np.ndarray) -> float:
+    start = time.perf_counter()
+    call(a, b)
+    return time.perf_counter() - start
