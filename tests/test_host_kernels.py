@@ -170,3 +170,15 @@ def test_relu_into_on_views_other_dtypes_and_scalars():
         got = relu_into(a)
         assert got.dtype == a.dtype and np.array_equal(got, np.maximum(a, np.zeros((), a.dtype)))
     assert relu_into(-2.0) == 0.0 and relu_into(3) == 3
+
+
+@pytest.mark.parametrize("a_shape,b_shape,want", [
+    ((3, 5), (5, 7), 0),  # too small to be worth timing
+    ((128, 64), (64, 128), 0),  # M == N: both calls are the same problem
+    ((64, 128), (128, 256), host_gemm.ROUNDS),
+    ((64, 64, 288), (64, 288, 256), host_gemm.BIG_ROUNDS),  # a stack: its work counts whole (a conv's forward)
+    ((64, 4096), (4096, 4096), 0),  # too big: each timed call would cost ~0.1 s
+])
+def test_the_rounds_follow_the_work(a_shape, b_shape, want):
+    a, b = (np.broadcast_to(np.float32(0), s) for s in (a_shape, b_shape))  # shapes only: no memory
+    assert host_gemm._rounds(a, b) == want

@@ -29,8 +29,9 @@ import numpy as np
 
 MARGIN = 1.2  # the transposed call must be this much faster to be chosen: borderline shapes stay put
 MIN_WORK = 1 << 15  # multiply-adds below which BLAS's fixed cost dominates: not worth timing
-MAX_WORK = 1 << 26  # multiply-adds above which timing both calls costs too much (~5 ms a call)
-ROUNDS = 5  # timed rounds of each call, interleaved; medians decide
+BIG_WORK = 1 << 24  # multiply-adds above which a call takes ~1 ms or more: fewer timed rounds
+MAX_WORK = 1 << 29  # multiply-adds above which timing both calls costs too much (~20 ms a call)
+ROUNDS, BIG_ROUNDS = 5, 2  # timed rounds of each call, interleaved; medians decide
 _BLAS_DTYPES = frozenset("fdFD")  # the dtypes NumPy hands to BLAS
 
 _choices: dict[tuple, bool] = {}  # (shapes, strides, dtype) -> whether the transposed call is faster
@@ -91,12 +92,15 @@ def decide(direct_s: list[float], transposed_s: list[float]) -> bool:
     return float(np.median(transposed_s)) * MARGIN < float(np.median(direct_s))
 
 
-def _worth_timing(a: np.ndarray, b: np.ndarray) -> bool:
+def _rounds(a: np.ndarray, b: np.ndarray) -> int:
+    """Timed rounds for this product: none where it is not worth timing (too small, too big,
+    or M == N, where both calls are the same problem), fewer for a big one."""
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    if m == n:
-        return False  # the two calls are the same problem
     stack = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), dtype=np.int64))
-    return MIN_WORK <= stack * m * k * n <= MAX_WORK
+    work = stack * m * k * n
+    if m == n or not MIN_WORK <= work <= MAX_WORK:
+        return 0
+    return ROUNDS if work <= BIG_WORK else BIG_ROUNDS
 
 
 def _decide(a: np.ndarray, b: np.ndarray, key: tuple) -> bool:
@@ -105,10 +109,11 @@ def _decide(a: np.ndarray, b: np.ndarray, key: tuple) -> bool:
     swap = False
     with np.errstate(all="ignore"):
         np.matmul(a, b)  # raises NumPy's error for operands that do not fit, before anything is kept
-        if _worth_timing(a, b):
+        rounds = _rounds(a, b)
+        if rounds:
             transposed_call(a, b)
             direct_s, transposed_s = [], []
-            for _ in range(ROUNDS):
+            for _ in range(rounds):
                 direct_s.append(_seconds(np.matmul, a, b))
                 transposed_s.append(_seconds(transposed_call, a, b))
             swap = decide(direct_s, transposed_s)

@@ -57,7 +57,8 @@ def _cross_entropy_infer(logits: Spec, labels: Spec, reduction: str) -> tuple[Sp
 
 def _cross_entropy_ref(logits: np.ndarray, labels: np.ndarray, reduction: str) -> tuple[np.ndarray, np.ndarray]:
     n, c = logits.shape
-    if n and (labels.min() < 0 or labels.max() >= c):
+    # One reduction, not min and max: seen unsigned, a negative label is larger than any class.
+    if n and labels.view(f"u{labels.itemsize}").max() >= c:
         at = int(np.flatnonzero((labels < 0) | (labels >= c))[0])  # named as a device names it
         raise OpError(f"cross_entropy: label {int(labels[at])} is out of range for {c} classes{index_position(at, (n,))}; "
                       f"expected 0 <= label < {c}")
