@@ -182,3 +182,25 @@ def test_relu_into_on_views_other_dtypes_and_scalars():
 def test_the_rounds_follow_the_work(a_shape, b_shape, want):
     a, b = (np.broadcast_to(np.float32(0), s) for s in (a_shape, b_shape))  # shapes only: no memory
     assert host_gemm._rounds(a, b) == want
+
+
+def test_blas_is_warmed_in_the_operands_dtype_before_a_shape_is_timed(autotune, monkeypatch):
+    warmed = []
+    real = host_gemm.warm_blas
+    monkeypatch.setattr(host_gemm, "warm_blas", lambda dtype=np.float32: warmed.append(np.dtype(dtype)) or real(dtype))
+    rng = np.random.default_rng(10)
+    host_gemm.gemm(*_operands(rng, (3, 5), (5, 7), np.float64))  # not timed: nothing to warm for
+    assert warmed == []
+    a, b = _operands(rng, (64, 96), (96, 128), np.float64)
+    got = host_gemm.gemm(a, b)
+    assert warmed == [np.dtype(np.float64)]
+    np.testing.assert_allclose(got, a @ b, rtol=1e-12)
+
+
+def test_layouts_beyond_the_cap_take_numpys_call_untimed(autotune, monkeypatch):
+    monkeypatch.setattr(host_gemm, "MAX_SHAPES", 1)
+    rng = np.random.default_rng(11)
+    host_gemm.gemm(*_operands(rng, (3, 5), (5, 7), np.float32))  # fills the one place
+    a, b = _operands(rng, (64, 128), (128, 256), np.float32)
+    assert np.array_equal(host_gemm.gemm(a, b), np.matmul(a, b))
+    assert list(host_gemm.choices()) == [((3, 5), (5, 7), (20, 4), (28, 4), "f")]  # the new one: not timed

