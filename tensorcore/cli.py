@@ -72,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHMARKS = ("kernels", "peak", "gpu-check", "eager", "graph", "opencl", "cuda", "distribute", "cnn")
+BENCHMARKS = ("kernels", "peak", "gpu-check", "eager", "graph", "opencl", "cuda", "distribute", "cnn", "host-gemm")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -335,3 +335,20 @@ def test_fixed_gemm_runs_the_epoch_without_autotuning_and_restores_it() -> None:
     with pytest.raises(ZeroDivisionError):
         failing([])
     assert host_gemm.autotune_enabled() == before
+
+
+def test_host_gemm_suite_times_cold_warm_and_both_calls(tmp_path, capsys) -> None:
+    from tensorcore.benchmarks import host_gemm as suite
+
+    out = tmp_path / "r.json"
+    assert suite.main(["--rounds", "1", "--threads", "1", "--cases", "mlp", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    cold = results["cold"]["1"]
+    assert set(cold) == set(suite.CASES["mlp"])
+    assert all(t["cold"] > 0 and t["warm"] > 0 for t in cold.values())
+    rows = results["two_calls"]["mlp, 1 threads"]
+    assert set(rows) == set(suite.CASES["mlp"])
+    for row in rows.values():
+        assert row["numpy_ms"] > 0 and row["transposed_ms"] > 0
+        assert row["chosen"] in ("numpy", "transposed")  # every MLP product is worth timing
+    assert "gemm chose" in capsys.readouterr().out
