@@ -97,7 +97,6 @@ def two_calls(case: str, threads: int, rounds: int) -> dict[str, dict[str, Any]]
     from tensorcore.ops import host_gemm
 
     out: dict[str, dict[str, Any]] = {}
-    host_gemm.set_autotune(True)  # forget choices made at another thread count
     with threadpool_limits(threads):
         host_gemm.warm_blas(np.float32)
         for name, shapes in CASES[case].items():
@@ -106,7 +105,7 @@ def two_calls(case: str, threads: int, rounds: int) -> dict[str, dict[str, Any]]
             t = bench.interleaved(calls, budget=0, warmup=0, rounds=rounds, rest=0, min_repeats=rounds)
             with host_gemm.autotuning(True):
                 host_gemm.gemm(a, b)
-            chosen = host_gemm.choices().get((a.shape, b.shape, a.strides, b.strides, a.dtype.char))
+            chosen = host_gemm.choice_for(a, b)
             out[name] = {"shapes": [list(a.shape), list(b.shape)], "numpy_ms": t["numpy"].median * 1e3,
                          "transposed_ms": t["transposed"].median * 1e3,
                          "chosen": "untimed" if chosen is None else ("transposed" if chosen else "numpy")}

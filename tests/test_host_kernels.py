@@ -67,13 +67,13 @@ def test_the_choice_is_made_once_per_shape_and_layout(autotune):
     rng = np.random.default_rng(2)
     a, b = _operands(rng, (64, 128), (128, 128), np.float32)
     first = host_gemm.gemm(a, b)
-    key = (a.shape, b.shape, a.strides, b.strides, "f")
-    assert list(host_gemm.choices()) == [key]
+    assert len(host_gemm.choices()) == 1
     for _ in range(3):  # the same call every time: the same bits
         assert np.array_equal(host_gemm.gemm(a, b), first)
     host_gemm.gemm(a, np.asfortranarray(b))  # another layout is another decision
     assert len(host_gemm.choices()) == 2
-    chosen = host_gemm.choices()[key]
+    chosen = host_gemm.choice_for(a, b)
+    assert chosen is not None
     call = host_gemm.transposed_call if chosen else np.matmul
     assert np.array_equal(first, call(a, b))
 
@@ -203,4 +203,22 @@ def test_layouts_beyond_the_cap_take_numpys_call_untimed(autotune, monkeypatch):
     host_gemm.gemm(*_operands(rng, (3, 5), (5, 7), np.float32))  # fills the one place
     a, b = _operands(rng, (64, 128), (128, 256), np.float32)
     assert np.array_equal(host_gemm.gemm(a, b), np.matmul(a, b))
-    assert list(host_gemm.choices()) == [((3, 5), (5, 7), (20, 4), (28, 4), "f")]  # the new one: not timed
+    assert len(host_gemm.choices()) == 1 and host_gemm.choice_for(a, b) is None  # the new one: not timed
+
+
+def test_each_blas_thread_count_gets_its_own_decision_and_warm_up(autotune, monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    warmed = []
+    real = host_gemm.warm_blas
+    monkeypatch.setattr(host_gemm, "warm_blas", lambda dtype=np.float32: warmed.append(dtype) or real(dtype))
+    a, b = _operands(np.random.default_rng(12), (64, 96), (96, 128), np.float32)
+    with threadpool_limits(1):
+        one = host_gemm.gemm(a, b)
+        assert host_gemm.choice_for(a, b) is not None
+    with threadpool_limits(2):
+        assert host_gemm.choice_for(a, b) is None  # not decided at two threads yet
+        two = host_gemm.gemm(a, b)
+        assert host_gemm.choice_for(a, b) is not None
+    assert len(host_gemm.choices()) == 2 and len(warmed) == 2
+    np.testing.assert_allclose(one, two, rtol=1e-4, atol=1e-4)

@@ -7,7 +7,8 @@ of CPU family 23 takes 140 us for ``(64, 128) @ (128, 128)`` and 67 us for its t
 2.9x longer for ``(64, 256) @ (256, 288)``; with M >= N it is the other way round, by 10-30%.
 A batch of 64 rows times a wider weight is every small MLP's and CNN's shape.
 
-So :func:`gemm` times both calls the first time it sees a shape and layout, keeps the faster
+So :func:`gemm` times both calls the first time it sees a shape and layout (at a BLAS thread
+count: each count is decided apart), keeps the faster
 (the other one only where it wins by :data:`MARGIN`), and returns a C-contiguous result as
 ``np.matmul`` does. The two calls round differently in the last bits; within a process the
 choice per shape is fixed, so eager and traced code, and every replica of one process, get the
@@ -35,7 +36,7 @@ ROUNDS, BIG_ROUNDS = 5, 2  # timed rounds of each call, interleaved; medians dec
 _BLAS_DTYPES = frozenset("fdFD")  # the dtypes NumPy hands to BLAS
 MAX_SHAPES = 4096  # operand layouts remembered; a new one beyond takes NumPy's own call, untimed
 
-_choices: dict[tuple, bool] = {}  # (shapes, strides, dtype) -> whether the transposed call is faster
+_choices: dict[tuple, bool] = {}  # (shapes, strides, dtype, BLAS threads) -> whether the transposed call is faster
 _calls: dict[tuple, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}  # every layout seen -> its call
 _lock = threading.Lock()
 _enabled = os.environ.get("TENSORCORE_GEMM_AUTOTUNE", "1").strip() != "0"
@@ -67,18 +68,52 @@ def autotune_enabled() -> bool:
 
 
 def choices() -> dict[tuple, bool]:
-    """The decisions made so far: ``(a.shape, b.shape, a.strides, b.strides, dtype char)`` ->
-    whether the transposed call was chosen (a copy, for reports and tests)."""
+    """The decisions made so far: ``(a.shape, b.shape, a.strides, b.strides, dtype char, BLAS
+    threads)`` -> whether the transposed call was chosen (a copy, for reports and tests)."""
     return dict(_choices)
+
+
+def choice_for(a: np.ndarray, b: np.ndarray) -> bool | None:
+    """Whether the transposed call was chosen for ``a @ b`` at the current BLAS thread count
+    (None: not decided by timing, so NumPy's own call)."""
+    threads = (_blas_threads or _thread_counter())()
+    return _choices.get((a.shape, b.shape, a.strides, b.strides, a.dtype.char, threads))
+
+
+def _thread_counter() -> Callable[[], Any]:
+    """A cheap reader of NumPy's BLAS thread count (None where it cannot be read). Which call
+    is faster, and whether BLAS is warm, depend on it, and ``threadpool_limits`` changes it.
+
+    threadpoolctl finds the library once (~7 ms); its public ``get_num_threads`` looks the
+    symbol up on every call (1 us), so the symbol is taken once where its private lookup exists.
+    """
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+    except Exception:  # noqa: BLE001 - no thread count is a usable answer
+        return lambda: None
+    if not blas:
+        return lambda: None
+    lib = blas[0]
+    symbol = "omp_get_max_threads" if getattr(lib, "threading_layer", None) == "openmp" else f"{lib.internal_api}_get_num_threads"
+    fast = getattr(lib, "_get_symbol", lambda name: None)(symbol)
+    return fast if fast is not None else lib.get_num_threads
+
+
+_blas_threads: Callable[[], Any] | None = None
 
 
 def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``np.matmul(a, b)`` for operands of two or more dimensions, through the faster of its two
     equivalent BLAS calls on this machine; C-contiguous, with NumPy's errors and broadcasting."""
+    global _blas_threads
     if not _enabled:
         return np.matmul(a, b)
-    key = (a.shape, b.shape, a.strides, b.strides, a.dtype.char, b.dtype.char)
-    call = _calls.get(key)  # one lookup on the hot path: ~1 us a product
+    if _blas_threads is None:
+        _blas_threads = _thread_counter()
+    key = (a.shape, b.shape, a.strides, b.strides, a.dtype.char, b.dtype.char, _blas_threads())
+    call = _calls.get(key)  # one lookup on the hot path: ~1.5 us a product
     if call is None:
         call = _first_call(a, b, key)
     return call(a, b)
@@ -90,7 +125,7 @@ def _first_call(a: np.ndarray, b: np.ndarray, key: tuple) -> Callable[[np.ndarra
         return np.matmul
     call = np.matmul
     if a.ndim >= 2 and b.ndim >= 2 and a.dtype == b.dtype and a.dtype.char in _BLAS_DTYPES:
-        call = transposed_call if _decide(a, b, key[:5]) else np.matmul
+        call = transposed_call if _decide(a, b, key[:5] + key[6:]) else np.matmul
     _calls[key] = call
     return call
 
