@@ -56,6 +56,9 @@ BAD_CALLS: dict[str, tuple[Callable[[str], tc.Tensor], str]] = {
     "cross_entropy -1": (
         lambda d: F.cross_entropy(_on(LOGITS, d), _on(_labels(-1, 0), d), reduction="none"),
         r"cross_entropy: label -1 is out of range for 3 classes \(at position 0\)"),
+    "cross_entropy int8 -1 of 300 classes": (  # seen unsigned, -1 is 255: below 300, yet caught
+        lambda d: F.cross_entropy(_on(np.zeros((3, 300), np.float32), d), _on(np.array([0, -1, 2], np.int8), d)),
+        r"cross_entropy: label -1 is out of range for 300 classes \(at position 1\)"),
     "embedding": (
         lambda d: F.embedding(_on(np.array([[0, 1], [2, 9]]), d), _on(X, d)),
         r"embedding: index 9 is out of range for a weight with 4 rows \(at position \(1, 1\)\); "

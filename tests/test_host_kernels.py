@@ -78,12 +78,15 @@ def test_the_choice_is_made_once_per_shape_and_layout(autotune):
     assert np.array_equal(first, call(a, b))
 
 
-def test_small_products_and_equal_m_n_are_not_timed(autotune):
+def test_small_products_and_equal_m_n_are_not_timed(autotune, monkeypatch):
+    timed = []
+    monkeypatch.setattr(host_gemm, "_seconds", lambda call, a, b: timed.append(call) or 1.0)
     rng = np.random.default_rng(3)
     for a_shape, b_shape in (((3, 5), (5, 7)), ((128, 64), (64, 128))):  # too small; M == N
         a, b = _operands(rng, a_shape, b_shape, np.float32)
         assert np.array_equal(host_gemm.gemm(a, b), np.matmul(a, b))
-    assert not any(host_gemm.choices().values())
+        assert host_gemm.choice_for(a, b) is None
+    assert timed == [] and host_gemm.choices() == {}
 
 
 def test_without_autotuning_every_product_is_numpys_own_call():
@@ -145,13 +148,13 @@ def test_the_decision_takes_medians_and_a_margin(direct, transposed, want):
 SPECIAL = np.array([-0.0, 0.0, np.nan, -np.nan, -1.5, 2.5, np.inf, -np.inf])
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 @pytest.mark.parametrize("size", [8, 1000, (1 << 16) + 3, 3 * (1 << 16)])  # one block, several, a partial last one
 def test_relu_into_gives_numpy_maximums_bits(dtype, size):
     x = np.resize(SPECIAL, size).astype(dtype)
     np.random.default_rng(8).shuffle(x)
     want = np.maximum(x, 0)
-    bits = np.uint32 if dtype == np.float32 else np.uint64
+    bits = {2: np.uint16, 4: np.uint32, 8: np.uint64}[np.dtype(dtype).itemsize]
     assert np.array_equal(relu_into(x).view(bits), want.view(bits))
     out = np.empty_like(x)
     assert relu_into(x, out) is out and np.array_equal(out.view(bits), want.view(bits))
@@ -160,6 +163,23 @@ def test_relu_into_gives_numpy_maximums_bits(dtype, size):
     assert np.array_equal(y.view(bits), want.view(bits))
     x2 = x.reshape(-1, 2) if size % 2 == 0 else x.reshape(1, -1)
     assert relu_into(x2).shape == x2.shape
+
+
+@pytest.mark.parametrize("size", [1000, 3 * (1 << 16)])  # the small path and the block path
+def test_relu_into_keeps_numpys_rules_for_out(size):
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((1, size)).astype(np.float32)
+    wide = np.full((2, size), 7.0, np.float32)  # broadcast into every row
+    relu_into(x, wide)
+    assert np.array_equal(wide, np.broadcast_to(np.maximum(x, 0), (2, size)))
+    buf = rng.standard_normal(size + 1).astype(np.float32)
+    want = buf.copy()
+    np.maximum(want[:size], 0, out=want[1:])  # out overlaps x one element on: NumPy buffers it
+    relu_into(buf[:size], buf[1:])
+    assert np.array_equal(buf, want)
+    strided = np.zeros((1, 2 * size), np.float32)[:, ::2]  # a non-contiguous out
+    relu_into(x, strided)
+    assert np.array_equal(strided, np.maximum(x, 0))
 
 
 def test_relu_into_on_views_other_dtypes_and_scalars():
@@ -203,7 +223,7 @@ def test_layouts_beyond_the_cap_take_numpys_call_untimed(autotune, monkeypatch):
     host_gemm.gemm(*_operands(rng, (3, 5), (5, 7), np.float32))  # fills the one place
     a, b = _operands(rng, (64, 128), (128, 256), np.float32)
     assert np.array_equal(host_gemm.gemm(a, b), np.matmul(a, b))
-    assert len(host_gemm.choices()) == 1 and host_gemm.choice_for(a, b) is None  # the new one: not timed
+    assert host_gemm.choices() == {} and host_gemm.choice_for(a, b) is None  # the new one: not timed
 
 
 def test_each_blas_thread_count_gets_its_own_decision_and_warm_up(autotune, monkeypatch):

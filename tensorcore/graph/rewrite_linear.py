@@ -23,8 +23,9 @@ leading dimensions do not merge into rows (a transposed or sliced view) is made 
 ``linear``'s OpenCL and CUDA launchers, where ``matmul`` reads it as it is; activations, the
 usual ``x``, are contiguous, and a 1-D or 2-D ``x`` is never copied.
 
-On ``cpu`` the result is bitwise that of the two nodes (``linear``'s NumPy reference is the
-same ``np.matmul`` and ``+=``); on other devices within float rounding of the GEMM.
+On ``cpu`` the result is bitwise that of the two nodes (``linear``'s NumPy reference runs the
+same ``host_gemm.gemm`` product, whose call is fixed per shape, layout and thread count, and
+``+=``); on other devices within float rounding of the GEMM.
 
 A second pass, :func:`fold_activations`, then folds a ``relu``, ``gelu`` (either form),
 ``sigmoid`` or ``tanh`` of a ``linear`` (or of a ``conv2d``, whose kernels run the same GEMM)

@@ -13,6 +13,7 @@ from tensorcore.tensor import Tensor
 _ZERO_BLOCK = 1 << 16  # elements: the block of zeros relu compares against (256 KiB of float32)
 _zero_blocks: dict[np.dtype, np.ndarray] = {}
 _zero_views: dict[tuple, np.ndarray] = {}  # (shape, dtype) -> a read-only view of the block, for small arrays
+_MAX_ZERO_VIEWS = 1024  # shapes remembered; others make their view each time
 
 
 def relu_into(x: Any, out: np.ndarray | None = None) -> Any:
@@ -29,8 +30,12 @@ def relu_into(x: Any, out: np.ndarray | None = None) -> Any:
     if x.size <= _ZERO_BLOCK:
         zeros = _zero_views.get((x.shape, x.dtype))
         if zeros is None:
-            zeros = _zero_views.setdefault((x.shape, x.dtype), _zero_block(x.dtype)[:x.size].reshape(x.shape))
-        return np.maximum(x, zeros, out=out)
+            zeros = _zero_block(x.dtype)[:x.size].reshape(x.shape)
+            if len(_zero_views) < _MAX_ZERO_VIEWS:
+                _zero_views[(x.shape, x.dtype)] = zeros
+        return np.maximum(x, zeros, out=out)  # NumPy's rules for out: broadcasting, overlap
+    if out is not None and out is not x and (out.shape != x.shape or np.may_share_memory(x, out)):
+        return np.maximum(x, np.zeros((), x.dtype), out=out)  # block by block would break those rules
     out = np.empty_like(x) if out is None else out
     src, dst, block = x.reshape(-1), out.reshape(-1), _zero_block(x.dtype)
     for start in range(0, src.size, _ZERO_BLOCK):

@@ -1,20 +1,21 @@
 """Matrix products on the host in whichever of two equivalent BLAS calls is faster here.
 
 ``a @ b`` can also be computed as ``(b^T @ a^T)^T``: the same products, with the roles of the
-BLAS call's M and N dimensions exchanged. Which of the two is faster depends on the BLAS build
-and the CPU, not only on the shape. NumPy 2.4's OpenBLAS (its Haswell kernels) on an AMD EPYC
-of CPU family 23 takes 140 us for ``(64, 128) @ (128, 128)`` and 67 us for its transpose, and
-2.9x longer for ``(64, 256) @ (256, 288)``; with M >= N it is the other way round, by 10-30%.
-A batch of 64 rows times a wider weight is every small MLP's and CNN's shape.
+BLAS call's M and N dimensions exchanged. Which of the two is faster depends on the BLAS build,
+the CPU, the thread count and the shape. NumPy 2.4's OpenBLAS (Haswell kernels) on an AMD EPYC
+of CPU family 23, one thread: a CNN's stacked ``(64, 288) @ (288, 256)`` products run 1.6x
+faster transposed and its weight gradient's 2.4x, while the digits MLP's products run 15-40%
+slower transposed; with two threads NumPy's own call wins everywhere measured
+(``tensorcore bench host-gemm``).
 
-So :func:`gemm` times both calls the first time it sees a shape and layout (at a BLAS thread
-count: each count is decided apart), keeps the faster
-(the other one only where it wins by :data:`MARGIN`), and returns a C-contiguous result as
-``np.matmul`` does. The two calls round differently in the last bits; within a process the
-choice per shape is fixed, so eager and traced code, and every replica of one process, get the
-same bits. Across runs a shape whose two calls are about as fast may be decided differently:
-``TENSORCORE_GEMM_AUTOTUNE=0`` (or :func:`set_autotune`) makes every product ``np.matmul``'s
-own call, bit for bit, for runs that must repeat exactly.
+So :func:`gemm` times both calls the first time it sees a shape and layout at a BLAS thread
+count, after warming BLAS (:func:`warm_blas`), keeps the faster (the transposed one only where
+it wins by :data:`MARGIN`), and returns a C-contiguous result as ``np.matmul`` does. The two
+calls round differently in the last bits. Within a process the call for a given shape, layout
+and thread count is fixed, so eager and traced code on the same operands get the same bits.
+Another process (an MPI worker, a resumed run) may decide a shape whose two calls are about as
+fast differently. ``TENSORCORE_GEMM_AUTOTUNE=0`` (or :func:`set_autotune`) makes every product
+``np.matmul``'s own call, bit for bit, for runs that must repeat exactly.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ _choices: dict[tuple, bool] = {}  # (shapes, strides, dtype, BLAS threads) -> wh
 _calls: dict[tuple, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}  # every layout seen -> its call
 _lock = threading.Lock()
 _enabled = os.environ.get("TENSORCORE_GEMM_AUTOTUNE", "1").strip() != "0"
+_blas_threads: Callable[[], Any] | None = None  # reads NumPy's BLAS thread count; made at first use
 
 
 def set_autotune(enabled: bool) -> None:
@@ -76,8 +78,16 @@ def choices() -> dict[tuple, bool]:
 def choice_for(a: np.ndarray, b: np.ndarray) -> bool | None:
     """Whether the transposed call was chosen for ``a @ b`` at the current BLAS thread count
     (None: not decided by timing, so NumPy's own call)."""
-    threads = (_blas_threads or _thread_counter())()
-    return _choices.get((a.shape, b.shape, a.strides, b.strides, a.dtype.char, threads))
+    if a.dtype != b.dtype:
+        return None
+    return _choices.get((a.shape, b.shape, a.strides, b.strides, a.dtype.char, _threads()))
+
+
+def _threads() -> Any:
+    global _blas_threads
+    if _blas_threads is None:
+        _blas_threads = _thread_counter()
+    return _blas_threads()
 
 
 def _thread_counter() -> Callable[[], Any]:
@@ -101,19 +111,13 @@ def _thread_counter() -> Callable[[], Any]:
     return fast if fast is not None else lib.get_num_threads
 
 
-_blas_threads: Callable[[], Any] | None = None
-
-
 def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``np.matmul(a, b)`` for operands of two or more dimensions, through the faster of its two
     equivalent BLAS calls on this machine; C-contiguous, with NumPy's errors and broadcasting."""
-    global _blas_threads
     if not _enabled:
         return np.matmul(a, b)
-    if _blas_threads is None:
-        _blas_threads = _thread_counter()
-    key = (a.shape, b.shape, a.strides, b.strides, a.dtype.char, b.dtype.char, _blas_threads())
-    call = _calls.get(key)  # one lookup on the hot path: ~1.5 us a product
+    key = (a.shape, b.shape, a.strides, b.strides, a.dtype.char, b.dtype.char, _threads())
+    call = _calls.get(key)  # the thread count and one lookup: ~2 us a product
     if call is None:
         call = _first_call(a, b, key)
     return call(a, b)
@@ -125,8 +129,10 @@ def _first_call(a: np.ndarray, b: np.ndarray, key: tuple) -> Callable[[np.ndarra
         return np.matmul
     call = np.matmul
     if a.ndim >= 2 and b.ndim >= 2 and a.dtype == b.dtype and a.dtype.char in _BLAS_DTYPES:
-        call = transposed_call if _decide(a, b, key[:5] + key[6:]) else np.matmul
-    _calls[key] = call
+        rounds = _rounds(a, b)
+        if rounds:
+            call = transposed_call if _time_and_decide(a, b, key[:5] + key[6:], rounds) else np.matmul
+    _calls[key] = call  # an untimed key is NumPy's call: its first real call raises what NumPy raises
     return call
 
 
@@ -145,7 +151,10 @@ def _rounds(a: np.ndarray, b: np.ndarray) -> int:
     """Timed rounds for this product: none where it is not worth timing (too small, too big,
     or M == N, where both calls are the same problem), fewer for a big one."""
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    stack = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), dtype=np.int64))
+    try:
+        stack = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), dtype=np.int64))
+    except ValueError:
+        return 0  # stacks that do not broadcast: np.matmul says so
     work = stack * m * k * n
     if m == n or not MIN_WORK <= work <= MAX_WORK:
         return 0
@@ -165,21 +174,18 @@ def warm_blas(dtype: np.dtype | type = np.float32) -> None:
     np.matmul(np.ones((64, 256), dtype), np.ones((256, 128), dtype))
 
 
-def _decide(a: np.ndarray, b: np.ndarray, key: tuple) -> bool:
-    """Time both calls (after one untimed call of each) and remember the faster. Floating-point
-    warnings are the real call's to give, once, so the timed calls keep quiet."""
-    swap = False
+def _time_and_decide(a: np.ndarray, b: np.ndarray, key: tuple, rounds: int) -> bool:
+    """Warm BLAS, time both calls (after one untimed call of each) and remember the faster.
+    Floating-point warnings are the real call's to give, once, so the timed calls keep quiet."""
     with np.errstate(all="ignore"):
         np.matmul(a, b)  # raises NumPy's error for operands that do not fit, before anything is kept
-        rounds = _rounds(a, b)
-        if rounds:
-            warm_blas(a.dtype)
-            transposed_call(a, b)
-            direct_s, transposed_s = [], []
-            for _ in range(rounds):
-                direct_s.append(_seconds(np.matmul, a, b))
-                transposed_s.append(_seconds(transposed_call, a, b))
-            swap = decide(direct_s, transposed_s)
+        warm_blas(a.dtype)
+        transposed_call(a, b)
+        direct_s, transposed_s = [], []
+        for _ in range(rounds):
+            direct_s.append(_seconds(np.matmul, a, b))
+            transposed_s.append(_seconds(transposed_call, a, b))
+        swap = decide(direct_s, transposed_s)
     with _lock:  # the first decision stands, so every thread uses the same call for this shape
         return _choices.setdefault(key, swap)
 

@@ -57,8 +57,10 @@ def _cross_entropy_infer(logits: Spec, labels: Spec, reduction: str) -> tuple[Sp
 
 def _cross_entropy_ref(logits: np.ndarray, labels: np.ndarray, reduction: str) -> tuple[np.ndarray, np.ndarray]:
     n, c = logits.shape
-    # One reduction, not min and max: seen unsigned, a negative label is larger than any class.
-    if n and labels.view(f"u{labels.itemsize}").max() >= c:
+    # One reduction, not min and max: seen unsigned, a negative label is at least 2**(bits-1),
+    # which no valid signed label reaches, so it fails the bound below whatever c is.
+    bound = min(c, 1 << (8 * labels.itemsize - 1)) if labels.dtype.kind == "i" else c
+    if n and labels.view(f"u{labels.itemsize}").max() >= bound:
         at = int(np.flatnonzero((labels < 0) | (labels >= c))[0])  # named as a device names it
         raise OpError(f"cross_entropy: label {int(labels[at])} is out of range for {c} classes{index_position(at, (n,))}; "
                       f"expected 0 <= label < {c}")
