@@ -5,7 +5,7 @@ BLAS call's M and N dimensions exchanged. Which of the two is faster depends on 
 the CPU, the thread count and the shape. NumPy 2.4's OpenBLAS (Haswell kernels) on an AMD EPYC
 of CPU family 23, one thread: a CNN's stacked ``(64, 288) @ (288, 256)`` products run 1.6x
 faster transposed and its weight gradient's 2.4x, while the digits MLP's products run 15-40%
-slower transposed; with two threads NumPy's own call wins everywhere measured
+slower transposed; with two threads the transposed call won nowhere measured (at best a tie)
 (``tensorcore bench host-gemm``).
 
 So :func:`gemm` times both calls the first time it sees a shape and layout at a BLAS thread
