@@ -17,7 +17,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -52,31 +51,24 @@ def _operands(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> tuple[np.nd
     return rng.standard_normal(a_shape, dtype=np.float32), rng.standard_normal(b_shape, dtype=np.float32)
 
 
-def _median_us(fn: Any, blocks: int, number: int) -> float:
-    """Median over ``blocks`` blocks of ``number`` calls of ``fn()``: microseconds per call."""
-    samples = []
-    for _ in range(blocks):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        samples.append((time.perf_counter() - start) / number)
-    return float(np.median(samples)) * 1e6
-
-
 def cold_child(threads: int, blocks: int) -> dict[str, dict[str, float]]:
     """In this (fresh) process: each MLP product's time before and after the warm-up (us)."""
     from threadpoolctl import threadpool_limits
 
+    from tensorcore import bench
     from tensorcore.ops.host_gemm import warm_blas
+
+    def us(a: np.ndarray, b: np.ndarray) -> float:  # no warm-up: it must not be what warms BLAS
+        return bench.timeit(np.matmul, a, b, budget=0, warmup=0, device="cpu", min_repeats=blocks, number=50).median * 1e6
 
     out: dict[str, dict[str, float]] = {}
     ops = {name: _operands(*shapes) for name, shapes in CASES[COLD_CASE].items()}
     with threadpool_limits(threads):
         for name, (a, b) in ops.items():
-            out[name] = {"cold": _median_us(partial(np.matmul, a, b), blocks, 50)}
+            out[name] = {"cold": us(a, b)}
         warm_blas(np.float32)
         for name, (a, b) in ops.items():
-            out[name]["warm"] = _median_us(partial(np.matmul, a, b), blocks, 50)
+            out[name]["warm"] = us(a, b)
     return out
 
 
