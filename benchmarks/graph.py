@@ -12,7 +12,7 @@
 Run: ``python benchmarks/graph.py`` or ``tensorcore bench graph`` (``--rounds N``,
 ``--skip-chain``, ``--ablate``: also the idiomatic step without the graph rewrites and, on
 ``cpu``, with the SGD rewrite that the pipeline leaves out there, and the traced and the
-idiomatic eager step with every host matrix product as ``np.matmul``'s own BLAS call). The MLP
+idiomatic eager step with ``host_gemm``'s autotuning on). The MLP
 runs on the default device: ``TENSORCORE_DEVICE=opencl:0`` runs tensorcore's on ``opencl:0``.
 """
 
@@ -66,13 +66,13 @@ def compiled_with(epoch: Callable[[list], float], rewrites: bool = False) -> Cal
     return run
 
 
-def with_fixed_gemm(epoch: Callable[[list], float]) -> Callable[[list], float]:
-    """``epoch`` with every host matrix product as ``np.matmul``'s own BLAS call, not the faster
-    of the two that ``tensorcore/ops/host_gemm.py`` chooses between: an A/B comparison in one run."""
+def with_gemm_autotune(epoch: Callable[[list], float]) -> Callable[[list], float]:
+    """``epoch`` with ``host_gemm``'s autotuning on (each host product through the faster of
+    its two equivalent BLAS calls; off by default): an A/B comparison in one run."""
     from tensorcore.ops import host_gemm
 
     def run(batches: list) -> float:
-        with host_gemm.autotuning(False):
+        with host_gemm.autotuning(True):
             return epoch(batches)
 
     return run
@@ -161,8 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-chain", action="store_true", help="only the MLP")
     parser.add_argument("--ablate", action="store_true",
                         help="also the idiomatic traced step compiled without the graph rewrites (and, on cpu, with "
-                             "the SGD rewrite, which the pipeline leaves out there, and two steps with every matrix "
-                             "product as np.matmul's own BLAS call: no host_gemm autotuning)")
+                             "the SGD rewrite, which the pipeline leaves out there, and two steps with host_gemm's "
+                             "autotuning on)")
     add_device_and_json(parser)
     args = parser.parse_args(argv)
     with on_device(args.device) as dev:
@@ -188,8 +188,8 @@ def _run(args: argparse.Namespace, device: str) -> dict[str, Any]:
         runners["idiom. no rewrites"] = compiled_with(traced_epoch_fn(params, idiomatic=True)[0])
         if tc.current_device().type == "cpu":
             runners["idiom. + sgd_step"] = compiled_with(traced_epoch_fn(params, idiomatic=True)[0], rewrites=True)
-            runners["traced, fixed GEMM"] = with_fixed_gemm(traced_epoch_fn(params)[0])
-            runners["idiom. eager, fixed GEMM"] = with_fixed_gemm(tensorcore_epoch_fn(params, idiomatic=True))
+            runners["traced, GEMM autotune"] = with_gemm_autotune(traced_epoch_fn(params)[0])
+            runners["idiom. eager, GEMM autotune"] = with_gemm_autotune(tensorcore_epoch_fn(params, idiomatic=True))
     rates, losses = time_epochs(runners, batches, args.rounds)
     print(f"tensorcore on {device}; MLP {'-'.join(map(str, SIZES))} epoch on digits, batch {BATCH}, one BLAS thread, "
           f"median of {args.rounds} interleaved rounds (samples/s)")

@@ -321,17 +321,17 @@ def test_graph_reduction_cases_fuse_one_and_agree_with_numpy() -> None:
     assert values["mean apart"] == pytest.approx(values["numpy"], rel=1e-4)
 
 
-def test_fixed_gemm_runs_the_epoch_without_autotuning_and_restores_it() -> None:
+def test_gemm_autotune_runs_the_epoch_with_autotuning_and_restores_it() -> None:
     from tensorcore.benchmarks import graph
 
     from tensorcore.ops import host_gemm
 
     seen = []
-    run = graph.with_fixed_gemm(lambda batches: seen.append(host_gemm.autotune_enabled()) or 1.5)
+    run = graph.with_gemm_autotune(lambda batches: seen.append(host_gemm.autotune_enabled()) or 1.5)
     before = host_gemm.autotune_enabled()
-    assert run([]) == 1.5 and seen == [False]
+    assert run([]) == 1.5 and seen == [True]
     assert host_gemm.autotune_enabled() == before
-    failing = graph.with_fixed_gemm(lambda batches: 1 / 0)
+    failing = graph.with_gemm_autotune(lambda batches: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         failing([])
     assert host_gemm.autotune_enabled() == before

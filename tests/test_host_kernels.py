@@ -100,12 +100,13 @@ def test_without_autotuning_every_product_is_numpys_own_call():
         host_gemm.set_autotune(was)
 
 
-def test_the_environment_variable_turns_autotuning_off():
+def test_autotuning_is_off_unless_the_environment_variable_is_1():
     code = "from tensorcore.ops import host_gemm; print(host_gemm.autotune_enabled())"
-    for value, want in (("0", "False"), ("1", "True")):
-        env = {**os.environ, "TENSORCORE_GEMM_AUTOTUNE": value}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        assert out.stdout.strip() == want
+    env = {k: v for k, v in os.environ.items() if k != "TENSORCORE_GEMM_AUTOTUNE"}
+    for value, want in ((None, "False"), ("0", "False"), ("1", "True")):
+        run_env = env if value is None else {**env, "TENSORCORE_GEMM_AUTOTUNE": value}
+        out = subprocess.run([sys.executable, "-c", code], env=run_env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == want, value
 
 
 def test_other_dtypes_and_vectors_go_to_numpy_unchanged(autotune):
@@ -204,18 +205,23 @@ def test_the_rounds_follow_the_work(a_shape, b_shape, want):
     assert host_gemm._rounds(a, b) == want
 
 
-def test_blas_is_warmed_in_the_operands_dtype_before_a_shape_is_timed(autotune, monkeypatch):
+def test_blas_is_warmed_once_per_dtype_before_its_first_product(monkeypatch):
     warmed = []
     real = host_gemm.warm_blas
     monkeypatch.setattr(host_gemm, "warm_blas", lambda dtype=np.float32: warmed.append(np.dtype(dtype)) or real(dtype))
-    rng = np.random.default_rng(10)
-    host_gemm.gemm(*_operands(rng, (3, 5), (5, 7), np.float64))  # not timed: nothing to warm for
-    assert warmed == []
-    a, b = _operands(rng, (64, 96), (96, 128), np.float64)
-    got = host_gemm.gemm(a, b)
-    assert warmed == [np.dtype(np.float64)]
-    np.testing.assert_allclose(got, a @ b, rtol=1e-12)
-
+    was = host_gemm.autotune_enabled()
+    host_gemm.set_autotune(False)  # the warm-up does not depend on autotuning, and forgets what was warmed
+    try:
+        rng = np.random.default_rng(10)
+        small = _operands(rng, (3, 5), (5, 7), np.float64)
+        assert np.array_equal(host_gemm.gemm(*small), np.matmul(*small))  # NumPy's own call, bit for bit
+        assert warmed == [np.dtype(np.float64)]
+        host_gemm.gemm(*_operands(rng, (64, 96), (96, 128), np.float64))
+        ints = rng.integers(0, 5, (4, 6)), rng.integers(0, 5, (6, 3))
+        assert np.array_equal(host_gemm.gemm(*ints), np.matmul(*ints))
+        assert warmed == [np.dtype(np.float64)]  # once for float64; integers never reach BLAS
+    finally:
+        host_gemm.set_autotune(was)
 
 def test_layouts_beyond_the_cap_take_numpys_call_untimed(autotune, monkeypatch):
     monkeypatch.setattr(host_gemm, "MAX_SHAPES", 1)

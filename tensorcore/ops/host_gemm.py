@@ -1,21 +1,25 @@
-"""Matrix products on the host in whichever of two equivalent BLAS calls is faster here.
+"""Matrix products on the host: NumPy's BLAS warmed first, and optionally the faster of two
+equivalent BLAS calls.
 
+**Warm-up.** On the family-23 EPYC (NumPy 2.4's OpenBLAS 0.3.31, Haswell kernels) a process
+starts with small products slow: ``(64, 128) @ (128, 128)`` float32 takes ~135 us with one
+BLAS thread until one larger product has run, ~63 us after, with the same bits; the cause is
+not known. So :func:`gemm` runs :func:`warm_blas` once per dtype and BLAS thread count before
+its first product. The bits do not change, so this is always on.
+
+**Autotuning** (``TENSORCORE_GEMM_AUTOTUNE=1`` or :func:`set_autotune`; off by default).
 ``a @ b`` can also be computed as ``(b^T @ a^T)^T``: the same products, with the roles of the
-BLAS call's M and N dimensions exchanged. Which of the two is faster depends on the BLAS build,
-the CPU, the thread count and the shape. NumPy 2.4's OpenBLAS (Haswell kernels) on an AMD EPYC
-of CPU family 23, one thread: a CNN's stacked ``(64, 288) @ (288, 256)`` products run 1.6x
-faster transposed and its weight gradient's 2.4x, while the digits MLP's products run 15-40%
-slower transposed; with two threads the transposed call won nowhere measured (at best a tie)
-(``tensorcore bench host-gemm``).
-
-So :func:`gemm` times both calls the first time it sees a shape and layout at a BLAS thread
-count, after warming BLAS (:func:`warm_blas`), keeps the faster (the transposed one only where
-it wins by :data:`MARGIN`), and returns a C-contiguous result as ``np.matmul`` does. The two
-calls round differently in the last bits. Within a process the call for a given shape, layout
-and thread count is fixed, so eager and traced code on the same operands get the same bits.
-Another process (an MPI worker, a resumed run) may decide a shape whose two calls are about as
-fast differently. ``TENSORCORE_GEMM_AUTOTUNE=0`` (or :func:`set_autotune`) makes every product
-``np.matmul``'s own call, bit for bit, for runs that must repeat exactly.
+BLAS call's M and N dimensions exchanged. Which is faster depends on the BLAS, the CPU, the
+thread count and the shape: on that machine, at one thread, a CNN's stacked
+``(64, 288) @ (288, 256)`` products run 1.6x faster transposed and its weight gradient's 2.4x,
+while the digits MLP's products run 15-40% slower transposed; at two threads the transposed
+call won nowhere measured (``tensorcore bench host-gemm``). With autotuning on, :func:`gemm`
+times both the first time it sees a shape and layout at a BLAS thread count, keeps the faster
+(the transposed one only where it wins by :data:`MARGIN`), and returns a C-contiguous result
+as ``np.matmul`` does. The two calls round differently in the last bits, and a shape whose
+calls are about as fast may be decided differently by another process: that would break the
+bitwise exact resume of ``docs/training.md``, which is why it is opt-in. Within a process the
+call for a shape, layout and thread count is fixed, so eager and traced code agree.
 """
 
 from __future__ import annotations
@@ -40,17 +44,19 @@ MAX_SHAPES = 4096  # operand layouts remembered; a new one beyond takes NumPy's 
 _choices: dict[tuple, bool] = {}  # (shapes, strides, dtype, BLAS threads) -> whether the transposed call is faster
 _calls: dict[tuple, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}  # every layout seen -> its call
 _lock = threading.Lock()
-_enabled = os.environ.get("TENSORCORE_GEMM_AUTOTUNE", "1").strip() != "0"
+_enabled = os.environ.get("TENSORCORE_GEMM_AUTOTUNE", "0").strip() == "1"
 _blas_threads: Callable[[], Any] | None = None  # reads NumPy's BLAS thread count; made at first use
+_warmed: set[tuple] = set()  # (dtype char, BLAS threads) warmed in this process
 
 
 def set_autotune(enabled: bool) -> None:
     """Turn the choice between the two calls on or off (off: always ``np.matmul``'s own call);
-    forgets the choices made so far."""
+    forgets the choices made so far (and which configurations were warmed: warmed again, no harm)."""
     global _enabled
     _enabled = bool(enabled)
     _choices.clear()
     _calls.clear()
+    _warmed.clear()
 
 
 @contextmanager
@@ -112,12 +118,15 @@ def _thread_counter() -> Callable[[], Any]:
 
 
 def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``np.matmul(a, b)`` for operands of two or more dimensions, through the faster of its two
-    equivalent BLAS calls on this machine; C-contiguous, with NumPy's errors and broadcasting."""
+    """``np.matmul(a, b)``, NumPy's BLAS warmed first; with autotuning, through the faster of its
+    two equivalent BLAS calls on this machine. C-contiguous, with NumPy's errors and broadcasting."""
+    threads = _threads()
+    if (a.dtype.char, threads) not in _warmed:
+        _warm_once(a.dtype, threads)
     if not _enabled:
         return np.matmul(a, b)
-    key = (a.shape, b.shape, a.strides, b.strides, a.dtype.char, b.dtype.char, _threads())
-    call = _calls.get(key)  # the thread count and one lookup: ~2 us a product
+    key = (a.shape, b.shape, a.strides, b.strides, a.dtype.char, b.dtype.char, threads)
+    call = _calls.get(key)  # with the thread count, about 2 us a product
     if call is None:
         call = _first_call(a, b, key)
     return call(a, b)
@@ -162,24 +171,23 @@ def _rounds(a: np.ndarray, b: np.ndarray) -> int:
 
 
 def warm_blas(dtype: np.dtype | type = np.float32) -> None:
-    """Run one ``(64, 256) @ (256, 128)`` product of ``dtype`` through NumPy's BLAS.
-
-    Measured on the family-23 EPYC (NumPy 2.4's OpenBLAS 0.3.31, Haswell kernels): a process
-    starts with small products slow, ``(64, 128) @ (128, 128)`` float32 taking ~130 us with one
-    BLAS thread (~90 us with two), and ~62 us (~70 us) for the rest of the process once one
-    larger product has run, with the same thread count and dtype; the bits are the same. The
-    cause is not known. :func:`gemm` calls this before it times a new shape, so that it times,
-    and chooses for, the state that lasts.
-    """
+    """Run one ``(64, 256) @ (256, 128)`` product of ``dtype`` through NumPy's BLAS: after it,
+    small products of that dtype at the current thread count run up to 2x faster on the machine
+    of the module's docstring (the state lasts for the process; the bits are the same)."""
     np.matmul(np.ones((64, 256), dtype), np.ones((256, 128), dtype))
 
 
+def _warm_once(dtype: np.dtype, threads: Any) -> None:
+    if dtype.char in _BLAS_DTYPES:
+        warm_blas(dtype)
+    _warmed.add((dtype.char, threads))
+
+
 def _time_and_decide(a: np.ndarray, b: np.ndarray, key: tuple, rounds: int) -> bool:
-    """Warm BLAS, time both calls (after one untimed call of each) and remember the faster.
+    """Time both calls (after one untimed call of each; BLAS is warm) and remember the faster.
     Floating-point warnings are the real call's to give, once, so the timed calls keep quiet."""
     with np.errstate(all="ignore"):
         np.matmul(a, b)  # raises NumPy's error for operands that do not fit, before anything is kept
-        warm_blas(a.dtype)
         transposed_call(a, b)
         direct_s, transposed_s = [], []
         for _ in range(rounds):
