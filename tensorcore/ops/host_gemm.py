@@ -86,7 +86,12 @@ def choice_for(a: np.ndarray, b: np.ndarray) -> bool | None:
     (None: not decided by timing, so NumPy's own call)."""
     if a.dtype != b.dtype:
         return None
-    return _choices.get((a.shape, b.shape, a.strides, b.strides, a.dtype.char, _threads()))
+    return _choices.get(_choice_key(a, b, _threads()))
+
+
+def _choice_key(a: np.ndarray, b: np.ndarray, threads: Any) -> tuple:
+    """The key of a timed decision (one dtype: only same-dtype products are timed)."""
+    return a.shape, b.shape, a.strides, b.strides, a.dtype.char, threads
 
 
 def _threads() -> Any:
@@ -140,7 +145,7 @@ def _first_call(a: np.ndarray, b: np.ndarray, key: tuple) -> Callable[[np.ndarra
     if a.ndim >= 2 and b.ndim >= 2 and a.dtype == b.dtype and a.dtype.char in _BLAS_DTYPES:
         rounds = _rounds(a, b)
         if rounds:
-            call = transposed_call if _time_and_decide(a, b, key[:5] + key[6:], rounds) else np.matmul
+            call = transposed_call if _time_and_decide(a, b, _choice_key(a, b, key[-1]), rounds) else np.matmul
     _calls[key] = call  # an untimed key is NumPy's call: its first real call raises what NumPy raises
     return call
 

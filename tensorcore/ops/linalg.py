@@ -53,12 +53,8 @@ def _matmul_grad(ctx: Any, g: Tensor) -> tuple:
     return ga, gb
 
 
-def _matmul_ref(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``np.matmul``; matrices (and stacks of them) of one BLAS dtype through ``host_gemm``."""
-    return gemm(a, b) if a.ndim >= 2 and b.ndim >= 2 else np.matmul(a, b)
-
-
-_MATMUL = define(Op("matmul", _matmul_ref, infer=_matmul_infer, grad=_matmul_grad, doc="Matrix product.", complex_grad=True))
+# host_gemm.gemm is np.matmul (vectors and non-BLAS dtypes pass straight through), BLAS warmed first.
+_MATMUL = define(Op("matmul", gemm, infer=_matmul_infer, grad=_matmul_grad, doc="Matrix product.", complex_grad=True))
 
 
 def matmul(x1: Tensor, x2: Tensor, /) -> Tensor:
