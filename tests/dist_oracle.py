@@ -20,6 +20,7 @@ from tensorcore.nn import functional as F
 
 OPTIMIZERS: dict[str, Callable[[list], Any]] = {
     "sgd": lambda params: tc.optim.SGD(params, lr=0.1, momentum=0.9),
+    "plain-sgd": lambda params: tc.optim.SGD(params, lr=0.1),
     "adam": lambda params: tc.optim.Adam(params, lr=0.01),
 }
 
@@ -139,6 +140,20 @@ def _faults(kind: str) -> None:
     elif kind == "mismatch":
         shape = (3,) if strategy.rank == 0 else (4,)
         strategy.run(lambda: tc.distribute.get_replica_context().all_reduce("sum", [tc.ones(2), tc.ones(shape)]))
+    elif kind == "mismatch-count":  # rank 1's extra float64 tensor plans a second bucket
+        extra = [tc.ones(2, dtype=tc.float64)] if strategy.rank == 1 else []
+        strategy.run(lambda: tc.distribute.get_replica_context().all_reduce("sum", [tc.ones(2), tc.ones(3), *extra]))
+    elif kind == "out-of-sync":  # rank 1 changes its own copy: check_in_sync must name it on every rank
+        with strategy.scope():
+            v = tc.Variable(np.zeros(3, np.float32), name="v")
+        strategy.check_in_sync()
+        if strategy.rank == 1:
+            v.assign(np.ones(3, np.float32))  # outside run: this process's copies only
+        try:
+            strategy.check_in_sync()
+        except tc.distribute.OutOfSyncError as exc:
+            _report({"rank": strategy.rank, "out_of_sync": str(exc)})
+            return
     _report({"rank": strategy.rank, "finished": True})
 
 

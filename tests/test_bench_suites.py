@@ -171,6 +171,20 @@ def test_distribute_runs_one_part_and_writes_json(tmp_path, capsys) -> None:
     assert all(r["numpy"] > 0 and r["tensorcore"] > 0 for r in results["local"])
 
 
+def test_distribute_mpi_part_times_every_case_at_every_size(tmp_path, capsys) -> None:
+    """The MPI part runs under mpiexec -n 2 in a child; each size gets a time for raw mpi4py,
+    the checked collective and a replica's all-reduce."""
+    pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install 'tensorcore[mpi]')")
+    from tensorcore.benchmarks import distribute
+
+    out_file = tmp_path / "d.json"
+    assert distribute.main(["--quick", "--rounds", "1", "--only", "mpi", "--json", str(out_file)]) == 0
+    assert "1. all-reduce, float32, 2 MPI ranks" in capsys.readouterr().out
+    results = json.loads(out_file.read_text())["mpi"]
+    assert [r["bytes"] for r in results] == list(distribute.SIZES[:5])
+    assert all(r[case] > 0 for r in results for case in ("mpi4py", "tensorcore", "replica"))
+
+
 @needs_opencl
 def test_distribute_mlp_ceiling_trains_the_same_model_as_one_replica() -> None:
     """The MLP part's ceiling (replicas training independently) with one replica is the

@@ -34,6 +34,8 @@ from dist_oracle import OPTIMIZERS, max_difference, train_mirrored, train_single
 
 HERE = os.path.dirname(__file__)
 PAIRS = [("cpu", "cpu")] + [("cpu", d) for d in DEVICES if d.startswith("opencl")][:1]
+PAIRS += [("cpu", d) for d in DEVICES if d.startswith("cuda")][:1]  # the host path from a GPU
+CUDA = [d for d in DEVICES if d.startswith("cuda")]
 
 
 @pytest.fixture(params=PAIRS, ids=["+".join(p) for p in PAIRS])
@@ -136,9 +138,9 @@ def test_two_pocl_devices_in_a_fresh_process():
     if not any(d.startswith("opencl") for d in DEVICES):
         pytest.skip("no OpenCL device here")
     env = dict(os.environ, POCL_DEVICES="pthread pthread")
-    for optimizer, weights in (("sgd", ""), ("adam", "1,2")):
-        out = subprocess.run([sys.executable, os.path.join(HERE, "dist_oracle.py"), "oracle", "opencl:0,opencl:1", optimizer, weights],
-                             env=env, capture_output=True, text=True, timeout=180)
+    for optimizer, weights, mode in (("sgd", "", "eager"), ("adam", "1,2", "eager"), ("sgd", "2,1", "traced")):
+        out = subprocess.run([sys.executable, os.path.join(HERE, "dist_oracle.py"), "oracle", "opencl:0,opencl:1",
+                              optimizer, weights, mode], env=env, capture_output=True, text=True, timeout=180)
         assert out.returncode == 0, out.stderr[-3000:]
         result = json.loads(out.stdout.strip().splitlines()[-1])
         assert result["devices"] == ["opencl:0", "opencl:1"]
@@ -426,6 +428,54 @@ def test_mismatched_tensors_name_the_tensor():
         strategy.run(body)
 
 
+@pytest.mark.parametrize("change", ["an extra tensor", "another dtype"])
+def test_lists_that_plan_different_buckets_fail_at_the_first_naming_the_tensor(monkeypatch, change):
+    """Replica 1's extra float64 tensor (or one float64 where replica 0 has float32) gives it
+    another bucket plan: the first bucket's meeting compares the whole lists, so the step fails
+    at once naming the tensor, instead of replica 1 waiting alone at a bucket replica 0 never
+    issues (a timeout)."""
+    monkeypatch.setenv("TENSORCORE_COLLECTIVE_TIMEOUT", "30")
+    strategy = MirroredStrategy(["cpu", "cpu"])
+
+    def body():
+        ctx = tc.distribute.get_replica_context()
+        items = [tc.ones(2), tc.ones(3)]
+        if ctx.replica_id == 1 and change == "an extra tensor":
+            items.append(tc.ones(2, dtype=tc.float64))
+        elif ctx.replica_id == 1:
+            items[1] = tc.ones(3, dtype=tc.float64)
+        return ctx.all_reduce("sum", items)
+
+    expected = (r"replica 0 \(cpu:0\) handed in 2 tensors but replica 1 \(cpu:0\) handed in 3"
+                if change == "an extra tensor" else r"tensors\[1\] is float32\[3\] on replica 0 .* but float64\[3\]")
+    start = time.monotonic()
+    with pytest.raises(CollectiveMismatchError, match=expected):
+        strategy.run(body)
+    assert time.monotonic() - start < 10
+
+
+def test_a_gradient_missing_on_one_replica_is_named():
+    """A parameter that one replica's loss does not use has no gradient there: the optimizer's
+    all-reduce fails naming the lists' difference, on every replica, and changes no parameter."""
+    strategy = MirroredStrategy(["cpu", "cpu"])
+    with strategy.scope():
+        a, b = tc.Variable(np.ones(3, np.float32)), tc.Variable(np.ones(2, np.float32))
+        opt = tc.optim.SGD([a, b], lr=0.1)
+
+    def body():
+        with tc.GradientTape() as tape:
+            loss = tc.sum(a * a)
+            if tc.distribute.get_replica_context().replica_id == 0:
+                loss = loss + tc.sum(b)
+        opt.step(tape.gradient(loss, [a, b]))
+
+    with pytest.raises(CollectiveMismatchError, match=r"handed in 2 tensors but .* handed in 1"):
+        strategy.run(body)
+    np.testing.assert_array_equal(a.numpy(), np.ones(3, np.float32))
+    np.testing.assert_array_equal(b.numpy(), np.ones(2, np.float32))
+    strategy.check_in_sync()
+
+
 def test_a_replica_that_does_not_join_times_out_naming_it(monkeypatch):
     monkeypatch.setenv("TENSORCORE_COLLECTIVE_TIMEOUT", "0.5")
     strategy = MirroredStrategy(["cpu", "cpu"])
@@ -457,6 +507,44 @@ def test_optimizer_of_a_strategy_steps_only_inside_run():
         opt.step([tc.ones(2)])
     with pytest.raises(RuntimeError, match="inside strategy.run"):
         strategy.run(lambda: strategy.run(lambda: None))
+
+
+@pytest.mark.parametrize("variable", ["PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS"])
+def test_launched_by_mpi_reads_each_launchers_job_size(monkeypatch, variable):
+    """MPICH's and Open MPI's mpiexec, MVAPICH and Slurm's srun each say how many processes
+    they started; one process (or a value that is not a number) is not a distributed job."""
+    from tensorcore.distribute import launched_by_mpi
+
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
+        monkeypatch.delenv(name, raising=False)
+    assert not launched_by_mpi()
+    monkeypatch.setenv(variable, "1")
+    assert not launched_by_mpi()
+    monkeypatch.setenv(variable, "four")
+    assert not launched_by_mpi()
+    monkeypatch.setenv(variable, "4")
+    assert launched_by_mpi()
+
+
+def test_mpi_traffic_never_goes_through_mpi4pys_pickle_calls():
+    """The lowercase mpi4py calls pickle their payload (banned here, and 30-100x slower): every
+    call on a communicator in tensorcore.distribute is an uppercase buffer call."""
+    import ast
+    import pathlib
+
+    import tensorcore.distribute as package
+
+    lowercase = {"allreduce", "bcast", "allgather", "gather", "scatter", "send", "recv", "isend", "irecv", "alltoall",
+                 "sendrecv", "reduce", "scan", "exscan", "ibcast", "iallreduce"}
+    calls = []
+    for path in pathlib.Path(package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                receiver = ast.unparse(node.func.value)
+                if "comm" in receiver.lower() or "world" in receiver.lower() or "MPI" in receiver:
+                    calls.append((path.name, receiver, node.func.attr))
+    assert calls, "the scan found no communicator calls: it no longer matches the code"
+    assert not [c for c in calls if c[2] in lowercase], calls
 
 
 def test_default_devices_from_the_environment(monkeypatch):
@@ -504,15 +592,37 @@ def test_nccl_is_chosen_only_where_it_applies(monkeypatch):
     monkeypatch.delenv("TENSORCORE_NCCL")
     reason = nccl.why_not([tc.Device("cuda:0"), tc.Device("cuda:1")])
     try:
-        from cupy.cuda import nccl as _  # noqa: F401
-        assert reason is None
+        from cupy.cuda import nccl as cupy_nccl
     except Exception:
+        cupy_nccl = None
+    if cupy_nccl is None:
         assert "cupy.cuda.nccl is unavailable" in reason
+    elif not getattr(cupy_nccl, "available", True):
+        assert "found no NCCL library" in reason
+    else:
+        assert reason is None
     uid = tuple(range(-64, 64))  # CuPy's unique id: 128 signed chars
     buf = nccl.unique_id_to_array(uid)
     assert buf.dtype == np.uint8 and buf.shape == (128,)
     assert nccl.unique_id_from_array(buf) == uid
     assert MirroredStrategy(["cpu", "cpu"])._nccl is None
+    # Replicas 0 and 3 (say, ranks 0 and 1 each on its node's cuda:0 of one node) share a GPU;
+    # an unknown identity (0) matches nothing.
+    assert nccl.shared_gpus([11, 22, 0, 11, 0, 33]) == [[0, 3]]
+    assert nccl.shared_gpus([11, 22, 33]) == []
+
+
+@pytest.mark.skipif(len(CUDA) < 2, reason="NCCL needs two GPUs (one rank per device); this machine has "
+                    f"{len(CUDA)} cuda device(s)")
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_nccl_replicas_equal_one_device(optimizer):
+    """Two cuda replicas sum their buckets with NCCL, and equal one device on the global batch."""
+    strategy = MirroredStrategy(CUDA[:2], weights=(1, 2))
+    assert strategy._nccl is not None, "NCCL did not start: see the warning in the log"
+    mirrored, losses = train_mirrored(strategy, optimizer)
+    single, single_losses = train_single("cpu", optimizer)
+    assert max_difference(mirrored, single) < 2e-5
+    np.testing.assert_allclose(losses, single_losses, rtol=1e-5)
 
 
 @pytest.mark.parametrize("failing", ["w", "b"])

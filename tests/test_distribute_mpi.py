@@ -86,7 +86,7 @@ def test_a_rank_that_does_not_join_times_out_naming_it(tmp_path):
     assert out.returncode != 0
     assert seconds < 25
     assert "CollectiveTimeoutError" in out.stderr
-    assert "rank(s) [1] did not join within 2 s" in out.stderr
+    assert "on rank 0: rank(s) [1] did not join within 2 s" in out.stderr
     assert "all_reduce('sum')" in out.stderr  # names the collective
 
 
@@ -96,6 +96,25 @@ def test_ranks_reducing_different_tensors_get_an_error_naming_the_tensor(tmp_pat
     assert out.returncode != 0
     assert "CollectiveMismatchError" in out.stderr
     assert "tensors[1] is float32[3]" in out.stderr and "float32[3]" in out.stderr and "float32[4]" in out.stderr
+
+
+def test_ranks_whose_lists_plan_different_buckets_fail_at_once_naming_the_difference(tmp_path):
+    """Rank 1's extra float64 tensor gives it a second bucket: the first bucket's check compares
+    the whole lists, so both ranks fail there rather than rank 1 timing out alone."""
+    out, seconds, reports = mpirun(tmp_path, "mismatch-count", timeout=90, env={"TENSORCORE_COLLECTIVE_TIMEOUT": "60"})
+    assert not reports
+    assert out.returncode != 0
+    assert seconds < 30
+    assert "CollectiveMismatchError" in out.stderr
+    assert "rank 0 handed in 2 tensors but rank 1 handed in 3" in out.stderr
+
+
+def test_a_rank_out_of_sync_is_named_on_every_rank(tmp_path):
+    out, _, reports = mpirun(tmp_path, "out-of-sync", timeout=60)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert sorted(reports) == [0, 1]
+    for r in reports.values():
+        assert r["out_of_sync"] == "variable 'v' differs between rank 0 and rank(s) [1]"
 
 
 @pytest.mark.skipif("opencl:0" not in DEVICES, reason="needs an accelerator (PoCL's opencl:0) on rank 0")

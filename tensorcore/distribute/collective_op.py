@@ -8,7 +8,9 @@ this step's shares). Out of place, so nothing is packed first: the replicas' sum
 replica's sources where they lie (host views of device memory on ``cpu`` and PoCL) and
 writes each replica's output once. The ``after`` inputs (the previous bucket's output) order
 the collectives: a graph runs them in the order the step issued them, the same in every
-replica. The op is stateful: a graph never merges two calls or folds one into a constant.
+replica. The ``check`` attribute (the first bucket's) describes every tensor of the call, on
+which the replicas meet: lists that differ anywhere fail there, naming the tensor. The op is
+stateful: a graph never merges two calls or folds one into a constant.
 
 One kernel serves every device: it hands the sources to the strategy's collective
 (``strategy._collective_kernel``), with the backend's device (``CLDevice``, ``CUDADevice``:
@@ -37,18 +39,19 @@ def register(strategy: Any) -> int:
     return group
 
 
-def _infer(*specs: Spec, group: int, what: str, description: tuple, scaled: bool, n_after: int) -> Spec:
+def _infer(*specs: Spec, group: int, what: str, description: tuple, scaled: bool, n_after: int,
+           check: tuple = ()) -> Spec:
     """A flat buffer holding every tensor the description names, in the sources' dtype."""
     return Spec((sum(math.prod(shape) for _, shape, _ in description),), np.dtype(specs[0].dtype))
 
 
 def _all_reduce(*args: Any, group: int, what: str, description: tuple, scaled: bool, n_after: int,
-                device: Any = None) -> Any:
+                check: tuple = (), device: Any = None) -> Any:
     strategy = _strategies.get(group)
     if strategy is None:
         raise RuntimeError(f"{what}: the strategy of this all-reduce no longer exists")
     sources = args[:len(args) - n_after]
-    return strategy._collective_kernel(sources, what, description, scaled, device)
+    return strategy._collective_kernel(sources, what, description, scaled, device, check)
 
 
 def _on_device(device: Any, *args: Any, **attrs: Any) -> Any:

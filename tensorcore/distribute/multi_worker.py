@@ -109,13 +109,23 @@ class MultiWorkerMirroredStrategy(MirroredStrategy):
         self._comm.check(what, description)
 
     def _start_nccl(self) -> Any:
-        # Every process must decide alike: NCCL only if every replica of the job can use it.
+        # Every process must decide alike: NCCL only if every replica of the job can use it,
+        # each on a GPU of its own (nccl.py's module doc).
         mine = np.array([nccl.why_not(self._devices) is None], np.int64)
         every = self._comm.all_gather(mine, "NCCL availability", (("can use NCCL", (1,), "int64"),))
         if not every.all():
             if mine[0]:
                 nccl.logger.warning("tensorcore.distribute: cuda replicas sum through the host: rank(s) %s cannot "
                                     "use NCCL", [r for r in range(self.num_workers) if not every[r, 0]])
+            return None
+        identities = np.zeros(self.num_replicas_in_sync, np.int64)
+        for i, device in enumerate(self._devices):
+            identities[self._first_replica_id + i] = nccl.gpu_identity(device)
+        identities = self._comm.all_reduce(identities, "GPU identities", (("GPU of each replica", identities.shape, "int64"),))
+        shared = nccl.shared_gpus(identities.tolist())
+        if shared:
+            nccl.logger.warning("tensorcore.distribute: cuda replicas sum through the host: replicas %s share a GPU "
+                                "(NCCL needs one rank per device)", shared)
             return None
         return nccl.start(self._devices, self._first_replica_id, self.num_replicas_in_sync,
                           lambda buf: self._comm.broadcast(buf, "NCCL unique id", (("unique id", buf.shape, "uint8"),)))

@@ -8,12 +8,21 @@ In one process the communicators come from ``ncclCommInitAll``; over MPI, rank 0
 unique id and broadcasts it (128 bytes, MPI buffer API), and each replica joins with its
 replica id as its NCCL rank.
 
-Not yet run on a GPU (docs/gpu-validation.md); ``TENSORCORE_NCCL=0`` turns it off, and a
-failure to start NCCL falls back to the host path with a warning.
+Across processes every rank must decide alike, and NCCL's communicator setup blocks until
+every rank has joined it. So the ranks first agree that every replica of the job can use NCCL
+and that no two replicas (in any process) share a GPU (``shared_gpus``, on each GPU's node and
+PCI bus id; NCCL refuses two ranks on one device); any rank that cannot makes all fall back to
+the host path, with a warning. Once they agree, a failure while joining the communicator
+raises: the rank's error then ends the MPI job, rather than leaving the others waiting inside
+NCCL forever.
+
+Not yet run on a GPU (docs/gpu-validation.md); ``TENSORCORE_NCCL=0`` turns it off, and in one
+process a failure to start NCCL falls back to the host path with a warning.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -39,10 +48,33 @@ def why_not(devices: Sequence[Device]) -> str | None:
     if len({d.index for d in devices}) != len(devices):
         return "two replicas share a GPU (NCCL needs one rank per device)"
     try:
-        from cupy.cuda import nccl  # noqa: F401
+        from cupy.cuda import nccl
     except Exception as exc:  # ImportError, or CuPy built without NCCL
         return f"cupy.cuda.nccl is unavailable ({type(exc).__name__}: {exc}); pip install 'tensorcore[cuda]'"
+    if not getattr(nccl, "available", True):  # CuPy imports the module even when it found no libnccl
+        return "CuPy found no NCCL library (cupy.cuda.nccl.available is False); pip install 'tensorcore[cuda]'"
     return None
+
+
+def gpu_identity(device: Device) -> int:
+    """A nonzero 63-bit number naming ``device``'s physical GPU across the job: its node and
+    PCI bus id (CUDA's device numbers depend on each process's ``CUDA_VISIBLE_DEVICES``)."""
+    import socket
+
+    import cupy
+
+    text = f"{socket.gethostname()}|{cupy.cuda.Device(device.index).pci_bus_id}".encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") >> 1 or 1
+
+
+def shared_gpus(identities: Sequence[int]) -> list[list[int]]:
+    """The groups of replicas (by replica id) whose :func:`gpu_identity` is the same, in order;
+    0 means unknown and matches nothing."""
+    seen: dict[int, list[int]] = {}
+    for replica, ident in enumerate(identities):
+        if ident:
+            seen.setdefault(int(ident), []).append(replica)
+    return [group for group in seen.values() if len(group) > 1]
 
 
 def unique_id_to_array(uid: Sequence[int]) -> np.ndarray:
@@ -102,8 +134,13 @@ def pack(handle: Any, sources: Sequence[Any], scale: Any) -> Any:
 
 def start(devices: Sequence[Device], first_replica_id: int, num_replicas: int,
           broadcast: Callable[[np.ndarray], np.ndarray] | None) -> NCCLGroup | None:
-    """An :class:`NCCLGroup` where NCCL applies and starts, else None (said once in the log)."""
+    """An :class:`NCCLGroup` where NCCL applies and starts, else None (said once in the log).
+
+    With ``broadcast`` (several processes) the caller has already made every rank agree that
+    NCCL applies: a failure to join the communicators then raises (see the module doc)."""
     reason = why_not(devices)
+    if reason is None and broadcast is not None:
+        return NCCLGroup(devices, first_replica_id, num_replicas, broadcast)
     if reason is None:
         try:
             return NCCLGroup(devices, first_replica_id, num_replicas, broadcast)

@@ -320,6 +320,10 @@ class MirroredStrategy:
         out: list[Any] = [None] * len(tensors)
         previous: tuple = ()
         planner = buckets.plan_backward if backward else buckets.plan
+        # The first bucket's meeting checks every tensor of the call, not only its own: replicas
+        # whose lists differ in count or dtype plan different buckets, and would otherwise meet
+        # at different collectives (a timeout, not an error naming the tensor).
+        whole = tuple((name, tuple(t.shape), str(t.dtype)) for name, t in zip(names, tensors))
         for b, bucket in enumerate(planner([(t.shape, t.dtype) for t in tensors], self.bucket_bytes)):
             dtype = np.dtype(tensors[bucket[0]].dtype)
             if mean and dtype.kind != "f":
@@ -328,7 +332,7 @@ class MirroredStrategy:
                             for i in bucket)
             description = tuple((names[i], tuple(tensors[i].shape), str(tensors[i].dtype)) for i in bucket)
             attrs = {"group": self._group_id, "what": f"{what}, bucket {b}", "description": description,
-                     "scaled": mean, "n_after": len(previous)}
+                     "scaled": mean, "n_after": len(previous), "check": whole if b == 0 else ()}
             flat = dispatch.apply(ALL_REDUCE, sources + previous, attrs)
             previous = (flat,)
             for i, t in zip(bucket, buckets.unpack(flat, [tensors[i].shape for i in bucket])):
@@ -336,14 +340,16 @@ class MirroredStrategy:
         return out
 
     def _collective_kernel(self, sources: Sequence[Any], what: str, description: Description, scaled: bool,
-                           handle: Any = None) -> Any:
+                           handle: Any = None, check: Description = ()) -> Any:
         """The ``all_reduce`` op's kernel, in a replica's thread: a new flat buffer on the
         replica's device holding the sum over every replica of its ``sources`` (backend
         arrays), each scaled by its replica's weight when ``scaled``. The sum reads the sources
         through host views where the device's memory is the host's (else host copies) and
         writes the output through a host view of it (else uploads it); with NCCL on ``cuda``
         devices it is packed on the device and summed there (``handle`` is the backend's
-        device: where the output is allocated, and whose stream NCCL runs on)."""
+        device: where the output is allocated, and whose stream NCCL runs on). The replicas
+        meet on ``check`` (every tensor of the call, for its first bucket), else on
+        ``description``."""
         ctx = _state.replica
         if ctx is None or ctx.strategy is not self:
             raise RuntimeError(f"{what}: a collective runs inside strategy.run, in every replica")
@@ -360,7 +366,7 @@ class MirroredStrategy:
             # label) must stop it here, or its gradients would reach the others' update.
             handle.stream.synchronize()
             handle.finished()
-            self._group.meet(ctx.local_index, what, description)
+            self._group.meet(ctx.local_index, what, check or description)
             data = nccl.pack(handle, sources, scale)
             self._nccl.all_reduce(ctx.local_index, data, handle.stream)
             self._count(ctx, data, start)
@@ -371,7 +377,7 @@ class MirroredStrategy:
         *views, view = backend.host_views([*sources, data])  # one wait for the device, not one per tensor
         hosts = [(v if v is not None else np.asarray(backend.to_numpy(s))).reshape(-1) for s, v in zip(sources, views)]
         out = view if view is not None else np.empty(n, dtype)
-        self._group.all_reduce(ctx.local_index, what, description, out, sources=hosts, scale=scale)
+        self._group.all_reduce(ctx.local_index, what, check or description, out, sources=hosts, scale=scale)
         if view is None:  # device memory the host cannot see: upload the sum
             data = backend.from_numpy(out, ctx.device.index)
         del view, views, out, hosts  # views of device memory: dropping them hands the buffers back

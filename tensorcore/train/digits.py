@@ -26,7 +26,7 @@ class TrainResult:
 
     device: Device  # the (primary) replica's device
     losses: list[float] = field(default_factory=list)  # mean training loss per epoch
-    accuracies: list[float] = field(default_factory=list)  # test accuracy per epoch
+    accuracies: list[float] = field(default_factory=list)  # test accuracy per epoch (under MPI: rank 0's only)
     seconds: float = 0.0
     strategy: Any = None  # the tensorcore.distribute strategy, when training is distributed
     steps: int = 0
@@ -72,7 +72,8 @@ def train(epochs: int = 20, seed: int = 0, device: Any = None, batch_size: int =
 
     ``devices`` (a list or ``"opencl:0,opencl:1"``; default ``TENSORCORE_DEVICES``) trains
     data-parallel over those devices with ``tensorcore.distribute``; under ``mpiexec`` it
-    trains over the MPI processes. ``batch_size`` is the global batch either way.
+    trains over the MPI processes, and rank 0 alone evaluates, logs and writes summaries.
+    ``batch_size`` is the global batch either way.
     ``checkpoint_dir`` saves a checkpoint after each epoch; ``resume`` first restores the
     latest one there and trains the epochs after it, up to ``epochs``. ``logdir`` writes loss,
     accuracy, learning rate and examples/s per epoch for TensorBoard.
@@ -97,7 +98,7 @@ def train(epochs: int = 20, seed: int = 0, device: Any = None, batch_size: int =
     start = 1
     if resume:
         start = _resume(manager, epochs_done, checkpoint_dir, epochs, say)
-    writer = _summary_writer(logdir)
+    writer = _summary_writer(logdir) if chief else None  # one event file per job, not per rank
     params = model.parameters()
 
     def step(xb: Any, yb: Any) -> Any:
@@ -127,8 +128,9 @@ def train(epochs: int = 20, seed: int = 0, device: Any = None, batch_size: int =
             result.steps += 1
         examples_per_second = count / (time.perf_counter() - epoch_began)
         result.losses.append(total / count)
-        result.accuracies.append(evaluate(model, x_te, y_te, dev))
-        say(f"epoch {epoch}: loss {result.losses[-1]:.4f}, test accuracy {result.accuracies[-1]:.2%}")
+        if chief:  # the replicas are in sync: one evaluation speaks for all
+            result.accuracies.append(evaluate(model, x_te, y_te, dev))
+            say(f"epoch {epoch}: loss {result.losses[-1]:.4f}, test accuracy {result.accuracies[-1]:.2%}")
         if writer is not None:
             _log_epoch(writer, epoch, result.losses[-1], result.accuracies[-1], opt.lr, examples_per_second)
         if manager is not None:
@@ -136,7 +138,7 @@ def train(epochs: int = 20, seed: int = 0, device: Any = None, batch_size: int =
             manager.save(step=epoch)
     if writer is not None:
         writer.close()
-    if start > epochs:  # resumed past the end: report the model as it is
+    if start > epochs and chief:  # resumed past the end: report the model as it is
         result.accuracies.append(evaluate(model, x_te, y_te, dev))
     result.seconds = time.perf_counter() - began
     return result
