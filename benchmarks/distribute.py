@@ -385,10 +385,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run only this part (repeatable): mpi (all-reduce over 2 ranks), local (in-process "
                              "all-reduce), mlp (training throughput); None: all three")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the results as JSON")
-    parser.add_argument("--part", choices=["mpi", "local", "mlp"], help=argparse.SUPPRESS)
-    parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES), help=argparse.SUPPRESS)
-    parser.add_argument("--steps", type=int, default=20, help=argparse.SUPPRESS)
-    parser.add_argument("--blocks", type=int, default=5, help=argparse.SUPPRESS)
+    # How the driver runs each part in its own process (each part needs its own environment:
+    # mpiexec, POCL_DEVICES); also for timing one part alone, as docs/performance.md does.
+    parser.add_argument("--part", choices=["mpi", "local", "mlp"],
+                        help="run one part in this process, as the driver runs it (set its environment yourself: "
+                             "mpiexec -n 2 for mpi, POCL_DEVICES='pthread pthread' for local)")
+    parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES),
+                        help="with --part mpi or local: buffer sizes in bytes, comma-separated")
+    parser.add_argument("--steps", type=int, default=20, help="with --part mlp: steps per timed block")
+    parser.add_argument("--blocks", type=int, default=5, help="with --part mlp: timed blocks (medians)")
     parser.add_argument("--replicas", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--multi-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--independent", action="store_true", help=argparse.SUPPRESS)
