@@ -394,9 +394,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --part mpi or local: buffer sizes in bytes, comma-separated")
     parser.add_argument("--steps", type=int, default=20, help="with --part mlp: steps per timed block")
     parser.add_argument("--blocks", type=int, default=5, help="with --part mlp: timed blocks (medians)")
-    parser.add_argument("--replicas", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--multi-worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--independent", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--replicas", type=int, default=1, help="with --part mlp: replicas in this process (opencl:0..)")
+    parser.add_argument("--multi-worker", action="store_true",
+                        help="with --part mlp, under mpiexec: one replica per rank (MultiWorkerMirroredStrategy)")
+    parser.add_argument("--independent", action="store_true",
+                        help="with --part mlp: the ceiling, the same replicas training apart with no all-reduce")
     parser.add_argument("--traced", action="store_true",
                         help="part 3: every configuration runs its step as a tc.function (one graph per step)")
     args = parser.parse_args(argv)

@@ -174,7 +174,10 @@ def test_distribute_runs_one_part_and_writes_json(tmp_path, capsys) -> None:
 def test_distribute_mpi_part_times_every_case_at_every_size(tmp_path, capsys) -> None:
     """The MPI part runs under mpiexec -n 2 in a child; each size gets a time for raw mpi4py,
     the checked collective and a replica's all-reduce."""
-    pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install 'tensorcore[mpi]')")
+    from test_distribute_mpi import SKIP
+
+    if SKIP is not None:
+        pytest.skip(SKIP)
     from tensorcore.benchmarks import distribute
 
     out_file = tmp_path / "d.json"

@@ -431,9 +431,10 @@ def test_mismatched_tensors_name_the_tensor():
 @pytest.mark.parametrize("change", ["an extra tensor", "another dtype"])
 def test_lists_that_plan_different_buckets_fail_at_the_first_naming_the_tensor(monkeypatch, change):
     """Replica 1's extra float64 tensor (or one float64 where replica 0 has float32) gives it
-    another bucket plan: the first bucket's meeting compares the whole lists, so the step fails
-    at once naming the tensor, instead of replica 1 waiting alone at a bucket replica 0 never
-    issues (a timeout)."""
+    another bucket plan. With the extra tensor, the first buckets agree, and replica 1 used to
+    wait alone at a second bucket replica 0 never issues (a timeout); the first bucket's
+    meeting compares the whole lists, so the step fails at once naming the difference. With
+    the other dtype, the message names the tensor rather than the first buckets' counts."""
     monkeypatch.setenv("TENSORCORE_COLLECTIVE_TIMEOUT", "30")
     strategy = MirroredStrategy(["cpu", "cpu"])
 
@@ -454,23 +455,29 @@ def test_lists_that_plan_different_buckets_fail_at_the_first_naming_the_tensor(m
     assert time.monotonic() - start < 10
 
 
-def test_a_gradient_missing_on_one_replica_is_named():
-    """A parameter that one replica's loss does not use has no gradient there: the optimizer's
-    all-reduce fails naming the lists' difference, on every replica, and changes no parameter."""
+def test_a_gradient_missing_on_one_replica_is_named(monkeypatch):
+    """A parameter that one replica's loss does not use has no gradient there. With a bucket
+    per tensor, replica 0 plans buckets [b], [a] and replica 1 only [b]: the first bucket's
+    meeting compares the whole lists, so the step fails at once naming the difference, on
+    every replica, and changes no parameter (replica 0 used to wait alone at bucket 1)."""
+    monkeypatch.setenv("TENSORCORE_COLLECTIVE_TIMEOUT", "30")
     strategy = MirroredStrategy(["cpu", "cpu"])
+    strategy.bucket_bytes = 8  # one tensor per bucket
     with strategy.scope():
         a, b = tc.Variable(np.ones(3, np.float32)), tc.Variable(np.ones(2, np.float32))
         opt = tc.optim.SGD([a, b], lr=0.1)
 
     def body():
         with tc.GradientTape() as tape:
-            loss = tc.sum(a * a)
+            loss = tc.sum(b * b)
             if tc.distribute.get_replica_context().replica_id == 0:
-                loss = loss + tc.sum(b)
+                loss = loss + tc.sum(a)
         opt.step(tape.gradient(loss, [a, b]))
 
+    start = time.monotonic()
     with pytest.raises(CollectiveMismatchError, match=r"handed in 2 tensors but .* handed in 1"):
         strategy.run(body)
+    assert time.monotonic() - start < 10
     np.testing.assert_array_equal(a.numpy(), np.ones(3, np.float32))
     np.testing.assert_array_equal(b.numpy(), np.ones(2, np.float32))
     strategy.check_in_sync()

@@ -111,16 +111,22 @@ class MultiWorkerMirroredStrategy(MirroredStrategy):
     def _start_nccl(self) -> Any:
         # Every process must decide alike: NCCL only if every replica of the job can use it,
         # each on a GPU of its own (nccl.py's module doc).
-        mine = np.array([nccl.why_not(self._devices) is None], np.int64)
-        every = self._comm.all_gather(mine, "NCCL availability", (("can use NCCL", (1,), "int64"),))
+        identities = np.zeros(self.num_replicas_in_sync, np.int64)
+        usable = nccl.why_not(self._devices) is None
+        if usable:
+            try:
+                for i, device in enumerate(self._devices):
+                    identities[self._first_replica_id + i] = nccl.gpu_identity(device)
+            except Exception as exc:  # noqa: BLE001 - a driver error: this rank sums through the host
+                nccl.logger.warning("tensorcore.distribute: cannot read this rank's GPU identities (%s: %s)",
+                                    type(exc).__name__, exc)
+                usable = False
+        every = self._comm.all_gather(np.array([usable], np.int64), "NCCL availability", (("can use NCCL", (1,), "int64"),))
         if not every.all():
-            if mine[0]:
+            if usable:
                 nccl.logger.warning("tensorcore.distribute: cuda replicas sum through the host: rank(s) %s cannot "
                                     "use NCCL", [r for r in range(self.num_workers) if not every[r, 0]])
             return None
-        identities = np.zeros(self.num_replicas_in_sync, np.int64)
-        for i, device in enumerate(self._devices):
-            identities[self._first_replica_id + i] = nccl.gpu_identity(device)
         identities = self._comm.all_reduce(identities, "GPU identities", (("GPU of each replica", identities.shape, "int64"),))
         shared = nccl.shared_gpus(identities.tolist())
         if shared:

@@ -10,8 +10,8 @@ replica id as its NCCL rank.
 
 Across processes every rank must decide alike, and NCCL's communicator setup blocks until
 every rank has joined it. So the ranks first agree that every replica of the job can use NCCL
-and that no two replicas (in any process) share a GPU (``shared_gpus``, on each GPU's node and
-PCI bus id; NCCL refuses two ranks on one device); any rank that cannot makes all fall back to
+and that no two replicas (in any process) share a GPU (``shared_gpus``, on each GPU's UUID;
+NCCL refuses two ranks on one device); any rank that cannot makes all fall back to
 the host path, with a warning. Once they agree, a failure while joining the communicator
 raises: the rank's error then ends the MPI job, rather than leaving the others waiting inside
 NCCL forever.
@@ -57,14 +57,13 @@ def why_not(devices: Sequence[Device]) -> str | None:
 
 
 def gpu_identity(device: Device) -> int:
-    """A nonzero 63-bit number naming ``device``'s physical GPU across the job: its node and
-    PCI bus id (CUDA's device numbers depend on each process's ``CUDA_VISIBLE_DEVICES``)."""
-    import socket
-
+    """A nonzero 63-bit number naming ``device``'s physical GPU across the job, from its UUID
+    (CUDA's device numbers depend on each process's ``CUDA_VISIBLE_DEVICES``; host names and
+    bus ids repeat across containers and identical nodes)."""
     import cupy
 
-    text = f"{socket.gethostname()}|{cupy.cuda.Device(device.index).pci_bus_id}".encode()
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") >> 1 or 1
+    uuid = bytes(cupy.cuda.runtime.getDeviceProperties(device.index)["uuid"])
+    return int.from_bytes(hashlib.blake2b(uuid, digest_size=8).digest(), "little") >> 1 or 1
 
 
 def shared_gpus(identities: Sequence[int]) -> list[list[int]]:

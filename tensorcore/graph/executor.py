@@ -18,7 +18,7 @@ import numpy as np
 
 from tensorcore import dispatch, placement, registry
 from tensorcore.device import Device
-from tensorcore.errors import KernelUnsupported, OpError, OutOfMemoryError, PlacementError
+from tensorcore.errors import CollectiveError, KernelUnsupported, OpError, OutOfMemoryError, PlacementError
 from tensorcore.graph.fusion import is_fusable
 from tensorcore.graph.ir import FUSED, INPLACE, OP, Graph, Node, build_outputs
 from tensorcore.graph.memory import MemoryPlan, plan_memory
@@ -172,8 +172,8 @@ class Executable:
                 i = self._node_at(exc, start)
                 self._fallback(self.graph.nodes[i], env, str(exc))
                 start = i + 1
-            except (OpError, PlacementError, OutOfMemoryError, MemoryError):
-                raise
+            except (OpError, PlacementError, OutOfMemoryError, MemoryError, CollectiveError):
+                raise  # already named; a collective's (a mismatch, a timeout, another replica's abort) as is
             except Exception as exc:
                 node = self.graph.nodes[self._node_at(exc, start)]
                 raise OpError(f"node {node.name!r} ({node.op_name} on {node.device}, traced at {node.line}) "

@@ -230,8 +230,9 @@ def summary(result: TrainResult) -> str:
                  f"collective(s); time in collectives: {stats['seconds']:.2f} s of {result.seconds:.1f} s\n")
     trained = len(result.losses)
     epochs = f"{trained} epochs" + (f" (from epoch {result.first_epoch})" if result.first_epoch > 1 and trained else "")
+    accuracy = f"{result.accuracies[-1]:.2%}" if result.accuracies else "(rank 0 evaluates)"
     return (
         where +
-        f"final test accuracy: {result.accuracies[-1]:.2%} after {epochs} in {result.seconds:.1f} s\n"
+        f"final test accuracy: {accuracy} after {epochs} in {result.seconds:.1f} s\n"
         f"placement: {placement.summary()}"
     )
