@@ -157,6 +157,26 @@ def _faults(kind: str) -> None:
     _report({"rank": strategy.rank, "finished": True})
 
 
+def _per_rank_data() -> None:
+    """Ranks that hand split and batches different data (under mpiexec -n 2): every rank gets
+    an error naming the difference, and the strategy works on for the same data."""
+    strategy = tc.distribute.MultiWorkerMirroredStrategy("cpu")
+    outcomes: dict[str, str] = {"rank": strategy.rank}
+    cases = {
+        "split": lambda: strategy.split(np.ones((3 if strategy.rank == 0 else 5, 2), np.float32)),
+        "batches seed None": lambda: next(iter(strategy.batches([np.ones((8, 2))], 4, seed=None))),
+        "batches seed": lambda: next(iter(strategy.batches([np.ones((8, 2))], 4, seed=strategy.rank))),
+        "same batch": lambda: strategy.split(np.ones((4, 2), np.float32)),
+    }
+    for label, call in cases.items():
+        try:
+            call()
+            outcomes[label] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            outcomes[label] = f"{type(exc).__name__}: {exc}"
+    _report(outcomes)
+
+
 def _uneven_nodes() -> None:
     """Default devices where rank 1 is on a node without accelerators (under mpiexec -n 2):
     rank 0 takes an accelerator, rank 1 cpu, and the two still meet in collectives."""
@@ -211,6 +231,8 @@ if __name__ == "__main__":
         _report(_oracle(*args[:4], multi_worker=scenario == "mpi-oracle"))
     elif scenario == "uneven-nodes":
         _uneven_nodes()
+    elif scenario == "per-rank-data":
+        _per_rank_data()
     elif scenario == "checkpoint":
         _checkpoint(*args)
     else:

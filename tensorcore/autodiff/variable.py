@@ -13,6 +13,18 @@ from tensorcore.tensor import Tensor
 # mirrored variable inside a strategy's scope), or None. A hook, as TensorFlow's variable
 # creator scopes are, so that layers written for one device need no change.
 variable_class_hook: Callable[[], type | None] | None = None
+# Set by tensorcore.distribute: whether this thread runs as a replica inside strategy.run,
+# where a plain variable (shared by every replica, never all-reduced) must not be written.
+in_replica_hook: Callable[[], bool] | None = None
+
+
+def refuse_in_replica(what: str) -> None:
+    """Raise if this thread runs as a replica: ``what`` would write state every replica shares."""
+    if in_replica_hook is not None and in_replica_hook():
+        raise RuntimeError(
+            f"{what} inside strategy.run: it was created outside strategy.scope(), so it is not mirrored, "
+            "and every replica would write it with its own values, none of them all-reduced; create the "
+            "model, its optimizer and any variable the step writes inside `with strategy.scope():`")
 
 
 class Variable(Tensor):
@@ -60,6 +72,8 @@ class Variable(Tensor):
     def _update(self, op_name: str, value: Any) -> Variable:
         from tensorcore.ops import optim_updates
 
+        if type(self) is Variable:  # a mirrored variable writes its replica's copy
+            refuse_in_replica(f"{op_name} of variable {self.name!r}")
         op = getattr(optim_updates, op_name.upper())
         dispatch.apply_inplace(op, self, (self._check(op_name, value),))  # bumps the version
         return self

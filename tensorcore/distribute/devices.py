@@ -39,6 +39,9 @@ def parse_devices(specs: str | Sequence[str | Device], origin: str = "devices") 
     """Devices from ``"opencl:0,opencl:1"`` or a list; each entry is resolved as
     ``TENSORCORE_DEVICE`` is (malformed: an error; unavailable: cpu with a warning, or an error
     under strict placement)."""
+    if isinstance(specs, (bytes, bytearray)) or not isinstance(specs, (str, Sequence)):
+        raise TypeError(f"{origin}: expected a string like 'opencl:0,opencl:1' or a list of devices, got "
+                        f"{type(specs).__name__} {specs!r}")
     items = [s.strip() for s in specs.split(",")] if isinstance(specs, str) else list(specs)
     if not items or any(s == "" for s in items):
         raise ValueError(f"{origin}: expected a comma-separated list of devices like 'opencl:0,opencl:1', got {specs!r}")

@@ -136,6 +136,15 @@ class MultiWorkerMirroredStrategy(MirroredStrategy):
         return nccl.start(self._devices, self._first_replica_id, self.num_replicas_in_sync,
                           lambda buf: self._comm.broadcast(buf, "NCCL unique id", (("unique id", buf.shape, "uint8"),)))
 
+    def _agree(self, what: str, numbers: Sequence[int]) -> None:
+        mine = np.asarray(numbers, np.int64)
+        every = self._comm.all_gather(mine, what, (("numbers", mine.shape, "int64"),))
+        differ = [r for r in range(self.num_workers) if not np.array_equal(every[r], every[0])]
+        if differ:
+            raise ValueError(f"{what} differ between processes: rank 0 passed {every[0].tolist()}, "
+                             + ", ".join(f"rank {r} {every[r].tolist()}" for r in differ)
+                             + "; every rank must pass the same global batch (each places only its own replicas' rows)")
+
     def _initial_value(self, host: np.ndarray) -> np.ndarray:
         buf = np.require(host, requirements=["C", "W"])
         return self._comm.broadcast(buf, "variable broadcast from rank 0", (("initial value", buf.shape, str(buf.dtype)),))

@@ -35,6 +35,7 @@ from tensorcore.distribute.values import (
     _local_index,
     _state,
     as_replica,
+    check_replica_counts,
     in_scope,
     replica_value,
     split_sizes,
@@ -67,7 +68,8 @@ class MirroredStrategy:
         self._weights = self._check_weights(weights, len(self._devices))
         self._first_replica_id = 0
         self._setup_cross_process()
-        self._inputs = BatchSplitter(self._devices, self._first_replica_id, self._all_weights)
+        self._inputs = BatchSplitter(self._devices, self._first_replica_id, self._all_weights,
+                                     agree=self._agree if self._multi_process else None)
         names = [str(d) for d in self._devices]
         self._group = LocalGroup(names, cross=self._cross_sum if self._multi_process else None,
                                  cross_check=self._cross_meet if self._multi_process else None)
@@ -98,6 +100,9 @@ class MirroredStrategy:
 
     def _initial_value(self, host: np.ndarray) -> np.ndarray:
         return host
+
+    def _agree(self, what: str, numbers: Sequence[int]) -> None:
+        """Raise unless every process passed the same ``numbers`` (multi-worker only)."""
 
     def _start_nccl(self) -> Any:
         return nccl.start(self._devices, 0, len(self._devices), None)
@@ -139,9 +144,12 @@ class MirroredStrategy:
     def _check_weights(weights: Sequence[float] | None, n: int) -> list[float]:
         if weights is None:
             return [1.0] * n
-        weights = [float(w) for w in weights]
-        if len(weights) != n or not all(w > 0 and np.isfinite(w) for w in weights):
-            raise ValueError(f"weights: expected {n} positive numbers (one per replica), got {weights}")
+        try:
+            weights = [float(w) for w in weights]
+        except (TypeError, ValueError):
+            raise TypeError(f"weights: expected {n} positive numbers (one per replica), got {weights!r}") from None
+        if len(weights) != n or not all(w > 0 and np.isfinite(w) for w in weights) or not np.isfinite(sum(weights)):
+            raise ValueError(f"weights: expected {n} positive numbers (one per replica) with a finite sum, got {weights}")
         return weights
 
     # --- scope and replicas -------------------------------------------------------------
@@ -180,6 +188,12 @@ class MirroredStrategy:
         kwargs = kwargs or {}
         if _state.replica is not None:
             raise RuntimeError("strategy.run was called inside strategy.run; call the function directly instead")
+        if dispatch.current_tracer() is not None:
+            # The replicas would run now, once, in their threads, and the graph would record
+            # none of it: every later call of the function would train nothing.
+            raise RuntimeError("strategy.run is called inside a tc.function being traced; trace the step that "
+                               "strategy.run runs instead: strategy.run(tc.function(step), args)")
+        check_replica_counts((tuple(args), kwargs), len(self._devices), "run")
         weights = self._step_weights(args, kwargs)
 
         contexts = [self._context(i, weights) for i in range(len(self._devices))]
@@ -190,15 +204,15 @@ class MirroredStrategy:
                 self._weight_values[i] = weights[ctx.replica_id]
                 return fn(*replica_value(args, i), **replica_value(kwargs, i))
 
-        # One replica runs in this thread unless this thread records a tape or traces a
-        # function: the replica's ops must not land on the caller's tape or graph.
-        inline = len(contexts) == 1 and dispatch.current_tracer() is None and not tape.recording_here()
+        # One replica runs in this thread unless this thread records a tape: the replica's ops
+        # must not land on the caller's tape.
+        inline = len(contexts) == 1 and not tape.recording_here()
         results, errors = self._threads.run(task, inline=inline)  # resets the group after a failure
         if any(e is not None for e in errors):
             exc = _first_error(errors, self._devices)
             consistency.repair_half_updated(self, [c.phase for c in contexts], errors, exc)
             raise exc
-        return stack_results(results, weights)
+        return stack_results(results, weights, [str(d) for d in self._devices])
 
     def graph(self, fn: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None) -> ir.Graph:
         """The replicated step that ``run(fn, args, kwargs)`` runs, ``fn`` a ``tc.function``, as
@@ -240,6 +254,10 @@ class MirroredStrategy:
         if sizes is None:
             return self.weights
         total = sum(sizes)
+        if len(sizes) != self.num_replicas_in_sync or total <= 0 or min(sizes) < 0:
+            raise ValueError(f"run: a PerReplica argument's batch sizes {list(sizes)} do not fit the "
+                             f"{self.num_replicas_in_sync} replicas (one count of rows each, not all zero); "
+                             f"make it with strategy.split or strategy.batches")
         return tuple(n / total for n in sizes)
 
     # --- input (inputs.py) ---------------------------------------------------------------
@@ -265,6 +283,7 @@ class MirroredStrategy:
         scale = _check_op(op)
         if not isinstance(value, PerReplica):
             raise TypeError(f"reduce takes the PerReplica value that strategy.run returned, not {type(value).__name__}")
+        check_replica_counts(value, len(self._devices), "reduce")
         weights = value.weights or self.weights
         hosts = []
         for i, v in enumerate(value.values):
@@ -298,9 +317,12 @@ class MirroredStrategy:
         of the step's global batch (so N replicas equal one device on the whole batch), in fused
         buckets. Called by an optimizer over mirrored variables, inside ``run``."""
         ctx = _state.replica
-        if ctx is None or ctx.strategy is not self:
+        if ctx is None:
             raise RuntimeError("an optimizer created in strategy.scope() steps inside strategy.run, where it "
                                "all-reduces the gradients of every replica")
+        if ctx.strategy is not self:
+            raise RuntimeError("this optimizer's variables are mirrored by another strategy than the one whose run "
+                               "this is; step it inside its own strategy's run")
         present = [i for i, g in enumerate(grads) if g is not None]
         names = [f"gradient of {params[i].name!r} (parameter {i})" for i in present]
         reduced = self._reduce(ctx, "gradient all-reduce", [grads[i] for i in present], names, mean=True, backward=True)
@@ -315,6 +337,10 @@ class MirroredStrategy:
         replica's weighted by its share of the step's batch), one ``all_reduce`` op per bucket
         (so that it is traced like any op), each bucket's output chained to the next;
         ``backward``: the buckets filled from the last tensor (gradients, see ``plan_backward``)."""
+        if mean:  # checked with one replica too, so that a script fails alike on one device and on several
+            for t in tensors:
+                if np.dtype(t.dtype).kind != "f":
+                    raise TypeError(f"{what}: a weighted mean needs floating-point tensors, got {np.dtype(t.dtype)}")
         if self.num_replicas_in_sync == 1:
             return list(tensors)
         out: list[Any] = [None] * len(tensors)
@@ -325,9 +351,6 @@ class MirroredStrategy:
         # at different collectives (a timeout, not an error naming the tensor).
         whole = tuple((name, tuple(t.shape), str(t.dtype)) for name, t in zip(names, tensors))
         for b, bucket in enumerate(planner([(t.shape, t.dtype) for t in tensors], self.bucket_bytes)):
-            dtype = np.dtype(tensors[bucket[0]].dtype)
-            if mean and dtype.kind != "f":
-                raise TypeError(f"{what}: a weighted mean needs floating-point tensors, got {dtype}")
             sources = tuple(tensors[i] if tensors[i].device == ctx.device else tensors[i].to_device(ctx.device)
                             for i in bucket)
             description = tuple((names[i], tuple(tensors[i].shape), str(tensors[i].dtype)) for i in bucket)
@@ -371,7 +394,9 @@ class MirroredStrategy:
             self._nccl.all_reduce(ctx.local_index, data, handle.stream)
             self._count(ctx, data, start)
             return data
-        backend = registry.get_backend(ctx.device.type)
+        # The backend the kernel runs on: the replica's, or cpu's (no handle) where the op fell
+        # back to the host (complex on opencl), whose sources are then host arrays.
+        backend = registry.get_backend(ctx.device.type if handle is not None else "cpu")
         n = sum(math.prod(s.shape) for s in sources)
         data = np.empty(n, dtype) if handle is None else handle.empty((n,), dtype)
         *views, view = backend.host_views([*sources, data])  # one wait for the device, not one per tensor

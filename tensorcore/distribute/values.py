@@ -88,15 +88,59 @@ def split_sizes(value: Any) -> tuple[int, ...] | None:
     return None
 
 
-def stack_results(results: list[Any], weights: Sequence[float]) -> Any:
-    """Per-replica results as one structure of PerReplica leaves (tuples, lists, dicts kept)."""
+def check_replica_counts(value: Any, replicas: int, where: str) -> None:
+    """Raise unless every PerReplica in ``value`` (descending as :func:`replica_value` does)
+    holds one value per local replica."""
+    if isinstance(value, PerReplica):
+        if len(value.values) != replicas:
+            count = len(value.values)
+            raise ValueError(f"{where}: a PerReplica holds {count} value{'s' * (count != 1)}, but this process has "
+                             f"{replicas} replicas; make it with strategy.split or strategy.batches, or give one "
+                             f"value per replica")
+    elif isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        for v in value:
+            check_replica_counts(v, replicas, where)
+    elif isinstance(value, dict):
+        for v in value.values():
+            check_replica_counts(v, replicas, where)
+
+
+def _is_container(value: Any) -> bool:
+    """Whether ``run`` descends into ``value`` (a tuple that is not a named tuple, a list, a dict)."""
+    return (isinstance(value, (tuple, list)) and not hasattr(value, "_fields")) or isinstance(value, dict)
+
+
+def _structure(value: Any) -> str:
+    """A short description of a step's result's structure, for errors."""
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return f"a tuple of {len(value)}"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return f"a dict with keys {sorted(map(str, value))}"
+    return f"one {type(value).__name__}"
+
+
+def stack_results(results: list[Any], weights: Sequence[float], names: Sequence[str] = ()) -> Any:
+    """Per-replica results as one structure of PerReplica leaves (tuples, lists, dicts kept);
+    every replica must return the same structure (``names`` label the replicas in the error)."""
     first = results[0]
+    container = _is_container(first)
+    for i, r in enumerate(results[1:], 1):
+        if container:
+            same = type(r) is type(first) and len(r) == len(first) and (not isinstance(first, dict) or set(r) == set(first))
+        else:  # leaves of any kind (a tensor, None, a number) stack as they are
+            same = not _is_container(r)
+        if not same:
+            this, that = (f"replica {j}" + (f" ({names[j]})" if names else "") for j in (i, 0))
+            raise TypeError(f"run: {this} returned {_structure(r)} but {that} returned {_structure(first)}; "
+                            f"every replica must return the same structure")
     if isinstance(first, tuple) and not hasattr(first, "_fields"):
-        return tuple(stack_results([r[k] for r in results], weights) for k in range(len(first)))
+        return tuple(stack_results([r[k] for r in results], weights, names) for k in range(len(first)))
     if isinstance(first, list):
-        return [stack_results([r[k] for r in results], weights) for k in range(len(first))]
+        return [stack_results([r[k] for r in results], weights, names) for k in range(len(first))]
     if isinstance(first, dict):
-        return {k: stack_results([r[k] for r in results], weights) for k in first}
+        return {k: stack_results([r[k] for r in results], weights, names) for k in first}
     return PerReplica(results, weights=weights)
 
 
@@ -125,6 +169,9 @@ class ReplicaContext:
         every replica must call it with tensors of the same shapes and dtypes. ``"sum"`` adds
         them; ``"mean"`` weights each replica by its share of the global batch (a plain mean
         when shares are equal). Returns the same structure, on this replica's device."""
+        if _state.replica is not self:
+            raise RuntimeError("this replica context is not the one running in this thread (its strategy.run has "
+                               "ended, or it was passed to another thread); call get_replica_context() inside the step")
         return self.strategy._all_reduce_in_replica(self, op, tensors)
 
     def __repr__(self) -> str:
@@ -186,6 +233,10 @@ def plain_variables() -> Iterator[None]:
         _state.scope = outer
 
 
+def _in_replica() -> bool:
+    return _state.replica is not None
+
+
 def _variable_class() -> type | None:
     return MirroredVariable if _state.scope is not None else None
 
@@ -225,6 +276,10 @@ class MirroredVariable(Variable):
         strategy = _state.scope
         if strategy is None:
             raise RuntimeError("a MirroredVariable is created inside `with strategy.scope():` (as tc.Variable)")
+        if _state.replica is not None:  # each replica would make a variable of its own
+            raise RuntimeError("a mirrored variable is created inside strategy.run (a tc.Variable in strategy.scope(), "
+                               "inside the step): each replica would make and train its own; create the model and "
+                               "optimizer once, in `with strategy.scope():` before strategy.run")
         value = asarray(initial_value, dtype=dtype)
         if trainable and value.dtype.kind != "f":
             raise OpError(f"a trainable Variable must be floating point, got {value.dtype}; pass trainable=False")
@@ -286,5 +341,6 @@ def _replica_key() -> tuple[int, int] | None:
 
 
 _variable.variable_class_hook = _variable_class
+_variable.in_replica_hook = _in_replica
 # The module, not the package's `function` decorator of the same name.
 importlib.import_module("tensorcore.graph.function").cache_namespace = _replica_key

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tensorcore import dispatch, placement
-from tensorcore.autodiff.variable import Variable
+from tensorcore.autodiff.variable import Variable, refuse_in_replica
 from tensorcore.device import Device
 from tensorcore.errors import DeviceError, OpError, PlacementError
 from tensorcore.ops.creation import from_host
@@ -195,6 +195,8 @@ class Optimizer:
         strategy = self._strategy
         if strategy is not None:
             grads = strategy.reduce_gradients(grads, self.params)
+        else:
+            refuse_in_replica(f"{name}.step over variables of one device")
         self._now.writing = False
         try:
             if strategy is None:
