@@ -177,6 +177,30 @@ def _per_rank_data() -> None:
     _report(outcomes)
 
 
+def _all_reduce_gradient(op: str) -> None:
+    """The gradient through a replica's all_reduce across ranks (under mpiexec -n 2, weights
+    1 and 3): each rank reports its gradient of sum(c_r * v_r * all_reduce(op, v_r))."""
+    strategy = tc.distribute.MultiWorkerMirroredStrategy("cpu", weights=[1.0 if _rank() == 0 else 3.0])
+    rng = np.random.default_rng(0)
+    v, c = rng.standard_normal((2, 4)), np.array([1.5, -0.5])
+    r = strategy.rank
+
+    def step(x: Any, scale: Any) -> Any:
+        with tc.GradientTape() as tape:
+            tape.watch(x)
+            loss = tc.sum(scale * x * tc.distribute.get_replica_context().all_reduce(op, x))
+        return tape.gradient(loss, x)
+
+    grads = strategy.run(step, (tc.asarray(v[r]), tc.asarray(c[r])))
+    _report({"rank": r, "grad": grads.values[0].numpy().tolist(), "v": v.tolist(), "c": c.tolist()})
+
+
+def _rank() -> int:
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD.Get_rank()
+
+
 def _uneven_nodes() -> None:
     """Default devices where rank 1 is on a node without accelerators (under mpiexec -n 2):
     rank 0 takes an accelerator, rank 1 cpu, and the two still meet in collectives."""
@@ -233,6 +257,8 @@ if __name__ == "__main__":
         _uneven_nodes()
     elif scenario == "per-rank-data":
         _per_rank_data()
+    elif scenario == "all-reduce-gradient":
+        _all_reduce_gradient(*args)
     elif scenario == "checkpoint":
         _checkpoint(*args)
     else:

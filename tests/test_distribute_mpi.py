@@ -109,6 +109,19 @@ def test_ranks_whose_lists_plan_different_buckets_fail_at_once_naming_the_differ
     assert "rank 0 handed in 2 tensors but rank 1 handed in 3" in out.stderr
 
 
+@pytest.mark.parametrize("op", ["sum", "mean"])
+def test_gradients_flow_through_all_reduce_across_ranks(tmp_path, op):
+    """As in one process (tests/test_distribute.py), with the sum crossing MPI: each rank's
+    gradient is that of both ranks' summed loss, with weights 1 and 3 for the mean."""
+    out, _, reports = mpirun(tmp_path, "all-reduce-gradient", op, timeout=60)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    v, c = np.array(reports[0]["v"]), np.array(reports[0]["c"])
+    w = np.ones(2) if op == "sum" else np.array([0.25, 0.75])
+    for r in (0, 1):
+        expected = c[r] * (w[:, None] * v).sum(0) + w[r] * (c[:, None] * v).sum(0)
+        np.testing.assert_allclose(reports[r]["grad"], expected, rtol=1e-12)
+
+
 def test_a_rank_out_of_sync_is_named_on_every_rank(tmp_path):
     out, _, reports = mpirun(tmp_path, "out-of-sync", timeout=60)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]

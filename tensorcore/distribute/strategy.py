@@ -363,7 +363,7 @@ class MirroredStrategy:
         return out
 
     def _collective_kernel(self, sources: Sequence[Any], what: str, description: Description, scaled: bool,
-                           handle: Any = None, check: Description = ()) -> Any:
+                           handle: Any = None, check: Description = (), scale_output: bool = False) -> Any:
         """The ``all_reduce`` op's kernel, in a replica's thread: a new flat buffer on the
         replica's device holding the sum over every replica of its ``sources`` (backend
         arrays), each scaled by its replica's weight when ``scaled``. The sum reads the sources
@@ -372,13 +372,15 @@ class MirroredStrategy:
         devices it is packed on the device and summed there (``handle`` is the backend's
         device: where the output is allocated, and whose stream NCCL runs on). The replicas
         meet on ``check`` (every tensor of the call, for its first bucket), else on
-        ``description``."""
+        ``description``. ``scale_output``: the sum, unscaled, is then multiplied by this
+        replica's weight (the gradient of a mean)."""
         ctx = _state.replica
         if ctx is None or ctx.strategy is not self:
             raise RuntimeError(f"{what}: a collective runs inside strategy.run, in every replica")
         start = time.perf_counter()
         dtype = np.dtype(sources[0].dtype)
-        scale = dtype.type(self._weight_values[ctx.local_index]) if scaled else None
+        weight = dtype.type(self._weight_values[ctx.local_index])
+        scale = weight if scaled else None
         if dispatch.current_tracer() is not None:
             # Tracing runs out-of-place ops to learn their results' shapes; a collective must not
             # run then (one replica may retrace alone), and the graph runs it when it runs.
@@ -392,6 +394,9 @@ class MirroredStrategy:
             self._group.meet(ctx.local_index, what, check or description)
             data = nccl.pack(handle, sources, scale)
             self._nccl.all_reduce(ctx.local_index, data, handle.stream)
+            if scale_output:
+                with handle.activate():
+                    data *= weight
             self._count(ctx, data, start)
             return data
         # The backend the kernel runs on: the replica's, or cpu's (no handle) where the op fell
@@ -403,6 +408,8 @@ class MirroredStrategy:
         hosts = [(v if v is not None else np.asarray(backend.to_numpy(s))).reshape(-1) for s, v in zip(sources, views)]
         out = view if view is not None else np.empty(n, dtype)
         self._group.all_reduce(ctx.local_index, what, check or description, out, sources=hosts, scale=scale)
+        if scale_output:  # this replica's own output: no other replica reads it any more
+            np.multiply(out, weight, out=out)
         if view is None:  # device memory the host cannot see: upload the sum
             data = backend.from_numpy(out, ctx.device.index)
         del view, views, out, hosts  # views of device memory: dropping them hands the buffers back
