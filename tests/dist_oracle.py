@@ -118,6 +118,19 @@ def _faults(kind: str) -> None:
     """Scenarios of a rank that misbehaves (run under mpiexec -n 2)."""
     import time
 
+    if kind == "no-strategy-on-rank-1":  # rank 1 ends cleanly without ever making the strategy
+        if _rank() == 1:
+            return
+        tc.distribute.MultiWorkerMirroredStrategy("cpu")
+        time.sleep(60)  # never reached: the creation times out
+    if kind == "devices-differ":  # rank 0 lets the strategy choose, rank 1 names its device
+        strategy = tc.distribute.MultiWorkerMirroredStrategy(None if _rank() == 0 else "cpu")
+        total = strategy.run(lambda: tc.distribute.get_replica_context().all_reduce("sum", tc.ones(3)))
+        try:
+            strategy.broadcast_bytes("text")
+        except TypeError as exc:
+            _report({"rank": strategy.rank, "sum": total.values[0].numpy().tolist(), "bytes_error": str(exc)})
+        return
     strategy = tc.distribute.MultiWorkerMirroredStrategy("cpu")
     ctx_value = tc.ones(3)
     if kind == "raise":
@@ -140,6 +153,19 @@ def _faults(kind: str) -> None:
     elif kind == "mismatch":
         shape = (3,) if strategy.rank == 0 else (4,)
         strategy.run(lambda: tc.distribute.get_replica_context().all_reduce("sum", [tc.ones(2), tc.ones(shape)]))
+    elif kind == "caught-timeout":  # rank 1 is late once; rank 0 catches the timeout and goes on
+        errors = []
+        for step in range(3):
+            if strategy.rank == 1 and step == 1:
+                time.sleep(8)
+            try:
+                strategy.run(lambda: tc.distribute.get_replica_context().all_reduce("sum", ctx_value))
+            except tc.distribute.CollectiveTimeoutError as exc:
+                errors.append(str(exc))
+        _report({"rank": strategy.rank, "errors": errors})  # rank 0 gets here; the job must still end
+        return
+    elif kind == "op-mismatch":
+        strategy.reduce("mean" if strategy.rank == 0 else "sum", strategy.run(lambda: tc.ones(3)))
     elif kind == "mismatch-count":  # rank 1's extra float64 tensor plans a second bucket
         extra = [tc.ones(2, dtype=tc.float64)] if strategy.rank == 1 else []
         strategy.run(lambda: tc.distribute.get_replica_context().all_reduce("sum", [tc.ones(2), tc.ones(3), *extra]))
@@ -199,6 +225,22 @@ def _rank() -> int:
     from mpi4py import MPI
 
     return MPI.COMM_WORLD.Get_rank()
+
+
+def _checkpoint_random_streams(directory: str) -> None:
+    """Ranks seeded apart (their own dropout streams) each resume their own stream after a
+    restore under mpiexec -n 2, for tc.random and for a NumPy generator in the checkpoint."""
+    tc.random.seed(100 + _rank())
+    strategy = tc.distribute.MultiWorkerMirroredStrategy("cpu")
+    with strategy.scope():
+        net = model(0)
+    gen = np.random.default_rng(_rank())
+    ckpt = tc.train.Checkpoint(model=net, gen=gen)
+    path = ckpt.save(os.path.join(directory, "streams.safetensors"))
+    before = (tc.random.uniform((3,)).numpy().tolist(), gen.random(3).tolist())
+    ckpt.restore(path)
+    after = (tc.random.uniform((3,)).numpy().tolist(), gen.random(3).tolist())
+    _report({"rank": strategy.rank, "before": before, "after": after})
 
 
 def _uneven_nodes() -> None:
@@ -261,5 +303,7 @@ if __name__ == "__main__":
         _all_reduce_gradient(*args)
     elif scenario == "checkpoint":
         _checkpoint(*args)
+    elif scenario == "checkpoint-random-streams":
+        _checkpoint_random_streams(*args)
     else:
         _faults(scenario)

@@ -155,6 +155,20 @@ def test_an_optimizer_of_another_strategy_says_so():
     assert opt.iterations == 0
 
 
+def test_replicas_at_different_collectives_are_told_so():
+    """A mean on one replica against a sum on the other: the collective's name is compared too."""
+    strategy = MirroredStrategy(["cpu", "cpu"])
+
+    def body():
+        op = "mean" if tc.distribute.get_replica_context().replica_id == 0 else "sum"
+        return tc.distribute.get_replica_context().all_reduce(op, tc.ones(2))
+
+    with pytest.raises(tc.distribute.CollectiveMismatchError,
+                       match=r"replica 0 \(cpu:0\) at \"all_reduce\('mean'\), bucket 0\", replica 1 \(cpu:0\) at "
+                             r"\"all_reduce\('sum'\), bucket 0\""):
+        strategy.run(body)
+
+
 def test_a_weighted_mean_of_integers_is_refused_with_one_replica_too():
     for devices in (["cpu"], ["cpu", "cpu"]):
         strategy = MirroredStrategy(devices)

@@ -98,6 +98,7 @@ class LocalGroup:
         self._leave = threading.Barrier(self.size)
         self._lock = threading.Lock()
         self._inputs: list[Any] = [None] * self.size
+        self._whats: list[str] = [""] * self.size  # each replica's collective: all must be at the same one
         self._arrived = [False] * self.size
         self._leaving = 0  # replicas that reached this round's second barrier
         self._what = ""
@@ -117,7 +118,7 @@ class LocalGroup:
         with self._lock:
             self._inputs[index] = (description, [out] if sources is None else sources, scale, out)
             self._arrived[index] = True
-            self._what = what
+            self._what = self._whats[index] = what
         self._wait(self._arrive, what, timeout)
         try:
             if self._error is None:
@@ -141,7 +142,7 @@ class LocalGroup:
         with self._lock:
             self._inputs[index] = (description, None, None, None)
             self._arrived[index] = True
-            self._what = what
+            self._what = self._whats[index] = what
         try:
             self._wait(self._arrive, what, timeout)
         finally:
@@ -205,6 +206,10 @@ class LocalGroup:
         self._leaving = 0  # everyone has left the previous round's second barrier
         try:
             inputs = self._inputs
+            if any(w != self._whats[0] for w in self._whats):  # reduce('mean') against reduce('sum')...
+                at = ", ".join(f"replica {i} ({n}) at {w!r}" for i, (n, w) in enumerate(zip(self.names, self._whats)))
+                raise CollectiveMismatchError(f"the replicas are at different collectives ({at}); every replica "
+                                              f"must run the same collectives in the same order")
             first = inputs[0][0]
             if inputs[0][1] is not None:  # where each source starts in the flat sum (equal shapes: checked below)
                 self._offsets = np.cumsum([0] + [src.size for src in inputs[0][1]]).tolist()

@@ -17,6 +17,7 @@ uncaught exception on any rank ends the whole job (``install_abort_on_error``): 
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import json
@@ -43,10 +44,11 @@ _FORWARD_SECONDS = 0.5  # time the launcher gets to forward a failing rank's tra
 
 
 @functools.lru_cache(maxsize=1024)
-def digest(description: Description) -> np.ndarray:
-    """Four int64 words that identify a description (equal descriptions, equal digests);
-    cached, since a training step hands in the same descriptions every time."""
-    text = json.dumps([[n, list(s), d] for n, s, d in description]).encode()
+def digest(what: str, description: Description) -> np.ndarray:
+    """Four int64 words that identify a collective: what it is (``reduce('mean')`` is not
+    ``reduce('sum')``) and what is handed in (equal inputs, equal digests); cached, since a
+    training step hands in the same ones every time."""
+    text = json.dumps([what, [[n, list(s), d] for n, s, d in description]]).encode()
     words = np.frombuffer(hashlib.blake2b(text, digest_size=32).digest(), dtype=np.int64).copy()
     words.flags.writeable = False
     return words
@@ -54,30 +56,55 @@ def digest(description: Description) -> np.ndarray:
 
 class MPIComm:
     """A duplicate of ``MPI.COMM_WORLD`` (so user traffic never mixes with ours) with checked,
-    timed collectives on NumPy buffers."""
+    timed collectives on NumPy buffers.
+
+    A timed-out check cannot be cancelled: a rank that arrives late still meets its ticket and
+    would then wait alone in the data's blocking call. So after a timeout the communicator is
+    *broken*: every later collective raises at once, and the job is aborted when this process
+    exits (``atexit``), which ends the late ranks too, whatever the program did with the error.
+    """
 
     def __init__(self) -> None:
         from mpi4py import MPI
 
         self.MPI = MPI
-        self.comm = MPI.COMM_WORLD.Dup()
-        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.rank, self.size = MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
+        self._broken: str | None = None
+        # Every rank must be here: a blocking Dup would wait forever for a rank that ended.
+        self.comm, request = MPI.COMM_WORLD.Idup()
+        if not _poll(request.Test, collective_timeout):
+            self._break("creating the strategy's communicator (a duplicate of COMM_WORLD)")
+            raise CollectiveTimeoutError(
+                f"MultiWorkerMirroredStrategy on rank {self.rank}: not every one of the {self.size} ranks created "
+                f"the strategy within {collective_timeout():g} s (TENSORCORE_COLLECTIVE_TIMEOUT); every rank must "
+                f"create it, at the same point of the program")
         self._seq = 0
         self._lock = threading.Lock()  # one collective at a time from this process
-        self._ticket = np.zeros(5, np.int64)  # [sequence number, digest of the description]
+        self._ticket = np.zeros(5, np.int64)  # [sequence number, digest of the collective]
         self._tickets = np.zeros((self.size, 5), np.int64)  # every rank's ticket
+
+    def _break(self, what: str) -> None:
+        """Refuse every later collective, and abort the job when this process exits."""
+        if self._broken is None:
+            self._broken = what
+            atexit.register(_abort_at_exit, self.MPI, self.rank, what)
 
     # --- the check ---------------------------------------------------------------------
     # Hot: every collective pays it, so its buffers are made once and the loops stay lean.
     def _check(self, what: str, description: Description) -> None:
         """Meet every rank at collective number ``self._seq``; raise unless all agree. Lean on
         purpose: right after a large collective every Python step here costs ~10 us."""
+        if self._broken is not None:
+            raise CollectiveTimeoutError(
+                f"{what} on rank {self.rank}: an earlier collective ({self._broken}) timed out, and the ranks are "
+                f"out of step; no collective can run any more, and the MPI job is aborted when this process exits")
         self._seq += 1
         ticket = self._ticket
         ticket[0] = self._seq
-        ticket[1:] = digest(description)
+        ticket[1:] = digest(what, description)
         if not _poll(self.comm.Iallgather(ticket, self._tickets).Test, collective_timeout):
             missing = self._absent()
+            self._break(f"{what}, collective #{self._seq}")
             who = (f"rank(s) {missing} did not join" if missing else
                    "the ranks did not meet (each is at a collective, but not at this one)")
             raise CollectiveTimeoutError(
@@ -99,16 +126,21 @@ class MPIComm:
         return [r for r in others if heard[r][0] != self._seq]
 
     def _mismatch_detail(self, what: str, description: Description) -> str:
-        """Every rank joins in (all are here): rank 0 gathers the descriptions, names the first
-        difference and tells everyone."""
-        mine = np.frombuffer(json.dumps([[n, list(s), d] for n, s, d in description]).encode(), np.uint8)
+        """Every rank joins in (all are here): every rank gathers the collectives and their
+        descriptions, and names the first difference."""
+        mine = np.frombuffer(json.dumps([what, [[n, list(s), d] for n, s, d in description]]).encode(), np.uint8)
         sizes = np.zeros(self.size, np.int64)
         self.comm.Allgather(np.array([mine.size], np.int64), sizes)
         gathered = np.empty(int(sizes.sum()), np.uint8)
         self.comm.Allgatherv(mine, (gathered, sizes))
         offsets = np.concatenate([[0], np.cumsum(sizes)])
-        parsed = [tuple((n, tuple(s), d) for n, s, d in json.loads(gathered[offsets[r]:offsets[r + 1]].tobytes()))
-                  for r in range(self.size)]
+        entries = [json.loads(gathered[offsets[r]:offsets[r + 1]].tobytes()) for r in range(self.size)]
+        whats = [w for w, _ in entries]
+        if any(w != whats[0] for w in whats):
+            at = ", ".join(f"rank {r} at {w!r}" for r, w in enumerate(whats))
+            return (f"collective #{self._seq}: the ranks are at different collectives ({at}); every rank must run "
+                    f"the same collectives in the same order")
+        parsed = [tuple((n, tuple(s), d) for n, s, d in desc) for _, desc in entries]
         for r in range(1, self.size):
             why = mismatch(f"{what} (collective #{self._seq})", parsed[0], parsed[r], "rank 0", f"rank {r}")
             if why is not None:
@@ -171,6 +203,12 @@ def _poll(done: Any, timeout: Any) -> bool:
             elif now > deadline:
                 return False
     return True
+
+
+def _abort_at_exit(mpi: Any, rank: int, what: str) -> None:
+    os.write(2, f"tensorcore.distribute: rank {rank} is exiting after a collective timed out ({what}); "
+                f"aborting the MPI job so that no rank waits for it\n".encode(errors="replace"))
+    mpi.COMM_WORLD.Abort(1)
 
 
 _installed = False

@@ -41,13 +41,15 @@ class MultiWorkerMirroredStrategy(MirroredStrategy):
             raise ImportError("MultiWorkerMirroredStrategy needs mpi4py and an MPI library: "
                               "pip install \"tensorcore[mpi]\" (mpi4py and the mpich wheel)") from exc
         install_abort_on_error(self._comm)
+        # A checked collective on every rank, whatever its devices argument, so that ranks
+        # that choose their devices differently still run the same collectives.
+        node_rank = self._node_rank()
         if devices is None:
-            devices = self._default_worker_devices()
+            devices = self._default_worker_devices(node_rank)
         super().__init__(devices, weights)
 
-    def _default_worker_devices(self) -> list[Device]:
-        # A collective: every rank joins, whatever devices it sees (a node may have none).
-        node_rank = self._node_rank()
+    @staticmethod
+    def _default_worker_devices(node_rank: int) -> list[Device]:
         if os.environ.get("TENSORCORE_DEVICES", "").strip():
             return default_devices()
         accelerators = [d for d in registry.available_devices() if d.type != "cpu"]
@@ -56,12 +58,11 @@ class MultiWorkerMirroredStrategy(MirroredStrategy):
         return [accelerators[node_rank % len(accelerators)]]
 
     def _node_rank(self) -> int:
-        """This process's rank among the processes on its node (collective over every rank)."""
-        local = self._comm.comm.Split_type(self._comm.MPI.COMM_TYPE_SHARED)
-        try:
-            return local.Get_rank()
-        finally:
-            local.Free()
+        """This process's rank among the processes on its node: the ranks before it with the
+        same host name (a checked, timed all-gather: MPI's own Split_type has no timeout)."""
+        name = np.frombuffer(hashlib.blake2b(self._comm.MPI.Get_processor_name().encode(), digest_size=8).digest(), np.int64)
+        every = self._comm.all_gather(name.copy(), "the node of each rank", (("host name digest", (1,), "int64"),))[:, 0]
+        return int(np.count_nonzero(every[: self.rank] == every[self.rank]))
 
     @property
     def rank(self) -> int:
@@ -80,6 +81,9 @@ class MultiWorkerMirroredStrategy(MirroredStrategy):
 
     def broadcast_bytes(self, payload: bytes | None) -> bytes | None:
         """Rank 0's ``payload`` (bytes, or None) on every rank; a collective, so every rank calls it."""
+        if payload is not None and not isinstance(payload, (bytes, bytearray, memoryview)):
+            raise TypeError(f"broadcast_bytes takes bytes (or None), got {type(payload).__name__}; "
+                            f"encode a str first, e.g. text.encode()")
         size = np.array([-1 if payload is None else len(payload)] if self.rank == 0 else [0], np.int64)
         self._comm.broadcast(size, "bytes from rank 0 (their size)", (("size", (1,), "int64"),))
         if size[0] < 0:
@@ -87,6 +91,17 @@ class MultiWorkerMirroredStrategy(MirroredStrategy):
         buf = np.frombuffer(payload, np.uint8).copy() if self.rank == 0 else np.empty(int(size[0]), np.uint8)
         self._comm.broadcast(buf, "bytes from rank 0", (("bytes", buf.shape, "uint8"),))
         return buf.tobytes()
+
+    def all_gather_bytes(self, payload: bytes) -> list[bytes]:
+        """Every rank's ``payload`` (bytes of any length), in rank order; a collective."""
+        if not isinstance(payload, (bytes, bytearray, memoryview)):
+            raise TypeError(f"all_gather_bytes takes bytes, got {type(payload).__name__}")
+        sizes = self._comm.all_gather(np.array([len(payload)], np.int64), "bytes of every rank (their sizes)",
+                                      (("size", (1,), "int64"),))[:, 0]
+        padded = np.zeros(int(sizes.max()), np.uint8)
+        padded[:len(payload)] = np.frombuffer(bytes(payload), np.uint8)
+        every = self._comm.all_gather(padded, "bytes of every rank", (("bytes", padded.shape, "uint8"),))
+        return [every[r, :int(n)].tobytes() for r, n in enumerate(sizes)]
 
     def __repr__(self) -> str:
         return (f"MultiWorkerMirroredStrategy(rank={self.rank} of {self.num_workers}, "

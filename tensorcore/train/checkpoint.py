@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,12 @@ class Checkpoint:
         strategy = _strategy_of(self._objects.values())
         self.save_counter += 1
         error: BaseException | None = None
+        # Every rank's random streams go into rank 0's file: ranks seeded apart (their own
+        # dropout masks) must each resume their own stream, not rank 0's.
+        per_rank = _gather_random_states(strategy, self._objects) if strategy is not None and _multi_process(strategy) else None
         if strategy is None or strategy.is_chief:
             try:
-                arrays, metadata = self._serialize()
+                arrays, metadata = self._serialize(per_rank)
                 write_atomic(path, arrays, metadata)
             except BaseException as exc:  # noqa: BLE001 - reported to every rank below, then raised
                 error = exc
@@ -77,7 +81,7 @@ class Checkpoint:
             raise error
         return str(path)
 
-    def _serialize(self) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    def _serialize(self, per_rank: list[dict[str, Any]] | None = None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         tensors: dict[str, Any] = {}
         objects: dict[str, Any] = {}
         for name, obj in self._objects.items():
@@ -96,6 +100,8 @@ class Checkpoint:
             objects[name] = {"kind": kind, "type": type(obj).__name__, "values": values}
         header = {"version": FORMAT_VERSION, "save_counter": self.save_counter, "objects": objects,
                   "random_state": random.get_state()}
+        if per_rank is not None:
+            header["per_rank"] = per_rank
         try:
             text = json.dumps(header)
         except TypeError as exc:
@@ -112,16 +118,19 @@ class Checkpoint:
         """
         path = Path(path)
         strategy = _strategy_of(self._objects.values())
+        rank = None
         if strategy is not None and _multi_process(strategy):
             data = _read_bytes_on_chief(strategy, path)
             arrays, metadata = parse(path, data)
+            rank = (strategy.rank, strategy.num_workers)
         else:
             arrays, metadata = read(path)
-        self._apply(path, arrays, metadata)
+        self._apply(path, arrays, metadata, rank)
         return str(path)
 
-    def _apply(self, path: Path, arrays: dict[str, np.ndarray], metadata: Mapping[str, str]) -> None:
-        header = _checkpoint_header(path, arrays, metadata)
+    def _apply(self, path: Path, arrays: dict[str, np.ndarray], metadata: Mapping[str, str],
+               rank: tuple[int, int] | None = None) -> None:
+        header = _own_random_states(path, _checkpoint_header(path, arrays, metadata), rank)
         saved = header["objects"]
         states, problems = {}, []
         problems += [f"object {n!r} is not in the file" for n in self._objects if n not in saved]
@@ -313,6 +322,39 @@ def _multi_process(strategy: Any) -> bool:
 def _is_chief(checkpoint: Checkpoint) -> bool:
     strategy = _strategy_of(checkpoint._objects.values())
     return strategy is None or strategy.is_chief
+
+
+def _random_states(objects: Mapping[str, Any]) -> dict[str, Any]:
+    """This process's random streams: ``tc.random``'s and each NumPy generator's."""
+    return {"random": random.get_state(),
+            "generators": {name: obj.bit_generator.state for name, obj in objects.items() if isinstance(obj, np.random.Generator)}}
+
+
+def _gather_random_states(strategy: Any, objects: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every rank's :func:`_random_states`, in rank order (a collective)."""
+    blobs = strategy.all_gather_bytes(json.dumps(_random_states(objects)).encode())
+    return [json.loads(b) for b in blobs]
+
+
+def _own_random_states(path: Path, header: dict[str, Any], rank: tuple[int, int] | None) -> dict[str, Any]:
+    """The header with this rank's own random streams in place of rank 0's, where the file has
+    every rank's (saved by as many ranks as restore it); a file from another number of ranks
+    gives every rank rank 0's streams, with a warning."""
+    per_rank = header.get("per_rank")
+    if rank is None or per_rank is None:
+        return header
+    me, workers = rank
+    if len(per_rank) != workers:
+        if me == 0:
+            warnings.warn(f"{path} was saved by {len(per_rank)} MPI ranks and is restored by {workers}: every rank "
+                          f"continues rank 0's random streams (tc.random, NumPy generators)", stacklevel=4)
+        return header
+    mine = per_rank[me]
+    objects = {name: dict(entry) for name, entry in header["objects"].items()}
+    for name, state in mine.get("generators", {}).items():
+        if name in objects and objects[name].get("kind") == "generator":
+            objects[name]["values"] = state
+    return {**header, "objects": objects, "random_state": mine["random"]}
 
 
 def _read_bytes_on_chief(strategy: Any, path: Path) -> bytes:
