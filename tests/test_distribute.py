@@ -457,6 +457,45 @@ def test_gradients_flow_through_the_replica_all_reduce(pair, op, mode):
         np.testing.assert_allclose(grads.values[r].numpy(), expected[r], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("op", ["sum", "mean"])
+@pytest.mark.parametrize("mode", ["eager", "traced"])
+def test_second_order_gradients_through_the_replica_all_reduce(op, mode):
+    """The all-reduce's backward is an all-reduce with the weights on the other side: its own
+    gradient must swap them back. h_r = sum(k_r * dL/dx_r) with L = sum_r sum(c_r x_r m^2),
+    m = all_reduce(op, x); each replica's gradient of h must be that of sum_r h_r."""
+    strategy = MirroredStrategy(["cpu", "cpu"], weights=(1, 3))
+    rng = np.random.default_rng(1)
+    v, c, k = rng.standard_normal((2, 4)), np.array([1.5, -0.5]), rng.standard_normal((2, 4))
+    w = np.ones(2) if op == "sum" else np.array([0.25, 0.75])
+
+    def step(x, scale, kk):
+        with tc.GradientTape() as outer:
+            outer.watch(x)
+            with tc.GradientTape() as inner:
+                inner.watch(x)
+                m = tc.distribute.get_replica_context().all_reduce(op, x)
+                loss = tc.sum(scale * x * m * m)
+            h = tc.sum(kk * inner.gradient(loss, x))
+        return outer.gradient(h, x)
+
+    def first(vv):
+        m = (w[:, None] * vv).sum(0)
+        return np.stack([c[q] * m * m + w[q] * 2 * m * (c[:, None] * vv).sum(0) for q in range(2)])
+
+    eps, fd = 1e-6, np.zeros_like(v)
+    for idx in np.ndindex(*v.shape):
+        up, down = v.copy(), v.copy()
+        up[idx] += eps
+        down[idx] -= eps
+        fd[idx] = (np.sum(k * first(up)) - np.sum(k * first(down))) / (2 * eps)
+    fn = tc.function(step) if mode == "traced" else step
+    per = [PerReplica([tc.asarray(a[i]) for i in range(2)]) for a in (v, c, k)]
+    for _ in range(2):  # traced: the second call runs the graph
+        out = strategy.run(fn, tuple(per))
+    for r in range(2):
+        np.testing.assert_allclose(out.values[r].numpy(), fd[r], rtol=1e-6, atol=1e-7)
+
+
 def test_mismatched_tensors_name_the_tensor():
     strategy = MirroredStrategy(["cpu", "cpu"])
 

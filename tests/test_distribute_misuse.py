@@ -60,7 +60,7 @@ def test_variables_of_one_device_are_not_written_inside_run():
     plain = tc.Variable(np.ones(3, np.float32), name="plain")
     opt = tc.optim.SGD([plain], lr=0.1)
     xs = strategy.split(np.ones((4, 3), np.float32))
-    with pytest.raises(RuntimeError, match=r"SGD.step over variables of one device inside strategy.run: .* strategy.scope\(\)"):
+    with pytest.raises(RuntimeError, match=r"SGD.step over variable 'plain' inside strategy.run: it is not mirrored .* strategy.scope\(\)"):
         strategy.run(_step(plain, opt), (xs,))
     with pytest.raises(RuntimeError, match=r"assign_add of variable 'plain' inside strategy.run"):
         strategy.run(lambda: plain.assign_add(np.ones(3, np.float32)))
@@ -68,6 +68,25 @@ def test_variables_of_one_device_are_not_written_inside_run():
     assert opt.iterations == 0
     plain.assign_add(np.ones(3, np.float32))  # outside run, as always
     np.testing.assert_array_equal(plain.numpy(), np.full(3, 2, np.float32))
+
+
+def test_a_replica_may_write_the_variables_it_made():
+    """A variable made inside the step (replica-private scratch) is that replica's own, and an
+    optimizer built in the scope whose state is plain variables (made once per replica, in
+    setup) works as before: only state every replica shares is refused."""
+    strategy = MirroredStrategy(["cpu", "cpu"])
+
+    def step():
+        scratch = tc.Variable(np.zeros(3), trainable=False)
+        scratch.assign_add(np.ones(3))
+        return scratch * 1
+
+    for value in strategy.run(step).values:
+        np.testing.assert_array_equal(value.numpy(), np.ones(3))
+    made = strategy.for_each_replica(lambda: tc.Variable(np.zeros(2), trainable=False))
+    with strategy.scope():
+        built = strategy.for_each_replica(lambda: tc.Variable(np.zeros(2)))  # setup, not a step
+    assert len(made) == len(built) == 2
 
 
 def test_a_variable_made_in_the_scope_inside_run_is_refused():

@@ -13,18 +13,25 @@ from tensorcore.tensor import Tensor
 # mirrored variable inside a strategy's scope), or None. A hook, as TensorFlow's variable
 # creator scopes are, so that layers written for one device need no change.
 variable_class_hook: Callable[[], type | None] | None = None
-# Set by tensorcore.distribute: whether this thread runs as a replica inside strategy.run,
-# where a plain variable (shared by every replica, never all-reduced) must not be written.
-in_replica_hook: Callable[[], bool] | None = None
+# Set by tensorcore.distribute: the replica this thread runs as, as (an id of the replica, and
+# whether inside strategy.run), or None. Inside run a variable may be written only by the
+# replica that made it: one made outside (shared by every replica, never all-reduced) may not.
+replica_hook: Callable[[], tuple[Any, bool] | None] | None = None
 
 
-def refuse_in_replica(what: str) -> None:
-    """Raise if this thread runs as a replica: ``what`` would write state every replica shares."""
-    if in_replica_hook is not None and in_replica_hook():
+def _current_replica() -> tuple[Any, bool] | None:
+    return None if replica_hook is None else replica_hook()
+
+
+def refuse_shared_write(what: str, owner: Any) -> None:
+    """Raise if this thread runs a replica's step and ``what`` writes state that this replica
+    did not make (``owner``: the replica id a variable was made by, or None)."""
+    current = _current_replica()
+    if current is not None and current[1] and current[0] != owner:
         raise RuntimeError(
-            f"{what} inside strategy.run: it was created outside strategy.scope(), so it is not mirrored, "
-            "and every replica would write it with its own values, none of them all-reduced; create the "
-            "model, its optimizer and any variable the step writes inside `with strategy.scope():`")
+            f"{what} inside strategy.run: it is not mirrored (it was created outside strategy.scope()) and not "
+            "this replica's own, so every replica would write it with its own values, none of them all-reduced; "
+            "create the model, its optimizer and any variable the step writes inside `with strategy.scope():`")
 
 
 class Variable(Tensor):
@@ -34,7 +41,7 @@ class Variable(Tensor):
     variable's device. Trainable variables are watched by every ``GradientTape``.
     """
 
-    __slots__ = ("trainable", "name")
+    __slots__ = ("trainable", "name", "_owner")
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Variable:
         if cls is Variable and variable_class_hook is not None:
@@ -48,6 +55,8 @@ class Variable(Tensor):
         if trainable and value.dtype.kind != "f":
             raise OpError(f"a trainable Variable must be floating point, got {value.dtype}; pass trainable=False")
         self._data, self._device = value._data, value._device
+        current = _current_replica()
+        self._owner = None if current is None else current[0]  # the replica that made it, if any
         self.trainable, self.name, self._version = trainable, name or "Variable", 0
         tracer = dispatch.current_tracer()
         if tracer is not None:  # it would be one Variable shared by every run of the graph
@@ -73,7 +82,7 @@ class Variable(Tensor):
         from tensorcore.ops import optim_updates
 
         if type(self) is Variable:  # a mirrored variable writes its replica's copy
-            refuse_in_replica(f"{op_name} of variable {self.name!r}")
+            refuse_shared_write(f"{op_name} of variable {self.name!r}", getattr(self, "_owner", None))
         op = getattr(optim_updates, op_name.upper())
         dispatch.apply_inplace(op, self, (self._check(op_name, value),))  # bumps the version
         return self

@@ -57,19 +57,21 @@ def _all_reduce(*args: Any, group: int, what: str, description: tuple, scaled: b
 
 
 def _all_reduce_grad(ctx: Any, g: Any) -> tuple:
-    """Every replica's output is ``sum_r w_r x_r`` (``w_r`` = 1 for a sum), so the gradient of
-    the replicas' summed losses with respect to this replica's sources is ``w_self * sum_r
-    g_r``: an all-reduce of the output gradients, scaled afterwards by this replica's weight
-    (read when it runs, as the forward's). Every replica's backward issues it in the same
-    order, as their forwards issued theirs. Sliced back into the sources' shapes."""
+    """Every replica's output is ``v_self * sum_r w_r x_r`` (``w`` the weights where ``scaled``,
+    ``v`` where ``scale_output``, else 1), so the gradient of the replicas' summed losses with
+    respect to this replica's sources is ``w_self * sum_r v_r g_r``: the same all-reduce with
+    the two scalings swapped (the weights are read when it runs, as the forward's). Every
+    replica's backward issues it in the same order, as their forwards issued theirs. Sliced
+    back into the sources' shapes."""
     from tensorcore.dispatch import apply
     from tensorcore.distribute.buckets import unpack
 
     attrs = ctx.attrs
     sources = ctx.inputs[:len(ctx.inputs) - attrs["n_after"]]
     flat = apply(ALL_REDUCE, (g,), {
-        "group": attrs["group"], "what": f"gradient of {attrs['what']}", "scaled": False, "n_after": 0,
-        "description": (("output gradient", tuple(g.shape), str(g.dtype)),), "scale_output": attrs["scaled"]})
+        "group": attrs["group"], "what": f"gradient of {attrs['what']}", "n_after": 0,
+        "description": (("output gradient", tuple(g.shape), str(g.dtype)),),
+        "scaled": bool(attrs.get("scale_output", False)), "scale_output": attrs["scaled"]})
     return (*unpack(flat, [tuple(s.shape) for s in sources]), *(None,) * attrs["n_after"])
 
 

@@ -58,11 +58,15 @@ class MultiWorkerMirroredStrategy(MirroredStrategy):
         return [accelerators[node_rank % len(accelerators)]]
 
     def _node_rank(self) -> int:
-        """This process's rank among the processes on its node: the ranks before it with the
-        same host name (a checked, timed all-gather: MPI's own Split_type has no timeout)."""
-        name = np.frombuffer(hashlib.blake2b(self._comm.MPI.Get_processor_name().encode(), digest_size=8).digest(), np.int64)
-        every = self._comm.all_gather(name.copy(), "the node of each rank", (("host name digest", (1,), "int64"),))[:, 0]
-        return int(np.count_nonzero(every[: self.rank] == every[self.rank]))
+        """This process's rank among the processes sharing its memory (its node), from MPI's
+        ``Split_type``, which has no timeout: a checked, timed meeting first makes sure every
+        rank is there (host names would not do: they repeat across containers)."""
+        self._comm.check("the node-local rank of each rank", ())
+        local = self._comm.comm.Split_type(self._comm.MPI.COMM_TYPE_SHARED)
+        try:
+            return local.Get_rank()
+        finally:
+            local.Free()
 
     @property
     def rank(self) -> int:
@@ -84,6 +88,7 @@ class MultiWorkerMirroredStrategy(MirroredStrategy):
         if payload is not None and not isinstance(payload, (bytes, bytearray, memoryview)):
             raise TypeError(f"broadcast_bytes takes bytes (or None), got {type(payload).__name__}; "
                             f"encode a str first, e.g. text.encode()")
+        payload = None if payload is None else bytes(payload)  # a memoryview's len() counts items
         size = np.array([-1 if payload is None else len(payload)] if self.rank == 0 else [0], np.int64)
         self._comm.broadcast(size, "bytes from rank 0 (their size)", (("size", (1,), "int64"),))
         if size[0] < 0:
@@ -96,6 +101,7 @@ class MultiWorkerMirroredStrategy(MirroredStrategy):
         """Every rank's ``payload`` (bytes of any length), in rank order; a collective."""
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             raise TypeError(f"all_gather_bytes takes bytes, got {type(payload).__name__}")
+        payload = bytes(payload)  # a memoryview's len() counts items
         sizes = self._comm.all_gather(np.array([len(payload)], np.int64), "bytes of every rank (their sizes)",
                                       (("size", (1,), "int64"),))[:, 0]
         padded = np.zeros(int(sizes.max()), np.uint8)

@@ -197,6 +197,8 @@ class MirroredStrategy:
         weights = self._step_weights(args, kwargs)
 
         contexts = [self._context(i, weights) for i in range(len(self._devices))]
+        for ctx in contexts:
+            ctx.in_run = True
 
         def task(i: int) -> Any:
             ctx = contexts[i]
@@ -264,14 +266,17 @@ class MirroredStrategy:
     def split(self, *arrays: Any) -> Any:
         """Split global batches (NumPy arrays or tensors, same number of rows) along axis 0 by
         the replicas' shares; each shard is placed on its replica's device. Returns one
-        :class:`PerReplica` per array (a tuple for several)."""
+        :class:`PerReplica` per array (a tuple for several). Across processes it is a
+        collective (every rank calls it with the same global batch: the row counts are compared)."""
         return self._inputs.split(*arrays)
 
     def batches(self, arrays: Sequence[Any], global_batch_size: int, shuffle: bool = True, seed: int = 0,
                 drop_last: bool = False) -> Iterator[tuple[PerReplica, ...]]:
         """Iterate over a dataset (host arrays with the same number of rows) in global batches,
         yielding one :class:`PerReplica` per array. Every process draws the same order from
-        ``seed``. A last batch too small to give every replica a row is dropped."""
+        ``seed``. A last batch too small to give every replica a row is dropped. Across
+        processes every rank iterates it alike: when iteration starts the ranks compare the
+        dataset's rows, the batch size, ``shuffle``, ``seed`` and ``drop_last`` (a collective)."""
         return self._inputs.batches(arrays, global_batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
 
     # --- reductions --------------------------------------------------------------------

@@ -158,6 +158,7 @@ class ReplicaContext:
         # Where an eager optimizer step stands: None, "updating" (the all-reduce is done, the
         # update is being applied) or "updated". A failure while "updating" is repaired by run.
         self.phase: str | None = None
+        self.in_run = False  # True in strategy.run's steps; False for setup (for_each_replica)
 
     @property
     def num_replicas_in_sync(self) -> int:
@@ -233,8 +234,10 @@ def plain_variables() -> Iterator[None]:
         _state.scope = outer
 
 
-def _in_replica() -> bool:
-    return _state.replica is not None
+def _replica_here() -> tuple[Any, bool] | None:
+    """(this thread's replica as (strategy id, local index), whether inside strategy.run), or None."""
+    ctx = _state.replica
+    return None if ctx is None else ((id(ctx.strategy), ctx.local_index), ctx.in_run)
 
 
 def _variable_class() -> type | None:
@@ -276,7 +279,7 @@ class MirroredVariable(Variable):
         strategy = _state.scope
         if strategy is None:
             raise RuntimeError("a MirroredVariable is created inside `with strategy.scope():` (as tc.Variable)")
-        if _state.replica is not None:  # each replica would make a variable of its own
+        if _state.replica is not None and _state.replica.in_run:  # each replica would make a variable of its own
             raise RuntimeError("a mirrored variable is created inside strategy.run (a tc.Variable in strategy.scope(), "
                                "inside the step): each replica would make and train its own; create the model and "
                                "optimizer once, in `with strategy.scope():` before strategy.run")
@@ -341,6 +344,6 @@ def _replica_key() -> tuple[int, int] | None:
 
 
 _variable.variable_class_hook = _variable_class
-_variable.in_replica_hook = _in_replica
+_variable.replica_hook = _replica_here
 # The module, not the package's `function` decorator of the same name.
 importlib.import_module("tensorcore.graph.function").cache_namespace = _replica_key

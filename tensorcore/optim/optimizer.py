@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tensorcore import dispatch, placement
-from tensorcore.autodiff.variable import Variable, refuse_in_replica
+from tensorcore.autodiff.variable import Variable, refuse_shared_write
 from tensorcore.device import Device
 from tensorcore.errors import DeviceError, OpError, PlacementError
 from tensorcore.ops.creation import from_host
@@ -190,13 +190,14 @@ class Optimizer:
         if len(grads) != len(self.params):
             raise ValueError(f"{name}.step got {len(grads)} gradients for {len(self.params)} parameters")
         grads = _checked_gradients(name, self.params, grads)
+        strategy = self._strategy
+        if strategy is None:
+            for p in self.params:
+                refuse_shared_write(f"{name}.step over variable {p.name!r}", getattr(p, "_owner", None))
         if dispatch.tracers and dispatch.current_tracer() is not None:  # only the device knows the count now
             self._traced, self._host_iterations = True, None
-        strategy = self._strategy
         if strategy is not None:
             grads = strategy.reduce_gradients(grads, self.params)
-        else:
-            refuse_in_replica(f"{name}.step over variables of one device")
         self._now.writing = False
         try:
             if strategy is None:
