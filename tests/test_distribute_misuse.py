@@ -60,7 +60,7 @@ def test_variables_of_one_device_are_not_written_inside_run():
     plain = tc.Variable(np.ones(3, np.float32), name="plain")
     opt = tc.optim.SGD([plain], lr=0.1)
     xs = strategy.split(np.ones((4, 3), np.float32))
-    with pytest.raises(RuntimeError, match=r"SGD.step over variable 'plain' inside strategy.run: it is not mirrored .* strategy.scope\(\)"):
+    with pytest.raises(RuntimeError, match=r"SGD.step of variable 'plain' inside strategy.run: it is not mirrored .* strategy.scope\(\)"):
         strategy.run(_step(plain, opt), (xs,))
     with pytest.raises(RuntimeError, match=r"assign_add of variable 'plain' inside strategy.run"):
         strategy.run(lambda: plain.assign_add(np.ones(3, np.float32)))

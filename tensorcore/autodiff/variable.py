@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from tensorcore import dispatch
@@ -23,15 +23,19 @@ def _current_replica() -> tuple[Any, bool] | None:
     return None if replica_hook is None else replica_hook()
 
 
-def refuse_shared_write(what: str, owner: Any) -> None:
-    """Raise if this thread runs a replica's step and ``what`` writes state that this replica
-    did not make (``owner``: the replica id a variable was made by, or None)."""
+def refuse_shared_writes(what: str, variables: Iterable[Variable]) -> None:
+    """Raise if this thread runs a replica's step and ``what`` writes one of ``variables`` that
+    this replica did not make (plain variables only: a mirrored one writes its replica's copy)."""
     current = _current_replica()
-    if current is not None and current[1] and current[0] != owner:
-        raise RuntimeError(
-            f"{what} inside strategy.run: it is not mirrored (it was created outside strategy.scope()) and not "
-            "this replica's own, so every replica would write it with its own values, none of them all-reduced; "
-            "create the model, its optimizer and any variable the step writes inside `with strategy.scope():`")
+    if current is None or not current[1]:
+        return
+    for v in variables:
+        if type(v) is Variable and getattr(v, "_owner", None) != current[0]:
+            raise RuntimeError(
+                f"{what} of variable {v.name!r} inside strategy.run: it is not mirrored (it was created outside "
+                "strategy.scope()) and not this replica's own, so every replica would write it with its own values, "
+                "none of them all-reduced; create the model, its optimizer and any variable the step writes inside "
+                "`with strategy.scope():`")
 
 
 class Variable(Tensor):
@@ -81,8 +85,7 @@ class Variable(Tensor):
     def _update(self, op_name: str, value: Any) -> Variable:
         from tensorcore.ops import optim_updates
 
-        if type(self) is Variable:  # a mirrored variable writes its replica's copy
-            refuse_shared_write(f"{op_name} of variable {self.name!r}", getattr(self, "_owner", None))
+        refuse_shared_writes(op_name, (self,))
         op = getattr(optim_updates, op_name.upper())
         dispatch.apply_inplace(op, self, (self._check(op_name, value),))  # bumps the version
         return self

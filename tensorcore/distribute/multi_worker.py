@@ -105,7 +105,7 @@ class MultiWorkerMirroredStrategy(MirroredStrategy):
         sizes = self._comm.all_gather(np.array([len(payload)], np.int64), "bytes of every rank (their sizes)",
                                       (("size", (1,), "int64"),))[:, 0]
         padded = np.zeros(int(sizes.max()), np.uint8)
-        padded[:len(payload)] = np.frombuffer(bytes(payload), np.uint8)
+        padded[:len(payload)] = np.frombuffer(payload, np.uint8)
         every = self._comm.all_gather(padded, "bytes of every rank", (("bytes", padded.shape, "uint8"),))
         return [every[r, :int(n)].tobytes() for r, n in enumerate(sizes)]
 

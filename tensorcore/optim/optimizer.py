@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tensorcore import dispatch, placement
-from tensorcore.autodiff.variable import Variable, refuse_shared_write
+from tensorcore.autodiff.variable import Variable, refuse_shared_writes
 from tensorcore.device import Device
 from tensorcore.errors import DeviceError, OpError, PlacementError
 from tensorcore.ops.creation import from_host
@@ -192,8 +192,7 @@ class Optimizer:
         grads = _checked_gradients(name, self.params, grads)
         strategy = self._strategy
         if strategy is None:
-            for p in self.params:
-                refuse_shared_write(f"{name}.step over variable {p.name!r}", getattr(p, "_owner", None))
+            refuse_shared_writes(f"{name}.step", self.params)
         if dispatch.tracers and dispatch.current_tracer() is not None:  # only the device knows the count now
             self._traced, self._host_iterations = True, None
         if strategy is not None:
