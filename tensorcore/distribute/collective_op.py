@@ -10,24 +10,31 @@ writes each replica's output once. The ``after`` inputs (the previous bucket's o
 the collectives: a graph runs them in the order the step issued them, the same in every
 replica. Its gradient is an all-reduce of the output gradients (``scale_output``: times this
 replica's weight, for a mean), so a sum across replicas inside a loss (a synchronized batch
-norm's statistics) differentiates as the replicas' summed loss does. The ``check`` attribute (the first bucket's) describes every tensor of the call, on
-which the replicas meet: lists that differ anywhere fail there, naming the tensor. The op is
-stateful: a graph never merges two calls or folds one into a constant.
+norm's statistics) differentiates as the replicas' summed loss does. The ``check``
+attribute (the first bucket's) describes every tensor of the call, on which the replicas
+meet: lists that differ anywhere fail there, naming the tensor. The op is stateful: a graph
+never merges two calls or folds one into a constant.
 
-One kernel serves every device: it hands the sources to the strategy's collective
-(``strategy._collective_kernel``), with the backend's device (``CLDevice``, ``CUDADevice``:
-where the output is allocated, and the CUDA one's stream is where NCCL runs).
+One kernel serves every device (``collective_kernel``): it hands the sources to the
+strategy's collective (``collective.LocalGroup``, then MPI or NCCL), with the backend's device
+(``CLDevice``, ``CUDADevice``: where the output is allocated, and the CUDA one's stream is
+where NCCL runs).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import time
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from tensorcore import dispatch, registry
+from tensorcore.distribute import nccl
+from tensorcore.distribute.values import _state
 from tensorcore.ops.registry import Op, Spec, define, register_kernel
 
 _strategies: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
@@ -53,7 +60,63 @@ def _all_reduce(*args: Any, group: int, what: str, description: tuple, scaled: b
     if strategy is None:
         raise RuntimeError(f"{what}: the strategy of this all-reduce no longer exists")
     sources = args[:len(args) - n_after]
-    return strategy._collective_kernel(sources, what, description, scaled, device, check, scale_output)
+    return collective_kernel(strategy, sources, what, description, scaled, device, check, scale_output)
+
+
+def collective_kernel(strategy: Any, sources: Sequence[Any], what: str, description: tuple, scaled: bool,
+                      handle: Any = None, check: tuple = (), scale_output: bool = False) -> Any:
+    """The ``all_reduce`` op's kernel for ``strategy``, in a replica's thread: a new flat buffer on the
+    replica's device holding the sum over every replica of its ``sources`` (backend
+    arrays), each scaled by its replica's weight when ``scaled``. The sum reads the sources
+    through host views where the device's memory is the host's (else host copies) and
+    writes the output through a host view of it (else uploads it); with NCCL on ``cuda``
+    devices it is packed on the device and summed there (``handle`` is the backend's
+    device: where the output is allocated, and whose stream NCCL runs on). The replicas
+    meet on ``check`` (every tensor of the call, for its first bucket), else on
+    ``description``. ``scale_output``: the sum, unscaled, is then multiplied by this
+    replica's weight (the gradient of a mean)."""
+    ctx = _state.replica
+    if ctx is None or ctx.strategy is not strategy:
+        raise RuntimeError(f"{what}: a collective runs inside strategy.run, in every replica")
+    start = time.perf_counter()
+    dtype = np.dtype(sources[0].dtype)
+    weight = dtype.type(strategy._weight_values[ctx.local_index])
+    scale = weight if scaled else None
+    if dispatch.current_tracer() is not None:
+        # Tracing runs out-of-place ops to learn their results' shapes; a collective must not
+        # run then (one replica may retrace alone), and the graph runs it when it runs.
+        n = sum(math.prod(s.shape) for s in sources)
+        return np.zeros(n, dtype) if handle is None else handle.empty((n,), dtype)
+    if strategy._nccl is not None and handle is not None:
+        # NCCL reads nothing on the host: a device error this replica's kernels found (a bad
+        # label) must stop it here, or its gradients would reach the others' update.
+        handle.stream.synchronize()
+        handle.finished()
+        strategy._group.meet(ctx.local_index, what, check or description)
+        data = nccl.pack(handle, sources, scale)
+        strategy._nccl.all_reduce(ctx.local_index, data, handle.stream)
+        if scale_output:
+            with handle.activate():
+                data *= weight
+        strategy._count(ctx, data, start)
+        return data
+    # The backend the kernel runs on: the replica's, or cpu's (no handle) where the op fell
+    # back to the host (complex on opencl), whose sources are then host arrays.
+    backend = registry.get_backend(ctx.device.type if handle is not None else "cpu")
+    n = sum(math.prod(s.shape) for s in sources)
+    data = np.empty(n, dtype) if handle is None else handle.empty((n,), dtype)
+    *views, view = backend.host_views([*sources, data])  # one wait for the device, not one per tensor
+    hosts = [(v if v is not None else np.asarray(backend.to_numpy(s))).reshape(-1) for s, v in zip(sources, views)]
+    out = view if view is not None else np.empty(n, dtype)
+    strategy._group.all_reduce(ctx.local_index, what, check or description, out, sources=hosts, scale=scale)
+    if scale_output:  # this replica's own output: no other replica reads it any more
+        np.multiply(out, weight, out=out)
+    if view is None:  # device memory the host cannot see: upload the sum
+        data = backend.from_numpy(out, ctx.device.index)
+    del view, views, out, hosts  # views of device memory: dropping them hands the buffers back
+    strategy._count(ctx, data, start)
+    return data
+
 
 
 def _all_reduce_grad(ctx: Any, g: Any) -> tuple:

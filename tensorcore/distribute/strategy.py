@@ -9,7 +9,6 @@ replica applies the same bits and the replicas stay bitwise identical.
 
 from __future__ import annotations
 
-import math
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -18,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tensorcore import dispatch, registry
+from tensorcore import dispatch
 from tensorcore.autodiff import tape
 from tensorcore.device import Device, thread_default
 from tensorcore.distribute import buckets, collective_op, consistency, nccl, replicated_graph
@@ -366,60 +365,6 @@ class MirroredStrategy:
             for i, t in zip(bucket, buckets.unpack(flat, [tensors[i].shape for i in bucket])):
                 out[i] = t
         return out
-
-    def _collective_kernel(self, sources: Sequence[Any], what: str, description: Description, scaled: bool,
-                           handle: Any = None, check: Description = (), scale_output: bool = False) -> Any:
-        """The ``all_reduce`` op's kernel, in a replica's thread: a new flat buffer on the
-        replica's device holding the sum over every replica of its ``sources`` (backend
-        arrays), each scaled by its replica's weight when ``scaled``. The sum reads the sources
-        through host views where the device's memory is the host's (else host copies) and
-        writes the output through a host view of it (else uploads it); with NCCL on ``cuda``
-        devices it is packed on the device and summed there (``handle`` is the backend's
-        device: where the output is allocated, and whose stream NCCL runs on). The replicas
-        meet on ``check`` (every tensor of the call, for its first bucket), else on
-        ``description``. ``scale_output``: the sum, unscaled, is then multiplied by this
-        replica's weight (the gradient of a mean)."""
-        ctx = _state.replica
-        if ctx is None or ctx.strategy is not self:
-            raise RuntimeError(f"{what}: a collective runs inside strategy.run, in every replica")
-        start = time.perf_counter()
-        dtype = np.dtype(sources[0].dtype)
-        weight = dtype.type(self._weight_values[ctx.local_index])
-        scale = weight if scaled else None
-        if dispatch.current_tracer() is not None:
-            # Tracing runs out-of-place ops to learn their results' shapes; a collective must not
-            # run then (one replica may retrace alone), and the graph runs it when it runs.
-            n = sum(math.prod(s.shape) for s in sources)
-            return np.zeros(n, dtype) if handle is None else handle.empty((n,), dtype)
-        if self._nccl is not None and handle is not None:
-            # NCCL reads nothing on the host: a device error this replica's kernels found (a bad
-            # label) must stop it here, or its gradients would reach the others' update.
-            handle.stream.synchronize()
-            handle.finished()
-            self._group.meet(ctx.local_index, what, check or description)
-            data = nccl.pack(handle, sources, scale)
-            self._nccl.all_reduce(ctx.local_index, data, handle.stream)
-            if scale_output:
-                with handle.activate():
-                    data *= weight
-            self._count(ctx, data, start)
-            return data
-        # The backend the kernel runs on: the replica's, or cpu's (no handle) where the op fell
-        # back to the host (complex on opencl), whose sources are then host arrays.
-        backend = registry.get_backend(ctx.device.type if handle is not None else "cpu")
-        n = sum(math.prod(s.shape) for s in sources)
-        data = np.empty(n, dtype) if handle is None else handle.empty((n,), dtype)
-        *views, view = backend.host_views([*sources, data])  # one wait for the device, not one per tensor
-        hosts = [(v if v is not None else np.asarray(backend.to_numpy(s))).reshape(-1) for s, v in zip(sources, views)]
-        out = view if view is not None else np.empty(n, dtype)
-        self._group.all_reduce(ctx.local_index, what, check or description, out, sources=hosts, scale=scale)
-        if scale_output:  # this replica's own output: no other replica reads it any more
-            np.multiply(out, weight, out=out)
-        if view is None:  # device memory the host cannot see: upload the sum
-            data = backend.from_numpy(out, ctx.device.index)
-        del view, views, out, hosts  # views of device memory: dropping them hands the buffers back
-        self._count(ctx, data, start)
-        return data
 
     def _count(self, ctx: ReplicaContext, data: Any, start: float) -> None:
         if ctx.local_index == 0:
