@@ -203,22 +203,39 @@ def _per_rank_data() -> None:
     _report(outcomes)
 
 
+def loss_with_a_global_statistic(op: str, x, v, rows: int, global_op=None):
+    """A loss that needs the whole batch: the batch's column means of x * v (through the
+    replicas' all_reduce, as a synchronized batch norm's statistics; or ``global_op`` on one
+    device), squared, plus a term of each row alone."""
+    if global_op is not None:
+        m = global_op(x * v)
+    elif op == "mean":
+        m = tc.distribute.get_replica_context().all_reduce("mean", tc.mean(x * v, axis=0))
+    else:
+        m = tc.distribute.get_replica_context().all_reduce("sum", tc.sum(x * v, axis=0)) / rows
+    return tc.sum(m * m * tc.asarray(np.array([1.5, -0.5, 2.0]))) + tc.sum(tc.mean(x * v * v, axis=0))
+
+
 def _all_reduce_gradient(op: str) -> None:
-    """The gradient through a replica's all_reduce across ranks (under mpiexec -n 2, weights
-    1 and 3): each rank reports its gradient of sum(c_r * v_r * all_reduce(op, v_r))."""
+    """Through an all_reduce inside the loss, across ranks (under mpiexec -n 2, shares 1 and 3):
+    the weighted mean of the ranks' gradients against one device's on the whole batch."""
     strategy = tc.distribute.MultiWorkerMirroredStrategy("cpu", weights=[1.0 if _rank() == 0 else 3.0])
     rng = np.random.default_rng(0)
-    v, c = rng.standard_normal((2, 4)), np.array([1.5, -0.5])
-    r = strategy.rank
+    x, v0 = rng.standard_normal((8, 3)), rng.standard_normal(3)
 
-    def step(x: Any, scale: Any) -> Any:
+    def step(xb: Any, v: Any) -> Any:
         with tc.GradientTape() as tape:
-            tape.watch(x)
-            loss = tc.sum(scale * x * tc.distribute.get_replica_context().all_reduce(op, x))
-        return tape.gradient(loss, x)
+            tape.watch(v)
+            loss = loss_with_a_global_statistic(op, xb, v, len(x))
+        return tape.gradient(loss, v)
 
-    grads = strategy.run(step, (tc.asarray(v[r]), tc.asarray(c[r])))
-    _report({"rank": r, "grad": grads.values[0].numpy().tolist(), "v": v.tolist(), "c": c.tolist()})
+    combined = strategy.reduce("mean", strategy.run(step, (strategy.split(x), tc.asarray(v0)))).numpy()
+    v = tc.asarray(v0)
+    with tc.GradientTape() as tape:
+        tape.watch(v)
+        loss = loss_with_a_global_statistic(op, tc.asarray(x), v, len(x), global_op=lambda t: tc.mean(t, axis=0))
+    single = tape.gradient(loss, v).numpy()
+    _report({"rank": strategy.rank, "combined": combined.tolist(), "single": single.tolist()})
 
 
 def _rank() -> int:

@@ -30,7 +30,7 @@ from tensorcore.distribute import (
 )
 from tensorcore.distribute.strategy import largest_remainder
 
-from dist_oracle import OPTIMIZERS, max_difference, train_mirrored, train_single
+from dist_oracle import OPTIMIZERS, loss_with_a_global_statistic, max_difference, train_mirrored, train_single
 
 HERE = os.path.dirname(__file__)
 PAIRS = [("cpu", "cpu")] + [("cpu", d) for d in DEVICES if d.startswith("opencl")][:1]
@@ -419,81 +419,62 @@ def test_an_abort_just_after_a_collective_completed_does_not_fail_only_some_repl
 
 @pytest.mark.parametrize("op", ["sum", "mean"])
 @pytest.mark.parametrize("mode", ["eager", "traced"])
-def test_gradients_flow_through_the_replica_all_reduce(pair, op, mode):
-    """loss_r = sum(c_r * v_r * all_reduce(op, v_r)) on each replica: the gradient each replica
-    gets for v_r is that of the replicas' summed loss (a synchronized batch norm's rule), so
-    the all-reduce's backward is itself an all-reduce, scaled by the replica's weight for a
-    mean. Checked against the formula, which is checked against finite differences."""
+def test_gradients_through_the_replica_all_reduce_equal_one_device(pair, op, mode):
+    """N replicas equal one device on the whole batch through an all-reduce inside the loss
+    too: the optimizer's weighted mean of the replicas' gradients (here strategy.reduce) is the
+    gradient one device computes, first order and second (a gradient penalty), with unequal
+    shares. The all-reduce's backward is its adjoint under that weighting."""
     strategy = MirroredStrategy(list(pair), weights=(1, 3))
     rng = np.random.default_rng(0)
-    v, c = rng.standard_normal((2, 4)), np.array([1.5, -0.5])
+    x, v0, k = rng.standard_normal((8, 3)), rng.standard_normal(3), rng.standard_normal(3)
 
-    def step(x, scale):
-        with tc.GradientTape() as tape:
-            tape.watch(x)
-            loss = tc.sum(scale * x * tc.distribute.get_replica_context().all_reduce(op, x))
-        return tape.gradient(loss, x)
-
-    fn = tc.function(step) if mode == "traced" else step
-    xs = PerReplica([tc.asarray(v[i], device=d) for i, d in enumerate(pair)])
-    scales = PerReplica([tc.asarray(c[i], device=d) for i, d in enumerate(pair)])
-    for _ in range(2):  # traced: the second call runs the graph
-        grads = strategy.run(fn, (xs, scales))
-    w = np.ones(2) if op == "sum" else np.array([0.25, 0.75])
-
-    def total(vv):
-        out = (w[:, None] * vv).sum(0)
-        return sum(float(np.sum(c[r] * vv[r] * out)) for r in range(2))
-
-    expected = np.stack([c[r] * (w[:, None] * v).sum(0) + w[r] * (c[:, None] * v).sum(0) for r in range(2)])
-    eps, fd = 1e-6, np.zeros_like(v)
-    for idx in np.ndindex(*v.shape):
-        up, down = v.copy(), v.copy()
-        up[idx] += eps
-        down[idx] -= eps
-        fd[idx] = (total(up) - total(down)) / (2 * eps)
-    np.testing.assert_allclose(expected, fd, rtol=1e-6, atol=1e-8)
-    for r in range(2):
-        np.testing.assert_allclose(grads.values[r].numpy(), expected[r], rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("op", ["sum", "mean"])
-@pytest.mark.parametrize("mode", ["eager", "traced"])
-def test_second_order_gradients_through_the_replica_all_reduce(op, mode):
-    """The all-reduce's backward is an all-reduce with the weights on the other side: its own
-    gradient must swap them back. h_r = sum(k_r * dL/dx_r) with L = sum_r sum(c_r x_r m^2),
-    m = all_reduce(op, x); each replica's gradient of h must be that of sum_r h_r."""
-    strategy = MirroredStrategy(["cpu", "cpu"], weights=(1, 3))
-    rng = np.random.default_rng(1)
-    v, c, k = rng.standard_normal((2, 4)), np.array([1.5, -0.5]), rng.standard_normal((2, 4))
-    w = np.ones(2) if op == "sum" else np.array([0.25, 0.75])
-
-    def step(x, scale, kk):
+    def step(xb, v):
         with tc.GradientTape() as outer:
-            outer.watch(x)
+            outer.watch(v)
             with tc.GradientTape() as inner:
-                inner.watch(x)
-                m = tc.distribute.get_replica_context().all_reduce(op, x)
-                loss = tc.sum(scale * x * m * m)
-            h = tc.sum(kk * inner.gradient(loss, x))
-        return outer.gradient(h, x)
+                inner.watch(v)
+                loss = loss_with_a_global_statistic(op, xb, v, len(x))
+            g = inner.gradient(loss, v)
+            penalty = tc.sum(g * tc.asarray(k))
+        return g, outer.gradient(penalty, v)
 
-    def first(vv):
-        m = (w[:, None] * vv).sum(0)
-        return np.stack([c[q] * m * m + w[q] * 2 * m * (c[:, None] * vv).sum(0) for q in range(2)])
-
-    eps, fd = 1e-6, np.zeros_like(v)
-    for idx in np.ndindex(*v.shape):
-        up, down = v.copy(), v.copy()
-        up[idx] += eps
-        down[idx] -= eps
-        fd[idx] = (np.sum(k * first(up)) - np.sum(k * first(down))) / (2 * eps)
     fn = tc.function(step) if mode == "traced" else step
-    per = [PerReplica([tc.asarray(a[i]) for i in range(2)]) for a in (v, c, k)]
+    xs = strategy.split(x)
+    vs = PerReplica([tc.asarray(v0, device=d) for d in pair])
     for _ in range(2):  # traced: the second call runs the graph
-        out = strategy.run(fn, tuple(per))
-    for r in range(2):
-        np.testing.assert_allclose(out.values[r].numpy(), fd[r], rtol=1e-6, atol=1e-7)
+        g, h = strategy.run(fn, (xs, vs))
+    with tc.GradientTape() as outer:
+        v = tc.asarray(v0)
+        outer.watch(v)
+        with tc.GradientTape() as inner:
+            inner.watch(v)
+            loss = loss_with_a_global_statistic(op, tc.asarray(x), v, len(x), global_op=lambda t: tc.mean(t, axis=0))
+        g1 = inner.gradient(loss, v)
+        penalty = tc.sum(g1 * tc.asarray(k))
+    h1 = outer.gradient(penalty, v)
+    np.testing.assert_allclose(strategy.reduce("mean", g).numpy(), g1.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(strategy.reduce("mean", h).numpy(), h1.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_training_through_a_replica_all_reduce_equals_one_device():
+    """The probe's case: an optimizer over a mirrored variable whose loss is a global mean
+    through all_reduce, unequal shares: the update equals one device's (it was weighted twice)."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((8, 3))
+    strategy = MirroredStrategy(["cpu", "cpu"], weights=(1, 3))
+    with strategy.scope():
+        v = tc.Variable(np.ones(3))
+        opt = tc.optim.SGD([v], lr=1.0)
+
+    def step(xb):
+        with tc.GradientTape() as tape:
+            loss = tc.sum(tc.distribute.get_replica_context().all_reduce("mean", tc.mean(xb * v, axis=0)) ** 2)
+        opt.step(tape.gradient(loss, [v]))
+
+    strategy.run(tc.function(step), (strategy.split(x),))
+    m = x.mean(0)  # one device: loss = sum((m * v)^2) at v = 1, gradient 2 m^2
+    np.testing.assert_allclose(v.numpy(), 1 - 2 * m * m, rtol=1e-12)
+    strategy.check_in_sync()
 
 
 def test_mismatched_tensors_name_the_tensor():

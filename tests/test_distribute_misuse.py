@@ -70,6 +70,35 @@ def test_variables_of_one_device_are_not_written_inside_run():
     np.testing.assert_array_equal(plain.numpy(), np.full(3, 2, np.float32))
 
 
+def test_strategy_graph_applies_runs_rules_while_it_traces():
+    """strategy.graph traces the graphs run will run: a step writing variables of one device is
+    refused there too (tracing it first let run execute it silently)."""
+    strategy = MirroredStrategy(["cpu", "cpu"])
+    plain = tc.Variable(np.ones(3, np.float32), name="plain")
+    step = tc.function(_step(plain, tc.optim.SGD([plain], lr=0.1)))
+    xs = strategy.split(np.ones((4, 3), np.float32))
+    for call in (strategy.graph, strategy.run):
+        with pytest.raises(RuntimeError, match="SGD.step of variable 'plain' inside strategy.run"):
+            call(step, (xs,))
+    np.testing.assert_array_equal(plain.numpy(), np.ones(3, np.float32))
+
+
+def test_the_learning_rate_is_not_set_inside_run():
+    """A scheduler stepped inside the step would be stepped once per replica, each replica
+    rewriting the rate while another updates."""
+    strategy = MirroredStrategy(["cpu", "cpu"])
+    w, opt = _model(strategy)
+
+    def step():
+        opt.lr = 0.05
+
+    with pytest.raises(RuntimeError, match=r"setting SGD.lr \(or stepping its scheduler\) inside strategy.run"):
+        strategy.run(step)
+    assert opt.lr == 0.1
+    opt.lr = 0.05  # between steps, as always
+    assert opt.lr == 0.05
+
+
 def test_a_replica_may_write_the_variables_it_made():
     """A variable made inside the step (replica-private scratch) is that replica's own, and an
     optimizer built in the scope whose state is plain variables (made once per replica, in

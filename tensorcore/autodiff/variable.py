@@ -23,6 +23,13 @@ def _current_replica() -> tuple[Any, bool] | None:
     return None if replica_hook is None else replica_hook()
 
 
+def refuse_in_run(what: str, instead: str) -> None:
+    """Raise if this thread runs a replica's step: ``what`` changes state every replica shares."""
+    current = _current_replica()
+    if current is not None and current[1]:
+        raise RuntimeError(f"{what} inside strategy.run: every replica would do it, each at its own moment; {instead}")
+
+
 def refuse_shared_writes(what: str, variables: Iterable[Variable]) -> None:
     """Raise if this thread runs a replica's step and ``what`` writes one of ``variables`` that
     this replica did not make (plain variables only: a mirrored one writes its replica's copy)."""

@@ -8,9 +8,10 @@ this step's shares). Out of place, so nothing is packed first: the replicas' sum
 replica's sources where they lie (host views of device memory on ``cpu`` and PoCL) and
 writes each replica's output once. The ``after`` inputs (the previous bucket's output) order
 the collectives: a graph runs them in the order the step issued them, the same in every
-replica. Its gradient is an all-reduce of the output gradients (``scale_output``: times this
-replica's weight, for a mean), so a sum across replicas inside a loss (a synchronized batch
-norm's statistics) differentiates as the replicas' summed loss does. The ``check``
+replica. Its gradient is an all-reduce of the output gradients, defined so that the
+optimizer's weighted mean of the replicas' gradients is the gradient one device computes on
+the whole batch (``_all_reduce_grad``), also when a loss uses a sum across replicas (a
+synchronized batch norm's statistics). The ``check``
 attribute (the first bucket's) describes every tensor of the call, on which the replicas
 meet: lists that differ anywhere fail there, naming the tensor. The op is stateful: a graph
 never merges two calls or folds one into a constant.
@@ -49,22 +50,22 @@ def register(strategy: Any) -> int:
 
 
 def _infer(*specs: Spec, group: int, what: str, description: tuple, scaled: bool, n_after: int,
-           check: tuple = (), scale_output: bool = False) -> Spec:
+           check: tuple = (), divide_output: bool = False) -> Spec:
     """A flat buffer holding every tensor the description names, in the sources' dtype."""
     return Spec((sum(math.prod(shape) for _, shape, _ in description),), np.dtype(specs[0].dtype))
 
 
 def _all_reduce(*args: Any, group: int, what: str, description: tuple, scaled: bool, n_after: int,
-                check: tuple = (), scale_output: bool = False, device: Any = None) -> Any:
+                check: tuple = (), divide_output: bool = False, device: Any = None) -> Any:
     strategy = _strategies.get(group)
     if strategy is None:
         raise RuntimeError(f"{what}: the strategy of this all-reduce no longer exists")
     sources = args[:len(args) - n_after]
-    return collective_kernel(strategy, sources, what, description, scaled, device, check, scale_output)
+    return collective_kernel(strategy, sources, what, description, scaled, device, check, divide_output)
 
 
 def collective_kernel(strategy: Any, sources: Sequence[Any], what: str, description: tuple, scaled: bool,
-                      handle: Any = None, check: tuple = (), scale_output: bool = False) -> Any:
+                      handle: Any = None, check: tuple = (), divide_output: bool = False) -> Any:
     """The ``all_reduce`` op's kernel for ``strategy``, in a replica's thread: a new flat buffer on the
     replica's device holding the sum over every replica of its ``sources`` (backend
     arrays), each scaled by its replica's weight when ``scaled``. The sum reads the sources
@@ -73,8 +74,8 @@ def collective_kernel(strategy: Any, sources: Sequence[Any], what: str, descript
     devices it is packed on the device and summed there (``handle`` is the backend's
     device: where the output is allocated, and whose stream NCCL runs on). The replicas
     meet on ``check`` (every tensor of the call, for its first bucket), else on
-    ``description``. ``scale_output``: the sum, unscaled, is then multiplied by this
-    replica's weight (the gradient of a mean)."""
+    ``description``. ``divide_output``: the sum is then divided by this replica's weight (in
+    the gradient of a sum, see ``_all_reduce_grad``)."""
     ctx = _state.replica
     if ctx is None or ctx.strategy is not strategy:
         raise RuntimeError(f"{what}: a collective runs inside strategy.run, in every replica")
@@ -95,9 +96,9 @@ def collective_kernel(strategy: Any, sources: Sequence[Any], what: str, descript
         strategy._group.meet(ctx.local_index, what, check or description)
         data = nccl.pack(handle, sources, scale)
         strategy._nccl.all_reduce(ctx.local_index, data, handle.stream)
-        if scale_output:
+        if divide_output:
             with handle.activate():
-                data *= weight
+                data /= weight
         strategy._count(ctx, data, start)
         return data
     # The backend the kernel runs on: the replica's, or cpu's (no handle) where the op fell
@@ -109,8 +110,8 @@ def collective_kernel(strategy: Any, sources: Sequence[Any], what: str, descript
     hosts = [(v if v is not None else np.asarray(backend.to_numpy(s))).reshape(-1) for s, v in zip(sources, views)]
     out = view if view is not None else np.empty(n, dtype)
     strategy._group.all_reduce(ctx.local_index, what, check or description, out, sources=hosts, scale=scale)
-    if scale_output:  # this replica's own output: no other replica reads it any more
-        np.multiply(out, weight, out=out)
+    if divide_output:  # this replica's own output: no other replica reads it any more
+        np.divide(out, weight, out=out)
     if view is None:  # device memory the host cannot see: upload the sum
         data = backend.from_numpy(out, ctx.device.index)
     del view, views, out, hosts  # views of device memory: dropping them hands the buffers back
@@ -120,21 +121,24 @@ def collective_kernel(strategy: Any, sources: Sequence[Any], what: str, descript
 
 
 def _all_reduce_grad(ctx: Any, g: Any) -> tuple:
-    """Every replica's output is ``v_self * sum_r w_r x_r`` (``w`` the weights where ``scaled``,
-    ``v`` where ``scale_output``, else 1), so the gradient of the replicas' summed losses with
-    respect to this replica's sources is ``w_self * sum_r v_r g_r``: the same all-reduce with
-    the two scalings swapped (the weights are read when it runs, as the forward's). Every
-    replica's backward issues it in the same order, as their forwards issued theirs. Sliced
-    back into the sources' shapes."""
-    from tensorcore.dispatch import apply
+    """The replicas' gradients are combined by the optimizer as a mean weighted by their shares
+    ``w`` (so that N replicas equal one device on the whole batch), so the gradient that
+    flows back through the all-reduce is its adjoint under that weighting. Replica ``s``'s
+    output is ``a_s * sum_r b_r x_r``, with ``b_r = w_r`` where ``scaled`` (a mean) else 1,
+    and ``a_s = 1 / w_s`` where ``divide_output`` else 1; its adjoint hands replica ``r``
+    ``(b_r / w_r) * sum_s w_s a_s g_s``: the same op with ``scaled = not divide_output`` and
+    ``divide_output = not scaled``. A mean's gradient is thus the weighted mean of the output
+    gradients, a sum's that divided by the replica's weight; the adjoint of the adjoint is the
+    op again (second order). Every replica's backward issues it in the same order, as their
+    forwards issued theirs. Sliced back into the sources' shapes."""
     from tensorcore.distribute.buckets import unpack
 
     attrs = ctx.attrs
     sources = ctx.inputs[:len(ctx.inputs) - attrs["n_after"]]
-    flat = apply(ALL_REDUCE, (g,), {
+    flat = dispatch.apply(ALL_REDUCE, (g,), {
         "group": attrs["group"], "what": f"gradient of {attrs['what']}", "n_after": 0,
         "description": (("output gradient", tuple(g.shape), str(g.dtype)),),
-        "scaled": bool(attrs.get("scale_output", False)), "scale_output": attrs["scaled"]})
+        "scaled": not attrs.get("divide_output", False), "divide_output": not attrs["scaled"]})
     return (*unpack(flat, [tuple(s.shape) for s in sources]), *(None,) * attrs["n_after"])
 
 

@@ -226,7 +226,9 @@ class MirroredStrategy:
         weights = self._step_weights(args, kwargs)
         partitions = []
         for i, dev in enumerate(self._devices):  # traced as run's threads trace: same cache keys
-            with as_replica(self._context(i, weights)), thread_default(dev):
+            ctx = self._context(i, weights)
+            ctx.in_run = True  # the graphs run will run: its rules apply while tracing them
+            with as_replica(ctx), thread_default(dev):
                 partitions.append(fn.graph(*replica_value(args, i), **replica_value(kwargs, i)))
         return replicated_graph.merge(getattr(fn.fn, "__qualname__", "function"), partitions)
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tensorcore import dispatch, placement
-from tensorcore.autodiff.variable import Variable, refuse_shared_writes
+from tensorcore.autodiff.variable import Variable, refuse_in_run, refuse_shared_writes
 from tensorcore.device import Device
 from tensorcore.errors import DeviceError, OpError, PlacementError
 from tensorcore.ops.creation import from_host
@@ -94,6 +94,9 @@ class Optimizer:
     @lr.setter
     def lr(self, value: float | Callable[[Tensor], Any]) -> None:
         name = type(self).__name__
+        if self._strategy is not None:  # every replica would set it, between other replicas' updates
+            refuse_in_run(f"setting {name}.lr (or stepping its scheduler)",
+                          "set the learning rate or step the scheduler outside strategy.run, between steps")
         if _lr.is_callable_lr(value):
             if self._lr_fn is None and self._traced:
                 raise _lr.mode_change_error(name, "a callable", "a number")
