@@ -253,3 +253,24 @@ def test_ranks_with_different_batches_are_told_so(tmp_path):
                                             "and drop_last differ between processes: rank 0 passed [8, 4, 1, 0, 0], "
                                             "rank 1 [8, 4, 1, 1, 0]")
         assert r["same batch"] == "ok"
+
+
+@pytest.mark.skipif("opencl:0" not in DEVICES, reason="needs opencl:0 (PoCL)")
+def test_a_traced_step_failing_in_its_update_while_tracing_claims_no_repair():
+    """Under strict placement opencl's update kernels decline float16: the traced step fails
+    while it is traced, before anything ran. No replica was half-updated, so no note says one
+    was given another's variables (phases were marked while tracing)."""
+    strategy = MirroredStrategy(["cpu", "opencl:0"])
+    with strategy.scope():
+        w = tc.Variable(np.ones(3, np.float16), name="w16")
+        opt = tc.optim.SGD([w], lr=0.1)
+
+    @tc.function
+    def step():
+        opt.step([tc.ones(3, dtype=tc.float16)])
+
+    with tc.placement_policy("strict"), pytest.raises(tc.PlacementError) as info:
+        strategy.run(step)
+    assert not any("given replica" in note for note in getattr(info.value, "__notes__", []))
+    assert opt.iterations == 0
+    strategy.check_in_sync()

@@ -81,6 +81,17 @@ def test_strict_placement_refuses_a_gradient_on_another_device(device: str) -> N
     assert tc.placement_stats()["bytes_copied"] >= 12
 
 
+@pytest.mark.parametrize("shape", [(4,), (2, 2), (3,)])
+def test_strict_placement_takes_adam_on_a_parameter_the_size_of_its_schedule(device: str, shape: tuple) -> None:
+    """Adam's schedule has 4 elements: the strict check's scratch tensors shrank it with a
+    4-element parameter (it took it for elementwise state), and the step was refused."""
+    w = tc.Variable(np.ones(shape, np.float32), device=device, name="w")
+    opt = optim.Adam([w], lr=0.1)
+    with tc.placement_policy("strict"):
+        opt.step([tc.ones(shape, device=device)])
+    np.testing.assert_allclose(w.numpy(), np.full(shape, 0.9), rtol=1e-5)
+
+
 @pytest.mark.parametrize("cls", [optim.SGD, optim.Adam])
 def test_strict_step_whose_kernel_declines_a_dtype_updates_nothing(device: str, cls: type) -> None:
     """A float32 parameter, then a float16 one: on a device whose update kernels lack float16

@@ -239,8 +239,13 @@ class MirroredStrategy:
 
     @contextmanager
     def applying_update(self) -> Iterator[None]:
-        """Marks an optimizer applying an all-reduced update in this replica (see ``run``)."""
+        """Marks an optimizer applying an all-reduced update in this replica (see ``run``); not
+        while tracing, where nothing is applied (a traced step's update runs in its graph,
+        which marks no progress: ``docs/distributed.md``)."""
         ctx = _state.replica
+        if dispatch.current_tracer() is not None:
+            yield
+            return
         ctx.phase = "updating"
         yield
         ctx.phase = "updated"

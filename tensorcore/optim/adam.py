@@ -30,6 +30,7 @@ class Adam(Optimizer):
     ``lr`` is a number or a callable ``lr(step)`` (see :class:`Optimizer`)."""
 
     decoupled = False
+    _fixed_shape_state = ("schedule",)
 
     def __init__(self, params: Iterable[Variable], lr: float | Callable[[Tensor], Any] = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):

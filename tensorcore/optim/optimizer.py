@@ -52,6 +52,10 @@ class Optimizer:
     ``step`` (inside ``strategy.run``) first all-reduces the gradients across the replicas.
     """
 
+    # State tensors of a fixed shape of their own, not elementwise with the parameter (Adam's
+    # schedule): the strict-placement check keeps their shape on its scratch tensors.
+    _fixed_shape_state: tuple[str, ...] = ()
+
     def __init__(self, params: Iterable[Variable], lr: float | Callable[[Tensor], Any]) -> None:
         self.params = list(params)
         name = type(self).__name__
@@ -264,8 +268,10 @@ class Optimizer:
             return
         small = (1,) * param.ndim
 
-        def scratch(t: Tensor) -> Tensor:
-            shape = small if t.shape == param.shape else t.shape
+        def scratch(t: Tensor, key: str = "") -> Tensor:
+            # Shrunk where it goes elementwise with the parameter; a state of its own fixed shape
+            # (Adam's 4-element schedule) keeps it, even where the parameter's shape is the same.
+            shape = small if t.shape == param.shape and key not in self._fixed_shape_state else t.shape
             return from_host(np.zeros(shape, t.dtype), t.device)
 
         now = self._now
@@ -273,7 +279,7 @@ class Optimizer:
         try:
             with dispatch.untraced():
                 self._update(scratch(param), scratch(grad),
-                             {k: scratch(v) if isinstance(v, Tensor) else v for k, v in state.items()})
+                             {k: scratch(v, k) if isinstance(v, Tensor) else v for k, v in state.items()})
         except PlacementError as exc:
             raise PlacementError(
                 f"{type(self).__name__}.step: parameter {i} ({param.name!r}, {param.dtype}{list(param.shape)} on {dev}) "
