@@ -477,6 +477,36 @@ def test_training_through_a_replica_all_reduce_equals_one_device():
     strategy.check_in_sync()
 
 
+@pytest.mark.parametrize("mode", ["eager", "traced"])
+def test_each_replica_draws_from_its_own_stream(mode, tmp_path):
+    """tc.random (dropout) inside run: each replica has a stream of its own, derived from the
+    seed and the replica id. The draws differ between replicas, are the same from run to run
+    for one seed (replica threads drew from one generator in racing order, and a replica's
+    trace rewound it under the other), and a checkpoint brings every replica's stream back."""
+    def draws():
+        tc.random.seed(7)
+        strategy = MirroredStrategy(["cpu", "cpu"])
+        with strategy.scope():
+            v = tc.Variable(np.zeros(1), name="v")
+        step = tc.function(lambda: tc.random.uniform((4,))) if mode == "traced" else (lambda: tc.random.uniform((4,)))
+        first = [x.numpy().copy() for x in strategy.run(step).values]
+        return strategy, v, step, first
+
+    strategy, v, step, first = draws()
+    assert not np.array_equal(first[0], first[1])
+    for _ in range(3):
+        again = draws()[3]
+        for a, b in zip(first, again):
+            np.testing.assert_array_equal(a, b)
+    ckpt = tc.train.Checkpoint(v=v)
+    path = ckpt.save(tmp_path / "streams.safetensors")
+    after_save = [x.numpy().copy() for x in strategy.run(step).values]
+    ckpt.restore(path)
+    after_restore = [x.numpy().copy() for x in strategy.run(step).values]
+    for a, b in zip(after_save, after_restore):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_mismatched_tensors_name_the_tensor():
     strategy = MirroredStrategy(["cpu", "cpu"])
 

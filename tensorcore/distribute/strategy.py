@@ -27,6 +27,7 @@ from tensorcore.distribute.consistency import OutOfSyncError
 from tensorcore.distribute.devices import default_devices, launched_by_mpi, parse_devices
 from tensorcore.distribute.inputs import BatchSplitter, largest_remainder
 from tensorcore.distribute.replicas import ReplicaThreads
+from tensorcore.distribute.streams import ReplicaStreams
 from tensorcore.distribute.values import (
     MirroredVariable,
     PerReplica,
@@ -67,6 +68,7 @@ class MirroredStrategy:
         self._weights = self._check_weights(weights, len(self._devices))
         self._first_replica_id = 0
         self._setup_cross_process()
+        self._streams = ReplicaStreams(self._first_replica_id, len(self._devices))
         self._inputs = BatchSplitter(self._devices, self._first_replica_id, self._all_weights,
                                      agree=self._agree if self._multi_process else None)
         names = [str(d) for d in self._devices]
@@ -198,6 +200,7 @@ class MirroredStrategy:
         contexts = [self._context(i, weights) for i in range(len(self._devices))]
         for ctx in contexts:
             ctx.in_run = True
+        self._streams.refresh()  # here, before the replicas draw from their own streams
 
         def task(i: int) -> Any:
             ctx = contexts[i]
@@ -225,6 +228,7 @@ class MirroredStrategy:
         kwargs = kwargs or {}
         weights = self._step_weights(args, kwargs)
         partitions = []
+        self._streams.refresh()
         for i, dev in enumerate(self._devices):  # traced as run's threads trace: same cache keys
             ctx = self._context(i, weights)
             ctx.in_run = True  # the graphs run will run: its rules apply while tracing them

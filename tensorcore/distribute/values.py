@@ -21,6 +21,7 @@ from tensorcore.autodiff import variable as _variable
 from tensorcore.autodiff.variable import Variable
 from tensorcore.device import Device
 from tensorcore.errors import OpError
+from tensorcore.ops import sampling as _sampling
 from tensorcore.tensor import Tensor
 
 if TYPE_CHECKING:
@@ -234,6 +235,12 @@ def plain_variables() -> Iterator[None]:
         _state.scope = outer
 
 
+def _replica_generator() -> Any:
+    """The random generator of the replica this thread runs as (streams.py), or None."""
+    ctx = _state.replica
+    return None if ctx is None else ctx.strategy._streams.of(ctx.local_index)
+
+
 def _replica_here() -> tuple[Any, bool] | None:
     """(this thread's replica as (strategy id, local index), whether inside strategy.run), or None."""
     ctx = _state.replica
@@ -345,5 +352,6 @@ def _replica_key() -> tuple[int, int] | None:
 
 _variable.variable_class_hook = _variable_class
 _variable.replica_hook = _replica_here
+_sampling.replica_generator_hook = _replica_generator
 # The module, not the package's `function` decorator of the same name.
 importlib.import_module("tensorcore.graph.function").cache_namespace = _replica_key

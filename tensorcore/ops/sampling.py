@@ -8,6 +8,7 @@ draws, and a traced function draws fresh values every time its graph runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,31 +16,49 @@ import numpy as np
 from tensorcore.ops.registry import Op, Spec, define
 
 _generator = [np.random.default_rng()]  # a list, so seed() replaces what every reader sees
+_seeds = [0]  # how many times seed() was called: replica streams derived before are stale
+# Set by tensorcore.distribute: the generator of the replica this thread runs as (its own
+# stream, so that replicas in threads neither race on one generator nor draw alike), or None.
+replica_generator_hook: Callable[[], np.random.Generator | None] | None = None
 
 
 def seed(value: int) -> None:
     """Reseed the generator of ``tc.random``, dropout and layer initialization."""
     _generator[0] = np.random.default_rng(value)
+    _seeds[0] += 1
+
+
+def seed_count() -> int:
+    """How many times :func:`seed` was called (replica streams follow the latest seed)."""
+    return _seeds[0]
+
+
+def _current() -> np.random.Generator:
+    own = replica_generator_hook() if replica_generator_hook is not None else None
+    return own if own is not None else _generator[0]
 
 
 def generator() -> np.random.Generator:
-    """The NumPy generator behind ``tc.random`` (for host-side shuffling)."""
-    return _generator[0]
+    """The NumPy generator behind ``tc.random`` (for host-side shuffling): inside
+    ``strategy.run``, the replica's own."""
+    return _current()
 
 
 def state() -> tuple[np.random.Generator, dict]:
     """The generator and its position, to rewind with :func:`restore`."""
-    return _generator[0], _generator[0].bit_generator.state
+    g = _current()
+    return g, g.bit_generator.state
 
 
 def restore(saved: tuple[np.random.Generator, dict]) -> None:
     """Rewind to a :func:`state`: draws made since then (while tracing) are given back."""
-    _generator[0] = saved[0]
+    if replica_generator_hook is None or replica_generator_hook() is None:
+        _generator[0] = saved[0]  # the global generator (a seed() since may have replaced it)
     saved[0].bit_generator.state = saved[1]
 
 
 def _draw(*, distribution: str, shape: tuple[int, ...], a: float, b: float, dtype: str) -> np.ndarray:
-    g = _generator[0]
+    g = _current()
     if distribution == "uniform":
         values = g.uniform(a, b, shape)
     elif distribution == "normal":

@@ -66,9 +66,10 @@ class Checkpoint:
         # Every rank's random streams go into rank 0's file: ranks seeded apart (their own
         # dropout masks) must each resume their own stream, not rank 0's.
         per_rank = _gather_random_states(strategy, self._objects) if strategy is not None and _multi_process(strategy) else None
+        replica_streams = _replica_streams(strategy)
         if strategy is None or strategy.is_chief:
             try:
-                arrays, metadata = self._serialize(per_rank)
+                arrays, metadata = self._serialize(per_rank, replica_streams)
                 write_atomic(path, arrays, metadata)
             except BaseException as exc:  # noqa: BLE001 - reported to every rank below, then raised
                 error = exc
@@ -81,7 +82,8 @@ class Checkpoint:
             raise error
         return str(path)
 
-    def _serialize(self, per_rank: list[dict[str, Any]] | None = None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    def _serialize(self, per_rank: list[dict[str, Any]] | None = None,
+                   replica_streams: list[dict[str, Any]] | None = None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         tensors: dict[str, Any] = {}
         objects: dict[str, Any] = {}
         for name, obj in self._objects.items():
@@ -102,6 +104,8 @@ class Checkpoint:
                   "random_state": random.get_state()}
         if per_rank is not None:
             header["per_rank"] = per_rank
+        if replica_streams is not None:  # each replica's own tc.random stream (distribute/streams.py)
+            header["replica_random"] = replica_streams
         try:
             text = json.dumps(header)
         except TypeError as exc:
@@ -125,11 +129,11 @@ class Checkpoint:
             rank = (strategy.rank, strategy.num_workers)
         else:
             arrays, metadata = read(path)
-        self._apply(path, arrays, metadata, rank)
+        self._apply(path, arrays, metadata, rank, strategy)
         return str(path)
 
     def _apply(self, path: Path, arrays: dict[str, np.ndarray], metadata: Mapping[str, str],
-               rank: tuple[int, int] | None = None) -> None:
+               rank: tuple[int, int] | None = None, strategy: Any = None) -> None:
         header = _own_random_states(path, _checkpoint_header(path, arrays, metadata), rank)
         saved = header["objects"]
         states, problems = {}, []
@@ -161,6 +165,7 @@ class Checkpoint:
             else:
                 obj.load_state_dict(state)
         random.set_state(header["random_state"])
+        _restore_replica_streams(path, strategy, header.get("replica_random"))
         self.save_counter = int(header["save_counter"])
 
 
@@ -324,16 +329,33 @@ def _is_chief(checkpoint: Checkpoint) -> bool:
     return strategy is None or strategy.is_chief
 
 
-def _random_states(objects: Mapping[str, Any]) -> dict[str, Any]:
-    """This process's random streams: ``tc.random``'s and each NumPy generator's."""
-    return {"random": random.get_state(),
+def _random_states(objects: Mapping[str, Any], strategy: Any) -> dict[str, Any]:
+    """This process's random streams: ``tc.random``'s, each NumPy generator's, its replicas'."""
+    return {"random": random.get_state(), "replicas": _replica_streams(strategy),
             "generators": {name: obj.bit_generator.state for name, obj in objects.items() if isinstance(obj, np.random.Generator)}}
 
 
 def _gather_random_states(strategy: Any, objects: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every rank's :func:`_random_states`, in rank order (a collective)."""
-    blobs = strategy.all_gather_bytes(json.dumps(_random_states(objects)).encode())
+    blobs = strategy.all_gather_bytes(json.dumps(_random_states(objects, strategy)).encode())
     return [json.loads(b) for b in blobs]
+
+
+def _replica_streams(strategy: Any) -> list[dict[str, Any]] | None:
+    """The positions of this process's replicas' own random streams, or None without a strategy."""
+    streams = getattr(strategy, "_streams", None)
+    return None if streams is None else streams.states()
+
+
+def _restore_replica_streams(path: Path, strategy: Any, states: list[dict[str, Any]] | None) -> None:
+    streams = getattr(strategy, "_streams", None)
+    if streams is None or states is None:
+        return
+    if len(states) != streams.count:
+        warnings.warn(f"{path} holds the random streams of {len(states)} replicas and this process has "
+                      f"{streams.count}: the replicas' streams start afresh", stacklevel=5)
+        return
+    streams.set_states(states)
 
 
 def _own_random_states(path: Path, header: dict[str, Any], rank: tuple[int, int] | None) -> dict[str, Any]:
@@ -354,7 +376,7 @@ def _own_random_states(path: Path, header: dict[str, Any], rank: tuple[int, int]
     for name, state in mine.get("generators", {}).items():
         if name in objects and objects[name].get("kind") == "generator":
             objects[name]["values"] = state
-    return {**header, "objects": objects, "random_state": mine["random"]}
+    return {**header, "objects": objects, "random_state": mine["random"], "replica_random": mine.get("replicas")}
 
 
 def _read_bytes_on_chief(strategy: Any, path: Path) -> bytes:
