@@ -260,6 +260,23 @@ def _checkpoint_random_streams(directory: str) -> None:
     _report({"rank": strategy.rank, "before": before, "after": after})
 
 
+def _restore_one_process_file(directory: str) -> None:
+    """A checkpoint saved by one process restored by 2 ranks: its one set of replica streams
+    must not be given to every rank (every replica would draw the same dropout masks)."""
+    rank = _rank()
+    single = tc.distribute.MirroredStrategy(["cpu"])
+    with single.scope():
+        v = tc.Variable(np.zeros(1), name="v")
+    single.run(lambda: tc.random.uniform((3,)))
+    tc.train.Checkpoint(v=v).save(os.path.join(directory, f"one{rank}.safetensors"))
+    strategy = tc.distribute.MultiWorkerMirroredStrategy("cpu")
+    with strategy.scope():
+        w = tc.Variable(np.zeros(1), name="v")
+    tc.train.Checkpoint(v=w).restore(os.path.join(directory, "one0.safetensors"))
+    draws = strategy.run(lambda: tc.random.uniform((3,)))
+    _report({"rank": rank, "draws": draws.values[0].numpy().tolist()})
+
+
 def _uneven_nodes() -> None:
     """Default devices where rank 1 is on a node without accelerators (under mpiexec -n 2):
     rank 0 takes an accelerator, rank 1 cpu, and the two still meet in collectives."""
@@ -322,5 +339,7 @@ if __name__ == "__main__":
         _checkpoint(*args)
     elif scenario == "checkpoint-random-streams":
         _checkpoint_random_streams(*args)
+    elif scenario == "restore-one-process-file":
+        _restore_one_process_file(*args)
     else:
         _faults(scenario)

@@ -500,11 +500,39 @@ def test_each_replica_draws_from_its_own_stream(mode, tmp_path):
             np.testing.assert_array_equal(a, b)
     ckpt = tc.train.Checkpoint(v=v)
     path = ckpt.save(tmp_path / "streams.safetensors")
+    main_after_save = tc.random.uniform((2,)).numpy()
     after_save = [x.numpy().copy() for x in strategy.run(step).values]
-    ckpt.restore(path)
+    ckpt.restore(path)  # everything drawn after the save is drawn again, in the same order
+    np.testing.assert_array_equal(tc.random.uniform((2,)).numpy(), main_after_save)
     after_restore = [x.numpy().copy() for x in strategy.run(step).values]
     for a, b in zip(after_save, after_restore):
         np.testing.assert_array_equal(a, b)
+    # Resuming in a fresh strategy (as a new process would): restoring draws nothing from the
+    # process's stream, so it goes on as it would have after the save.
+    tc.random.seed(7)
+    fresh = MirroredStrategy(["cpu", "cpu"])
+    with fresh.scope():
+        w = tc.Variable(np.zeros(1), name="v")
+    tc.train.Checkpoint(v=w).restore(path)
+    np.testing.assert_array_equal(tc.random.uniform((2,)).numpy(), main_after_save)
+    for a, b in zip(after_save, fresh.run(step).values):
+        np.testing.assert_array_equal(a, b.numpy())
+
+
+def test_a_checkpoint_brings_back_the_replicas_streams_in_use(tmp_path):
+    """Streams already drawn from when the checkpoint is saved: restored as they were."""
+    tc.random.seed(11)
+    strategy = MirroredStrategy(["cpu", "cpu"])
+    with strategy.scope():
+        v = tc.Variable(np.zeros(1), name="v")
+    strategy.run(lambda: tc.random.uniform((3,)))
+    ckpt = tc.train.Checkpoint(v=v)
+    path = ckpt.save(tmp_path / "in_use.safetensors")
+    after_save = [x.numpy().copy() for x in strategy.run(lambda: tc.random.uniform((3,))).values]
+    ckpt.restore(path)
+    after_restore = strategy.run(lambda: tc.random.uniform((3,))).values
+    for a, b in zip(after_save, after_restore):
+        np.testing.assert_array_equal(a, b.numpy())
 
 
 def test_mismatched_tensors_name_the_tensor():

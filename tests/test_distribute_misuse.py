@@ -137,7 +137,7 @@ def test_per_replica_values_must_match_the_replicas():
             strategy.run(lambda v: v, (values,))
         with pytest.raises(ValueError, match=f"reduce: a PerReplica holds {count} values?, but this process has 2"):
             strategy.reduce("sum", values)
-    for sizes in ([1], [0, 0], [2, 1, 1]):
+    for sizes in ([1], [0, 0], [0, 4], [2, 1, 1]):
         with pytest.raises(ValueError, match=r"batch sizes .* do not fit the 2 replicas"):
             strategy.run(lambda v: v, (PerReplica([tc.ones(1)] * 2, sizes=sizes),))
 
@@ -274,3 +274,25 @@ def test_a_traced_step_failing_in_its_update_while_tracing_claims_no_repair():
     assert not any("given replica" in note for note in getattr(info.value, "__notes__", []))
     assert opt.iterations == 0
     strategy.check_in_sync()
+
+
+def test_seeding_inside_run_is_refused():
+    """Inside run each replica draws from its own stream, derived from the seed set before."""
+    strategy = MirroredStrategy(["cpu", "cpu"])
+    strategy.run(lambda: tc.random.uniform((1,)))  # the streams exist from the first run
+    with pytest.raises(RuntimeError, match="tc.random.seed inside strategy.run"):
+        strategy.run(lambda: tc.random.seed(5))
+
+
+def test_loading_an_optimizers_state_inside_run_is_refused_before_anything_changes():
+    strategy = MirroredStrategy(["cpu", "cpu"])
+    w, opt = _model(strategy)
+    strategy.run(lambda: opt.step([tc.ones(3, dtype=tc.float32)]))
+    saved = opt.state_dict()
+    strategy.run(lambda: opt.step([tc.ones(3, dtype=tc.float32)]))
+    with pytest.raises(RuntimeError, match="SGD.load_state_dict inside strategy.run"):
+        strategy.run(lambda: opt.load_state_dict(saved))
+    assert opt.iterations == 2
+    opt.load_state_dict(saved)  # between steps, as always
+    assert opt.iterations == 1
+

@@ -119,6 +119,65 @@ def test_gradients_through_all_reduce_across_ranks_equal_one_device(tmp_path, op
         np.testing.assert_allclose(reports[r]["combined"], reports[r]["single"], rtol=1e-12)
 
 
+def test_a_file_saved_by_one_process_gives_the_ranks_replicas_their_own_streams(tmp_path):
+    out, _, reports = mpirun(tmp_path, "restore-one-process-file", str(tmp_path), timeout=60)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert reports[0]["draws"] != reports[1]["draws"]
+    assert "was saved by 1 process(es) and is restored by 2 MPI ranks" in out.stderr
+
+
+def test_a_caught_timeout_still_ends_the_job(tmp_path):
+    """Rank 0 catches a timeout and trains on; the late rank 1 then meets rank 0's uncancellable
+    check and would wait alone in the data's blocking call. After a timeout every collective of
+    rank 0 raises, and the job is aborted when rank 0 exits: no rank is left waiting."""
+    out, seconds, reports = mpirun(tmp_path, "caught-timeout", timeout=90, env={"TENSORCORE_COLLECTIVE_TIMEOUT": "2"})
+    assert out.returncode != 0
+    assert seconds < 40
+    assert ("rank 0 is exiting after a collective timed out (all_reduce('sum'), bucket 0, collective #"
+            in out.stderr)
+    assert "aborting the MPI job so that no rank waits for it" in out.stderr
+    assert list(reports) == [0]  # rank 0 finished its loop; rank 1 was ended, not left waiting
+    first, then = reports[0]["errors"]
+    assert "rank(s) [1] did not join within 2 s" in first
+    assert "an earlier collective (all_reduce('sum'), bucket 0, collective #" in then and "out of step" in then
+
+
+def test_a_rank_that_never_creates_the_strategy_is_not_waited_for_forever(tmp_path):
+    out, seconds, reports = mpirun(tmp_path, "no-strategy-on-rank-1", timeout=90, env={"TENSORCORE_COLLECTIVE_TIMEOUT": "2"})
+    assert out.returncode != 0
+    assert seconds < 30
+    assert "not every one of the 2 ranks created the strategy within 2 s" in out.stderr
+
+
+def test_ranks_reducing_with_different_ops_are_told_so(tmp_path):
+    """The op is part of each collective's check: a mean on one rank against a sum on the other
+    was summed silently, as a mix of both."""
+    out, _, reports = mpirun(tmp_path, "op-mismatch", timeout=60)
+    assert out.returncode != 0 and not reports
+    assert ("the ranks are at different collectives (rank 0 at \"reduce('mean')\", rank 1 at \"reduce('sum')\")"
+            in out.stderr)
+
+
+def test_ranks_may_choose_their_devices_differently(tmp_path):
+    """devices=None on one rank and a device list on the other: the node-rank query is a checked
+    collective that every rank runs, so they still meet (it was MPI's Split_type on one rank)."""
+    out, _, reports = mpirun(tmp_path, "devices-differ", timeout=60, env={"TENSORCORE_COLLECTIVE_TIMEOUT": "10"})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    for r in reports.values():
+        assert r["sum"] == [2.0, 2.0, 2.0]
+        assert r["bytes_error"].startswith("broadcast_bytes takes bytes (or None), got str")
+
+
+def test_each_rank_resumes_its_own_random_streams(tmp_path):
+    """Rank 0 writes the checkpoint, with every rank's tc.random and generator positions: after
+    a restore each rank draws what it drew after the save (it drew rank 0's numbers before)."""
+    out, _, reports = mpirun(tmp_path, "checkpoint-random-streams", str(tmp_path), timeout=60)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    for r in reports.values():
+        assert r["after"] == r["before"]
+    assert reports[0]["before"] != reports[1]["before"]  # seeded apart: a test that could fail
+
+
 def test_a_rank_out_of_sync_is_named_on_every_rank(tmp_path):
     out, _, reports = mpirun(tmp_path, "out-of-sync", timeout=60)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]

@@ -266,10 +266,10 @@ class MirroredStrategy:
         if sizes is None:
             return self.weights
         total = sum(sizes)
-        if len(sizes) != self.num_replicas_in_sync or total <= 0 or min(sizes) < 0:
+        if len(sizes) != self.num_replicas_in_sync or min(sizes) <= 0:
             raise ValueError(f"run: a PerReplica argument's batch sizes {list(sizes)} do not fit the "
-                             f"{self.num_replicas_in_sync} replicas (one count of rows each, not all zero); "
-                             f"make it with strategy.split or strategy.batches")
+                             f"{self.num_replicas_in_sync} replicas (one positive count of rows each: a replica "
+                             f"with no rows has no share of the mean); make it with strategy.split or strategy.batches")
         return tuple(n / total for n in sizes)
 
     # --- input (inputs.py) ---------------------------------------------------------------

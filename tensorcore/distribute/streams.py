@@ -39,16 +39,25 @@ class ReplicaStreams:
         """Replica ``local_index``'s generator (None before the first refresh)."""
         return self.generators[local_index] if self.generators else None
 
-    def states(self) -> list[dict[str, Any]]:
-        """Every generator's position (what checkpoints save)."""
-        self.refresh()
-        return [g.bit_generator.state for g in self.generators]
+    def states(self) -> list[dict[str, Any]] | None:
+        """Every generator's position (what checkpoints save); None where the next ``run`` will
+        derive them afresh (never derived yet, or a seed came since): deriving them here would
+        move the process's stream."""
+        current = self.generators and self._seeds == sampling.seed_count()
+        return [g.bit_generator.state for g in self.generators] if current else None
+
+    def reset(self) -> None:
+        """Let the next ``run`` derive the generators from the process's stream (a checkpoint
+        saved them as :meth:`states` None, or holds another number of replicas)."""
+        self.generators = []
 
     def set_states(self, states: list[dict[str, Any]]) -> None:
-        """Move the generators to positions from :meth:`states` (a checkpoint's)."""
-        self.refresh()
-        if len(states) != len(self.generators):
+        """Generators at positions from :meth:`states` (a checkpoint's), current for the latest
+        seed; the process's own stream is not touched."""
+        if len(states) != self.count:
             raise ValueError(f"the checkpoint holds {len(states)} replica random streams, this process has "
-                             f"{len(self.generators)} replicas")
-        for g, state in zip(self.generators, states):
+                             f"{self.count} replicas")
+        generators = [np.random.default_rng() for _ in states]
+        for g, state in zip(generators, states):
             g.bit_generator.state = state
+        self.generators, self._seeds = generators, sampling.seed_count()

@@ -24,6 +24,9 @@ replica_generator_hook: Callable[[], np.random.Generator | None] | None = None
 
 def seed(value: int) -> None:
     """Reseed the generator of ``tc.random``, dropout and layer initialization."""
+    if replica_generator_hook is not None and replica_generator_hook() is not None:
+        raise RuntimeError("tc.random.seed inside strategy.run: each replica draws from a stream of its own, "
+                           "derived from the seed set before run; seed outside strategy.run")
     _generator[0] = np.random.default_rng(value)
     _seeds[0] += 1
 

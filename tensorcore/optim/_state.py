@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tensorcore import dispatch
+from tensorcore.autodiff.variable import refuse_in_run
 from tensorcore.ops.creation import asarray, from_host
 from tensorcore.ops.logic import astype
 from tensorcore.ops.optim_updates import ASSIGN
@@ -122,6 +123,8 @@ def load_state_dict(opt: Any, state: Mapping[str, Any], strict: bool = True) -> 
     """Check ``state`` against ``opt`` (every problem named in one ``ValueError``), then write
     it into every replica's state tensors in place, the step counters and the lr tensors."""
     name = type(opt).__name__
+    if opt._strategy is not None:  # before any write: it would set the shared lr tensors too
+        refuse_in_run(f"{name}.load_state_dict", "load the optimizer's state outside strategy.run, between steps")
     if not isinstance(state, Mapping):
         raise TypeError(f"{name}.load_state_dict takes the dict that state_dict() returns, got {type(state).__name__}")
     found = problems(opt, state, strict)

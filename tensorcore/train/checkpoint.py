@@ -348,14 +348,20 @@ def _replica_streams(strategy: Any) -> list[dict[str, Any]] | None:
 
 
 def _restore_replica_streams(path: Path, strategy: Any, states: list[dict[str, Any]] | None) -> None:
+    """The replicas' streams as saved; where the file has none for them (they were about to be
+    derived when it was saved), derived afresh from the restored process stream at the next
+    ``run``, as they would have been."""
     streams = getattr(strategy, "_streams", None)
-    if streams is None or states is None:
+    if streams is None:
         return
-    if len(states) != streams.count:
+    if states is not None and len(states) != streams.count:
         warnings.warn(f"{path} holds the random streams of {len(states)} replicas and this process has "
                       f"{streams.count}: the replicas' streams start afresh", stacklevel=5)
-        return
-    streams.set_states(states)
+        states = None
+    if states is None:
+        streams.reset()
+    else:
+        streams.set_states(states)
 
 
 def _own_random_states(path: Path, header: dict[str, Any], rank: tuple[int, int] | None) -> dict[str, Any]:
@@ -363,14 +369,15 @@ def _own_random_states(path: Path, header: dict[str, Any], rank: tuple[int, int]
     every rank's (saved by as many ranks as restore it); a file from another number of ranks
     gives every rank rank 0's streams, with a warning."""
     per_rank = header.get("per_rank")
-    if rank is None or per_rank is None:
+    if rank is None:
         return header
     me, workers = rank
-    if len(per_rank) != workers:
+    if per_rank is None or len(per_rank) != workers:
         if me == 0:
-            warnings.warn(f"{path} was saved by {len(per_rank)} MPI ranks and is restored by {workers}: every rank "
-                          f"continues rank 0's random streams (tc.random, NumPy generators)", stacklevel=4)
-        return header
+            warnings.warn(f"{path} was saved by {1 if per_rank is None else len(per_rank)} process(es) and is restored "
+                          f"by {workers} MPI ranks: every rank continues rank 0's random streams (tc.random, NumPy "
+                          f"generators), and the replicas' own streams are not restored", stacklevel=4)
+        return {**header, "replica_random": None}  # one saved stream on every rank: every replica would draw alike
     mine = per_rank[me]
     objects = {name: dict(entry) for name, entry in header["objects"].items()}
     for name, state in mine.get("generators", {}).items():
