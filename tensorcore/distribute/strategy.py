@@ -200,7 +200,6 @@ class MirroredStrategy:
         contexts = [self._context(i, weights) for i in range(len(self._devices))]
         for ctx in contexts:
             ctx.in_run = True
-        self._streams.refresh()  # here, before the replicas draw from their own streams
 
         def task(i: int) -> Any:
             ctx = contexts[i]
@@ -211,7 +210,9 @@ class MirroredStrategy:
         # One replica runs in this thread unless this thread records a tape: the replica's ops
         # must not land on the caller's tape.
         inline = len(contexts) == 1 and not tape.recording_here()
-        results, errors = self._threads.run(task, inline=inline)  # resets the group after a failure
+        # The replicas' random streams are refreshed under the threads' lock, once no replica
+        # of an earlier (interrupted) step can still draw from them.
+        results, errors = self._threads.run(task, inline=inline, before=self._streams.refresh)  # resets the group after a failure
         if any(e is not None for e in errors):
             exc = _first_error(errors, self._devices)
             consistency.repair_half_updated(self, [c.phase for c in contexts], errors, exc)
