@@ -66,9 +66,9 @@ def _all_reduce(*args: Any, group: int, what: str, description: tuple, scaled: b
 
 def collective_kernel(strategy: Any, sources: Sequence[Any], what: str, description: tuple, scaled: bool,
                       handle: Any = None, check: tuple = (), divide_output: bool = False) -> Any:
-    """The ``all_reduce`` op's kernel for ``strategy``, in a replica's thread: a new flat buffer on the
-    replica's device holding the sum over every replica of its ``sources`` (backend
-    arrays), each scaled by its replica's weight when ``scaled``. The sum reads the sources
+    """The ``all_reduce`` op's kernel for ``strategy``, in a replica's thread: a new flat
+    buffer on the replica's device holding the sum over every replica of its ``sources``
+    (backend arrays), each scaled by its replica's weight when ``scaled``. The sum reads the sources
     through host views where the device's memory is the host's (else host copies) and
     writes the output through a host view of it (else uploads it); with NCCL on ``cuda``
     devices it is packed on the device and summed there (``handle`` is the backend's
@@ -83,10 +83,10 @@ def collective_kernel(strategy: Any, sources: Sequence[Any], what: str, descript
     dtype = np.dtype(sources[0].dtype)
     weight = dtype.type(strategy._weight_values[ctx.local_index])
     scale = weight if scaled else None
+    n = sum(math.prod(s.shape) for s in sources)
     if dispatch.current_tracer() is not None:
         # Tracing runs out-of-place ops to learn their results' shapes; a collective must not
         # run then (one replica may retrace alone), and the graph runs it when it runs.
-        n = sum(math.prod(s.shape) for s in sources)
         return np.zeros(n, dtype) if handle is None else handle.empty((n,), dtype)
     if strategy._nccl is not None and handle is not None:
         # NCCL reads nothing on the host: a device error this replica's kernels found (a bad
@@ -104,7 +104,6 @@ def collective_kernel(strategy: Any, sources: Sequence[Any], what: str, descript
     # The backend the kernel runs on: the replica's, or cpu's (no handle) where the op fell
     # back to the host (complex on opencl), whose sources are then host arrays.
     backend = registry.get_backend(ctx.device.type if handle is not None else "cpu")
-    n = sum(math.prod(s.shape) for s in sources)
     data = np.empty(n, dtype) if handle is None else handle.empty((n,), dtype)
     *views, view = backend.host_views([*sources, data])  # one wait for the device, not one per tensor
     hosts = [(v if v is not None else np.asarray(backend.to_numpy(s))).reshape(-1) for s, v in zip(sources, views)]
@@ -117,7 +116,6 @@ def collective_kernel(strategy: Any, sources: Sequence[Any], what: str, descript
     del view, views, out, hosts  # views of device memory: dropping them hands the buffers back
     strategy._count(ctx, data, start)
     return data
-
 
 
 def _all_reduce_grad(ctx: Any, g: Any) -> tuple:

@@ -170,8 +170,8 @@ class MirroredStrategy:
         """The local replica this thread runs as inside ``run`` (0 elsewhere: the primary)."""
         return _local_index(self)
 
-    def _context(self, local_index: int, weights: Sequence[float] | None = None) -> ReplicaContext:
-        return ReplicaContext(self, local_index, self.weights if weights is None else weights)
+    def _context(self, local_index: int, weights: Sequence[float] | None = None, in_run: bool = False) -> ReplicaContext:
+        return ReplicaContext(self, local_index, self.weights if weights is None else weights, in_run)
 
     def for_each_replica(self, fn: Callable[[], Any]) -> list[Any]:
         """``fn()`` once per local replica in this thread, as that replica (for setup such as
@@ -197,9 +197,7 @@ class MirroredStrategy:
         check_replica_counts((tuple(args), kwargs), len(self._devices), "run")
         weights = self._step_weights(args, kwargs)
 
-        contexts = [self._context(i, weights) for i in range(len(self._devices))]
-        for ctx in contexts:
-            ctx.in_run = True
+        contexts = [self._context(i, weights, in_run=True) for i in range(len(self._devices))]
 
         def task(i: int) -> Any:
             ctx = contexts[i]
@@ -231,9 +229,8 @@ class MirroredStrategy:
         partitions = []
         self._streams.refresh()
         for i, dev in enumerate(self._devices):  # traced as run's threads trace: same cache keys
-            ctx = self._context(i, weights)
-            ctx.in_run = True  # the graphs run will run: its rules apply while tracing them
-            with as_replica(ctx), thread_default(dev):
+            # the graphs run will run: its rules apply while tracing them
+            with as_replica(self._context(i, weights, in_run=True)), thread_default(dev):
                 partitions.append(fn.graph(*replica_value(args, i), **replica_value(kwargs, i)))
         return replicated_graph.merge(getattr(fn.fn, "__qualname__", "function"), partitions)
 

@@ -98,11 +98,8 @@ def check_replica_counts(value: Any, replicas: int, where: str) -> None:
             raise ValueError(f"{where}: a PerReplica holds {count} value{'s' * (count != 1)}, but this process has "
                              f"{replicas} replicas; make it with strategy.split or strategy.batches, or give one "
                              f"value per replica")
-    elif isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
-        for v in value:
-            check_replica_counts(v, replicas, where)
-    elif isinstance(value, dict):
-        for v in value.values():
+    elif _is_container(value):
+        for v in value.values() if isinstance(value, dict) else value:
             check_replica_counts(v, replicas, where)
 
 
@@ -152,14 +149,15 @@ class ReplicaContext:
     of this process. ``weights`` are every replica's share of this step's global batch.
     """
 
-    def __init__(self, strategy: MirroredStrategy, local_index: int, weights: Sequence[float]) -> None:
+    def __init__(self, strategy: MirroredStrategy, local_index: int, weights: Sequence[float],
+                 in_run: bool = False) -> None:
         self.strategy, self.local_index, self.weights = strategy, local_index, tuple(weights)
         self.replica_id = strategy._first_replica_id + local_index
         self.device: Device = strategy.devices[local_index]
         # Where an eager optimizer step stands: None, "updating" (the all-reduce is done, the
         # update is being applied) or "updated". A failure while "updating" is repaired by run.
         self.phase: str | None = None
-        self.in_run = False  # True in strategy.run's steps; False for setup (for_each_replica)
+        self.in_run = in_run  # True in strategy.run's steps (and their tracing); False for setup (for_each_replica)
 
     @property
     def num_replicas_in_sync(self) -> int:
@@ -242,9 +240,9 @@ def _replica_generator() -> Any:
 
 
 def _replica_here() -> tuple[Any, bool] | None:
-    """(this thread's replica as (strategy id, local index), whether inside strategy.run), or None."""
+    """(this thread's replica as :func:`_replica_key` names it, whether inside strategy.run), or None."""
     ctx = _state.replica
-    return None if ctx is None else ((id(ctx.strategy), ctx.local_index), ctx.in_run)
+    return None if ctx is None else (_replica_key(), ctx.in_run)
 
 
 def _variable_class() -> type | None:

@@ -66,7 +66,7 @@ class Checkpoint:
         # Every rank's random streams go into rank 0's file: ranks seeded apart (their own
         # dropout masks) must each resume their own stream, not rank 0's.
         per_rank = _gather_random_states(strategy, self._objects) if strategy is not None and _multi_process(strategy) else None
-        replica_streams = _replica_streams(strategy)
+        replica_streams = per_rank[strategy.rank]["replicas"] if per_rank is not None else _replica_streams(strategy)
         if strategy is None or strategy.is_chief:
             try:
                 arrays, metadata = self._serialize(per_rank, replica_streams)
