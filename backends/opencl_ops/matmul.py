@@ -25,6 +25,7 @@ import numpy as np
 import pyopencl.cltypes as cltypes
 from tensorcore.backends.opencl import CLArray, CLDevice, contiguous_strides
 from tensorcore.backends.opencl_ops._common import ctype
+from tensorcore.backends.opencl_ops._plans import Plan, Slot, record, replay
 from tensorcore.backends.opencl_ops.movement import contiguous
 
 from tensorcore.errors import KernelUnsupported
@@ -152,13 +153,23 @@ def run(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape
     ``activation`` (a key of ``ACT``) is applied to each result as it is stored;
     ``"relu_backward"`` multiplies it by ``mask > 0``, ``mask`` read like C (one matrix, no split).
     """
+    launch = _gemm_launch(dev, dtype, m, n, k1, k2, bshape, a, a_sk1, packed.buf, packed_bstrides, c, bias,
+                          accumulate, split, c_so, activation, mask)
+    if launch is not None:
+        dev.launch(*launch)
+
+
+def _gemm_launch(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape: tuple[int, ...],
+                 a: Mat, a_sk1: int, packed_buf: Any, packed_bstrides: tuple[int, ...], c: Mat, bias: Mat | None,
+                 accumulate: bool, split: int, c_so: int, activation: str | None, mask: Mat | None) -> tuple | None:
+    """``run``'s launch as (kernel, global size, local size, *arguments), or None for an empty product."""
     if activation is not None and accumulate:
         raise ValueError("an activation applies to a finished product, not to one accumulated over launches")
     if (activation == "relu_backward") != (mask is not None) or (mask is not None and (bshape or split)):
         raise ValueError("relu_backward's epilogue takes a mask, for one matrix without a column split")
     count = math.prod(bshape)
     if not (m and n and count):
-        return
+        return None
     rows = -(-m // tile_rows(dev))
     group = min(GROUP, 1 << (rows - 1).bit_length())  # 1, 2, 4 or 8: PoCL compiles once per size
     nr = panel_width(dev, dtype)
@@ -166,13 +177,13 @@ def run(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape
     batched = count > 1
     kern = dev.kernel("matmul.cl", "gemm", defines(dev, dtype) + (("KBLOCK", str(KBLOCK if k1 * k2 > LONG_K else 0)),
                                                                ("ACT", str(ACT[activation]))))
-    dev.launch(kern, (-(-rows // group) * group, -(-n // nr), count), (group, 1, 1),
-               a.buf if a.buf is not None else c.buf, a.off, a.s0, a_sk1, a.s1,
-               packed.buf, c.buf, c.off, c.s0, c.s1, c_so, split or n,
-               b.buf, b.off, b.s0, b.s1, int(bias is not None), int(accumulate), m, n, k1, k2,
-               vec(bshape, 8, 1) if batched else vec(()), len(bshape) if batched else 0,
-               *((vec(a.bstrides), vec(packed_bstrides), vec(c.bstrides), vec(b.bstrides)) if batched else (vec(()),) * 4),
-               *((mask.buf, mask.off, mask.s0, mask.s1) if mask is not None else (c.buf, 0, 0, 0)))
+    return (kern, (-(-rows // group) * group, -(-n // nr), count), (group, 1, 1),
+            a.buf if a.buf is not None else c.buf, a.off, a.s0, a_sk1, a.s1,
+            packed_buf, c.buf, c.off, c.s0, c.s1, c_so, split or n,
+            b.buf, b.off, b.s0, b.s1, int(bias is not None), int(accumulate), m, n, k1, k2,
+            vec(bshape, 8, 1) if batched else vec(()), len(bshape) if batched else 0,
+            *((vec(a.bstrides), vec(packed_bstrides), vec(c.bstrides), vec(b.bstrides)) if batched else (vec(()),) * 4),
+            *((mask.buf, mask.off, mask.s0, mask.s1) if mask is not None else (c.buf, 0, 0, 0)))
 
 
 def _cost(m: int, n: int, k: int, count: int, packs: int, vec_unit_stride: bool, a_unit_stride: bool,
@@ -194,7 +205,22 @@ def gemm(dev: CLDevice, dtype: np.dtype, m: int, n: int, k: int, bshape: tuple[i
          a: Mat, b: Mat, c: Mat, bias: Mat | None = None, activation: str | None = None,
          mask: Mat | None = None) -> None:
     """Enqueue ``C = activation(A @ B (+ bias))`` for strided A (M x K), B (K x N) and C, batched
-    over ``bshape``; packs whichever operand is cheaper to pack (see the module docstring)."""
+    over ``bshape``; packs whichever operand is cheaper to pack (see the module docstring).
+
+    The launches of each layout are worked out once (``_plan``) and only given this call's
+    buffers: the same products come back every training step."""
+    if a.buf is None or b.buf is None or c.buf is None:  # an empty operand: nothing to plan for
+        return _gemm(dev, dtype, m, n, k, bshape, a, b, c, bias, activation, mask)
+    plan = _plan(dev, dtype, m, n, k, bshape, a[1:], b[1:], c[1:], bias[1:] if bias is not None else None,
+                 activation, mask[1:] if mask is not None else None)
+    replay(dev, plan, {_A: a.buf, _B: b.buf, _C: c.buf, _BIAS: bias.buf if bias is not None else None,
+                       _MASK: mask.buf if mask is not None else None})
+
+
+def _gemm(dev: CLDevice, dtype: np.dtype, m: int, n: int, k: int, bshape: tuple[int, ...],
+          a: Mat, b: Mat, c: Mat, bias: Mat | None = None, activation: str | None = None,
+          mask: Mat | None = None) -> None:
+    """``gemm`` without a plan: it works out and enqueues its launches."""
     count = math.prod(bshape)
     nr = panel_width(dev, dtype)
     b_count = math.prod([s for s, st in zip(bshape, b.bstrides) if st])
@@ -208,6 +234,18 @@ def gemm(dev: CLDevice, dtype: np.dtype, m: int, n: int, k: int, bshape: tuple[i
         mask = mask.t() if mask is not None else None
     packed, pstrides = pack(dev, dtype, b, k, n, bshape)
     run(dev, dtype, m, n, 1, k, bshape, a, 0, packed, pstrides, c, bias, activation=activation, mask=mask)
+
+
+_A, _B, _C, _BIAS, _MASK = (Slot(n) for n in ("A", "B", "C", "bias", "mask"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(dev: CLDevice, dtype: np.dtype, m: int, n: int, k: int, bshape: tuple[int, ...], a: tuple, b: tuple,
+          c: tuple, bias: tuple | None, activation: str | None, mask: tuple | None) -> Plan:
+    """The launches of ``gemm`` for operands of these layouts (each a ``Mat`` without its buffer)."""
+    return record(dev, lambda rec: _gemm(rec, dtype, m, n, k, bshape, Mat(_A, *a), Mat(_B, *b), Mat(_C, *c),
+                                         Mat(_BIAS, *bias) if bias is not None else None, activation,
+                                         Mat(_MASK, *mask) if mask is not None else None))[0]
 
 
 def _mat(x: CLArray, bshape: tuple[int, ...]) -> Mat:

@@ -14,6 +14,7 @@ and the host never waits to know it.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -32,6 +33,7 @@ from tensorcore.backends.opencl_ops.movement_copy import (
 
 from tensorcore.errors import KernelUnsupported, OpError
 from tensorcore.ops.optim_updates import check_scalar
+from tensorcore.strides import broadcast_strides as shared_broadcast_strides
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -65,18 +67,25 @@ def _launch(dev: CLDevice, name: str, dtype: np.dtype, arrays: list[CLArray], ex
     n = math.prod(shape)
     if n == 0:
         return
-    strides = [broadcast_strides(a, shape) for a in arrays]
-    dims, merged = coalesce(tuple(shape), *strides)
-    dense = contiguous_strides(dims)
-    strided = any(s != dense for s in merged)
+    dims, strides, dims8, strided = _geometry(tuple(shape), tuple((a.shape, a.strides) for a in arrays))
+    acc = acc or ("double" if dev.fp64 else CTYPES[dtype])
+    defines = (("T", CTYPES[dtype]), ("ACC", acc), ("STRIDED", strided),
+               ("INTEGER", "1" if dtype.kind != "f" else "0")) + more
+    args = [v for a, s in zip(arrays, strides) for v in (a.buf, a.offset, s)]
+    run(dev, "optim.cl", name, defines, global_size(n), *args, *extra, dims8, len(dims), n, dev.error_guard())
+
+
+@functools.lru_cache(maxsize=1024)
+def _geometry(shape: tuple[int, ...], layouts: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]) -> tuple:
+    """(dims, each array's strides as a long8, dims as a long8, "1" if any array is strided) of
+    arrays of ``layouts`` (shape, strides) broadcast to ``shape`` and coalesced. Cached: the
+    same layouts come back every step, and working them out was most of an update's host
+    time (docs/performance.md, session 14)."""
+    dims, merged = coalesce(shape, *(shared_broadcast_strides(s, st, shape) for s, st in layouts))
     if len(dims) > MAX_DIMS:
         raise KernelUnsupported(f"update of a {len(dims)}-D strided layout")
-    acc = acc or ("double" if dev.fp64 else CTYPES[dtype])
-    defines = (("T", CTYPES[dtype]), ("ACC", acc), ("STRIDED", str(int(strided))),
-               ("INTEGER", str(int(dtype.kind != "f")))) + more
-    args = [v for a, s in zip(arrays, merged) for v in (a.buf, a.offset, long8(s, 0))]
-    run(dev, "optim.cl", name, defines, global_size(n), *args, *extra, long8(dims, 1), len(dims), n,
-        dev.error_guard())
+    dense = contiguous_strides(dims)
+    return dims, tuple(long8(s, 0) for s in merged), long8(dims, 1), str(int(any(s != dense for s in merged)))
 
 
 def _scalar(dtype: np.dtype, value: float) -> Any:

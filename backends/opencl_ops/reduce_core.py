@@ -20,12 +20,14 @@ separate loops. Chunks are capped so no float adds more than a few hundred terms
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
 import numpy as np
 from tensorcore.backends.opencl import CLArray, CLDevice
 from tensorcore.backends.opencl_ops._common import CTYPES, ctype, output
+from tensorcore.backends.opencl_ops._plans import Plan, Slot, record, replay
 from tensorcore.backends.opencl_ops.movement import contiguous
 
 from tensorcore.errors import KernelUnsupported
@@ -230,8 +232,35 @@ def run(dev: CLDevice, lay: Layout, out: CLArray, comb: int, mapping: int, acc: 
 
 def reduce(dev: CLDevice, x: CLArray, axes: tuple[int, ...], keepdims: bool, comb: int, mapping: int,
            acc: Any, out_dtype: Any, mean: bool = False) -> CLArray:
-    """A new array: ``x`` reduced over ``axes`` (``mean``: divided by the count reduced)."""
+    """A new array: ``x`` reduced over ``axes`` (``mean``: divided by the count reduced).
+
+    The launches of each layout are worked out once (``_plan``, see ``_plans``) and given
+    this call's buffers."""
     supported(dev, x.dtype, acc, out_dtype)
+    if x.buf is None:
+        return _reduce(dev, x, axes, keepdims, comb, mapping, acc, out_dtype, mean)
+    plan, out = _plan(dev, x.shape, x.dtype, x.strides, x.offset, tuple(axes), keepdims, comb, mapping,
+                      np.dtype(acc), np.dtype(out_dtype), mean)
+    temps = dict(zip(plan.temps, replay(dev, plan, {_X: x.buf})))
+    return CLArray(dev, temps.get(out.buf), out.shape, out.dtype)
+
+
+_X = Slot("x")
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(dev: CLDevice, shape: tuple[int, ...], dtype: np.dtype, strides: tuple[int, ...], offset: int,
+          axes: tuple[int, ...], keepdims: bool, comb: int, mapping: int, acc: np.dtype, out_dtype: np.dtype,
+          mean: bool) -> tuple[Plan, CLArray]:
+    """The launches of ``reduce`` for an input of this layout, and its output as recorded (the
+    output's buffer is one of the plan's temporaries, or None for an empty output)."""
+    return record(dev, lambda rec: _reduce(rec, CLArray(rec, _X, shape, dtype, strides, offset), axes, keepdims,
+                                           comb, mapping, acc, out_dtype, mean))
+
+
+def _reduce(dev: CLDevice, x: CLArray, axes: tuple[int, ...], keepdims: bool, comb: int, mapping: int,
+            acc: Any, out_dtype: Any, mean: bool = False) -> CLArray:
+    """``reduce`` without a plan."""
     out = output(dev, reduced_shape(x.shape, axes, keepdims), out_dtype)
     if out.buf is None:
         return out
