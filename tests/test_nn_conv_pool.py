@@ -188,6 +188,51 @@ def test_max_pool_propagates_nan_and_pools_integers(device: str) -> None:
     check_op(lambda a: F.max_pool2d(a, 3, 2, 1), lambda a: pool_loops(a.astype(np.float64), 3, 2, 1).astype(np.int32), [ints], device)
 
 
+def _first_maximum_indices(x: np.ndarray) -> np.ndarray:
+    """For each 2x2 window (stride 2) the flat plane index of its first maximum (or first NaN)
+    in row-major order, one window at a time."""
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, h // 2, w // 2), np.int64)
+    for idx in np.ndindex(out.shape):
+        ni, ci, i, j = idx
+        taps = [(2 * i + a, 2 * j + b) for a in range(2) for b in range(2)]
+        values = [x[ni, ci, r, q] for r, q in taps]
+        nan = [t for t, v in zip(taps, values) if isinstance(v, np.floating) and np.isnan(v)]
+        best = nan[0] if nan else next(t for t, v in zip(taps, values) if v == max(values))
+        out[idx] = best[0] * w + best[1]
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8, np.uint8, np.int64])
+@pytest.mark.parametrize("data", ["ties", "signed zeros", "infinities", "nan", "transposed view"])
+def test_the_2x2_max_pool_picks_what_the_scan_of_every_tap_picks(dtype: Any, data: str) -> None:
+    # The 2x2 stride-2 pool on cpu runs in two pairwise stages (_max_pool_2x2); it must give the
+    # values and indices, bit for bit, of the general scan over taps (_max_pool_taps), which
+    # chooses each window's first maximum (ties, -0.0 against 0.0, NaN) in row-major order.
+    from tensorcore.ops.pooling import _max_pool_ref, _max_pool_taps
+
+    floating = np.dtype(dtype).kind == "f"
+    if data in ("signed zeros", "infinities", "nan") and not floating:
+        pytest.skip("a float case")
+    x = rng.integers(0, 3, (2, 3, 7, 9)).astype(dtype)  # odd sizes: the last row and column are not pooled
+    if data == "signed zeros":
+        x = np.where(rng.random(x.shape) < 0.5, -0.0, 0.0).astype(dtype) - (x == 2).astype(dtype)
+    elif data == "infinities":
+        x[rng.random(x.shape) < 0.3] = np.inf
+        x[rng.random(x.shape) < 0.3] = -np.inf
+    elif data == "nan":
+        x[rng.random(x.shape) < 0.1] = np.nan
+    elif data == "transposed view":
+        x = np.swapaxes(rng.integers(0, 3, (2, 3, 9, 7)).astype(dtype), 2, 3)
+    attrs = {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)}
+    values, indices = _max_pool_ref(x, **attrs)
+    want_values, want_indices = _max_pool_taps(x, **attrs)
+    assert values.dtype == want_values.dtype and indices.dtype == want_indices.dtype
+    assert values.tobytes() == want_values.tobytes()  # bit for bit: signs of zeros and NaNs too
+    np.testing.assert_array_equal(indices, want_indices)
+    np.testing.assert_array_equal(indices, _first_maximum_indices(x))
+
+
 def test_pool_bad_inputs(device: str) -> None:
     x = tc.zeros((1, 2, 4, 4), device=device)
     with pytest.raises(tc.OpError, match=r"max_pool2d: padding \(2, 2\) must be at most half the kernel size \(3, 3\)"):
