@@ -246,6 +246,45 @@ def test_conv2d_forward_and_backward(case: tuple, dtype: type) -> None:
     _no_fallbacks()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", [(6, 10, 9, 7, 6, (3, 3), (1, 1), (1, 1), (1, 1), 2),
+                                  (4, 8, 11, 10, 5, (3, 2), (2, 1), (1, 0), (2, 1), 1)], ids=str)
+def test_conv2d_weight_gradient_split_over_slices_of_images(monkeypatch: pytest.MonkeyPatch, case: tuple,
+                                                            dtype: type) -> None:
+    """A long K (images x output pixels) is split into equal slices of images, each summed into
+    its own partial gradient from its slice of the packed panels, and the partials added:
+    forced here on small inputs (a slice of a few rows), with groups, strides and dilation, and
+    more than one packed panel per group (C/groups x kH x kW = 45 and 48 columns)."""
+    from tensorcore.backends.opencl_ops import nn_conv
+
+    n, c, h, w, o, k, stride, padding, dilation, groups = case
+    used = []
+    split = nn_conv._k_slices
+    monkeypatch.setattr(nn_conv, "SLICE_BYTES", 2048)
+    monkeypatch.setattr(nn_conv, "_k_slices", lambda *a: used.append(split(*a)) or used[-1])
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    params = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    wt = rng.standard_normal((o, c // groups) + k).astype(dtype)
+    g = rng.standard_normal(_run("conv2d", [x, wt], params, "cpu").shape).astype(dtype)
+    tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-10}
+    _same_as_cpu("conv2d_backward_weight", [x, g], {"kernel_size": k, **params}, **tol)
+    assert used and 1 < used[0] <= n and n % used[0] == 0, used
+    _no_fallbacks()
+
+
+def test_conv2d_weight_gradient_of_a_cnn_sized_batch_is_split() -> None:
+    """At the default slice size: 8 images of 32 x 32 output pixels split into 4 slices (72
+    columns: three panels)."""
+    from tensorcore.backends.opencl_ops import nn_conv
+
+    assert nn_conv._k_slices(8, 32 * 32, 32 * 4) == 4 and nn_conv._k_slices(8, 4, 32 * 4) == 1
+    x = rng.standard_normal((8, 8, 32, 32), dtype=np.float32)
+    g = rng.standard_normal((8, 4, 32, 32), dtype=np.float32)
+    params = {"stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 1, "kernel_size": (3, 3)}
+    _same_as_cpu("conv2d_backward_weight", [x, g], params, rtol=1e-4, atol=2e-4)
+    _no_fallbacks()
+
+
 def test_conv2d_in_chunks_of_images(monkeypatch: pytest.MonkeyPatch) -> None:
     from tensorcore.backends.opencl_ops import nn_conv
 

@@ -144,7 +144,7 @@ ACT = {None: 0, "relu": 1, "relu_backward": 2, "gelu": 3, "gelu_tanh": 4, "sigmo
 def run(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape: tuple[int, ...],
         a: Mat, a_sk1: int, packed: CLArray, packed_bstrides: tuple[int, ...], c: Mat, bias: Mat | None = None,
         accumulate: bool = False, split: int = 0, c_so: int = 0, activation: str | None = None,
-        mask: Mat | None = None) -> None:
+        mask: Mat | None = None, panel_stride: int = 0) -> None:
     """Enqueue ``C = A @ B (+ bias)`` (``C += A @ B`` if ``accumulate``) with B already packed.
 
     A's element (batch, i, k1 * K2 + k2) is at ``a.off + i * a.s0 + k1 * a_sk1 + k2 * a.s1``.
@@ -152,16 +152,19 @@ def run(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape
     at ``(j // split) * c_so + (j % split) * c.s1`` (blocks of columns, e.g. one per image).
     ``activation`` (a key of ``ACT``) is applied to each result as it is stored;
     ``"relu_backward"`` multiplies it by ``mask > 0``, ``mask`` read like C (one matrix, no split).
+    Packed panels are ``panel_stride`` elements apart (default ``K1 * K2 * NR``: whole panels;
+    more where each batch entry reads a slice of longer panels).
     """
     launch = _gemm_launch(dev, dtype, m, n, k1, k2, bshape, a, a_sk1, packed.buf, packed_bstrides, c, bias,
-                          accumulate, split, c_so, activation, mask)
+                          accumulate, split, c_so, activation, mask, panel_stride)
     if launch is not None:
         dev.launch(*launch)
 
 
 def _gemm_launch(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape: tuple[int, ...],
                  a: Mat, a_sk1: int, packed_buf: Any, packed_bstrides: tuple[int, ...], c: Mat, bias: Mat | None,
-                 accumulate: bool, split: int, c_so: int, activation: str | None, mask: Mat | None) -> tuple | None:
+                 accumulate: bool, split: int, c_so: int, activation: str | None, mask: Mat | None,
+                 panel_stride: int = 0) -> tuple | None:
     """``run``'s launch as (kernel, global size, local size, *arguments), or None for an empty product."""
     if activation is not None and accumulate:
         raise ValueError("an activation applies to a finished product, not to one accumulated over launches")
@@ -179,7 +182,7 @@ def _gemm_launch(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: in
                                                                ("ACT", str(ACT[activation]))))
     return (kern, (-(-rows // group) * group, -(-n // nr), count), (group, 1, 1),
             a.buf if a.buf is not None else c.buf, a.off, a.s0, a_sk1, a.s1,
-            packed_buf, c.buf, c.off, c.s0, c.s1, c_so, split or n,
+            packed_buf, panel_stride or k1 * k2 * nr, c.buf, c.off, c.s0, c.s1, c_so, split or n,
             b.buf, b.off, b.s0, b.s1, int(bias is not None), int(accumulate), m, n, k1, k2,
             vec(bshape, 8, 1) if batched else vec(()), len(bshape) if batched else 0,
             *((vec(a.bstrides), vec(packed_bstrides), vec(c.bstrides), vec(b.bstrides)) if batched else (vec(()),) * 4),

@@ -15,6 +15,7 @@ Large batches are processed in chunks of images so that the packed columns stay 
 from __future__ import annotations
 
 from tensorcore.backends.opencl import CLArray, CLDevice
+from tensorcore.backends.opencl_ops import reduce_core as core
 from tensorcore.backends.opencl_ops._common import output
 from tensorcore.backends.opencl_ops.matmul import Mat, check_float, defines, gemm, panel_width, run, vec, vector_width
 from tensorcore.backends.opencl_ops.movement import contiguous
@@ -150,9 +151,36 @@ def conv2d_backward_weight(dev: CLDevice, x: CLArray, g: CLArray, *, kernel_size
         if kc:
             dev.launch(pack, *_rows(nc * c), packed.buf, x.buf, x.offset + n0 * x.strides[0], vec(x.strides, 4),
                        nc, cg, h, wd, *_geometry((kh, kw), stride, padding, dilation), ho, wo, nc * c)
-        run(dev, dtype, og, q, nc, p, (groups,), Mat(g.buf, g.offset + n0 * o * p, p, 1, (og * p,)), o * p,
-            packed, (size,), Mat(out.buf, 0, q, 1, (og * q,)), accumulate=n0 > 0)
+        slices = _k_slices(nc, p, nr * dtype.itemsize) if nc == n else 1
+        a = Mat(g.buf, g.offset + n0 * o * p, p, 1, (og * p,))
+        if slices == 1:
+            run(dev, dtype, og, q, nc, p, (groups,), a, o * p, packed, (size,), Mat(out.buf, 0, q, 1, (og * q,)),
+                accumulate=n0 > 0)
+            continue
+        # Split K: each slice of images sums into its own partial gradient, read from its slice
+        # of every packed panel, and the partials are added after. One work-item summing over
+        # all images streamed each panel from memory once per row tile (the panel, ~K * 128
+        # bytes, does not stay in cache) and the few output tiles left cores idle: the CNN's
+        # weight gradients ran at 38-125 GFLOP/s (docs/performance.md, session 14).
+        per = nc // slices
+        partial = output(dev, (slices, o * q), dtype)
+        run(dev, dtype, og, q, per, p, (groups, slices), Mat(a.buf, a.off, p, 1, (og * p, per * o * p)), o * p,
+            packed, (size, per * p * nr), Mat(partial.buf, 0, q, 1, (og * q, o * q)), panel_stride=kc * nr)
+        core.run(dev, core.Layout(partial, 1, slices, o * q, 0, o * q, 1), out, core.SUM, core.IDENTITY, dtype)
     return out
+
+
+SLICE_BYTES = 256 << 10  # a slice of a packed panel that stays in a core's L2 while its work-items read it
+
+
+def _k_slices(images: int, pixels: int, row_bytes: int) -> int:
+    """Slices of the images a weight gradient's K is split into: the fewest (a divisor of
+    ``images``, so all slices are equal) whose slice of a packed panel (``row_bytes`` per row
+    of K) fits ``SLICE_BYTES``."""
+    for slices in range(1, images + 1):
+        if images % slices == 0 and images // slices * pixels * row_bytes <= SLICE_BYTES:
+            return slices
+    return images
 
 
 KERNELS: dict = {

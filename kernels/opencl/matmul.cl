@@ -226,10 +226,11 @@ inline void store_row(VT v0, VT v1, __global T* c, long c_sn, long c_so, int spl
 
 /* C[batch] = A[batch] @ unpack(Bp[batch]) (+ bias). Global size: (row tiles rounded up to the
  * work-group size, panels, batch). K = K1 * K2; A's element (m, k1 * K2 + k2) is at
- * a_off + m * a_sm + k1 * a_sk1 + k2 * a_sk2 (plus its batch offset). With accumulate set,
- * the product is added to C. */
+ * a_off + m * a_sm + k1 * a_sk1 + k2 * a_sk2 (plus its batch offset). Packed panels are b_ps
+ * elements apart: K * NR, or more where the batch splits a longer K into slices of each
+ * panel (conv2d's weight gradient). With accumulate set, the product is added to C. */
 __kernel void gemm(__global const T* A, long a_off, long a_sm, long a_sk1, long a_sk2,
-                   __global const T* Bp, __global T* C, long c_off, long c_sm, long c_sn, long c_so, int split,
+                   __global const T* Bp, long b_ps, __global T* C, long c_off, long c_sm, long c_sn, long c_so, int split,
                    __global const T* bias, long bias_off, long bias_sm, long bias_sn, int has_bias,
                    int accumulate, int M, int N, int K1, int K2,
                    long8 bshape, int bnd, long8 a_bs, long8 b_bs, long8 c_bs, long8 bias_bs,
@@ -248,7 +249,7 @@ __kernel void gemm(__global const T* A, long a_off, long a_sm, long a_sk1, long 
     C += c_off;
     bias += bias_off;
     mask += mask_off;
-    const __global T* bp = Bp + (long)get_global_id(1) * K1 * K2 * NR;
+    const __global T* bp = Bp + (long)get_global_id(1) * b_ps;
     ROWS(DECL)
 #if KBLOCK
     /* Built with KBLOCK for a long K (see matmul.py): the registers sum at most KBLOCK
