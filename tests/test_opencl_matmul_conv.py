@@ -278,6 +278,7 @@ def test_conv2d_weight_gradient_of_a_cnn_sized_batch_is_split() -> None:
     from tensorcore.backends.opencl_ops import nn_conv
 
     assert nn_conv._k_slices(8, 32 * 32, 32 * 4) == 4 and nn_conv._k_slices(8, 4, 32 * 4) == 1
+    assert nn_conv._k_slices(0, 32 * 32, 32 * 4) == 1  # no images: one (empty) launch
     x = rng.standard_normal((8, 8, 32, 32), dtype=np.float32)
     g = rng.standard_normal((8, 4, 32, 32), dtype=np.float32)
     params = {"stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 1, "kernel_size": (3, 3)}

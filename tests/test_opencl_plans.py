@@ -129,3 +129,18 @@ def test_record_keeps_launches_and_names_the_temporaries() -> None:
     assert plan.temp_bytes[plan.temps.index(out.buf)] == 300 * 4
     used = {slot for *_, slots in plan.launches for _, slot in slots}
     assert a in used  # the input's stand-in is replaced at replay
+
+
+def test_a_plan_follows_the_devices_simd_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The GEMM's tile and build follow simd_bytes (tests switch it to check the other tile):
+    # a plan made for one width must not be replayed for the other.
+    dev = _dev()
+    x, w = _data(rng.standard_normal((9, 20), dtype=np.float32)), _data(rng.standard_normal((7, 20), dtype=np.float32))
+    launched: list = []
+    launch = dev.launch
+    monkeypatch.setattr(dev, "launch", lambda kernel, *rest: launched.append(kernel) or launch(kernel, *rest))
+    for simd in (dev.simd_bytes, 96 - dev.simd_bytes):  # 64 <-> 32
+        monkeypatch.setattr(dev, "simd_bytes", simd)
+        mm.linear(dev, x, w)
+        assert launched[-1] is dev.kernel("matmul.cl", "gemm", mm.defines(dev, np.dtype(np.float32)) +
+                                          (("KBLOCK", "0"), ("ACT", "0"))), simd

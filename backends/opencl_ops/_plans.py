@@ -11,7 +11,9 @@ stand-ins for its operands' buffers too. ``replay`` allocates the temporaries an
 the recorded launches with the stand-ins replaced.
 
 A plan is valid for any call whose layouts (shapes, strides, offsets, dtypes, attributes)
-equal the recorded ones: callers key their caches on exactly those.
+and device properties equal the recorded ones: callers key their caches on all of them,
+including every device property the launcher reads (the GEMM's tile follows ``simd_bytes``,
+which tests change to build the other tile).
 """
 
 from __future__ import annotations

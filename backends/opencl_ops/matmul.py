@@ -214,8 +214,8 @@ def gemm(dev: CLDevice, dtype: np.dtype, m: int, n: int, k: int, bshape: tuple[i
     buffers: the same products come back every training step."""
     if a.buf is None or b.buf is None or c.buf is None:  # an empty operand: nothing to plan for
         return _gemm(dev, dtype, m, n, k, bshape, a, b, c, bias, activation, mask)
-    plan = _plan(dev, dtype, m, n, k, bshape, a[1:], b[1:], c[1:], bias[1:] if bias is not None else None,
-                 activation, mask[1:] if mask is not None else None)
+    plan = _plan(dev, dev.simd_bytes, dtype, m, n, k, bshape, a[1:], b[1:], c[1:],
+                 bias[1:] if bias is not None else None, activation, mask[1:] if mask is not None else None)
     replay(dev, plan, {_A: a.buf, _B: b.buf, _C: c.buf, _BIAS: bias.buf if bias is not None else None,
                        _MASK: mask.buf if mask is not None else None})
 
@@ -243,9 +243,10 @@ _A, _B, _C, _BIAS, _MASK = (Slot(n) for n in ("A", "B", "C", "bias", "mask"))
 
 
 @functools.lru_cache(maxsize=1024)
-def _plan(dev: CLDevice, dtype: np.dtype, m: int, n: int, k: int, bshape: tuple[int, ...], a: tuple, b: tuple,
-          c: tuple, bias: tuple | None, activation: str | None, mask: tuple | None) -> Plan:
-    """The launches of ``gemm`` for operands of these layouts (each a ``Mat`` without its buffer)."""
+def _plan(dev: CLDevice, simd_bytes: int, dtype: np.dtype, m: int, n: int, k: int, bshape: tuple[int, ...],
+          a: tuple, b: tuple, c: tuple, bias: tuple | None, activation: str | None, mask: tuple | None) -> Plan:
+    """The launches of ``gemm`` for operands of these layouts (each a ``Mat`` without its buffer)
+    on ``dev`` with registers of ``simd_bytes`` (in the key: the tile and its build follow it)."""
     return record(dev, lambda rec: _gemm(rec, dtype, m, n, k, bshape, Mat(_A, *a), Mat(_B, *b), Mat(_C, *c),
                                          Mat(_BIAS, *bias) if bias is not None else None, activation,
                                          Mat(_MASK, *mask) if mask is not None else None))[0]

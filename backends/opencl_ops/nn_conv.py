@@ -176,11 +176,11 @@ SLICE_BYTES = 256 << 10  # a slice of a packed panel that stays in a core's L2 w
 def _k_slices(images: int, pixels: int, row_bytes: int) -> int:
     """Slices of the images a weight gradient's K is split into: the fewest (a divisor of
     ``images``, so all slices are equal) whose slice of a packed panel (``row_bytes`` per row
-    of K) fits ``SLICE_BYTES``."""
+    of K) fits ``SLICE_BYTES``; 1 for no images."""
     for slices in range(1, images + 1):
         if images % slices == 0 and images // slices * pixels * row_bytes <= SLICE_BYTES:
             return slices
-    return images
+    return max(images, 1)
 
 
 KERNELS: dict = {
