@@ -304,6 +304,7 @@ def optimize(graph: Graph) -> dict[str, int]:
     """The rewrite pipeline before placement: returns what each pass changed."""
     # imported here: the pattern rewrites build on this module's helpers
     from tensorcore.graph.rewrite_linear import fold_activations, matmul_bias_to_linear, relu_backward_to_epilogue
+    from tensorcore.graph.rewrite_pool import relu_backward_before_pool
     from tensorcore.graph.rewrite_sgd import updates_to_sgd_step
 
     stats = {"dead code": eliminate_dead_code(graph), "constants folded": fold_constants(graph)}
@@ -315,6 +316,7 @@ def optimize(graph: Graph) -> dict[str, int]:
     stats["matmul+bias -> linear"] = matmul_bias_to_linear(graph)
     stats.update(fold_activations(graph))  # "linear+<activation> -> epilogue", one key per activation
     stats["matmul+relu_backward -> epilogue"] = relu_backward_to_epilogue(graph)
+    stats["relu_backward before max_pool2d_backward"] = relu_backward_before_pool(graph)
     stats["updates -> sgd_step"] = updates_to_sgd_step(graph)
     stats["common subexpressions"] += eliminate_common_subexpressions(graph)
     stats["dead code"] += eliminate_dead_code(graph)
