@@ -275,3 +275,19 @@ def test_no_float32_fallbacks() -> None:
             "cross_entropy_backward", "linear_backward_bias"}
     fallbacks = {k for k in tc.placement_stats()["fallbacks"] if k.split("@")[0] in ours}
     assert not fallbacks, f"fell back to cpu: {fallbacks}"
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32", "uint64", "int8", "int32"])
+def test_sum_of_negative_floats_to_an_integer_dtype_converts_as_numpy(dtype: str) -> None:
+    # float -> unsigned of a negative value is undefined in C; NumPy on x86 wraps (-1.0 to
+    # uint32 is 4294967295). The reduction's own cast gave 0 on an AVX-512 CPU, where the
+    # array-API differential test caught it.
+    a = np.array([[-1.0, -2.75, 3.5], [-0.5, 300.0, -200.0]], np.float32)
+    x = tc.asarray(a, device=DEV)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy warns about the out-of-range casts
+        for axis in (None, 0, 1):
+            np.testing.assert_array_equal(tc.sum(x, axis=axis, dtype=getattr(tc, dtype)).numpy(),
+                                          np.sum(a, axis=axis, dtype=dtype))
+            np.testing.assert_array_equal(tc.prod(x, axis=axis, dtype=getattr(tc, dtype)).numpy(),
+                                          np.prod(a, axis=axis, dtype=dtype))

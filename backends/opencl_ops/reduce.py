@@ -14,6 +14,7 @@ import numpy as np
 from tensorcore.backends.opencl import CLArray, CLDevice
 from tensorcore.backends.opencl_ops import reduce_core as core
 from tensorcore.backends.opencl_ops._common import output
+from tensorcore.backends.opencl_ops.elementwise import astype
 from tensorcore.backends.opencl_ops.movement import contiguous
 from tensorcore.backends.opencl_ops.reduce_softmax import KERNELS as SOFTMAX_KERNELS
 
@@ -35,6 +36,11 @@ def _sum_like(dev: CLDevice, x: CLArray, comb: int, axis: tuple[int, ...], keepd
     # A bool result would need logical or/and rather than + and *; NumPy's sum to bool is rare.
     if out_dtype == _BOOL:
         raise KernelUnsupported("sum/prod to bool runs on cpu")
+    if x.dtype.kind == "f" and out_dtype.kind in "iu":
+        # Floats to integers through the cast kernel, which converts as x86 NumPy does (-1.0 to
+        # uint32 is 4294967295): the reduction's own C cast of a negative float to an unsigned
+        # type is undefined, and gave 0 with AVX-512 where NumPy wraps.
+        x = astype(dev, x, out_dtype)
     return core.reduce(dev, x, axis, keepdims, comb, core.IDENTITY, out_dtype, out_dtype)
 
 
