@@ -286,6 +286,23 @@ def test_conv2d_weight_gradient_of_a_cnn_sized_batch_is_split() -> None:
     _no_fallbacks()
 
 
+@pytest.mark.parametrize("packer", ["by rows", "by channels"])
+@pytest.mark.parametrize("case", CONV_CASES, ids=str)
+def test_conv2d_weight_gradient_with_either_packer(monkeypatch: pytest.MonkeyPatch, case: tuple, packer: str) -> None:
+    """The weight gradient's columns are packed by panel rows for few images x channels and by
+    channels otherwise (ROWS_BELOW); both packers, forced, give the cpu's gradient."""
+    from tensorcore.backends.opencl_ops import nn_conv
+
+    monkeypatch.setattr(nn_conv, "ROWS_BELOW", 1 << 30 if packer == "by rows" else 0)
+    n, c, h, w, o, k, stride, padding, dilation, groups = case
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    params = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    g = rng.standard_normal(_run("conv2d", [x, rng.standard_normal((o, c // groups) + k).astype(np.float32)],
+                                 params, "cpu").shape).astype(np.float32)
+    _same_as_cpu("conv2d_backward_weight", [x, g], {"kernel_size": k, **params}, rtol=1e-4, atol=1e-4)
+    _no_fallbacks()
+
+
 def test_conv2d_in_chunks_of_images(monkeypatch: pytest.MonkeyPatch) -> None:
     from tensorcore.backends.opencl_ops import nn_conv
 

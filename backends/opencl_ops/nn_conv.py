@@ -141,14 +141,22 @@ def conv2d_backward_weight(dev: CLDevice, x: CLArray, g: CLArray, *, kernel_size
     g = contiguous(g)
     nr = panel_width(dev, dtype)
     panels = -(-q // nr)
-    pack = _kernel(dev, "im2col_panels_t", dtype)
     chunk = _chunk(groups * panels * nr * p, dtype.itemsize)
+    # By panel rows where images x channels are too few work-items for the cores (conv1 of the
+    # CNN, 3 channels: 1.2 ms against 2.4); by channels otherwise (conv2, 32 channels: 1.7 ms
+    # against 2.8 by rows; docs/performance.md, session 14).
+    by_rows = min(chunk, n) * c < ROWS_BELOW
+    pack = _kernel(dev, "im2col_panels_t_rows" if by_rows else "im2col_panels_t", dtype)
     for n0 in range(0, max(n, 1), chunk):  # at least once: no images still writes zeros
         nc = min(chunk, n - n0)
         kc = nc * p
         size = panels * nr * kc  # one packed group
         packed = output(dev, (max(groups * size, 1),), dtype)
-        if kc:
+        if kc and by_rows:
+            items = groups * panels * nc * ho
+            dev.launch(pack, *_rows(items), packed.buf, x.buf, x.offset + n0 * x.strides[0], vec(x.strides, 4),
+                       nc, cg, h, wd, *_geometry((kh, kw), stride, padding, dilation), ho, wo, panels, items)
+        elif kc:
             dev.launch(pack, *_rows(nc * c), packed.buf, x.buf, x.offset + n0 * x.strides[0], vec(x.strides, 4),
                        nc, cg, h, wd, *_geometry((kh, kw), stride, padding, dilation), ho, wo, nc * c)
         slices = _k_slices(nc, p, nr * dtype.itemsize) if nc == n else 1
@@ -170,6 +178,7 @@ def conv2d_backward_weight(dev: CLDevice, x: CLArray, g: CLArray, *, kernel_size
     return out
 
 
+ROWS_BELOW = 1024  # images x channels under which the weight gradient's columns are packed by rows
 SLICE_BYTES = 256 << 10  # a slice of a packed panel that stays in a core's L2 while its work-items read it
 
 

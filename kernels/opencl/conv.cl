@@ -145,6 +145,38 @@ __kernel void im2col_panels_t(__global T* out, __global const T* x, long x_off, 
     }
 }
 
+/* im2col_panels_t by rows of the panel: one work-item per (group, panel, image, output row)
+ * writes that row's Wo panel rows, NR taps each, a contiguous block no other work-item touches
+ * (im2col_panels_t writes each channel's taps down the panels, so up to NR / (kH * kW)
+ * work-items share every cache line it writes). Same output. */
+__kernel void im2col_panels_t_rows(__global T* out, __global const T* x, long x_off, long4 xs,
+                                   int N, int Cg, int H, int W, int kh, int kw, int sh, int sw,
+                                   int ph, int pw, int dh, int dw, int Ho, int Wo, int panels, int items) {
+    int e = get_global_id(0);
+    if (e >= items) return;
+    int ho = e % Ho, t = e / Ho;
+    int n = t % N;
+    t /= N;
+    int panel = t % panels, g = t / panels;
+    int taps = kh * kw, Q = Cg * taps;
+    long K = (long)N * Ho * Wo;
+    __global T* o = out + ((long)(g * panels + panel) * K + ((long)n * Ho + ho) * Wo) * NR;
+    const __global T* src = x + x_off + n * xs.s0 + (long)g * Cg * xs.s1;
+    for (int j = 0; j < NR; ++j) {
+        int q = panel * NR + j;
+        int c = q / taps, r = q % taps;
+        int y = ho * sh + (r / kw) * dh - ph, dx = (r % kw) * dw - pw;
+        int lo, hi;
+        valid_columns(dx, sw, W, Wo, &lo, &hi);
+        if (q >= Q || y < 0 || y >= H) lo = hi = Wo;
+        const __global T* row = src + c * xs.s1 + y * xs.s2 + dx * xs.s3;
+        __global T* d = o + j;
+        for (int wo = 0; wo < lo; ++wo) d[wo * NR] = 0;
+        for (int wo = lo; wo < hi; ++wo) d[wo * NR] = row[wo * sw * xs.s3];
+        for (int wo = hi; wo < Wo; ++wo) d[wo * NR] = 0;
+    }
+}
+
 /* col2im for conv2d_backward_input: gx[n0 + n, c, y, x] = sum over the taps (i, j) that read
  * (y, x) of cols[n][g][(c % Cg, i, j)][(ho, wo)], cols contiguous (images, G, Cg*kH*kW, Ho*Wo).
  * One work-item per plane (n, c) of gx: it zeroes each row, then adds each tap's columns in
