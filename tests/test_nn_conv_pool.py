@@ -214,7 +214,9 @@ def test_the_2x2_max_pool_picks_what_the_scan_of_every_tap_picks(dtype: Any, dat
     floating = np.dtype(dtype).kind == "f"
     if data in ("signed zeros", "infinities", "nan") and not floating:
         pytest.skip("a float case")
-    x = rng.integers(0, 3, (2, 3, 7, 9)).astype(dtype)  # odd sizes: the last row and column are not pooled
+    # odd sizes (the last row and column are not pooled), and planes wide enough for NumPy's
+    # vector loops (which must break -0.0/+0.0 ties as its scalar ones do)
+    x = rng.integers(0, 3, (2, 3, 7, 9) if data != "signed zeros" else (2, 2, 6, 67)).astype(dtype)
     if data == "signed zeros":
         x = np.where(rng.random(x.shape) < 0.5, -0.0, 0.0).astype(dtype) - (x == 2).astype(dtype)
     elif data == "infinities":
@@ -231,6 +233,15 @@ def test_the_2x2_max_pool_picks_what_the_scan_of_every_tap_picks(dtype: Any, dat
     assert values.tobytes() == want_values.tobytes()  # bit for bit: signs of zeros and NaNs too
     np.testing.assert_array_equal(indices, want_indices)
     np.testing.assert_array_equal(indices, _first_maximum_indices(x))
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.complex64])
+def test_the_2x2_max_pool_refuses_what_every_max_pool_refuses(dtype: Any) -> None:
+    from tensorcore.ops.pooling import _max_pool_ref
+
+    for kernel in ((2, 2), (3, 3)):  # the fast path and the scan over taps alike
+        with pytest.raises(ValueError):
+            _max_pool_ref(np.zeros((1, 1, 6, 6), dtype), kernel_size=kernel, stride=kernel, padding=(0, 0))
 
 
 def test_pool_bad_inputs(device: str) -> None:

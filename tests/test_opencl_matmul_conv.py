@@ -303,6 +303,22 @@ def test_conv2d_weight_gradient_with_either_packer(monkeypatch: pytest.MonkeyPat
     _no_fallbacks()
 
 
+@pytest.mark.parametrize("packer", ["by rows", "by channels"])
+def test_conv2d_weight_gradient_of_a_channels_last_view(monkeypatch: pytest.MonkeyPatch, packer: str) -> None:
+    """The packers read x through its strides: an NHWC array seen as NCHW (a view on the device)."""
+    from tensorcore.backends.opencl_ops import nn_conv
+
+    monkeypatch.setattr(nn_conv, "ROWS_BELOW", 1 << 30 if packer == "by rows" else 0)
+    nhwc = rng.standard_normal((3, 9, 8, 6)).astype(np.float32)
+    g = rng.standard_normal((3, 4, 9, 8)).astype(np.float32)
+    attrs = {"kernel_size": (3, 3), "stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 2}
+    x_view = tc.permute_dims(_on(nhwc), (0, 3, 1, 2))
+    got = apply(OPS["conv2d_backward_weight"], (x_view, _on(g)), attrs).numpy()
+    want = _run("conv2d_backward_weight", [np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2)), g], attrs, "cpu")
+    _close(got, want, rtol=1e-4, atol=1e-4)
+    _no_fallbacks()
+
+
 def test_conv2d_in_chunks_of_images(monkeypatch: pytest.MonkeyPatch) -> None:
     from tensorcore.backends.opencl_ops import nn_conv
 

@@ -146,6 +146,8 @@ def cumulative_sum(dev: CLDevice, x: CLArray, *, axis: int, dtype: Any, include_
     if out_dtype.kind not in "iuf" or x.dtype.kind not in "biuf":
         raise KernelUnsupported(f"no OpenCL cumulative_sum from {x.dtype} to {out_dtype}")
     core.supported(dev, x.dtype, out_dtype)
+    if x.dtype.kind == "f" and out_dtype.kind in "iu":
+        x = astype(dev, x, out_dtype)  # as NumPy converts (see _sum_like), not the scan's own C cast
     shape = tuple(n + 1 if i == axis and include_initial else n for i, n in enumerate(x.shape))
     return core.scan(dev, x, axis, output(dev, shape, out_dtype), include_initial)
 

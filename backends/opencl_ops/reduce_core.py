@@ -239,10 +239,10 @@ def reduce(dev: CLDevice, x: CLArray, axes: tuple[int, ...], keepdims: bool, com
     supported(dev, x.dtype, acc, out_dtype)
     if x.buf is None:
         return _reduce(dev, x, axes, keepdims, comb, mapping, acc, out_dtype, mean)
-    plan, out = _plan(dev, x.shape, x.dtype, x.strides, x.offset, tuple(axes), keepdims, comb, mapping,
-                      np.dtype(acc), np.dtype(out_dtype), mean)
+    plan, (out_slot, shape, dtype) = _plan(dev, x.shape, x.dtype, x.strides, x.offset, tuple(axes), keepdims, comb,
+                                           mapping, np.dtype(acc), np.dtype(out_dtype), mean)
     temps = dict(zip(plan.temps, replay(dev, plan, {_X: x.buf})))
-    return CLArray(dev, temps.get(out.buf), out.shape, out.dtype)
+    return CLArray(dev, temps.get(out_slot), shape, dtype)
 
 
 _X = Slot("x")
@@ -251,11 +251,12 @@ _X = Slot("x")
 @functools.lru_cache(maxsize=1024)
 def _plan(dev: CLDevice, shape: tuple[int, ...], dtype: np.dtype, strides: tuple[int, ...], offset: int,
           axes: tuple[int, ...], keepdims: bool, comb: int, mapping: int, acc: np.dtype, out_dtype: np.dtype,
-          mean: bool) -> tuple[Plan, CLArray]:
-    """The launches of ``reduce`` for an input of this layout, and its output as recorded (the
-    output's buffer is one of the plan's temporaries, or None for an empty output)."""
-    return record(dev, lambda rec: _reduce(rec, CLArray(rec, _X, shape, dtype, strides, offset), axes, keepdims,
-                                           comb, mapping, acc, out_dtype, mean))
+          mean: bool) -> tuple[Plan, tuple]:
+    """The launches of ``reduce`` for an input of this layout, and its output's (slot among the
+    plan's temporaries, or None for an empty output; shape; dtype)."""
+    plan, out = record(dev, lambda rec: _reduce(rec, CLArray(rec, _X, shape, dtype, strides, offset), axes,
+                                                keepdims, comb, mapping, acc, out_dtype, mean))
+    return plan, (out.buf, out.shape, out.dtype)  # not the array: it would keep the recorder alive
 
 
 def _reduce(dev: CLDevice, x: CLArray, axes: tuple[int, ...], keepdims: bool, comb: int, mapping: int,

@@ -41,7 +41,7 @@ def _taps(kernel: _Pair, stride: _Pair, out: _Pair) -> Any:
 
 
 def _max_pool_ref(x: np.ndarray, *, kernel_size: _Pair, stride: _Pair, padding: _Pair) -> tuple[np.ndarray, np.ndarray]:
-    if kernel_size == stride == (2, 2) and padding == (0, 0) and x.size:
+    if kernel_size == stride == (2, 2) and padding == (0, 0) and x.size and x.dtype.kind in "iuf":
         pooled = _max_pool_2x2(x)
         if pooled is not None:
             return pooled
