@@ -139,12 +139,13 @@ def pack(dev: CLDevice, dtype: np.dtype, b: Mat, k: int, n: int, bshape: tuple[i
 # The kernel's epilogues (ACT in matmul.cl): linear's and conv2d's activations
 # (ops/_nn.EPILOGUES) and matmul_relu_backward's mask.
 ACT = {None: 0, "relu": 1, "relu_backward": 2, "gelu": 3, "gelu_tanh": 4, "sigmoid": 5, "tanh": 6}
+SGD = 7  # the epilogue of linear_weight_sgd_step: C - rate * (A @ B)
 
 
 def run(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape: tuple[int, ...],
         a: Mat, a_sk1: int, packed: CLArray, packed_bstrides: tuple[int, ...], c: Mat, bias: Mat | None = None,
         accumulate: bool = False, split: int = 0, c_so: int = 0, activation: str | None = None,
-        mask: Mat | None = None, panel_stride: int = 0) -> None:
+        mask: Mat | None = None, panel_stride: int = 0, update: tuple | None = None) -> None:
     """Enqueue ``C = A @ B (+ bias)`` (``C += A @ B`` if ``accumulate``) with B already packed.
 
     A's element (batch, i, k1 * K2 + k2) is at ``a.off + i * a.s0 + k1 * a_sk1 + k2 * a.s1``.
@@ -153,10 +154,12 @@ def run(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape
     ``activation`` (a key of ``ACT``) is applied to each result as it is stored;
     ``"relu_backward"`` multiplies it by ``mask > 0``, ``mask`` read like C (one matrix, no split).
     Packed panels are ``panel_stride`` elements apart (default ``K1 * K2 * NR``: whole panels;
-    more where each batch entry reads a slice of longer panels).
+    more where each batch entry reads a slice of longer panels). With ``update`` = (learning
+    rate buffer, its offset, its C type, this thread's error record), C holds a parameter and
+    becomes ``C - rate * (A @ B)`` (the SGD epilogue), unless the record is set.
     """
     launch = _gemm_launch(dev, dtype, m, n, k1, k2, bshape, a, a_sk1, packed.buf, packed_bstrides, c, bias,
-                          accumulate, split, c_so, activation, mask, panel_stride)
+                          accumulate, split, c_so, activation, mask, panel_stride, update)
     if launch is not None:
         dev.launch(*launch)
 
@@ -164,8 +167,10 @@ def run(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape
 def _gemm_launch(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: int, bshape: tuple[int, ...],
                  a: Mat, a_sk1: int, packed_buf: Any, packed_bstrides: tuple[int, ...], c: Mat, bias: Mat | None,
                  accumulate: bool, split: int, c_so: int, activation: str | None, mask: Mat | None,
-                 panel_stride: int = 0) -> tuple | None:
+                 panel_stride: int = 0, update: tuple | None = None) -> tuple | None:
     """``run``'s launch as (kernel, global size, local size, *arguments), or None for an empty product."""
+    if update is not None and (activation is not None or accumulate or bias is not None or bshape or split):
+        raise ValueError("the SGD epilogue updates one matrix: no activation, bias, batch or split")
     if activation is not None and accumulate:
         raise ValueError("an activation applies to a finished product, not to one accumulated over launches")
     if (activation == "relu_backward") != (mask is not None) or (mask is not None and (bshape or split)):
@@ -178,15 +183,17 @@ def _gemm_launch(dev: CLDevice, dtype: np.dtype, m: int, n: int, k1: int, k2: in
     nr = panel_width(dev, dtype)
     b = bias if bias is not None else Mat(c.buf, 0, 0, 0, ())
     batched = count > 1
-    kern = dev.kernel("matmul.cl", "gemm", defines(dev, dtype) + (("KBLOCK", str(KBLOCK if k1 * k2 > LONG_K else 0)),
-                                                               ("ACT", str(ACT[activation]))))
+    act = (("ACT", str(SGD)), ("LRT", update[2])) if update is not None else (("ACT", str(ACT[activation])),)
+    kern = dev.kernel("matmul.cl", "gemm", defines(dev, dtype) + (("KBLOCK", str(KBLOCK if k1 * k2 > LONG_K else 0)),)
+                      + act)
     return (kern, (-(-rows // group) * group, -(-n // nr), count), (group, 1, 1),
             a.buf if a.buf is not None else c.buf, a.off, a.s0, a_sk1, a.s1,
             packed_buf, panel_stride or k1 * k2 * nr, c.buf, c.off, c.s0, c.s1, c_so, split or n,
-            b.buf, b.off, b.s0, b.s1, int(bias is not None), int(accumulate), m, n, k1, k2,
+            b.buf, b.off, b.s0, b.s1, int(bias is not None), int(accumulate or update is not None), m, n, k1, k2,
             vec(bshape, 8, 1) if batched else vec(()), len(bshape) if batched else 0,
             *((vec(a.bstrides), vec(packed_bstrides), vec(c.bstrides), vec(b.bstrides)) if batched else (vec(()),) * 4),
-            *((mask.buf, mask.off, mask.s0, mask.s1) if mask is not None else (c.buf, 0, 0, 0)))
+            *((mask.buf, mask.off, mask.s0, mask.s1) if mask is not None else (c.buf, 0, 0, 0)),
+            *((update[0], update[1], update[3]) if update is not None else (c.buf, 0, dev.unguarded())))
 
 
 def _cost(m: int, n: int, k: int, count: int, packs: int, vec_unit_stride: bool, a_unit_stride: bool,
@@ -222,8 +229,8 @@ def gemm(dev: CLDevice, dtype: np.dtype, m: int, n: int, k: int, bshape: tuple[i
 
 def _gemm(dev: CLDevice, dtype: np.dtype, m: int, n: int, k: int, bshape: tuple[int, ...],
           a: Mat, b: Mat, c: Mat, bias: Mat | None = None, activation: str | None = None,
-          mask: Mat | None = None) -> None:
-    """``gemm`` without a plan: it works out and enqueues its launches."""
+          mask: Mat | None = None, update: tuple | None = None) -> None:
+    """``gemm`` without a plan: it works out and enqueues its launches (``update``: see ``run``)."""
     count = math.prod(bshape)
     nr = panel_width(dev, dtype)
     b_count = math.prod([s for s, st in zip(bshape, b.bstrides) if st])
@@ -236,7 +243,8 @@ def _gemm(dev: CLDevice, dtype: np.dtype, m: int, n: int, k: int, bshape: tuple[
         bias = bias.t() if bias is not None else None
         mask = mask.t() if mask is not None else None
     packed, pstrides = pack(dev, dtype, b, k, n, bshape)
-    run(dev, dtype, m, n, 1, k, bshape, a, 0, packed, pstrides, c, bias, activation=activation, mask=mask)
+    run(dev, dtype, m, n, 1, k, bshape, a, 0, packed, pstrides, c, bias, activation=activation, mask=mask,
+        update=update)
 
 
 _A, _B, _C, _BIAS, _MASK = (Slot(n) for n in ("A", "B", "C", "bias", "mask"))
@@ -347,5 +355,33 @@ def matmul_relu_backward(dev: CLDevice, x1: CLArray, x2: CLArray, y: CLArray) ->
     return out
 
 
+def linear_weight_sgd_step(dev: CLDevice, param: CLArray, g: CLArray, x: CLArray, lr: Any,
+                           step: CLArray | None = None) -> None:
+    """``param -= rate * (g.T @ x)`` (over all leading dimensions) in one GEMM whose epilogue
+    updates each tile of ``param`` as it is stored, the gradient never written; ``step``, if given,
+    advanced by one. As ``_linear_weight_sgd_step``; nothing is written while this thread's error
+    record is set (an earlier kernel found bad input)."""
+    from tensorcore.backends.opencl_ops import optim
+
+    dtype = check_float(dev, param, g, x)
+    if not g.shape or not x.shape or g.shape[:-1] != x.shape[:-1] or \
+            tuple(param.shape) != (g.shape[-1], x.shape[-1]):
+        raise KernelUnsupported("bad shapes")  # the reference explains the error
+    optim._state(param, [])
+    if param.buf is not None and (param.buf is g.buf or param.buf is x.buf):
+        raise KernelUnsupported("the parameter shares memory with the gradient or the input")
+    acc = optim._acc(dev, dtype)
+    lr_buf, lr_off, step_buf, step_off, has_step = optim._lr_and_step(dev, lr, step, acc)
+    g2, x2 = _rows(g), _rows(x)
+    k, (m, n) = g2.shape[0], param.shape
+    guard = dev.error_guard()
+    if has_step:
+        optim.count_step(dev, step_buf, step_off, acc, guard)
+    if m and n:
+        _gemm(dev, dtype, m, n, k, (), Mat(g2.buf, g2.offset, g2.strides[1], g2.strides[0]),
+              Mat(x2.buf, x2.offset, x2.strides[0], x2.strides[1]), Mat(param.buf, param.offset, *param.strides),
+              update=(lr_buf, lr_off, ctype(acc), guard))
+
+
 KERNELS: dict = {"matmul": matmul, "linear": linear, "linear_backward_weight": linear_backward_weight,
-                 "matmul_relu_backward": matmul_relu_backward}
+                 "matmul_relu_backward": matmul_relu_backward, "linear_weight_sgd_step": linear_weight_sgd_step}

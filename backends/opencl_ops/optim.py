@@ -183,6 +183,13 @@ def sgd_step(dev: CLDevice, param: CLArray, grad: Any, velocity: CLArray | None,
     _launch(dev, "sgd_step", t, arrays, extra, param.shape, more=(("COUNT", str(count)),))
 
 
+def count_step(dev: CLDevice, step: Any, step_off: int, acc: np.dtype, guard: Any) -> None:
+    """Enqueue the optimizer's step counter (``acc``, at ``step_off`` of buffer ``step``) advanced
+    by one, unless ``guard`` (the thread's error record) is set."""
+    run(dev, "optim.cl", "count_step", (("T", CTYPES[np.dtype(acc)]), ("ACC", CTYPES[np.dtype(acc)]),
+                                        ("STRIDED", "0"), ("INTEGER", "0")), (1,), step, step_off, guard, local=(1,))
+
+
 def _schedule(dev: CLDevice, schedule: Any) -> str:
     """The C type of Adam's schedule (four contiguous elements; see ``_adam_schedule``)."""
     if not isinstance(schedule, CLArray) or schedule.shape != (4,):

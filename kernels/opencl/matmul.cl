@@ -5,7 +5,10 @@
  * -DKBLOCK=<0, or products per register sum when K is long> and -DACT=<0; 1: relu applied
  * as the tile is stored, after the bias; 2: relu_backward's mask, each value times
  * (mask > 0), the mask read like C through its own strides, one matrix only; 3: gelu (erf);
- * 4: gelu's tanh form; 5: sigmoid; 6: tanh, each applied like relu> (gemm only).
+ * 4: gelu's tanh form; 5: sigmoid; 6: tanh, each applied like relu; 7: a plain SGD step into
+ * C, which then holds the parameter: C - rate * (A @ B) with rate = (T)lr[lr_off] (the host sets
+ * accumulate), nothing written while the launching thread's error record `guard` is set>
+ * (gemm only), and -DLRT=<the learning rate's type> with ACT 7.
  *
  * C (M x N) = A (M x K) @ B (K x N), batched over up to 8 broadcast batch dimensions.
  * - B, the "vector side", is packed beforehand into column panels of NR = 2 * VW columns:
@@ -24,6 +27,9 @@
 
 #ifndef ACT
 #define ACT 0
+#endif
+#ifndef LRT
+#define LRT T /* the learning rate's type (ACT 7; the others take a dummy buffer) */
 #endif
 /* Literals of T (T_BITS: 32 for float, 64 for double). */
 #if T_BITS == 64
@@ -234,11 +240,16 @@ __kernel void gemm(__global const T* A, long a_off, long a_sm, long a_sk1, long 
                    __global const T* bias, long bias_off, long bias_sm, long bias_sn, int has_bias,
                    int accumulate, int M, int N, int K1, int K2,
                    long8 bshape, int bnd, long8 a_bs, long8 b_bs, long8 c_bs, long8 bias_bs,
-                   __global const T* mask, long mask_off, long mask_sm, long mask_sn) {
+                   __global const T* mask, long mask_off, long mask_sm, long mask_sn,
+                   __global const LRT* lr, long lr_off, __global const int* guard) {
     int row0 = get_global_id(0) * MR;
     int col0 = get_global_id(1) * NR;
     long batch = get_global_id(2);
     if (row0 >= M) return;
+#if ACT == 7
+    if (GUARDED(guard)) return;  /* an earlier kernel of this thread found bad input: no update */
+    const T rate = (T)lr[lr_off];  /* rounded to T, as sgd_step rounds it */
+#endif
     if (bnd) {
         A += strided_offset(batch, bshape, a_bs, bnd);
         Bp += strided_offset(batch, bshape, b_bs, bnd);
@@ -288,6 +299,12 @@ __kernel void gemm(__global const T* A, long a_off, long a_sm, long a_sk1, long 
         }
         ROWS(NEXT_K1)
     }
+#endif
+#if ACT == 7
+    /* -rate * acc, added to C by the store (accumulate): C - rate * acc rounded as sgd_step
+     * rounds param - rate * grad (a product, then a sum: separate statements, not contracted) */
+#define SCALE(r) c##r##_0 *= -rate; c##r##_1 *= -rate;
+    ROWS(SCALE)
 #endif
 #if MR == 8
     /* C written through transposed strides (the GEMM ran as C.T = B.T @ A.T): a column of the

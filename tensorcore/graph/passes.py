@@ -306,6 +306,7 @@ def optimize(graph: Graph) -> dict[str, int]:
     from tensorcore.graph.rewrite_linear import fold_activations, matmul_bias_to_linear, relu_backward_to_epilogue
     from tensorcore.graph.rewrite_pool import relu_backward_before_pool
     from tensorcore.graph.rewrite_sgd import updates_to_sgd_step
+    from tensorcore.graph.rewrite_sgd_gemm import weight_gradient_into_sgd
 
     stats = {"dead code": eliminate_dead_code(graph), "constants folded": fold_constants(graph)}
     stats["simplified"] = simplify(graph) + simplify(graph)  # the second removes identities the first made
@@ -318,6 +319,7 @@ def optimize(graph: Graph) -> dict[str, int]:
     stats["matmul+relu_backward -> epilogue"] = relu_backward_to_epilogue(graph)
     stats["relu_backward before max_pool2d_backward"] = relu_backward_before_pool(graph)
     stats["updates -> sgd_step"] = updates_to_sgd_step(graph)
+    stats["weight gradient+sgd_step -> one GEMM"] = weight_gradient_into_sgd(graph)
     stats["common subexpressions"] += eliminate_common_subexpressions(graph)
     stats["dead code"] += eliminate_dead_code(graph)
     return stats

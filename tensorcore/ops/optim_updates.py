@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from tensorcore.ops.dense import _linear_backward_weight_ref
 from tensorcore.ops.registry import Op, define
 
 
@@ -102,6 +103,16 @@ def _sgd_step(param: np.ndarray, grad: np.ndarray, velocity: Any, lr: Any, step:
     _count(step)
 
 
+def _linear_weight_sgd_step(param: np.ndarray, g: np.ndarray, x: np.ndarray, lr: Any, step: Any = None) -> None:
+    """``linear_backward_weight(g, x)`` and a plain SGD step of ``param`` along it, in one op:
+    ``param -= rate * (g.T @ x)`` over all leading dimensions, ``step`` advanced if given. The
+    graph rewrite of ``graph/rewrite_sgd_gemm.py`` makes it from the two ops, and this reference
+    runs their two references, so ``cpu`` gives their bits; a device kernel applies the update
+    as its GEMM stores each tile, without writing the gradient."""
+    grad = _linear_backward_weight_ref(g, x)  # before any write: a bad shape raises here
+    _sgd_step(param, grad, None, lr, step, momentum=0.0, nesterov=False, weight_decay=0.0)
+
+
 def _check_schedule(schedule: Any) -> None:
     """Validate before anything is written (the in-place ops' rule)."""
     shape, dtype = getattr(schedule, "shape", None), getattr(schedule, "dtype", None)
@@ -153,5 +164,8 @@ ASSIGN_SUB = define(Op("assign_sub", _assign_sub, doc="dst -= src"))
 # Inputs after the target: sgd_step (grad, velocity, lr, step), adam_schedule (lr, step),
 # adam_step (grad, m, v, schedule, lr). ``mutates`` names the state each one writes.
 SGD_STEP = define(Op("sgd_step", _sgd_step, mutates=(1, 3), doc="Fused SGD step with momentum, Nesterov and weight decay."))
+# linear_weight_sgd_step (g, x, lr, step): writes the step counter too
+LINEAR_WEIGHT_SGD_STEP = define(Op("linear_weight_sgd_step", _linear_weight_sgd_step, mutates=(3,),
+                                   doc="linear's weight gradient and its plain SGD step in one op."))
 ADAM_SCHEDULE = define(Op("adam_schedule", _adam_schedule, mutates=(1,), doc="Advance Adam's bias correction by one step."))
 ADAM_STEP = define(Op("adam_step", _adam_step, mutates=(1, 2), doc="Fused Adam/AdamW step."))

@@ -117,6 +117,10 @@ def _inplace(draw: st.DrawFn, name: str) -> Case:
         velocity = draw(arg(s, dt, views=False))
         attrs = {"momentum": 0.9, "nesterov": draw(st.booleans()), "weight_decay": draw(st.sampled_from([0.0, 0.01]))}
         return Case((target, wrong, velocity, lr, None), attrs)
+    if name == "linear_weight_sgd_step":  # g and x whose product is not the target's shape
+        rows = draw(st.integers(1, 3))
+        g, x = draw(arg((rows, s[0] + 1), dt)), draw(arg((rows, s[-1]), dt))
+        return Case((draw(arg((s[0], s[-1]), dt, views=False)), g, x, lr, None))
     schedule = Arg(np.array([0.9, 0.999, 1e-3, 1e-8], dt))
     if name == "adam_schedule":
         bad = Arg(np.array([0.9, 0.999, 0.0], dt))  # 3 elements, not 4
@@ -138,5 +142,5 @@ INVALID.update({
     "reshape": _reshape(),
     **{name: _bad_index(name) for name in ("getitem", "take_along_axis", "embedding", "cross_entropy")},
     **{name: _inplace(name) for name in ("assign", "assign_add", "assign_sub", "setitem", "sgd_step",
-                                         "adam_schedule", "adam_step")},
+                                         "linear_weight_sgd_step", "adam_schedule", "adam_step")},
 })

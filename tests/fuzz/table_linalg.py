@@ -1,4 +1,5 @@
 """Fuzz specs of linear algebra (``linalg.*``), the in-place optimizer steps (``sgd_step``,
+``linear_weight_sgd_step``,
 ``adam_schedule``, ``adam_step``) and ``random``.
 
 Linear algebra draws well-conditioned inputs of each op's kind (symmetric positive definite,
@@ -147,6 +148,28 @@ def _sgd_bound(args: list, attrs: dict, eps: float) -> list:
 
 
 @st.composite
+def _linear_weight_sgd(draw: st.DrawFn) -> Case:
+    """(param (out, in), g (..., out), x (..., in), lr, step) of linear_weight_sgd_step."""
+    lead = draw(shape(max_dims=2, max_side=4, max_size=8))
+    fout, fin = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    dt = dtype_of(draw, FLOATS[1:])
+    param = draw(arg((fout, fin), dt, views=False, specials="sums"))
+    g, x = draw(arg(lead + (fout,), dt, specials="sums")), draw(arg(lead + (fin,), dt, specials="sums"))
+    lr = _scalar_tensor(draw, dt, draw(st.sampled_from([0.1, 1e-3, 0.0]))) if draw(st.integers(0, 3)) else 0.5
+    step = _scalar_tensor(draw, dt, draw(st.sampled_from([0.0, 7.0]))) if draw(st.booleans()) else None
+    return Case((param, g, x, lr, step), {})
+
+
+def _linear_weight_sgd_bound(args: list, attrs: dict, eps: float) -> list:
+    """A few roundings of the parameter, and the gradient's: one per product summed."""
+    param, g, x = (np.abs(np.asarray(a, np.float64)) for a in args[:3])
+    rows = math.prod(g.shape[:-1])
+    lr = abs(float(np.asarray(args[3]).reshape(-1)[0]))
+    grad = g.reshape(rows, g.shape[-1]).T @ x.reshape(rows, x.shape[-1])
+    return [8 * eps * (param + lr * (rows + 2) * grad), np.zeros(())]
+
+
+@st.composite
 def _adam_schedule(draw: st.DrawFn) -> Case:
     """Adam's schedule after t steps, lr and an optional step counter."""
     dt = dtype_of(draw, FLOATS[1:])
@@ -245,6 +268,7 @@ SPECS: list[Spec] = [
          Tol(ulps=4, bound=LINALG_TOL.bound, normalize=_vector_signs(0, 2))),
     Spec("linalg.svdvals", _one("full", False), LINALG_TOL),
     Spec("sgd_step", _sgd(), custom_bound(_sgd_bound), inplace=True),
+    Spec("linear_weight_sgd_step", _linear_weight_sgd(), custom_bound(_linear_weight_sgd_bound), inplace=True),
     Spec("adam_schedule", _adam_schedule(), custom_bound(_adam_schedule_bound), inplace=True),
     Spec("adam_step", _adam_step(), custom_bound(_adam_step_bound), inplace=True),
     Spec("random", _random(), EXACT, call=_random_call, reference=_random_reference),

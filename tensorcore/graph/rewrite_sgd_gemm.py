@@ -1,0 +1,135 @@
+"""A weight gradient and its plain SGD step become one GEMM that updates the weight.
+
+``sgd_step(p, linear_backward_weight(g, x), None, lr, step)`` without momentum, Nesterov or
+weight decay becomes ``linear_weight_sgd_step(p, g, x, lr, step)``: on OpenCL one GEMM whose
+epilogue writes ``p - rate * value`` over each tile of ``p``, so the gradient is never written
+and the update's pass over ``p`` and the gradient goes (1.05-1.08x for a 784-512-512-10 step
+on a Xeon; docs/performance.md, session 14), bit for bit the two nodes' result: the epilogue
+rounds as ``sgd_step`` does (a product, then a difference). On ``cpu`` the op runs the two
+references, the same work in one node, which measured no faster (0.95-1.02x on the digits
+MLP), so there the pass fires only when asked (``on_cpu=True``, as the tests do).
+
+The two nodes run at different places: a traced training step computes every weight gradient,
+then runs every update. The fused node must read each input with the value the node it
+replaces read, so it goes where one of them was, under one of two rules:
+
+- **where the update was**, if nothing between the two writes ``g`` or ``x``: both must be made
+  by ops whose results are new storage (``FRESH``: activations and gradients), so that no
+  in-place update between can reach them through a view. A function argument is not enough (a
+  caller could pass a view of a parameter that the step updates in between). ``g`` and ``x``
+  then live until the update instead of the gradient, so this place is taken only where they
+  are not larger than the gradient (a layer wider than the batch): otherwise the step's memory
+  peak could grow (it did, by a quarter, for a 64-128-128-10 MLP on a batch of 256).
+- **where the gradient was**, if nothing between the two reads or writes ``p`` (or a slot that
+  may share its storage: anything computed from it by ops outside ``FRESH``) or writes ``lr``
+  or the step counter. The first layer's weight, whose input is the function's argument, is
+  fused this way: nothing reads it after its gradient.
+
+And the rules of ``rewrite.py``: the gradient has the update as its only reader and is not
+returned, one device, whose backend has the fused kernel (``cpu``, ``opencl``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tensorcore.graph.ir import INPLACE, Graph, Literal, Node
+from tensorcore.graph.rewrite import Uses, replacement, splice
+from tensorcore.ops.registry import OPS
+
+# Ops whose every built-in kernel returns new storage, never a view of an input.
+FRESH = frozenset({
+    "linear", "matmul", "matmul_relu_backward", "conv2d", "conv2d_backward_input", "relu", "relu_backward",
+    "sigmoid", "sigmoid_backward", "tanh", "gelu", "gelu_backward", "cross_entropy_backward",
+    "softmax_backward", "log_softmax_backward", "max_pool2d_backward", "avg_pool2d_backward", "embedding",
+})
+_PLAIN = {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
+
+
+def weight_gradient_into_sgd(graph: Graph, on_cpu: bool = False) -> int:
+    """Replace each plain ``sgd_step`` of a ``linear_backward_weight`` that only it reads by one
+    ``linear_weight_sgd_step`` (see the module for where it runs; on ``cpu`` only with
+    ``on_cpu``); returns how many."""
+    uses = Uses(graph)
+    edits: dict[int, list[Node]] = {}
+    for node in graph.nodes:
+        if node.kind != INPLACE or node.op.name != "sgd_step" or id(node) in edits:
+            continue
+        if node.device.type == "cpu" and not on_cpu:
+            continue
+        found = _match(uses, node)
+        if found is None:
+            continue
+        backward, early = found
+        p, _, _, lr, step = node.args
+        fused = replacement(INPLACE, OPS["linear_weight_sgd_step"], (p, *backward.args, lr, step), {}, (),
+                            [backward, node])
+        fused.origin += " (where the gradient was)" if early else " (where the update was)"
+        edits[id(backward)], edits[id(node)] = ([fused], []) if early else ([], [fused])
+    splice(graph, edits)
+    return sum(1 for new_nodes in edits.values() if new_nodes)
+
+
+def _match(uses: Uses, update: Node) -> tuple[Node, bool] | None:
+    """(the weight gradient's node, whether the fused node goes where it was) where ``update``
+    can take it in, else None."""
+    graph = uses.graph
+    if len(update.args) != 5 or {k: update.attrs.get(k) for k in _PLAIN} != _PLAIN:
+        return None
+    p, grad, velocity, lr, step = update.args
+    backward = uses.made_by(grad, "linear_backward_weight")
+    dev = update.device
+    if (backward is None or type(velocity) is not Literal or velocity.value is not None or type(lr) is not int
+            or not (type(step) is int or (type(step) is Literal and step.value is None))
+            or not uses.only_reader(grad, update) or backward.device != dev or backward.requested != update.requested
+            or dev not in OPS["linear_weight_sgd_step"].kernels or not uses.on(dev, p, grad, lr, *backward.slots())
+            or graph.specs[grad] != graph.specs[p] or graph.specs[p].dtype.kind != "f"):
+        return None
+    between = graph.nodes[uses.position[id(backward)] + 1:uses.position[id(update)]]
+    written = _written(between)
+    g, x = backward.args
+    if all(s not in written and _fresh(uses, s) for s in (g, x)) and _nbytes(graph, g) + _nbytes(graph, x) <= \
+            _nbytes(graph, grad):
+        return backward, False
+    shared = _may_share(uses, p)
+    if (not written & ({p, lr} | ({step} if type(step) is int else set()))
+            and not any(shared & set(n.slots()) for n in between)):
+        return backward, True
+    return None
+
+
+def _nbytes(graph: Graph, slot: int) -> int:
+    spec = graph.specs[slot]
+    return math.prod(spec.shape) * spec.dtype.itemsize
+
+
+def _fresh(uses: Uses, slot: Any) -> bool:
+    """Whether ``slot`` is made by an op whose result is new storage."""
+    node = uses.producer.get(slot)
+    return node is not None and node.fallback is None and getattr(node.op, "name", None) in FRESH
+
+
+def _written(nodes: list[Node]) -> set[int]:
+    """The slots the in-place nodes among ``nodes`` write (targets and the state they mutate)."""
+    found: set[int] = set()
+    for node in nodes:
+        if node.kind == INPLACE:
+            found.add(node.args[0])
+            found.update(node.args[i + 1] for i in node.op.mutates
+                         if i + 1 < len(node.args) and type(node.args[i + 1]) is int)
+    return found
+
+
+def _may_share(uses: Uses, slot: int) -> set[int]:
+    """``slot`` and every slot computed from it by ops outside ``FRESH`` (views among them)."""
+    found, todo = set(), [slot]
+    while todo:
+        s = todo.pop()
+        if s in found:
+            continue
+        found.add(s)
+        for reader in uses.readers.get(s, []):
+            if reader.kind != INPLACE and getattr(reader.op, "name", None) not in FRESH:
+                todo.extend(reader.outs)
+    return found
