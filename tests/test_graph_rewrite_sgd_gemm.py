@@ -173,3 +173,37 @@ def test_an_update_does_not_keep_more_alive_than_the_gradient_it_removes(device:
     assert stats[KEY] == 1 and "(where the gradient was)" in fn.code(*_batch(device, 40))
     for p, q in zip(fused, eager):
         assert p.numpy().tobytes() == q.numpy().tobytes()
+
+
+def test_the_idiomatic_weight_gradient_is_fused_too(device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # x @ w + b with w held (in, out), p.assign_sub(lr * g): the weight's gradient is
+    # matmul(permute_dims(x), g), and the update an sgd_step once rewrite_sgd made it one
+    from tensorcore.graph import rewrite_sgd
+
+    original = rewrite_sgd.updates_to_sgd_step
+    monkeypatch.setattr(rewrite_sgd, "updates_to_sgd_step", lambda graph: original(graph, on_cpu=True))
+
+    def run(traced: bool) -> tuple[list, object]:
+        params = [tc.Variable(np.ascontiguousarray(p.numpy().T), device=device) for p in _params(device)]
+        w1, b1, w2, b2, w3, b3 = params
+
+        def step(x: tc.Tensor, y: tc.Tensor) -> tc.Tensor:
+            with tc.GradientTape() as tape:
+                h = F.relu(x @ w1 + b1)
+                h = F.relu(h @ w2 + b2)
+                loss = F.cross_entropy(h @ w3 + b3, y)
+            for p, g in zip(params, tape.gradient(loss, params)):
+                p.assign_sub(0.05 * g)
+            return loss
+
+        fn = tc.function(step) if traced else step
+        stats = fn.stats(*_batch(device)) if traced else None
+        for _ in range(3):
+            fn(*_batch(device))
+        return params, stats
+
+    fused, stats = run(True)
+    eager, _ = run(False)
+    assert stats[KEY] == 2 and stats["updates -> sgd_step"] == 6
+    for p, q in zip(fused, eager):
+        assert p.numpy().tobytes() == q.numpy().tobytes()

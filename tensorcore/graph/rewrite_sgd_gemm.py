@@ -1,7 +1,8 @@
 """A weight gradient and its plain SGD step become one GEMM that updates the weight.
 
 ``sgd_step(p, linear_backward_weight(g, x), None, lr, step)`` without momentum, Nesterov or
-weight decay becomes ``linear_weight_sgd_step(p, g, x, lr, step)``: on OpenCL one GEMM whose
+weight decay becomes ``linear_weight_sgd_step(p, g, x, lr, step)`` (and so does the gradient of
+``x @ w`` written as users write it, ``matmul(permute_dims(g), x)`` of 2-D operands): on OpenCL one GEMM whose
 epilogue writes ``p - rate * value`` over each tile of ``p``, so the gradient is never written
 and the update's pass over ``p`` and the gradient goes (1.05-1.08x for a 784-512-512-10 step
 on a Xeon; docs/performance.md, session 14), bit for bit the two nodes' result: the epilogue
@@ -61,42 +62,62 @@ def weight_gradient_into_sgd(graph: Graph, on_cpu: bool = False) -> int:
         found = _match(uses, node)
         if found is None:
             continue
-        backward, early = found
+        backward, (g, x), early = found
         p, _, _, lr, step = node.args
-        fused = replacement(INPLACE, OPS["linear_weight_sgd_step"], (p, *backward.args, lr, step), {}, (),
-                            [backward, node])
+        fused = replacement(INPLACE, OPS["linear_weight_sgd_step"], (p, g, x, lr, step), {}, (), [backward, node])
         fused.origin += " (where the gradient was)" if early else " (where the update was)"
         edits[id(backward)], edits[id(node)] = ([fused], []) if early else ([], [fused])
     splice(graph, edits)
     return sum(1 for new_nodes in edits.values() if new_nodes)
 
 
-def _match(uses: Uses, update: Node) -> tuple[Node, bool] | None:
-    """(the weight gradient's node, whether the fused node goes where it was) where ``update``
-    can take it in, else None."""
+def _match(uses: Uses, update: Node) -> tuple[Node, tuple[int, int], bool] | None:
+    """(the weight gradient's node, the fused op's (g, x), whether the fused node goes where the
+    gradient's was) where ``update`` can take it in, else None."""
     graph = uses.graph
     if len(update.args) != 5 or {k: update.attrs.get(k) for k in _PLAIN} != _PLAIN:
         return None
     p, grad, velocity, lr, step = update.args
-    backward = uses.made_by(grad, "linear_backward_weight")
+    backward, operands = _weight_gradient(uses, grad)
     dev = update.device
     if (backward is None or type(velocity) is not Literal or velocity.value is not None or type(lr) is not int
             or not (type(step) is int or (type(step) is Literal and step.value is None))
             or not uses.only_reader(grad, update) or backward.device != dev or backward.requested != update.requested
-            or dev not in OPS["linear_weight_sgd_step"].kernels or not uses.on(dev, p, grad, lr, *backward.slots())
+            or dev not in OPS["linear_weight_sgd_step"].kernels or not uses.on(dev, p, grad, lr, *operands)
             or graph.specs[grad] != graph.specs[p] or graph.specs[p].dtype.kind != "f"):
         return None
     between = graph.nodes[uses.position[id(backward)] + 1:uses.position[id(update)]]
     written = _written(between)
-    g, x = backward.args
-    if all(s not in written and _fresh(uses, s) for s in (g, x)) and _nbytes(graph, g) + _nbytes(graph, x) <= \
-            _nbytes(graph, grad):
-        return backward, False
+    if all(s not in written and _fresh(uses, s) for s in operands) and \
+            sum(_nbytes(graph, s) for s in operands) <= _nbytes(graph, grad):
+        return backward, operands, False
     shared = _may_share(uses, p)
     if (not written & ({p, lr} | ({step} if type(step) is int else set()))
             and not any(shared & set(n.slots()) for n in between)):
-        return backward, True
+        return backward, operands, True
     return None
+
+
+def _weight_gradient(uses: Uses, grad: int) -> tuple[Node | None, tuple[int, int]]:
+    """(the node, the fused op's (g, x)) where ``grad`` is a weight gradient ``g.T @ x``: made by
+    ``linear_backward_weight(g, x)`` (``F.linear``), or by ``matmul(permute_dims(g), x)`` of 2-D
+    operands, as the gradient of ``x @ w`` reaches ``w``; else (None, ())."""
+    node = uses.made_by(grad, "linear_backward_weight")
+    if node is not None and all(type(a) is int for a in node.args):
+        return node, tuple(node.args)
+    node = uses.made_by(grad, "matmul")
+    if node is None or not all(type(a) is int for a in node.args):
+        return None, ()
+    transposed, x = node.args
+    view = uses.made_by(transposed, "permute_dims")
+    if (view is None or view.attrs.get("axes") != (1, 0) or type(view.args[0]) is not int
+            or view.device != node.device or len(uses.graph.specs[x].shape) != 2):
+        return None, ()
+    # the transpose is a view of g, which the fused op reads where it runs: nothing may write g
+    # between the view and the product (checked here) or after (the rules of _match)
+    if not uses.no_update_between(view, node):
+        return None, ()
+    return node, (view.args[0], x)
 
 
 def _nbytes(graph: Graph, slot: int) -> int:
