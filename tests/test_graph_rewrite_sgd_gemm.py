@@ -11,6 +11,7 @@ import pytest
 
 import tensorcore as tc
 import tensorcore.graph.rewrite_sgd_gemm as rewrite
+from tensorcore import placement
 from tensorcore.nn import functional as F
 
 KEY = "weight gradient+sgd_step -> one GEMM"
@@ -207,3 +208,156 @@ def test_the_idiomatic_weight_gradient_is_fused_too(device: str, monkeypatch: py
     assert stats[KEY] == 2 and stats["updates -> sgd_step"] == 6
     for p, q in zip(fused, eager):
         assert p.numpy().tobytes() == q.numpy().tobytes()
+
+
+# --- what the fused update must not move past (found by review) -------------------------------
+
+
+def _same_as_eager(device: str, make_step, calls: int = 2, expect: int | None = None):  # noqa: ANN001, ANN202
+    """Run ``make_step(params, opt)`` eagerly and traced (the pass on) from the same start;
+    the parameters and step counts must agree bit for bit, the returned values too on cpu."""
+    runs = []
+    for traced in (False, True):
+        params = _params(device)
+        opt = tc.optim.SGD(params, lr=0.05)
+        step, args = make_step(params, opt)
+        fn = tc.function(step) if traced else step
+        stats = fn.stats(*args) if traced else None
+        outs = [fn(*args) for _ in range(calls)]
+        runs.append((params, outs, opt.iterations, stats))
+    (pe, oe, ie, _), (pt, ot, it, stats) = runs
+    for p, q in zip(pe, pt):
+        assert p.numpy().tobytes() == q.numpy().tobytes()
+    for a, b in zip(oe, ot):
+        for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+            if device.startswith("cpu"):
+                assert u.numpy().tobytes() == v.numpy().tobytes()
+            else:  # a traced sum of products is one fused reduction there, rounded its own way
+                np.testing.assert_allclose(u.numpy(), v.numpy(), rtol=1e-6)
+    assert ie == it
+    if expect is not None:
+        assert stats[KEY] == expect
+    return stats
+
+
+def test_a_learning_rate_computed_from_the_step_counter(device: str) -> None:
+    # opt.step computes lr(step) after the gradients: the first layer's update cannot move
+    # before that (the learning rate would not exist yet, and the counter not be read first)
+    def make(params, opt):  # noqa: ANN001, ANN202
+        opt = tc.optim.SGD(params, lr=lambda s: 0.05 / (1.0 + s))
+        return _step_fn(params, opt), _batch(device)
+
+    _same_as_eager(device, make, calls=3, expect=1)
+
+
+def test_an_activation_written_through_a_view_between_gradient_and_update(device: str) -> None:
+    def make(params, opt):  # noqa: ANN001, ANN202
+        w1, b1, w2, b2, w3, b3 = params
+
+        def step(x: tc.Tensor, y: tc.Tensor) -> tuple:
+            with tc.GradientTape() as tape:
+                h1 = F.relu(F.linear(x, w1, b1))
+                h2 = F.relu(F.linear(h1, w2, b2))
+                loss = F.cross_entropy(F.linear(h2, w3, b3), y)
+            grads = tape.gradient(loss, params)
+            h1[0:3][...] = 1.0  # layer 2's input, written after its gradient
+            opt.step(grads)
+            return loss, h1
+
+        return step, _batch(device)
+
+    _same_as_eager(device, make)
+
+
+def test_an_argument_that_views_a_weight_read_between_gradient_and_update(device: str) -> None:
+    # the argument is a view of the first weight: the read after the gradients must see the
+    # weight before its update, so that update stays where it was
+    def make(params, opt):  # noqa: ANN001, ANN202
+        w1 = params[0]
+
+        def outer(x: tc.Tensor, y: tc.Tensor, view: tc.Tensor) -> tuple:
+            with tc.GradientTape() as tape:
+                h = F.relu(F.linear(x, w1, params[1]))
+                h = F.relu(F.linear(h, params[2], params[3]))
+                loss = F.cross_entropy(F.linear(h, params[4], params[5]), y)
+            grads = tape.gradient(loss, params)
+            probe = tc.sum(view * view)
+            opt.step(grads)
+            return loss, probe
+
+        return outer, (*_batch(device), w1[0:4])
+
+    _same_as_eager(device, make)
+
+
+def test_a_device_error_found_between_gradient_and_update_stops_every_update(device: str) -> None:
+    params = _params(device)
+    opt = tc.optim.SGD(params, lr=0.05)
+    w1, b1, w2, b2, w3, b3 = params
+
+    def step(x: tc.Tensor, y: tc.Tensor, y2: tc.Tensor) -> tuple:
+        with tc.GradientTape() as tape:
+            logits = F.linear(F.relu(F.linear(F.relu(F.linear(x, w1, b1)), w2, b2)), w3, b3)
+            loss = F.cross_entropy(logits, y)
+        grads = tape.gradient(loss, params)
+        loss2 = F.cross_entropy(logits, y2)  # a second label set, checked after the gradients
+        opt.step(grads)
+        return loss, loss2
+
+    fn = tc.function(step)
+    x, y = _batch(device)
+    fn(x, y, tc.asarray(y.numpy(), device=device))  # a second label tensor of its own (one tensor twice traces one input)
+    before = [p.numpy().copy() for p in params]
+    with pytest.raises(tc.OpError, match="out of range"):
+        out = fn(x, y, tc.asarray(np.full(6, SIZES[-1] + 4), device=device))
+        out[1].numpy()
+    for p, b in zip(params, before):
+        assert p.numpy().tobytes() == b.tobytes()
+    assert opt.iterations == 1
+
+
+def test_an_input_that_views_its_own_weight_runs_under_strict_placement(device: str) -> None:
+    # the fused kernel reads its operand from a copy when it shares the weight's memory (it
+    # declined before, and strict placement refused the step the unfused graph runs)
+    def make(params, opt):  # noqa: ANN001, ANN202
+        square = tc.Variable(np.eye(SIZES[0], dtype=np.float32) / 2, device=device)
+        params[0] = tc.Variable(np.random.default_rng(1).standard_normal((SIZES[1], SIZES[0])).astype(np.float32)
+                                / 4, device=device)
+        opt = tc.optim.SGD(params + [square], lr=0.05)
+        w1 = params[0]
+
+        def step(y: tc.Tensor) -> tc.Tensor:
+            x = w1[0:6, :SIZES[0]]  # the first layer's input: a view of its own weight
+            with tc.GradientTape() as tape:
+                h = F.relu(F.linear(x, w1, params[1]))
+                h = F.relu(F.linear(h, params[2], params[3]))
+                loss = F.cross_entropy(F.linear(h, params[4], params[5]), y)
+            opt.step(tape.gradient(loss, params) + [tc.zeros_like(square)])
+            return loss
+
+        return step, (_batch(device)[1],)
+
+    with placement.placement_policy("strict"):
+        _same_as_eager(device, make)
+
+
+@pytest.mark.parametrize("shape", [(32, 8, 64), (8, 32, 64), (5, 7, 3)], ids=str)
+def test_the_fused_op_keeps_a_negative_zero_weight(device: str, shape: tuple) -> None:
+    # p = -0.0 with a zero gradient: p - rate * 0 is -0.0 (the transposed store added +0.0 to
+    # the product without a bias, and gave +0.0)
+    from tensorcore.dispatch import apply, apply_inplace
+    from tensorcore.ops.registry import OPS
+
+    out, inp, k = shape
+    p0 = np.full((out, inp), -0.0, np.float32)
+    g = np.zeros((k, out), np.float32)
+    x = np.random.default_rng(2).standard_normal((k, inp)).astype(np.float32)
+    lr = tc.asarray(0.1, dtype=tc.float64, device=device)
+    fused, plain = tc.Variable(p0, device=device), tc.Variable(p0, device=device)
+    gt, xt = tc.asarray(g, device=device), tc.asarray(x, device=device)
+    apply_inplace(OPS["linear_weight_sgd_step"], fused, (gt, xt, lr, None), {})
+    grad = apply(OPS["linear_backward_weight"], (gt, xt), {})
+    apply_inplace(OPS["sgd_step"], plain, (grad, None, lr, None), {"momentum": 0.0, "nesterov": False,
+                                                                     "weight_decay": 0.0})
+    assert fused.numpy().tobytes() == plain.numpy().tobytes()
+    assert np.signbit(fused.numpy()).all()

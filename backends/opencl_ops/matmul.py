@@ -27,6 +27,7 @@ from tensorcore.backends.opencl import CLArray, CLDevice, contiguous_strides
 from tensorcore.backends.opencl_ops._common import ctype
 from tensorcore.backends.opencl_ops._plans import Plan, Slot, record, replay
 from tensorcore.backends.opencl_ops.movement import contiguous
+from tensorcore.backends.opencl_ops.movement_copy import copy_of
 
 from tensorcore.errors import KernelUnsupported
 
@@ -368,19 +369,20 @@ def linear_weight_sgd_step(dev: CLDevice, param: CLArray, g: CLArray, x: CLArray
             tuple(param.shape) != (g.shape[-1], x.shape[-1]):
         raise KernelUnsupported("bad shapes")  # the reference explains the error
     optim._state(param, [])
-    if param.buf is not None and (param.buf is g.buf or param.buf is x.buf):
-        raise KernelUnsupported("the parameter shares memory with the gradient or the input")
     acc = optim._acc(dev, dtype)
     lr_buf, lr_off, step_buf, step_off, has_step = optim._lr_and_step(dev, lr, step, acc)
+    # an operand in the parameter's memory (a view of it) is read from a copy: the GEMM writes
+    # the parameter while it reads its operands
+    g, x = (copy_of(a) if a.buf is not None and a.buf is param.buf else a for a in (g, x))
     g2, x2 = _rows(g), _rows(x)
     k, (m, n) = g2.shape[0], param.shape
     guard = dev.error_guard()
-    if has_step:
-        optim.count_step(dev, step_buf, step_off, acc, guard)
     if m and n:
         _gemm(dev, dtype, m, n, k, (), Mat(g2.buf, g2.offset, g2.strides[1], g2.strides[0]),
               Mat(x2.buf, x2.offset, x2.strides[0], x2.strides[1]), Mat(param.buf, param.offset, *param.strides),
               update=(lr_buf, lr_off, ctype(acc), guard))
+    if has_step:  # after the GEMM, whose allocation may fail: a step is counted once it is queued
+        optim.count_step(dev, step_buf, step_off, acc, guard)
 
 
 KERNELS: dict = {"matmul": matmul, "linear": linear, "linear_backward_weight": linear_backward_weight,

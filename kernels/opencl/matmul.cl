@@ -321,7 +321,8 @@ __kernel void gemm(__global const T* A, long a_off, long a_sm, long a_sk1, long 
         __global T* d = C + col0 * c_sn + row0;
         for (int j = 0; j < NR; ++j, d += c_sn) {
             T8 v = (T8)(t[j], t[NR + j], t[2 * NR + j], t[3 * NR + j], t[4 * NR + j], t[5 * NR + j],
-                        t[6 * NR + j], t[7 * NR + j]) + b;
+                        t[6 * NR + j], t[7 * NR + j]);
+            if (has_bias) v += b;  /* not + 0 without one: that turns -0.0 into +0.0 */
             ACTIVATE(v, T8);
 #if ACT == 2
             {

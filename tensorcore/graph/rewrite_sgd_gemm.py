@@ -14,17 +14,24 @@ The two nodes run at different places: a traced training step computes every wei
 then runs every update. The fused node must read each input with the value the node it
 replaces read, so it goes where one of them was, under one of two rules:
 
-- **where the update was**, if nothing between the two writes ``g`` or ``x``: both must be made
-  by ops whose results are new storage (``FRESH``: activations and gradients), so that no
-  in-place update between can reach them through a view. A function argument is not enough (a
-  caller could pass a view of a parameter that the step updates in between). ``g`` and ``x``
+- **where the update was**, if nothing between the two writes ``g`` or ``x`` or a view of them:
+  both must be made by ops whose results are new storage (``FRESH``: activations and
+  gradients), so that nothing else can reach them, and no in-place node between may write
+  them or any slot computed from them by other ops (a view). A function argument is not enough
+  (a caller could pass a view of a parameter that the step updates in between). ``g`` and ``x``
   then live until the update instead of the gradient, so this place is taken only where they
   are not larger than the gradient (a layer wider than the batch): otherwise the step's memory
   peak could grow (it did, by a quarter, for a 64-128-128-10 MLP on a batch of 256).
-- **where the gradient was**, if nothing between the two reads or writes ``p`` (or a slot that
-  may share its storage: anything computed from it by ops outside ``FRESH``) or writes ``lr``
-  or the step counter. The first layer's weight, whose input is the function's argument, is
-  fused this way: nothing reads it after its gradient.
+- **where the gradient was**, if moving the update earlier changes nothing anyone sees: every
+  input of the fused node (the learning rate and step counter included: a callable learning
+  rate is computed from the counter after the gradients) is made before the gradient; the
+  nodes between are only gradient and update ops (``QUIET``: none of them checks device input,
+  whose error must leave the step's parameters and counter as they were); none of them reads or
+  writes ``p`` or a slot that may share its storage (computed from it by ops outside
+  ``FRESH``, or a function argument or captured tensor of its dtype, which could be a view of
+  it), writes the learning rate, or reads or writes the step counter. The first layer's weight,
+  whose input is the function's argument, is fused this way: nothing reads it after its
+  gradient.
 
 And the rules of ``rewrite.py``: the gradient has the update as its only reader and is not
 returned, one device, whose backend has the fused kernel (``cpu``, ``opencl``).
@@ -44,6 +51,12 @@ FRESH = frozenset({
     "linear", "matmul", "matmul_relu_backward", "conv2d", "conv2d_backward_input", "relu", "relu_backward",
     "sigmoid", "sigmoid_backward", "tanh", "gelu", "gelu_backward", "cross_entropy_backward",
     "softmax_backward", "log_softmax_backward", "max_pool2d_backward", "avg_pool2d_backward", "embedding",
+})
+# Ops a fused update may move before (see the module): gradients and updates that read no labels
+# or indices, so they raise no device error that should have stopped the update.
+QUIET = frozenset({
+    "linear_backward_weight", "linear_backward_bias", "matmul", "matmul_relu_backward", "relu_backward",
+    "sigmoid_backward", "gelu_backward", "permute_dims", "sum", "sgd_step", "linear_weight_sgd_step",
 })
 _PLAIN = {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
 
@@ -86,16 +99,31 @@ def _match(uses: Uses, update: Node) -> tuple[Node, tuple[int, int], bool] | Non
             or dev not in OPS["linear_weight_sgd_step"].kernels or not uses.on(dev, p, grad, lr, *operands)
             or graph.specs[grad] != graph.specs[p] or graph.specs[p].dtype.kind != "f"):
         return None
-    between = graph.nodes[uses.position[id(backward)] + 1:uses.position[id(update)]]
+    at = uses.position[id(backward)]
+    between = graph.nodes[at + 1:uses.position[id(update)]]
     written = _written(between)
-    if all(s not in written and _fresh(uses, s) for s in operands) and \
+    if all(_fresh(uses, s) and not written & _may_share(uses, s) for s in operands) and \
             sum(_nbytes(graph, s) for s in operands) <= _nbytes(graph, grad):
         return backward, operands, False
-    shared = _may_share(uses, p)
-    if (not written & ({p, lr} | ({step} if type(step) is int else set()))
-            and not any(shared & set(n.slots()) for n in between)):
+    if _may_move_before(uses, between, written, at, p, lr, step):
         return backward, operands, True
     return None
+
+
+def _may_move_before(uses: Uses, between: list[Node], written: set[int], at: int, p: int, lr: int, step: Any) -> bool:
+    """Whether the update of ``p`` may run at node ``at`` (the gradient's) instead of after
+    ``between`` (the rules of the module)."""
+    graph = uses.graph
+    counter = {step} if type(step) is int else set()
+    made_after = {o for n in between for o in n.outs}
+    if (made_after & ({p, lr} | counter) or any(n.kind != INPLACE and getattr(n.op, "name", None) not in QUIET
+                                                   or n.kind == INPLACE and n.op.name not in QUIET for n in between)):
+        return False
+    dtype = graph.specs[p].dtype
+    outside = {s for s in (*graph.inputs, *graph.constants) if graph.specs[s].dtype == dtype and s not in (lr, step)}
+    shared = _may_share(uses, p, *outside)
+    read = {s for n in between for s in n.slots()}
+    return not (written & (shared | {lr} | counter) or read & (shared | counter))
 
 
 def _weight_gradient(uses: Uses, grad: int) -> tuple[Node | None, tuple[int, int]]:
@@ -126,7 +154,8 @@ def _nbytes(graph: Graph, slot: int) -> int:
 
 
 def _fresh(uses: Uses, slot: Any) -> bool:
-    """Whether ``slot`` is made by an op whose result is new storage."""
+    """Whether ``slot`` is made by an op whose result is new storage (views of it are not:
+    the callers check writes to what ``_may_share`` finds)."""
     node = uses.producer.get(slot)
     return node is not None and node.fallback is None and getattr(node.op, "name", None) in FRESH
 
@@ -142,9 +171,9 @@ def _written(nodes: list[Node]) -> set[int]:
     return found
 
 
-def _may_share(uses: Uses, slot: int) -> set[int]:
-    """``slot`` and every slot computed from it by ops outside ``FRESH`` (views among them)."""
-    found, todo = set(), [slot]
+def _may_share(uses: Uses, *slots: int) -> set[int]:
+    """``slots`` and every slot computed from them by ops outside ``FRESH`` (views among them)."""
+    found, todo = set(), list(slots)
     while todo:
         s = todo.pop()
         if s in found:
