@@ -18,9 +18,11 @@ which tests change to build the other tile).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import numpy as np
 from tensorcore.backends.opencl import CLArray, CLDevice
 
 
@@ -68,6 +70,7 @@ class Recorder:
         return getattr(self.dev, name)
 
     def alloc(self, nbytes: int) -> Slot | None:
+        """A stand-in for a new temporary of ``nbytes`` (None for none, as the device gives)."""
         if nbytes == 0:
             return None
         slot = Slot(f"temp{len(self.temps)}")
@@ -75,14 +78,12 @@ class Recorder:
         return slot
 
     def empty(self, shape: tuple[int, ...], dtype: Any) -> CLArray:
-        import math
-
-        import numpy as np
-
+        """A new array whose buffer is a stand-in (``CLDevice.empty``)."""
         dtype = np.dtype(dtype)
         return CLArray(self, self.alloc(math.prod(shape) * dtype.itemsize), shape, dtype)  # type: ignore[arg-type]
 
     def launch(self, kernel: Any, global_size: tuple[int, ...], local_size: tuple[int, ...] | None, *args: Any) -> None:
+        """Keep the launch (``CLDevice.launch``'s arguments) instead of enqueueing it."""
         self.launches.append((kernel, global_size, local_size, args))
 
 

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyopencl.cltypes as cltypes
 from tensorcore.backends.opencl import CLArray, CLDevice, contiguous_strides
+from tensorcore.backends.opencl_ops import optim
 from tensorcore.backends.opencl_ops._common import ctype
 from tensorcore.backends.opencl_ops._plans import Plan, Slot, record, replay
 from tensorcore.backends.opencl_ops.movement import contiguous
@@ -362,8 +363,6 @@ def linear_weight_sgd_step(dev: CLDevice, param: CLArray, g: CLArray, x: CLArray
     updates each tile of ``param`` as it is stored, the gradient never written; ``step``, if given,
     advanced by one. As ``_linear_weight_sgd_step``; nothing is written while this thread's error
     record is set (an earlier kernel found bad input)."""
-    from tensorcore.backends.opencl_ops import optim
-
     dtype = check_float(dev, param, g, x)
     if not g.shape or not x.shape or g.shape[:-1] != x.shape[:-1] or \
             tuple(param.shape) != (g.shape[-1], x.shape[-1]):

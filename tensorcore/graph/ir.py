@@ -123,10 +123,11 @@ class Graph:
                 table.setdefault(s, []).append(node)
         return table
 
-    def mutated_slots(self) -> set[int]:
-        """Slots written in place by some node (an update's target and the state it mutates)."""
+    def mutated_slots(self, nodes: list[Node] | None = None) -> set[int]:
+        """Slots written in place by some node (an update's target and the state it mutates),
+        of ``nodes`` if given, else of the whole graph."""
         found: set[int] = set()
-        for node in self.nodes:
+        for node in self.nodes if nodes is None else nodes:
             if node.kind == INPLACE:
                 found.add(node.args[0])
                 for i in node.op.mutates:

@@ -99,25 +99,23 @@ def _match(uses: Uses, update: Node) -> tuple[Node, tuple[int, int], bool] | Non
             or dev not in OPS["linear_weight_sgd_step"].kernels or not uses.on(dev, p, grad, lr, *operands)
             or graph.specs[grad] != graph.specs[p] or graph.specs[p].dtype.kind != "f"):
         return None
-    at = uses.position[id(backward)]
-    between = graph.nodes[at + 1:uses.position[id(update)]]
-    written = _written(between)
+    between = graph.nodes[uses.position[id(backward)] + 1:uses.position[id(update)]]
+    written = graph.mutated_slots(between)
     if all(_fresh(uses, s) and not written & _may_share(uses, s) for s in operands) and \
             sum(_nbytes(graph, s) for s in operands) <= _nbytes(graph, grad):
         return backward, operands, False
-    if _may_move_before(uses, between, written, at, p, lr, step):
+    if _may_move_before(uses, between, written, p, lr, step):
         return backward, operands, True
     return None
 
 
-def _may_move_before(uses: Uses, between: list[Node], written: set[int], at: int, p: int, lr: int, step: Any) -> bool:
-    """Whether the update of ``p`` may run at node ``at`` (the gradient's) instead of after
-    ``between`` (the rules of the module)."""
+def _may_move_before(uses: Uses, between: list[Node], written: set[int], p: int, lr: int, step: Any) -> bool:
+    """Whether the update of ``p`` may run where its gradient ran, before the nodes ``between``
+    (which write ``written``): the rules of the module."""
     graph = uses.graph
     counter = {step} if type(step) is int else set()
-    made_after = {o for n in between for o in n.outs}
-    if (made_after & ({p, lr} | counter) or any(n.kind != INPLACE and getattr(n.op, "name", None) not in QUIET
-                                                   or n.kind == INPLACE and n.op.name not in QUIET for n in between)):
+    made_between = {o for n in between for o in n.outs}
+    if made_between & ({p, lr} | counter) or any(getattr(n.op, "name", None) not in QUIET for n in between):
         return False
     dtype = graph.specs[p].dtype
     outside = {s for s in (*graph.inputs, *graph.constants) if graph.specs[s].dtype == dtype and s not in (lr, step)}
@@ -158,17 +156,6 @@ def _fresh(uses: Uses, slot: Any) -> bool:
     the callers check writes to what ``_may_share`` finds)."""
     node = uses.producer.get(slot)
     return node is not None and node.fallback is None and getattr(node.op, "name", None) in FRESH
-
-
-def _written(nodes: list[Node]) -> set[int]:
-    """The slots the in-place nodes among ``nodes`` write (targets and the state they mutate)."""
-    found: set[int] = set()
-    for node in nodes:
-        if node.kind == INPLACE:
-            found.add(node.args[0])
-            found.update(node.args[i + 1] for i in node.op.mutates
-                         if i + 1 < len(node.args) and type(node.args[i + 1]) is int)
-    return found
 
 
 def _may_share(uses: Uses, *slots: int) -> set[int]:
