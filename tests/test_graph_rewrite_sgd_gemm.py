@@ -361,3 +361,30 @@ def test_the_fused_op_keeps_a_negative_zero_weight(device: str, shape: tuple) ->
                                                                      "weight_decay": 0.0})
     assert fused.numpy().tobytes() == plain.numpy().tobytes()
     assert np.signbit(fused.numpy()).all()
+
+
+def test_a_learning_rate_that_views_a_variable_updated_between(device: str) -> None:
+    # A learned learning rate: the model's SGD reads a view of a Variable that another optimizer
+    # updates between the model's gradients and its step; every update must read the new rate
+    def make(params, opt):  # noqa: ANN001, ANN202
+        rate = tc.Variable(np.asarray([0.05]), device=device)  # float64, the optimizers' rate dtype
+        view = rate[0:1]
+        opt = tc.optim.SGD(params, lr=lambda s: view)
+        opt_rate = tc.optim.SGD([rate], lr=0.5)
+
+        def step(x: tc.Tensor, y: tc.Tensor) -> tc.Tensor:
+            with tc.GradientTape() as tape_rate:
+                penalty = tc.sum((rate - 0.2) * (rate - 0.2))
+            g_rate = tape_rate.gradient(penalty, [rate])
+            with tc.GradientTape() as tape:
+                h = F.relu(F.linear(x, params[0], params[1]))
+                h = F.relu(F.linear(h, params[2], params[3]))
+                loss = F.cross_entropy(F.linear(h, params[4], params[5]), y)
+            grads = tape.gradient(loss, params)
+            opt_rate.step(g_rate)  # the rate changes here
+            opt.step(grads)
+            return loss
+
+        return step, _batch(device)
+
+    _same_as_eager(device, make, calls=3)

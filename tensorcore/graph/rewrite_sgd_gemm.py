@@ -29,7 +29,8 @@ replaces read, so it goes where one of them was, under one of two rules:
   whose error must leave the step's parameters and counter as they were); none of them reads or
   writes ``p`` or a slot that may share its storage (computed from it by ops outside
   ``FRESH``, or a function argument or captured tensor of its dtype, which could be a view of
-  it), writes the learning rate, or reads or writes the step counter. The first layer's weight,
+  it), writes the learning rate or anything of its dtype (unless an op made it, the rate may be
+  a view of a tensor updated there), or reads or writes the step counter. The first layer's weight,
   whose input is the function's argument, is fused this way: nothing reads it after its
   gradient.
 
@@ -116,6 +117,10 @@ def _may_move_before(uses: Uses, between: list[Node], written: set[int], p: int,
     counter = {step} if type(step) is int else set()
     made_between = {o for n in between for o in n.outs}
     if made_between & ({p, lr} | counter) or any(getattr(n.op, "name", None) not in QUIET for n in between):
+        return False
+    # The learning rate is read earlier too: unless an op made it, it may be a view of a tensor
+    # written between (a learned rate, a bias), so nothing of its dtype may be written there.
+    if not _fresh(uses, lr) and any(graph.specs[s].dtype == graph.specs[lr].dtype for s in written):
         return False
     dtype = graph.specs[p].dtype
     outside = {s for s in (*graph.inputs, *graph.constants) if graph.specs[s].dtype == dtype and s not in (lr, step)}
