@@ -266,3 +266,16 @@ def test_a_tensor_made_inside_is_copied_through_the_host_on_a_device_without_ast
     assert second.device == tc.Device(device)
     np.testing.assert_array_equal(second.numpy(), [0.0, 0.0, 1.0])
     assert "astype" not in _op_names(traced.graph(tc.asarray([2], device=device)))
+
+
+def test_one_tensor_in_two_places_does_not_stand_for_two(device: str) -> None:
+    # f(x, x) traces one input for both places; f(x, z) must not run that graph (it computed
+    # x - x), and f(x, x) again must not run the graph of two inputs with one of them unread
+    f = tc.function(lambda a, b: a - b)
+    x = tc.asarray(np.full(3, 2.0, np.float32), device=device)
+    z = tc.asarray(np.ones(3, np.float32), device=device)
+    np.testing.assert_array_equal(f(x, x).numpy(), np.zeros(3, np.float32))
+    np.testing.assert_array_equal(f(x, z).numpy(), np.ones(3, np.float32))
+    np.testing.assert_array_equal(f(z, x).numpy(), -np.ones(3, np.float32))
+    np.testing.assert_array_equal(f(z, z).numpy(), np.zeros(3, np.float32))
+    assert f.trace_count == 2  # same-in-both-places and two tensors: one graph each

@@ -103,8 +103,12 @@ class Function:
         else:
             tensors = []
             signature = _flatten((args, kwargs), tensors)
+        # One tensor passed in two places traces as one input: a call passing two tensors there
+        # needs a graph of its own (it computed x - x for f(x, z) after tracing f(x, x)).
+        ids = [id(t) for t in tensors]
+        same = None if len(set(ids)) == len(ids) else tuple(ids.index(i) for i in ids)
         key = (signature, scoped_device(), default_device(), placement.state.strict,
-               None if cache_namespace is None else cache_namespace())
+               None if cache_namespace is None else cache_namespace(), same)
         return self._compiled.get(key), tensors, key
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
