@@ -238,6 +238,10 @@ def apply_inplace(op: Op, target: Tensor, inputs: tuple, attrs: dict[str, Any] =
     """
     if tracers and _trace_state.tracer is not None:  # recorded only: the graph applies it when it runs
         _trace_state.tracer.inplace(op, target, inputs, attrs)  # (see graph/trace.py)
+        # Counted as eager mode counts it, so a tape that recorded the target before sees the
+        # write and refuses a gradient through it while tracing too (it ran silently, on the
+        # written value). The graph's run counts its writes again; only equality is ever read.
+        _bump_version(target)
         return
     dev = target._device
     if any(isinstance(x, Tensor) and x._device is not dev for x in inputs):

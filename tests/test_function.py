@@ -279,3 +279,22 @@ def test_one_tensor_in_two_places_does_not_stand_for_two(device: str) -> None:
     np.testing.assert_array_equal(f(z, x).numpy(), -np.ones(3, np.float32))
     np.testing.assert_array_equal(f(z, z).numpy(), np.zeros(3, np.float32))
     assert f.trace_count == 2  # same-in-both-places and two tensors: one graph each
+
+
+def test_a_gradient_through_a_variable_written_in_place_is_refused_while_tracing(device: str) -> None:
+    # eager mode refuses it (the tape recorded w before the write); tracing records the write
+    # without running it, and computed the gradient from the written value instead
+    w = tc.Variable(np.ones(3, np.float32), device=device)
+
+    def step(x: tc.Tensor) -> tc.Tensor:
+        with tc.GradientTape() as tape:
+            loss = tc.sum(w * x)
+        w.assign_sub(x)  # written after the tape recorded it
+        return tape.gradient(loss, [w])[0]
+
+    x = tc.asarray(np.arange(3, dtype=np.float32), device=device)
+    with pytest.raises(tc.GradientError, match="written in place after the op was recorded"):
+        step(x)
+    w.assign(np.ones(3, np.float32))
+    with pytest.raises(tc.GradientError, match="written in place after the op was recorded"):
+        tc.function(step)(x)
