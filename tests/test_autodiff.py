@@ -263,3 +263,29 @@ def test_a_gradient_function_returning_too_few_values_is_an_error(device: str) -
         y = bad(x, x)
     with pytest.raises(tc.GradientError, match="returned 1 values for 2 inputs"):
         tape.gradient(y, x)
+
+
+@pytest.mark.parametrize("op", ["multiply", "add", "matmul", "linear"])
+def test_a_promoted_ops_gradient_reaches_each_source_in_its_own_dtype(device: str, op: str) -> None:
+    # float32 with float64 computes in float64 (the Array API's promotion); each source's
+    # gradient is the float64 gradient in the source's dtype, as JAX gives it (it raised
+    # "an op's gradient function is wrong" before)
+    from tensorcore.nn import functional as F
+
+    gen = np.random.default_rng(7)
+    a32 = gen.standard_normal((3, 4)).astype(np.float32)
+    b64 = gen.standard_normal((4, 4) if op in ("matmul", "linear") else (3, 4))
+    fn = {"multiply": lambda a, b: a * b, "add": lambda a, b: a + b, "matmul": lambda a, b: a @ b,
+          "linear": lambda a, b: F.linear(b[:3], a)}[op]  # linear: a float64 input into float32 weights
+
+    def grads(a_np: np.ndarray, b_np: np.ndarray) -> list:
+        a, b = tc.Variable(a_np, device=device), tc.Variable(b_np, device=device)
+        with tc.GradientTape() as tape:
+            y = tc.sum(fn(a, b) * fn(a, b))
+        return tape.gradient(y, [a, b])
+
+    mixed = grads(a32, b64)
+    wide = grads(a32.astype(np.float64), b64)
+    assert mixed[0].dtype == tc.float32 and mixed[1].dtype == tc.float64
+    np.testing.assert_allclose(mixed[0].numpy(), wide[0].numpy().astype(np.float32), rtol=1e-6)
+    np.testing.assert_allclose(mixed[1].numpy(), wide[1].numpy(), rtol=1e-6)

@@ -69,6 +69,12 @@ def _accumulate(grads: dict[int, Any], x: Any, g: Any, add: Any) -> None:
         from tensorcore.ops.complex_parts import real
 
         g = real(g)  # a real tensor in a complex computation: dL/dx is the real part
+    if g.dtype != x.dtype and g.dtype.kind == "f" and x.dtype.kind == "f":
+        from tensorcore.ops.logic import astype
+
+        # An op that promoted x (float32 times float64 is float64) sends back a gradient in
+        # its own dtype: x's gradient is that, in x's dtype (as JAX gives it).
+        g = astype(g, x.dtype)
     if g.shape != x.shape or g.dtype != x.dtype or g.device is not x.device:
         raise GradientError(
             f"a gradient is {g.dtype}{list(g.shape)} on {g.device} but its tensor is "
