@@ -24,6 +24,8 @@ from tensorcore.errors import KernelUnsupported
 
 CHUNK_BYTES = 64 << 20  # packed columns per launch: bounded, like the pool's working set
 LOCAL = 64  # work-items per group of the packers and col2im
+ROWS_BELOW = 1024  # images x channels under which the weight gradient's columns are packed by rows
+SLICE_BYTES = 256 << 10  # a slice of a packed panel that stays in a core's L2 while its work-items read it
 
 _Pair = tuple[int, int]
 
@@ -176,10 +178,6 @@ def conv2d_backward_weight(dev: CLDevice, x: CLArray, g: CLArray, *, kernel_size
             packed, (size, per * p * nr), Mat(partial.buf, 0, q, 1, (og * q, o * q)), panel_stride=kc * nr)
         core.run(dev, core.Layout(partial, 1, slices, o * q, 0, o * q, 1), out, core.SUM, core.IDENTITY, dtype)
     return out
-
-
-ROWS_BELOW = 1024  # images x channels under which the weight gradient's columns are packed by rows
-SLICE_BYTES = 256 << 10  # a slice of a packed panel that stays in a core's L2 while its work-items read it
 
 
 def _k_slices(images: int, pixels: int, row_bytes: int) -> int:

@@ -36,12 +36,16 @@ def _sum_like(dev: CLDevice, x: CLArray, comb: int, axis: tuple[int, ...], keepd
     # A bool result would need logical or/and rather than + and *; NumPy's sum to bool is rare.
     if out_dtype == _BOOL:
         raise KernelUnsupported("sum/prod to bool runs on cpu")
-    if x.dtype.kind == "f" and out_dtype.kind in "iu":
-        # Floats to integers through the cast kernel, which converts as x86 NumPy does (-1.0 to
-        # uint32 is 4294967295): the reduction's own C cast of a negative float to an unsigned
-        # type is undefined, and gave 0 with AVX-512 where NumPy wraps.
-        x = astype(dev, x, out_dtype)
+    x = _as_numpy_casts(dev, x, out_dtype)
     return core.reduce(dev, x, axis, keepdims, comb, core.IDENTITY, out_dtype, out_dtype)
+
+
+def _as_numpy_casts(dev: CLDevice, x: CLArray, out_dtype: np.dtype) -> CLArray:
+    """``x`` as the sums and scans read it: floats summed into integers go through the cast
+    kernel first, which converts as x86 NumPy does (-1.0 to uint32 is 4294967295); the
+    reduction kernels' own C cast of a negative float to an unsigned type is undefined, and gave
+    0 with AVX-512 where NumPy wraps."""
+    return astype(dev, x, out_dtype) if x.dtype.kind == "f" and out_dtype.kind in "iu" else x
 
 
 def sum_(dev: CLDevice, x: CLArray, *, axis: tuple[int, ...], keepdims: bool, dtype: Any) -> CLArray:
@@ -146,8 +150,7 @@ def cumulative_sum(dev: CLDevice, x: CLArray, *, axis: int, dtype: Any, include_
     if out_dtype.kind not in "iuf" or x.dtype.kind not in "biuf":
         raise KernelUnsupported(f"no OpenCL cumulative_sum from {x.dtype} to {out_dtype}")
     core.supported(dev, x.dtype, out_dtype)
-    if x.dtype.kind == "f" and out_dtype.kind in "iu":
-        x = astype(dev, x, out_dtype)  # as NumPy converts (see _sum_like), not the scan's own C cast
+    x = _as_numpy_casts(dev, x, out_dtype)
     shape = tuple(n + 1 if i == axis and include_initial else n for i, n in enumerate(x.shape))
     return core.scan(dev, x, axis, output(dev, shape, out_dtype), include_initial)
 

@@ -75,7 +75,7 @@ __kernel void sgd_step(ARR(p), ARR(g), ARR(v), int has_velocity, __global const 
 }
 
 /* Advance the optimizer's step counter step[step_off] (ACC) by one: the count of a fused update
- * whose own kernel has no work item 0 of its own to do it (linear_weight_sgd_step's GEMM). */
+ * whose kernel does not take the counter (linear_weight_sgd_step's GEMM). */
 __kernel void count_step(__global ACC* step, long step_off, __global const int* guard) {
     if ((get_global_id(0) == 0) & !GUARDED(guard)) step[step_off] += (ACC)1;
 }

@@ -53,7 +53,7 @@ def _max_pool_2x2(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     :func:`_max_pool_taps` chooses it). Each row's two columns first, then the two rows: ties
     keep the first, so the chosen element is the first maximum in the window's row-major
     order, and the values and indices are those of :func:`_max_pool_taps`, in half the passes
-    over memory (3.0 against 9.1 ms for a (64, 32, 32, 32) float32 batch on a Xeon, where it
+    over memory (3.2 against 9.0-9.4 ms for a (64, 32, 32, 32) float32 batch on a Xeon, where it
     was a quarter of the `cpu` CNN step; docs/performance.md, session 14)."""
     n, c, h, w = x.shape
     ho, wo = h // 2, w // 2
